@@ -1,0 +1,9 @@
+//! Serin: a progressive-delivery operator for Kubernetes.
+//!
+//! `api` holds the kinds; `analysis` the pure decision core; the adapters (controller, routers,
+//! metrics, notifiers, hooks) do the I/O around it. See `../shared/DESIGN.md` for the picture.
+#![forbid(unsafe_code)]
+
+pub mod api;
+
+pub mod schema;
