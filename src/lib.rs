@@ -5,5 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod cli;
+pub mod manifest;
 
 pub mod schema;

@@ -1,1 +1,21 @@
-fn main() {}
+//! The `serin` binary: parses the command line and hands over to `serin::cli`.
+
+use clap::Parser;
+use serin::cli::{self, Cli, Command};
+
+#[tokio::main]
+async fn main() {
+    let args = Cli::parse();
+    let code = match args.command {
+        Command::Crds { out_dir } => cli::crds(out_dir.as_deref()),
+        Command::Check { files } => cli::check(&files, &mut std::io::stdout()),
+        Command::Controller { kubeconfig } => cli::controller(kubeconfig).await,
+        Command::Demo => {
+            eprintln!(
+                "serin demo is coming: it needs the embedded cluster and the controller (issues 3, 5, 10)"
+            );
+            2
+        }
+    };
+    std::process::exit(code);
+}

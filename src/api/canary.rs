@@ -1,6 +1,9 @@
 //! The `Canary` kind: what to roll out (`targetRef`), how it is reached (`service`) and how it is
 //! judged (`analysis`). Pure data; no I/O.
 
+// kube's printcolumn(...) groups repeat `type_`/`priority` keys by design; clippy reads them as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

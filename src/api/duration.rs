@@ -75,9 +75,9 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
 /// Formats a duration the way Prometheus range selectors want it (whole seconds, at least 1s).
 pub fn to_prometheus_range(d: Duration) -> String {
     let secs = d.as_secs().max(1);
-    if secs % 3600 == 0 {
+    if secs.is_multiple_of(3600) {
         format!("{}h", secs / 3600)
-    } else if secs % 60 == 0 {
+    } else if secs.is_multiple_of(60) {
         format!("{}m", secs / 60)
     } else {
         format!("{secs}s")

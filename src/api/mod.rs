@@ -14,6 +14,7 @@ mod mesh;
 mod metric_template;
 mod service;
 mod status;
+pub mod validate;
 
 pub use alert_provider::*;
 pub use analysis::*;
@@ -21,6 +22,7 @@ pub use canary::*;
 pub use metric_template::*;
 pub use service::*;
 pub use status::*;
+pub use validate::{FieldError, validate};
 
 /// API group of every Serin kind.
 pub const GROUP: &str = "serin.io";

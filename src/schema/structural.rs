@@ -83,35 +83,35 @@ fn check(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
             );
             return;
         }
-    } else if let Some(ty) = s.get("type").and_then(Value::as_str) {
-        if !type_matches(ty, value) {
-            push(
-                causes,
-                CauseReason::TypeInvalid,
-                path,
-                format!(
-                    "Invalid value: \"{}\": {} in body must be of type {ty}: \"{}\"",
-                    json_type_name(value),
-                    shown(path),
-                    json_type_name(value)
-                ),
-            );
-            return;
-        }
+    } else if let Some(ty) = s.get("type").and_then(Value::as_str)
+        && !type_matches(ty, value)
+    {
+        push(
+            causes,
+            CauseReason::TypeInvalid,
+            path,
+            format!(
+                "Invalid value: \"{}\": {} in body must be of type {ty}: \"{}\"",
+                json_type_name(value),
+                shown(path),
+                json_type_name(value)
+            ),
+        );
+        return;
     }
-    if let Some(Value::Array(members)) = s.get("enum") {
-        if !members.contains(value) {
-            let list: Vec<String> = members.iter().map(|m| m.to_string()).collect();
-            push(
-                causes,
-                CauseReason::NotSupported,
-                path,
-                format!(
-                    "Unsupported value: {value}: supported values: {}",
-                    list.join(", ")
-                ),
-            );
-        }
+    if let Some(Value::Array(members)) = s.get("enum")
+        && !members.contains(value)
+    {
+        let list: Vec<String> = members.iter().map(|m| m.to_string()).collect();
+        push(
+            causes,
+            CauseReason::NotSupported,
+            path,
+            format!(
+                "Unsupported value: {value}: supported values: {}",
+                list.join(", ")
+            ),
+        );
     }
     match value {
         Value::String(text) => check_string(s, text, path, causes),
@@ -125,43 +125,43 @@ fn check(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
 
 fn check_string(s: &Map<String, Value>, text: &str, path: &str, causes: &mut Vec<Cause>) {
     let len = text.chars().count() as u64;
-    if let Some(max) = s.get("maxLength").and_then(Value::as_u64) {
-        if len > max {
-            push(
-                causes,
-                CauseReason::TooLong,
-                path,
-                format!("Too long: may not be more than {max} bytes"),
-            );
-        }
+    if let Some(max) = s.get("maxLength").and_then(Value::as_u64)
+        && len > max
+    {
+        push(
+            causes,
+            CauseReason::TooLong,
+            path,
+            format!("Too long: may not be more than {max} bytes"),
+        );
     }
-    if let Some(min) = s.get("minLength").and_then(Value::as_u64) {
-        if len < min {
+    if let Some(min) = s.get("minLength").and_then(Value::as_u64)
+        && len < min
+    {
+        push(
+            causes,
+            CauseReason::Invalid,
+            path,
+            format!(
+                "Invalid value: \"{text}\": {} in body should be at least {min} chars long",
+                shown(path)
+            ),
+        );
+    }
+    if let Some(pattern) = s.get("pattern").and_then(Value::as_str) {
+        // An unparseable pattern in someone's CRD is not the object's fault: skip it.
+        if let Ok(re) = regex::Regex::new(pattern)
+            && !re.is_match(text)
+        {
             push(
                 causes,
                 CauseReason::Invalid,
                 path,
                 format!(
-                    "Invalid value: \"{text}\": {} in body should be at least {min} chars long",
+                    "Invalid value: \"{text}\": {} in body should match '{pattern}'",
                     shown(path)
                 ),
             );
-        }
-    }
-    if let Some(pattern) = s.get("pattern").and_then(Value::as_str) {
-        // An unparseable pattern in someone's CRD is not the object's fault: skip it.
-        if let Ok(re) = regex::Regex::new(pattern) {
-            if !re.is_match(text) {
-                push(
-                    causes,
-                    CauseReason::Invalid,
-                    path,
-                    format!(
-                        "Invalid value: \"{text}\": {} in body should match '{pattern}'",
-                        shown(path)
-                    ),
-                );
-            }
         }
     }
 }
@@ -169,43 +169,43 @@ fn check_string(s: &Map<String, Value>, text: &str, path: &str, causes: &mut Vec
 fn check_number(s: &Map<String, Value>, value: &Value, path: &str, causes: &mut Vec<Cause>) {
     let Some(n) = value.as_f64() else { return };
     let exclusive = |key: &str| s.get(key).and_then(Value::as_bool) == Some(true);
-    if let Some(max) = s.get("maximum").and_then(Value::as_f64) {
-        if n > max || (exclusive("exclusiveMaximum") && n >= max) {
-            let rel = if exclusive("exclusiveMaximum") {
-                "less than"
-            } else {
-                "less than or equal to"
-            };
-            push(
-                causes,
-                CauseReason::Invalid,
-                path,
-                format!(
-                    "Invalid value: {value}: {} in body should be {rel} {}",
-                    shown(path),
-                    fmt_num(max)
-                ),
-            );
-        }
+    if let Some(max) = s.get("maximum").and_then(Value::as_f64)
+        && (n > max || (exclusive("exclusiveMaximum") && n >= max))
+    {
+        let rel = if exclusive("exclusiveMaximum") {
+            "less than"
+        } else {
+            "less than or equal to"
+        };
+        push(
+            causes,
+            CauseReason::Invalid,
+            path,
+            format!(
+                "Invalid value: {value}: {} in body should be {rel} {}",
+                shown(path),
+                fmt_num(max)
+            ),
+        );
     }
-    if let Some(min) = s.get("minimum").and_then(Value::as_f64) {
-        if n < min || (exclusive("exclusiveMinimum") && n <= min) {
-            let rel = if exclusive("exclusiveMinimum") {
-                "greater than"
-            } else {
-                "greater than or equal to"
-            };
-            push(
-                causes,
-                CauseReason::Invalid,
-                path,
-                format!(
-                    "Invalid value: {value}: {} in body should be {rel} {}",
-                    shown(path),
-                    fmt_num(min)
-                ),
-            );
-        }
+    if let Some(min) = s.get("minimum").and_then(Value::as_f64)
+        && (n < min || (exclusive("exclusiveMinimum") && n <= min))
+    {
+        let rel = if exclusive("exclusiveMinimum") {
+            "greater than"
+        } else {
+            "greater than or equal to"
+        };
+        push(
+            causes,
+            CauseReason::Invalid,
+            path,
+            format!(
+                "Invalid value: {value}: {} in body should be {rel} {}",
+                shown(path),
+                fmt_num(min)
+            ),
+        );
     }
 }
 
@@ -218,29 +218,29 @@ fn fmt_num(f: f64) -> String {
 }
 
 fn check_array(s: &Map<String, Value>, items: &[Value], path: &str, causes: &mut Vec<Cause>) {
-    if let Some(max) = s.get("maxItems").and_then(Value::as_u64) {
-        if items.len() as u64 > max {
-            push(
-                causes,
-                CauseReason::TooMany,
-                path,
-                format!("Too many: {}: must have at most {max} items", items.len()),
-            );
-        }
+    if let Some(max) = s.get("maxItems").and_then(Value::as_u64)
+        && items.len() as u64 > max
+    {
+        push(
+            causes,
+            CauseReason::TooMany,
+            path,
+            format!("Too many: {}: must have at most {max} items", items.len()),
+        );
     }
-    if let Some(min) = s.get("minItems").and_then(Value::as_u64) {
-        if (items.len() as u64) < min {
-            push(
-                causes,
-                CauseReason::Invalid,
-                path,
-                format!(
-                    "Invalid value: {}: {} in body should have at least {min} items",
-                    items.len(),
-                    shown(path)
-                ),
-            );
-        }
+    if let Some(min) = s.get("minItems").and_then(Value::as_u64)
+        && (items.len() as u64) < min
+    {
+        push(
+            causes,
+            CauseReason::Invalid,
+            path,
+            format!(
+                "Invalid value: {}: {} in body should have at least {min} items",
+                items.len(),
+                shown(path)
+            ),
+        );
     }
     if let Some(item_schema) = s.get("items") {
         for (i, item) in items.iter().enumerate() {
@@ -284,35 +284,35 @@ fn check_combinators(s: &Map<String, Value>, value: &Value, path: &str, causes: 
             causes.extend(validate_at(sub, value, path));
         }
     }
-    if let Some(Value::Array(any)) = s.get("anyOf") {
-        if !any.iter().any(passes) {
-            push(
-                causes,
-                CauseReason::Invalid,
-                path,
-                "Invalid value: must validate at least one schema (anyOf)".to_string(),
-            );
-        }
+    if let Some(Value::Array(any)) = s.get("anyOf")
+        && !any.iter().any(passes)
+    {
+        push(
+            causes,
+            CauseReason::Invalid,
+            path,
+            "Invalid value: must validate at least one schema (anyOf)".to_string(),
+        );
     }
-    if let Some(Value::Array(one)) = s.get("oneOf") {
-        if one.iter().filter(|sub| passes(sub)).count() != 1 {
-            push(
-                causes,
-                CauseReason::Invalid,
-                path,
-                "Invalid value: must validate one and only one schema (oneOf)".to_string(),
-            );
-        }
+    if let Some(Value::Array(one)) = s.get("oneOf")
+        && one.iter().filter(|sub| passes(sub)).count() != 1
+    {
+        push(
+            causes,
+            CauseReason::Invalid,
+            path,
+            "Invalid value: must validate one and only one schema (oneOf)".to_string(),
+        );
     }
-    if let Some(not) = s.get("not") {
-        if passes(not) {
-            push(
-                causes,
-                CauseReason::Invalid,
-                path,
-                "Invalid value: must not validate the schema (not)".to_string(),
-            );
-        }
+    if let Some(not) = s.get("not")
+        && passes(not)
+    {
+        push(
+            causes,
+            CauseReason::Invalid,
+            path,
+            "Invalid value: must not validate the schema (not)".to_string(),
+        );
     }
 }
 

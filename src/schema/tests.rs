@@ -136,7 +136,7 @@ mod props {
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(|i| Value::from(i)),
+            any::<i64>().prop_map(Value::from),
             any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
                 .map(Value::Number)
                 .unwrap_or(Value::Null)),

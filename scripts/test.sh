@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The project's one test command (README "Run the tests"; .ci/run calls exactly this).
+# Installs what the tests need when it is missing, then runs format, lint and every test target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*"; }
+
+need_apt=()
+# kubectl drives the embedded API server in the sim tests, as a user would.
+command -v kubectl >/dev/null 2>&1 || need_apt+=(kubectl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "installing ${need_apt[*]} (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+
+log "cargo test --all-targets"
+cargo test --all-targets

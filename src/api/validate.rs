@@ -1,0 +1,370 @@
+//! Pure validation of what the CRD schema and its CEL rules cannot say: known providers, parseable
+//! durations and URLs, a query source per metric, strategy consistency. Each error names the JSON
+//! path and says what is wrong in one sentence. No I/O.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::duration::parse_duration;
+use super::{AlertProvider, Canary, CanaryAnalysis, CanaryMetric, MetricTemplate, TargetKind};
+
+/// Providers Serin routes traffic with.
+pub const SUPPORTED_PROVIDERS: &[&str] = &[
+    "kubernetes",
+    "gatewayapi",
+    "gatewayapi:v1",
+    "gatewayapi:v1beta1",
+    "istio",
+    "linkerd",
+];
+
+/// Providers Flagger knows that Serin does not implement (yet): reported distinctly from typos.
+pub const FLAGGER_ONLY_PROVIDERS: &[&str] = &[
+    "apisix",
+    "appmesh",
+    "appmesh:v1beta2",
+    "contour",
+    "gloo",
+    "knative",
+    "kuma",
+    "nginx",
+    "osm",
+    "skipper",
+    "smi:v1alpha1",
+    "smi:v1alpha2",
+    "smi:v1alpha3",
+    "traefik",
+];
+
+/// Names of the metrics Serin computes itself from the router's telemetry.
+pub const BUILTIN_METRICS: &[&str] = &["request-success-rate", "request-duration"];
+
+/// One validation failure: the JSON path of the field and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON path such as `spec.analysis.webhooks[0].url`.
+    pub path: String,
+    /// One sentence a user understands.
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+#[derive(Default)]
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, path: &str, value: Option<&str>, min: Duration) {
+        let Some(v) = value else { return };
+        match parse_duration(v) {
+            Ok(d) if d < min => self.add(
+                path,
+                format!("'{v}' is shorter than the minimum of {}s", min.as_secs()),
+            ),
+            Ok(_) => {}
+            Err(e) => self.add(path, e.to_string()),
+        }
+    }
+
+    fn http_url(&mut self, path: &str, value: &str) {
+        match url::Url::parse(value) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            Ok(u) => self.add(
+                path,
+                format!(
+                    "URL scheme '{}' is not supported; use http or https",
+                    u.scheme()
+                ),
+            ),
+            Err(e) => self.add(path, format!("is not a valid URL ({e})")),
+        }
+    }
+
+    fn finish(self) -> Result<(), Vec<FieldError>> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self.0)
+        }
+    }
+}
+
+/// Validates a Canary beyond its schema. Returns every problem found, not only the first.
+pub fn validate(canary: &Canary) -> Result<(), Vec<FieldError>> {
+    let mut errs = Errors::default();
+    let spec = &canary.spec;
+    let provider = spec.provider.as_deref().unwrap_or("");
+    if !provider.is_empty() {
+        check_provider(&mut errs, provider);
+    }
+    match spec.target_ref.kind {
+        TargetKind::Deployment | TargetKind::DaemonSet
+            if spec.target_ref.api_version != "apps/v1" =>
+        {
+            errs.add(
+                "spec.targetRef.apiVersion",
+                format!(
+                    "must be apps/v1 for a {:?}, not '{}'",
+                    spec.target_ref.kind, spec.target_ref.api_version
+                ),
+            )
+        }
+        TargetKind::Service => errs.add(
+            "spec.targetRef.kind",
+            "Service targets are not supported; target a Deployment or DaemonSet",
+        ),
+        _ => {}
+    }
+    if spec.target_ref.name.is_empty() {
+        errs.add("spec.targetRef.name", "must not be empty");
+    }
+    if let Some(server) = &spec.metrics_server {
+        errs.http_url("spec.metricsServer", server);
+    }
+    if let Some(route) = &spec.route_ref
+        && !matches!(route.kind.as_str(), "HTTPRoute" | "GRPCRoute")
+    {
+        errs.add(
+            "spec.routeRef.kind",
+            format!(
+                "'{}' cannot be adopted; use HTTPRoute or GRPCRoute",
+                route.kind
+            ),
+        );
+    }
+    errs.duration(
+        "spec.service.timeout",
+        spec.service.timeout.as_deref(),
+        Duration::ZERO,
+    );
+    errs.duration(
+        "spec.service.backendTimeout",
+        spec.service.backend_timeout.as_deref(),
+        Duration::ZERO,
+    );
+    check_strategy(&mut errs, provider, &spec.analysis);
+    for (i, m) in spec.analysis.metrics.iter().flatten().enumerate() {
+        check_metric(&mut errs, &format!("spec.analysis.metrics[{i}]"), m);
+    }
+    check_webhooks(&mut errs, &spec.analysis);
+    errs.finish()
+}
+
+fn check_provider(errs: &mut Errors, provider: &str) {
+    if SUPPORTED_PROVIDERS.contains(&provider) {
+        return;
+    }
+    let supported = SUPPORTED_PROVIDERS.join(", ");
+    if FLAGGER_ONLY_PROVIDERS.contains(&provider) {
+        errs.add(
+            "spec.provider",
+            format!(
+                "'{provider}' is a Flagger provider Serin does not support; use one of {supported}"
+            ),
+        );
+    } else {
+        errs.add(
+            "spec.provider",
+            format!("unknown provider '{provider}'; use one of {supported}"),
+        );
+    }
+}
+
+fn check_strategy(errs: &mut Errors, provider: &str, a: &CanaryAnalysis) {
+    errs.duration(
+        "spec.analysis.interval",
+        Some(&a.interval),
+        Duration::from_secs(1),
+    );
+    let has_steps = a.step_weight.is_some() || a.step_weights.is_some();
+    if a.iterations.is_none() && !has_steps {
+        errs.add(
+            "spec.analysis",
+            "set one of stepWeight, stepWeights or iterations",
+        );
+    }
+    if a.step_weight.is_some() && a.step_weights.is_some() {
+        errs.add(
+            "spec.analysis.stepWeights",
+            "set stepWeight or stepWeights, not both",
+        );
+    }
+    if let Some(weights) = &a.step_weights {
+        if weights.is_empty() {
+            errs.add("spec.analysis.stepWeights", "must list at least one weight");
+        }
+        for (i, pair) in weights.windows(2).enumerate() {
+            if pair[1] <= pair[0] {
+                errs.add(format!("spec.analysis.stepWeights[{}]", i + 1), format!("{} does not exceed the previous weight {}; stepWeights must be strictly ascending", pair[1], pair[0]));
+            }
+        }
+        if let Some(i) = weights.iter().position(|w| *w <= 0) {
+            errs.add(
+                format!("spec.analysis.stepWeights[{i}]"),
+                "weights must be greater than 0",
+            );
+        }
+    }
+    if let (Some(step), Some(max)) = (a.step_weight, a.max_weight)
+        && step > max
+    {
+        errs.add(
+            "spec.analysis.stepWeight",
+            format!("{step} exceeds maxWeight {max}"),
+        );
+    }
+    if a.step_weight == Some(0) {
+        errs.add(
+            "spec.analysis.stepWeight",
+            "must be greater than 0, or the canary would never receive traffic",
+        );
+    }
+    if provider == "kubernetes" && a.iterations.is_none() {
+        errs.add(
+            "spec.analysis.iterations",
+            "the kubernetes provider does blue/green only; set iterations instead of step weights",
+        );
+    }
+    if a.r#match.as_ref().is_some_and(|m| !m.is_empty()) && a.iterations.is_none() {
+        errs.add(
+            "spec.analysis.iterations",
+            "A/B testing (match) needs iterations",
+        );
+    }
+    if let Some(sa) = &a.session_affinity
+        && sa.primary_cookie_name.as_deref() == Some(sa.cookie_name.as_str())
+    {
+        errs.add(
+            "spec.analysis.sessionAffinity.primaryCookieName",
+            "must differ from cookieName",
+        );
+    }
+}
+
+fn check_metric(errs: &mut Errors, path: &str, m: &CanaryMetric) {
+    let builtin = BUILTIN_METRICS.contains(&m.name.as_str());
+    if !builtin && m.template_ref.is_none() && m.query.is_none() {
+        errs.add(
+            path,
+            format!(
+                "metric '{}' is not built in ({}) and has neither templateRef nor query",
+                m.name,
+                BUILTIN_METRICS.join(", ")
+            ),
+        );
+    }
+    if m.template_ref.is_some() && m.query.is_some() {
+        errs.add(
+            format!("{path}.query"),
+            "set templateRef or query, not both",
+        );
+    }
+    if m.threshold.is_none()
+        && m.threshold_range
+            .as_ref()
+            .is_none_or(|r| r.min.is_none() && r.max.is_none())
+    {
+        errs.add(
+            format!("{path}.thresholdRange"),
+            format!(
+                "metric '{}' has no bound; set thresholdRange.min and/or max",
+                m.name
+            ),
+        );
+    }
+    if let Some(r) = &m.threshold_range
+        && let (Some(min), Some(max)) = (r.min, r.max)
+        && min > max
+    {
+        errs.add(
+            format!("{path}.thresholdRange"),
+            format!("min {min} exceeds max {max}"),
+        );
+    }
+    errs.duration(
+        &format!("{path}.interval"),
+        m.interval.as_deref(),
+        Duration::from_secs(1),
+    );
+}
+
+fn check_webhooks(errs: &mut Errors, a: &CanaryAnalysis) {
+    let mut names = HashSet::new();
+    for (i, w) in a.webhooks.iter().flatten().enumerate() {
+        let path = format!("spec.analysis.webhooks[{i}]");
+        if !names.insert(w.name.as_str()) {
+            errs.add(
+                format!("{path}.name"),
+                format!("webhook name '{}' is used twice", w.name),
+            );
+        }
+        errs.http_url(&format!("{path}.url"), &w.url);
+        errs.duration(
+            &format!("{path}.timeout"),
+            w.timeout.as_deref(),
+            Duration::from_millis(1),
+        );
+    }
+    let mut alert_names = HashSet::new();
+    for (i, alert) in a.alerts.iter().flatten().enumerate() {
+        if !alert_names.insert(alert.name.as_str()) {
+            errs.add(
+                format!("spec.analysis.alerts[{i}].name"),
+                format!("alert name '{}' is used twice", alert.name),
+            );
+        }
+    }
+}
+
+/// Validates a MetricTemplate beyond its schema.
+pub fn validate_metric_template(t: &MetricTemplate) -> Result<(), Vec<FieldError>> {
+    let mut errs = Errors::default();
+    let ty = t.spec.provider.r#type;
+    if !ty.is_supported() {
+        let name = serde_json::to_value(ty)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        errs.add("spec.provider.type", format!("'{name}' is a Flagger provider Serin does not support; use prometheus, datadog or web"));
+    }
+    if let Some(address) = &t.spec.provider.address {
+        errs.http_url("spec.provider.address", address);
+    }
+    if t.spec.query.trim().is_empty() {
+        errs.add("spec.query", "must not be empty");
+    }
+    errs.finish()
+}
+
+/// Validates an AlertProvider beyond its schema.
+pub fn validate_alert_provider(p: &AlertProvider) -> Result<(), Vec<FieldError>> {
+    let mut errs = Errors::default();
+    match (&p.spec.address, &p.spec.secret_ref) {
+        (Some(_), Some(_)) => {
+            errs.add("spec.secretRef", "set exactly one of address and secretRef")
+        }
+        (None, None) => errs.add(
+            "spec.address",
+            "set address or secretRef (a Secret with key 'address')",
+        ),
+        _ => {}
+    }
+    if let Some(address) = &p.spec.address {
+        errs.http_url("spec.address", address);
+    }
+    if let Some(proxy) = &p.spec.proxy {
+        errs.http_url("spec.proxy", proxy);
+    }
+    errs.finish()
+}

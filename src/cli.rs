@@ -1,0 +1,173 @@
+//! Command-line front end: argument definitions (clap) and the commands that need no cluster.
+//! Commands return an exit code; only `main` exits. Must not hold decision logic.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use crate::api::crd;
+use crate::manifest;
+
+/// Serin: progressive delivery for Kubernetes — canary, A/B and blue/green rollouts driven by
+/// metrics and webhooks, compatible with Flagger's Canary API.
+#[derive(Parser, Debug)]
+#[command(name = "serin", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Serin's commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the CustomResourceDefinitions of Canary, MetricTemplate and AlertProvider as YAML.
+    Crds {
+        /// Write one file per CRD into this directory instead of printing them.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+    /// Check Canary, MetricTemplate and AlertProvider manifests (serin.io or flagger.app) offline.
+    ///
+    /// Prints `ok` per valid object, or each problem with its field path; exits 1 on any problem.
+    Check {
+        /// YAML files to check (multi-document files are fine); `-` reads standard input.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Run the controller against the cluster of the current kubeconfig or in-cluster config.
+    Controller {
+        /// Path of a kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster).
+        #[arg(long, env = "KUBECONFIG", value_name = "PATH")]
+        kubeconfig: Option<PathBuf>,
+    },
+    /// Play a promotion and a rollback on an embedded cluster, no Kubernetes needed.
+    Demo,
+}
+
+/// Runs `serin crds`.
+pub fn crds(out_dir: Option<&Path>) -> i32 {
+    match out_dir {
+        None => {
+            use std::io::Write;
+            // A closed pipe (`serin crds | head`) is not an error worth a panic.
+            let _ = std::io::stdout().write_all(crd::render_all().as_bytes());
+            0
+        }
+        Some(dir) => {
+            for (file, c) in crd::all() {
+                let path = dir.join(file);
+                if let Err(e) = std::fs::write(&path, crd::to_yaml(&c)) {
+                    eprintln!("error: cannot write {}: {e}", path.display());
+                    return 1;
+                }
+            }
+            0
+        }
+    }
+}
+
+/// Runs `serin check`; returns the exit code (0 all valid, 1 any problem).
+pub fn check(files: &[PathBuf], out: &mut impl std::io::Write) -> i32 {
+    let mut failed = false;
+    for file in files {
+        let label = file.display().to_string();
+        let text = if label == "-" {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map(|_| s)
+        } else {
+            std::fs::read_to_string(file)
+        };
+        let text = match text {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = writeln!(out, "{label}: cannot read: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        failed |= !check_one(&label, &text, out);
+    }
+    i32::from(failed)
+}
+
+fn check_one(label: &str, text: &str, out: &mut impl std::io::Write) -> bool {
+    let reports = match manifest::check_text(text) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(out, "{label}: invalid YAML: {e}");
+            return false;
+        }
+    };
+    if reports.is_empty() {
+        let _ = writeln!(out, "{label}: no objects");
+        return false;
+    }
+    let mut ok = true;
+    if reports.iter().all(|r| r.skipped) {
+        // Informational: `serin check k8s/*.yaml` over a whole directory is a normal thing to run.
+        let _ = writeln!(out, "{label}: no Serin or Flagger objects");
+        return true;
+    }
+    for r in reports.iter().filter(|r| !r.skipped) {
+        let what = format!(
+            "{label}: {} {}",
+            if r.kind.is_empty() {
+                "<no kind>"
+            } else {
+                &r.kind
+            },
+            r.name
+        );
+        if r.errors.is_empty() {
+            let note = if r.from_flagger {
+                " (flagger.app/v1beta1, convertible: serin migrate)"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "{what}: ok{note}");
+        } else {
+            ok = false;
+            for e in &r.errors {
+                let _ = writeln!(out, "{what}: {e}");
+            }
+        }
+    }
+    ok
+}
+
+/// Runs `serin controller` up to the point this build supports: resolving and reaching the cluster.
+pub async fn controller(kubeconfig: Option<PathBuf>) -> i32 {
+    let config = match load_kube_config(kubeconfig).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    eprintln!(
+        "error: found cluster {} but the reconcile loop is not part of this build yet (issue 5)",
+        config.cluster_url
+    );
+    1
+}
+
+/// Resolves the kube config: an explicit kubeconfig path, else kube's inference (KUBECONFIG,
+/// ~/.kube/config, in-cluster). The error says where it looked.
+pub async fn load_kube_config(path: Option<PathBuf>) -> Result<kube::Config, String> {
+    match path {
+        Some(p) => {
+            let kc = kube::config::Kubeconfig::read_from(&p)
+                .map_err(|e| format!("cannot read kubeconfig {}: {}", p.display(), manifest::one_line(&e.to_string())))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .map_err(|e| format!("kubeconfig {} is not usable: {}", p.display(), manifest::one_line(&e.to_string())))
+        }
+        None => kube::Config::infer().await.map_err(|e| {
+            format!(
+                "no Kubernetes configuration found (no --kubeconfig, $KUBECONFIG, ~/.kube/config or in-cluster service account): {}",
+                manifest::one_line(&e.to_string())
+            )
+        }),
+    }
+}
