@@ -4,6 +4,7 @@
 //! metrics, notifiers, hooks) do the I/O around it. See `../shared/DESIGN.md` for the picture.
 #![forbid(unsafe_code)]
 
+pub mod analysis;
 pub mod api;
 pub mod cli;
 pub mod manifest;

@@ -53,6 +53,10 @@ pub struct CanaryStatus {
     /// The `metadata.generation` this status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Pre-rollout hooks passed and the canary's first route (weight, mirror or A/B match) is set:
+    /// the following ticks check metrics. Reset when a rollout starts or ends.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub analysis_started: bool,
     /// When the current analysis step began; the next one is due at lastStepTime + interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_step_time: Option<DateTime<Utc>>,

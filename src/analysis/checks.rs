@@ -1,0 +1,198 @@
+//! Evaluation of one analysis tick's checks: webhooks of a gating type and metric values against
+//! their bounds, with the `onNoData` policy. Produces the records for `status.decisions`.
+
+use super::input::{HookOutcome, MetricFailure, Observation, hooks_of};
+use crate::api::{CanaryMetric, CanarySpec, CheckRecord, HookType, OnNoData, Verdict};
+
+/// What a set of checks says about the tick.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum TickVerdict {
+    /// Every check passed (or was skipped by policy).
+    Pass,
+    /// At least one check failed; the text names the first and its value.
+    Fail { reason: String, mute_alert: bool },
+    /// No failure, but a metric had no data under `onNoData: hold`.
+    Hold(String),
+}
+
+/// Records and verdict of a tick.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Checked {
+    pub records: Vec<CheckRecord>,
+    pub verdict: TickVerdict,
+}
+
+impl Checked {
+    pub fn pass() -> Checked {
+        Checked {
+            records: Vec::new(),
+            verdict: TickVerdict::Pass,
+        }
+    }
+
+    fn add(&mut self, record: CheckRecord, mute_alert: bool) {
+        match (&self.verdict, record.verdict) {
+            (TickVerdict::Fail { .. }, _) => {}
+            (_, Verdict::Fail) => {
+                self.verdict = TickVerdict::Fail {
+                    reason: describe_failure(&record),
+                    mute_alert,
+                };
+            }
+            (TickVerdict::Pass, Verdict::NoData) => {
+                self.verdict = TickVerdict::Hold(format!("{} has no data", record.name))
+            }
+            _ => {}
+        }
+        self.records.push(record);
+    }
+
+    /// Merges another set of checks run later in the same tick.
+    pub fn extend(&mut self, other: Checked) {
+        for r in other.records {
+            self.add(
+                r,
+                matches!(
+                    other.verdict,
+                    TickVerdict::Fail {
+                        mute_alert: true,
+                        ..
+                    }
+                ),
+            );
+        }
+    }
+}
+
+fn describe_failure(r: &CheckRecord) -> String {
+    match (r.value, &r.bound, &r.message) {
+        (Some(v), Some(b), _) => format!("{} {} not {}", r.name, fmt_value(v), b),
+        (_, _, Some(m)) => format!("{}: {}", r.name, m),
+        _ => format!("{} failed", r.name),
+    }
+}
+
+/// Two decimals, as Flagger prints metric values.
+pub(crate) fn fmt_value(v: f64) -> String {
+    format!("{v:.2}")
+}
+
+/// Runs the webhooks of `kind` through their observed outcomes (spec order).
+pub(crate) fn check_hooks(spec: &CanarySpec, observed: &Observation, kind: HookType) -> Checked {
+    let mut out = Checked::pass();
+    for hook in hooks_of(spec, kind) {
+        let outcome = observed
+            .hooks
+            .get(&hook.name)
+            .cloned()
+            .unwrap_or_else(|| HookOutcome::Unreachable("not called".to_string()));
+        let record = CheckRecord {
+            name: hook.name.clone(),
+            value: None,
+            bound: None,
+            verdict: if outcome.is_success() {
+                Verdict::Pass
+            } else {
+                Verdict::Fail
+            },
+            message: (!outcome.is_success()).then(|| outcome.describe()),
+        };
+        out.add(record, hook.mute_alert.unwrap_or(false));
+    }
+    out
+}
+
+/// Whether any webhook of `kind` answered 2xx (rollback hooks: one yes is enough).
+pub(crate) fn any_hook_succeeded(
+    spec: &CanarySpec,
+    observed: &Observation,
+    kind: HookType,
+) -> Option<String> {
+    hooks_of(spec, kind)
+        .find(|h| {
+            observed
+                .hooks
+                .get(&h.name)
+                .is_some_and(HookOutcome::is_success)
+        })
+        .map(|h| h.name.clone())
+}
+
+/// Evaluates every metric of the spec against its observed value.
+pub(crate) fn check_metrics(
+    spec: &CanarySpec,
+    observed: &Observation,
+    policy: OnNoData,
+) -> Checked {
+    let mut out = Checked::pass();
+    for metric in spec.analysis.metrics.iter().flatten() {
+        let result = observed
+            .metrics
+            .get(&metric.name)
+            .cloned()
+            .unwrap_or(Err(MetricFailure::NotQueried));
+        out.add(evaluate_metric(metric, &result, policy), false);
+    }
+    out
+}
+
+/// Lower and upper bound of a metric. The deprecated `threshold` is a minimum for
+/// request-success-rate and a maximum for everything else (Flagger's reading).
+pub fn bounds(m: &CanaryMetric) -> (Option<f64>, Option<f64>) {
+    if let Some(r) = &m.threshold_range
+        && (r.min.is_some() || r.max.is_some())
+    {
+        return (r.min, r.max);
+    }
+    match m.threshold {
+        Some(t) if m.name == "request-success-rate" => (Some(t), None),
+        Some(t) => (None, Some(t)),
+        None => (None, None),
+    }
+}
+
+fn bound_text(min: Option<f64>, max: Option<f64>) -> Option<String> {
+    match (min, max) {
+        (Some(lo), Some(hi)) => Some(format!("in [{lo}, {hi}]")),
+        (Some(lo), None) => Some(format!(">= {lo}")),
+        (None, Some(hi)) => Some(format!("<= {hi}")),
+        (None, None) => None,
+    }
+}
+
+/// One metric's record under the policy.
+pub(crate) fn evaluate_metric(
+    m: &CanaryMetric,
+    result: &Result<f64, MetricFailure>,
+    policy: OnNoData,
+) -> CheckRecord {
+    let (min, max) = bounds(m);
+    let mut record = CheckRecord {
+        name: m.name.clone(),
+        value: None,
+        bound: bound_text(min, max),
+        verdict: Verdict::Pass,
+        message: None,
+    };
+    match result {
+        Ok(v) => {
+            record.value = Some(*v);
+            let within =
+                v.is_finite() && min.is_none_or(|lo| *v >= lo) && max.is_none_or(|hi| *v <= hi);
+            record.verdict = if within { Verdict::Pass } else { Verdict::Fail };
+        }
+        Err(MetricFailure::NoData) => {
+            record.message = Some("no data".to_string());
+            record.verdict = match policy {
+                OnNoData::Fail => Verdict::Fail,
+                OnNoData::Skip => Verdict::Skipped,
+                OnNoData::Hold => Verdict::NoData,
+            };
+        }
+        Err(other) => {
+            record.message = Some(other.to_string());
+            record.verdict = Verdict::Fail;
+        }
+    }
+    record
+}

@@ -1,0 +1,292 @@
+//! The analysis (Progressing, WaitingPromotion): the start tick (pre-rollout hooks, first route),
+//! then one checked tick per interval that advances, holds, counts a failure or reaches the
+//! promotion gate. The tick that reaches the threshold rolls back.
+
+use super::READINESS_POLL;
+use super::checks::{Checked, TickVerdict, any_hook_succeeded, check_hooks, check_metrics};
+use super::decision::{Effect, EventType, Tick};
+use super::input::{Input, Readiness, Routes};
+use super::needs::{TickKind, tick_kind};
+use super::phase_promote::{promote, rollback};
+use super::phase_rollout::{back_to_promoted, restart};
+use super::revision::{RevisionChange, classify, revision};
+use super::schedule::{Plan, Strategy, analysis_routes, until_due};
+use crate::api::{AlertSeverity, CanaryPhase, HookType};
+
+fn who(input: &Input) -> String {
+    format!("{}.{}", input.name, input.namespace)
+}
+
+pub(crate) fn progressing(input: &Input, plan: &Plan, t: &mut Tick) {
+    let Some(target) = input.observed.target.as_ref() else {
+        return;
+    };
+    let rev = revision(target);
+    match classify(&rev, input.status) {
+        RevisionChange::Same => {}
+        RevisionChange::BackToPromoted => return back_to_promoted(input, t, target, &rev),
+        RevisionChange::New => return restart(input, plan, t, target, &rev),
+    }
+    match &target.readiness {
+        Readiness::DeadlineExceeded(why) => {
+            return rollback(
+                input,
+                t,
+                &format!("canary {} did not become ready: {why}", who(input)),
+                Vec::new(),
+            );
+        }
+        Readiness::NotReady(_) => {
+            // No step and no failure while the canary rolls out; look again soon.
+            t.requeue(READINESS_POLL.min(plan.interval));
+            return;
+        }
+        Readiness::Ready => {}
+    }
+    match tick_kind(input, plan) {
+        TickKind::Start => start_tick(input, plan, t),
+        TickKind::Analysis { .. } => analysis_tick(input, plan, t),
+        _ => t.requeue(
+            until_due(input.status, plan.interval, input.now)
+                .max(std::time::Duration::from_millis(1)),
+        ),
+    }
+}
+
+/// Rollback hooks first: a 2xx from any of them ends the analysis now.
+fn rollback_requested(input: &Input, t: &mut Tick) -> bool {
+    match any_hook_succeeded(input.spec, input.observed, HookType::Rollback) {
+        Some(hook) => {
+            rollback(
+                input,
+                t,
+                &format!("rollback hook {hook} answered 2xx"),
+                Vec::new(),
+            );
+            true
+        }
+        None => false,
+    }
+}
+
+fn start_tick(input: &Input, plan: &Plan, t: &mut Tick) {
+    if rollback_requested(input, t) {
+        return;
+    }
+    let pre = check_hooks(input.spec, input.observed, HookType::PreRollout);
+    if let TickVerdict::Fail { reason, mute_alert } = pre.verdict.clone() {
+        return failed_tick(
+            input,
+            plan,
+            t,
+            &format!("pre-rollout {reason}"),
+            mute_alert,
+            pre.records,
+        );
+    }
+    let mut checks = pre;
+    let from = t.status.phase;
+    let action = match plan.strategy {
+        Strategy::Canary if !plan.mirror => {
+            let first = plan.weights.first().copied().unwrap_or(100);
+            let gate = check_hooks(input.spec, input.observed, HookType::ConfirmTrafficIncrease);
+            if let TickVerdict::Fail { reason, .. } = gate.verdict.clone() {
+                checks.extend(gate);
+                t.step_taken();
+                t.requeue(plan.interval);
+                t.record(
+                    from,
+                    checks.records,
+                    format!("hold at weight 0: confirm-traffic-increase {reason}"),
+                );
+                return;
+            }
+            checks.extend(gate);
+            t.status.canary_weight = first;
+            format!("pre-rollout passed, weight 0 -> {first}")
+        }
+        Strategy::Canary | Strategy::BlueGreen if plan.mirror => {
+            "pre-rollout passed, mirroring traffic to the canary".to_string()
+        }
+        Strategy::AbTesting => "pre-rollout passed, matching requests go to the canary".to_string(),
+        _ => "pre-rollout passed, analysing the canary".to_string(),
+    };
+    t.status.analysis_started = true;
+    let routes = analysis_routes(plan, &t.status);
+    if routes != Routes::PRIMARY {
+        t.effect(Effect::SetRoutes(routes));
+    }
+    t.step_taken();
+    t.requeue(plan.interval);
+    t.event(
+        EventType::Normal,
+        "AnalysisStarted",
+        format!("Starting canary analysis for {}: {action}", who(input)),
+    );
+    t.record(from, checks.records, action);
+}
+
+fn analysis_tick(input: &Input, plan: &Plan, t: &mut Tick) {
+    if rollback_requested(input, t) {
+        return;
+    }
+    let mut checks = check_hooks(input.spec, input.observed, HookType::Rollout);
+    checks.extend(check_metrics(input.spec, input.observed, plan.on_no_data));
+    match checks.verdict.clone() {
+        TickVerdict::Fail { reason, mute_alert } => {
+            failed_tick(input, plan, t, &reason, mute_alert, checks.records)
+        }
+        TickVerdict::Hold(why) => {
+            t.step_taken();
+            t.requeue(plan.interval);
+            t.event(
+                EventType::Warning,
+                "AnalysisHeld",
+                format!(
+                    "Hold {} at weight {}: {why}",
+                    who(input),
+                    t.status.canary_weight
+                ),
+            );
+            t.record(
+                input.status.phase,
+                checks.records,
+                format!("hold: {why} (onNoData: hold)"),
+            );
+        }
+        TickVerdict::Pass => advance(input, plan, t, checks),
+    }
+}
+
+/// A failed check: count it, and roll back in this very tick when the threshold is reached.
+fn failed_tick(
+    input: &Input,
+    plan: &Plan,
+    t: &mut Tick,
+    reason: &str,
+    mute: bool,
+    records: Vec<crate::api::CheckRecord>,
+) {
+    t.status.failed_checks = (t.status.failed_checks + 1).min(plan.threshold);
+    if t.status.failed_checks >= plan.threshold {
+        let why = format!(
+            "failed checks threshold reached {} ({reason})",
+            plan.threshold
+        );
+        return rollback(input, t, &why, records);
+    }
+    t.step_taken();
+    t.requeue(plan.interval);
+    let msg = format!("Halt {} advancement: {reason}", who(input));
+    t.event(EventType::Warning, "CheckFailed", msg.clone());
+    if !mute {
+        t.notify(AlertSeverity::Warn, msg);
+    }
+    t.record(
+        input.status.phase,
+        records,
+        format!(
+            "failed check {}/{}: {reason}",
+            t.status.failed_checks, plan.threshold
+        ),
+    );
+}
+
+fn advance(input: &Input, plan: &Plan, t: &mut Tick, mut checks: Checked) {
+    let from = input.status.phase;
+    let at_last = match plan.strategy {
+        _ if from == CanaryPhase::WaitingPromotion => true,
+        Strategy::Canary => {
+            let next = if plan.mirror && t.status.canary_weight == 0 {
+                plan.weights.first().copied()
+            } else {
+                plan.next_weight(t.status.canary_weight)
+            };
+            match next {
+                Some(w) => return increase(input, plan, t, checks, w),
+                None => true,
+            }
+        }
+        Strategy::AbTesting | Strategy::BlueGreen => {
+            t.status.iterations += 1;
+            t.status.iterations >= plan.iterations
+        }
+    };
+    if !at_last {
+        t.step_taken();
+        t.requeue(plan.interval);
+        let msg = format!(
+            "Advance {} canary iteration {}/{}",
+            who(input),
+            t.status.iterations,
+            plan.iterations
+        );
+        t.event(EventType::Normal, "IterationPassed", msg);
+        t.record(
+            from,
+            checks.records,
+            format!(
+                "iteration {}/{} passed",
+                t.status.iterations, plan.iterations
+            ),
+        );
+        return;
+    }
+    let gate = check_hooks(input.spec, input.observed, HookType::ConfirmPromotion);
+    let held = matches!(gate.verdict, TickVerdict::Fail { .. });
+    let reason = match &gate.verdict {
+        TickVerdict::Fail { reason, .. } => reason.clone(),
+        _ => String::new(),
+    };
+    checks.extend(gate);
+    if held {
+        if from != CanaryPhase::WaitingPromotion {
+            let msg = format!("Halt {} promotion: confirm-promotion {reason}", who(input));
+            t.event(EventType::Normal, "WaitingPromotion", msg.clone());
+            t.notify(AlertSeverity::Info, msg);
+        }
+        t.set_phase(CanaryPhase::WaitingPromotion);
+        t.step_taken();
+        t.requeue(plan.interval);
+        t.record(
+            from,
+            checks.records,
+            format!("checks passed; promotion held: confirm-promotion {reason}"),
+        );
+        return;
+    }
+    promote(input, plan, t, checks.records);
+}
+
+fn increase(input: &Input, plan: &Plan, t: &mut Tick, mut checks: Checked, next: i32) {
+    let from = input.status.phase;
+    let current = t.status.canary_weight;
+    let gate = check_hooks(input.spec, input.observed, HookType::ConfirmTrafficIncrease);
+    if let TickVerdict::Fail { reason, .. } = gate.verdict.clone() {
+        checks.extend(gate);
+        t.step_taken();
+        t.requeue(plan.interval);
+        t.record(
+            from,
+            checks.records,
+            format!("checks passed; weight held at {current}: confirm-traffic-increase {reason}"),
+        );
+        return;
+    }
+    checks.extend(gate);
+    t.status.canary_weight = next;
+    t.status.iterations += 1;
+    t.effect(Effect::SetRoutes(analysis_routes(plan, &t.status)));
+    t.step_taken();
+    t.requeue(plan.interval);
+    t.event(
+        EventType::Normal,
+        "WeightIncreased",
+        format!("Advance {} canary weight {next}", who(input)),
+    );
+    t.record(
+        from,
+        checks.records,
+        format!("advance weight {current} -> {next}"),
+    );
+}

@@ -1,0 +1,62 @@
+//! Initialisation: create the primary and the routing, wait for the primary to be ready, then scale
+//! the target to zero and remember the revision the primary runs.
+
+use super::decision::{Effect, EventType, ScaleTo, Tick};
+use super::input::{Input, Readiness};
+use super::revision::revision;
+use super::{READINESS_POLL, not_ready};
+use crate::api::{AlertSeverity, CanaryPhase};
+
+pub(crate) fn initialize(input: &Input, t: &mut Tick) {
+    let who = format!("{}.{}", input.name, input.namespace);
+    let first_time = t.status.phase != CanaryPhase::Initializing;
+    t.set_phase(CanaryPhase::Initializing);
+    let Some(target) = input.observed.target.as_ref() else {
+        return;
+    };
+    match input.observed.primary.as_ref().map(|p| &p.readiness) {
+        None => {
+            t.effect(Effect::CopyConfigs);
+            t.effect(Effect::EnsurePrimary);
+            t.effect(Effect::EnsureRouting);
+            t.requeue(READINESS_POLL);
+        }
+        Some(_) if first_time => {
+            // Adopting an existing primary (e.g. a restart mid-init): refresh it and the routing.
+            t.effect(Effect::CopyConfigs);
+            t.effect(Effect::EnsurePrimary);
+            t.effect(Effect::EnsureRouting);
+            t.requeue(READINESS_POLL);
+        }
+        Some(Readiness::NotReady(_)) => t.requeue(READINESS_POLL),
+        Some(Readiness::DeadlineExceeded(why)) => {
+            not_ready(
+                input,
+                t,
+                "PrimaryNotReady",
+                &format!("primary of {who} is not ready: {why}"),
+            );
+            t.requeue(READINESS_POLL * 12);
+        }
+        Some(Readiness::Ready) => {
+            t.effect(Effect::ScaleTarget(ScaleTo::Zero));
+            let rev = revision(target);
+            t.status.last_applied_spec = Some(rev.clone());
+            t.status.last_promoted_spec = Some(rev.clone());
+            t.status.tracked_configs =
+                (!target.configs.is_empty()).then(|| target.configs.clone().into_iter().collect());
+            t.status.canary_weight = 0;
+            t.status.failed_checks = 0;
+            t.status.iterations = 0;
+            t.set_phase(CanaryPhase::Initialized);
+            let msg = format!("Initialization done! {who}");
+            t.event(EventType::Normal, "Synced", msg.clone());
+            t.notify(AlertSeverity::Info, msg);
+            t.record(
+                CanaryPhase::Initializing,
+                Vec::new(),
+                format!("initialized: primary runs revision {rev}, target scaled to 0"),
+            );
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The end of a rollout: promote (copy the canary's spec into the primary), Promoting (wait for the
+//! primary; optionally step traffic back), Finalising (one interval for in-flight requests), and
+//! rollback. A primary that fails during promotion never receives traffic.
+
+use super::READINESS_POLL;
+use super::decision::{Effect, EventType, ScaleTo, Tick};
+use super::input::{Input, Readiness, Routes};
+use super::revision::retire_cookie;
+use super::schedule::{Plan, Strategy, analysis_routes, until_due};
+use crate::api::{AlertSeverity, CanaryPhase, CheckRecord, HookType};
+
+fn who(input: &Input) -> String {
+    format!("{}.{}", input.name, input.namespace)
+}
+
+/// Checks passed at the last step and promotion is confirmed: copy the spec into the primary.
+/// Blue/green first routes everything to the (ready, analysed) canary so the primary can roll.
+pub(crate) fn promote(input: &Input, plan: &Plan, t: &mut Tick, records: Vec<CheckRecord>) {
+    let from = input.status.phase;
+    if plan.strategy == Strategy::BlueGreen {
+        t.status.canary_weight = 100;
+        t.effect(Effect::SetRoutes(Routes::CANARY));
+    }
+    t.effect(Effect::CopyConfigs);
+    t.effect(Effect::Promote);
+    t.status.last_promoted_spec = t.status.last_applied_spec.clone();
+    t.step_taken();
+    t.set_phase(CanaryPhase::Promoting);
+    t.requeue(READINESS_POLL.min(plan.interval));
+    let msg = format!(
+        "Copying {} template spec to {}-primary.{}",
+        who(input),
+        input.spec.target_ref.name,
+        input.namespace
+    );
+    t.event(EventType::Normal, "Promoting", msg);
+    t.record(
+        from,
+        records,
+        format!(
+            "checks passed at weight {}; promoting",
+            t.status.canary_weight
+        ),
+    );
+}
+
+pub(crate) fn promoting(input: &Input, plan: &Plan, t: &mut Tick) {
+    // Only readiness of the promoted revision counts: a cache that still shows the old primary
+    // as ready must not send traffic back to a primary that is mid-rollout.
+    let promoted = input
+        .observed
+        .primary
+        .as_ref()
+        .filter(|p| p.revision.is_some() && p.revision == input.status.last_promoted_spec);
+    match promoted.map(|p| &p.readiness) {
+        Some(Readiness::Ready) => {}
+        Some(Readiness::DeadlineExceeded(why)) => return primary_failed(input, t, why),
+        _ => {
+            t.requeue(READINESS_POLL.min(plan.interval));
+            return;
+        }
+    }
+    let weight = t.status.canary_weight;
+    let step = plan.step_weight_promotion;
+    if step > 0 && weight > 0 {
+        // Traffic moves back once per interval (the first step one interval after the promote).
+        let left = until_due(input.status, plan.interval, input.now);
+        if !left.is_zero() {
+            t.requeue(left);
+            return;
+        }
+        let next = (weight - step).max(0);
+        t.status.canary_weight = next;
+        t.effect(Effect::SetRoutes(analysis_routes(plan, &t.status)));
+        t.step_taken();
+        t.requeue(plan.interval);
+        t.record(
+            CanaryPhase::Promoting,
+            Vec::new(),
+            format!(
+                "promotion step: primary weight {} -> {}",
+                100 - weight,
+                100 - next
+            ),
+        );
+        if next > 0 {
+            return;
+        }
+    } else {
+        t.status.canary_weight = 0;
+    }
+    t.status.analysis_started = false;
+    t.effect(Effect::SetRoutes(Routes::PRIMARY));
+    t.step_taken();
+    t.set_phase(CanaryPhase::Finalising);
+    t.requeue(plan.interval);
+    t.event(
+        EventType::Normal,
+        "Finalising",
+        format!(
+            "Routing all traffic to primary {}-primary.{}",
+            input.spec.target_ref.name, input.namespace
+        ),
+    );
+    t.record(
+        CanaryPhase::Promoting,
+        Vec::new(),
+        "primary ready; all traffic to the primary",
+    );
+}
+
+/// The primary will not become ready: keep (or put) traffic on the analysed canary and fail.
+fn primary_failed(input: &Input, t: &mut Tick, why: &str) {
+    let canary_ready = input
+        .observed
+        .target
+        .as_ref()
+        .is_some_and(|c| c.readiness.is_ready());
+    if canary_ready {
+        t.status.canary_weight = 100;
+        t.effect(Effect::SetRoutes(Routes::CANARY));
+    }
+    t.step_taken();
+    t.set_phase(CanaryPhase::Failed);
+    let msg = format!(
+        "Promotion of {} failed: primary did not become ready ({why}); traffic stays on the canary",
+        who(input)
+    );
+    t.event(EventType::Warning, "PromotionFailed", msg.clone());
+    t.notify(AlertSeverity::Error, msg.clone());
+    t.record(CanaryPhase::Promoting, Vec::new(), msg);
+}
+
+pub(crate) fn finalising(input: &Input, plan: &Plan, t: &mut Tick) {
+    let left = until_due(input.status, plan.interval, input.now);
+    if !left.is_zero() {
+        t.requeue(left);
+        return;
+    }
+    t.effect(Effect::ScaleTarget(ScaleTo::Zero));
+    t.effect(Effect::CallHooks(HookType::PostRollout));
+    retire_cookie(&mut t.status);
+    t.status.analysis_started = false;
+    t.step_taken();
+    t.set_phase(CanaryPhase::Succeeded);
+    let msg = format!("Promotion completed! Scaling down {}", who(input));
+    t.event(EventType::Normal, "Promoted", msg.clone());
+    t.notify(AlertSeverity::Info, msg);
+    t.record(
+        CanaryPhase::Finalising,
+        Vec::new(),
+        "promotion completed; canary scaled to 0",
+    );
+}
+
+/// Roll back now: all traffic to the primary, then scale the canary down.
+pub(crate) fn rollback(input: &Input, t: &mut Tick, why: &str, records: Vec<CheckRecord>) {
+    let from = input.status.phase;
+    t.effect(Effect::SetRoutes(Routes::PRIMARY));
+    t.effect(Effect::ScaleTarget(ScaleTo::Zero));
+    t.effect(Effect::CallHooks(HookType::PostRollout));
+    t.status.canary_weight = 0;
+    t.status.analysis_started = false;
+    retire_cookie(&mut t.status);
+    t.step_taken();
+    t.set_phase(CanaryPhase::Failed);
+    let msg = format!("Rolling back {}: {why}", who(input));
+    t.event(EventType::Warning, "RolledBack", msg.clone());
+    t.notify(
+        AlertSeverity::Error,
+        format!("Canary analysis failed, {} rolled back: {why}", who(input)),
+    );
+    t.record(from, records, format!("roll back: {why}"));
+}

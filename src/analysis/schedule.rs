@@ -1,0 +1,150 @@
+//! The schedule: which strategy a spec describes, the weight sequence, when a step is due and what
+//! routes each state implies. Pure arithmetic over the spec and status.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::input::Routes;
+use crate::api::duration::parse_duration;
+use crate::api::{CanaryAnalysis, CanaryPhase, CanarySpec, CanaryStatus, OnNoData};
+
+/// Default analysis interval when the spec's cannot be parsed (validation reports it separately).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The rollout strategy a spec describes (Flagger's rules: iterations with match is A/B,
+/// iterations alone is blue/green, step weights are a canary; the kubernetes provider can only
+/// switch selectors, so it is always blue/green).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Progressive weights (stepWeight / stepWeights), optionally one mirrored step first.
+    Canary,
+    /// Requests matching `analysis.match` go to the canary for `iterations` ticks.
+    AbTesting,
+    /// The canary gets no user traffic (optionally mirrored) for `iterations` ticks, then all.
+    BlueGreen,
+}
+
+/// The analysis settings `decide` works with, defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Which strategy.
+    pub strategy: Strategy,
+    /// Time between steps.
+    pub interval: Duration,
+    /// Failed checks that trigger a rollback (at least 1).
+    pub threshold: i32,
+    /// Checked ticks for A/B and blue/green.
+    pub iterations: i32,
+    /// Mirror traffic (a first mirrored step for canaries; during the iterations for blue/green).
+    pub mirror: bool,
+    /// Canary weights in order (canary strategy); capped at 100 and at maxWeight.
+    pub weights: Vec<i32>,
+    /// Percentage moved back to the primary per promotion step; 0 means all at once.
+    pub step_weight_promotion: i32,
+    /// What a metric without data counts as.
+    pub on_no_data: OnNoData,
+    /// Skip the analysis and promote at once.
+    pub skip_analysis: bool,
+}
+
+impl Plan {
+    /// Reads the plan from a spec; never fails (validation reports bad values on its own).
+    pub fn from_spec(spec: &CanarySpec) -> Plan {
+        let a = &spec.analysis;
+        let iterations = a.iterations.unwrap_or(0).max(0);
+        let has_match = a.r#match.as_ref().is_some_and(|m| !m.is_empty());
+        let bluegreen_provider = spec.provider.as_deref() == Some("kubernetes");
+        let strategy = if iterations > 0 && has_match && !bluegreen_provider {
+            Strategy::AbTesting
+        } else if iterations > 0 || bluegreen_provider {
+            Strategy::BlueGreen
+        } else {
+            Strategy::Canary
+        };
+        Plan {
+            strategy,
+            interval: parse_duration(&a.interval)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .unwrap_or(DEFAULT_INTERVAL),
+            threshold: a.threshold.max(1),
+            iterations: iterations.max(if strategy == Strategy::Canary { 0 } else { 1 }),
+            mirror: a.mirror.unwrap_or(false) && strategy != Strategy::AbTesting,
+            weights: weight_steps(a),
+            step_weight_promotion: a.step_weight_promotion.unwrap_or(0).clamp(0, 100),
+            on_no_data: a.on_no_data.unwrap_or_default(),
+            skip_analysis: spec.skip_analysis.unwrap_or(false),
+        }
+    }
+
+    /// The canary weight after `current`, or None at the last step.
+    pub fn next_weight(&self, current: i32) -> Option<i32> {
+        self.weights.iter().copied().find(|w| *w > current)
+    }
+
+    /// The last (highest) canary weight of the canary strategy.
+    pub fn max_weight(&self) -> i32 {
+        self.weights.last().copied().unwrap_or(100)
+    }
+}
+
+/// The weight sequence: stepWeights as given (each capped at 100), else stepWeight increments up
+/// to maxWeight (default 100), the last step landing exactly on maxWeight.
+pub fn weight_steps(a: &CanaryAnalysis) -> Vec<i32> {
+    if let Some(ws) = a.step_weights.as_ref().filter(|w| !w.is_empty()) {
+        let mut out: Vec<i32> = Vec::new();
+        for w in ws.iter().map(|w| (*w).clamp(1, 100)) {
+            if out.last().is_none_or(|last| w > *last) {
+                out.push(w);
+            }
+        }
+        return out;
+    }
+    let max = a.max_weight.unwrap_or(100).clamp(1, 100);
+    let step = a.step_weight.unwrap_or(max).clamp(1, 100);
+    let mut out = Vec::new();
+    let mut w = 0;
+    while w < max {
+        w = (w + step).min(max);
+        out.push(w);
+    }
+    out
+}
+
+/// Time left until the next step is due; zero when it is due now (or no step was ever taken).
+pub fn until_due(status: &CanaryStatus, interval: Duration, now: DateTime<Utc>) -> Duration {
+    let Some(last) = status.last_step_time else {
+        return Duration::ZERO;
+    };
+    let due = last + chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::MAX);
+    (due - now).to_std().unwrap_or(Duration::ZERO)
+}
+
+/// The routes a status implies, for drift detection; None where the phase does not pin them.
+pub fn expected_routes(plan: &Plan, status: &CanaryStatus) -> Option<Routes> {
+    match status.phase {
+        CanaryPhase::Initialized
+        | CanaryPhase::Succeeded
+        | CanaryPhase::Failed
+        | CanaryPhase::Waiting => Some(Routes::PRIMARY),
+        CanaryPhase::Progressing
+        | CanaryPhase::WaitingPromotion
+        | CanaryPhase::Promoting
+        | CanaryPhase::Finalising => Some(analysis_routes(plan, status)),
+        _ => None,
+    }
+}
+
+/// Routes during the analysis: the current weight, plus mirroring or A/B matches once started.
+pub fn analysis_routes(plan: &Plan, status: &CanaryStatus) -> Routes {
+    let started = status.analysis_started;
+    let mut routes = Routes::split(status.canary_weight);
+    match plan.strategy {
+        Strategy::AbTesting => routes.ab_match = started,
+        Strategy::BlueGreen | Strategy::Canary => {
+            routes.mirror = started && plan.mirror && status.canary_weight == 0
+        }
+    }
+    routes
+}

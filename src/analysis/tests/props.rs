@@ -1,0 +1,169 @@
+//! Properties over random rollouts: weights stay within bounds and never decrease while
+//! Progressing, failedChecks never exceeds the threshold, and deciding twice at the same `now`
+//! is deterministic and takes at most one step.
+
+use proptest::prelude::{
+    Just, ProptestConfig, any, prop, prop_assert, prop_assert_eq, prop_oneof, proptest,
+};
+use proptest::strategy::Strategy as Arb;
+
+use super::*;
+
+#[derive(Debug, Clone)]
+enum Event {
+    Wait(u64),
+    Metric(Option<f64>),
+    NoData,
+    Hook(bool),
+    CanaryReady(bool),
+    NewRevision(u8),
+    PrimaryReady(bool),
+}
+
+fn arb_event() -> impl Arb<Value = Event> {
+    prop_oneof![
+        4 => (1u64..150).prop_map(Event::Wait),
+        2 => prop::option::of(80.0f64..101.0).prop_map(Event::Metric),
+        1 => Just(Event::NoData),
+        1 => any::<bool>().prop_map(Event::Hook),
+        1 => any::<bool>().prop_map(Event::CanaryReady),
+        1 => (2u8..5).prop_map(Event::NewRevision),
+        1 => any::<bool>().prop_map(Event::PrimaryReady),
+    ]
+}
+
+fn arb_analysis() -> impl Arb<Value = String> {
+    let weights = prop_oneof![
+        (1i32..=100, 1i32..=100).prop_map(|(s, m)| format!("stepWeight: {s}\nmaxWeight: {m}")),
+        prop::collection::btree_set(1i32..=120, 1..6).prop_map(|set| format!(
+            "stepWeights: [{}]",
+            set.iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        (1i32..5).prop_map(|i| format!("iterations: {i}")),
+    ];
+    (
+        weights,
+        1i32..4,
+        any::<bool>(),
+        prop::sample::select(vec!["fail", "skip", "hold"]),
+    )
+        .prop_map(|(w, threshold, mirror, policy)| {
+            format!(
+                "interval: 1m\nthreshold: {threshold}\n{w}\nmirror: {mirror}\nonNoData: {policy}"
+            )
+        })
+}
+
+fn build(analysis: &str) -> World {
+    let mut s = spec(analysis);
+    s.analysis.metrics = Some(vec![
+        serde_json::from_value(
+            serde_json::json!({"name": "request-success-rate", "thresholdRange": {"min": 95}}),
+        )
+        .unwrap(),
+    ]);
+    s.analysis.webhooks = Some(vec![
+        serde_json::from_value(serde_json::json!({"name": "gate", "type": "confirm-traffic-increase", "url": "http://h/"})).unwrap(),
+        serde_json::from_value(serde_json::json!({"name": "load", "type": "rollout", "url": "http://h/"})).unwrap(),
+    ]);
+    let mut w = World::initialized(s);
+    w.set_metric("request-success-rate", Ok(100.0));
+    w.set_hook("gate", HookOutcome::Success);
+    w.set_hook("load", HookOutcome::Success);
+    w
+}
+
+fn apply(w: &mut World, e: &Event) {
+    match e {
+        Event::Wait(s) => w.now += chrono::Duration::seconds(*s as i64),
+        Event::Metric(Some(v)) => w.set_metric("request-success-rate", Ok(*v)),
+        Event::Metric(None) => w.set_metric(
+            "request-success-rate",
+            Err(MetricFailure::QueryError("boom".into())),
+        ),
+        Event::NoData => w.set_metric("request-success-rate", Err(MetricFailure::NoData)),
+        Event::Hook(ok) => w.set_hook(
+            "gate",
+            if *ok {
+                HookOutcome::Success
+            } else {
+                HookOutcome::Status(500)
+            },
+        ),
+        Event::CanaryReady(r) => {
+            w.observed.target.as_mut().unwrap().readiness = if *r {
+                Readiness::Ready
+            } else {
+                Readiness::NotReady("x".into())
+            }
+        }
+        Event::NewRevision(n) => w.new_revision(&format!("v{n}")),
+        Event::PrimaryReady(r) => w.primary_readiness(if *r {
+            Readiness::Ready
+        } else {
+            Readiness::NotReady("x".into())
+        }),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn weights_are_bounded_monotone_and_failures_capped(analysis in arb_analysis(), events in prop::collection::vec(arb_event(), 1..60)) {
+        let mut w = build(&analysis);
+        let plan = Plan::from_spec(&w.spec);
+        let threshold = plan.threshold;
+        w.new_revision("v9");
+        w.tick();
+        for e in &events {
+            apply(&mut w, e);
+            let before = w.status.clone();
+            let d = w.tick();
+            prop_assert!(d.status.failed_checks <= threshold, "failedChecks {} > threshold {}", d.status.failed_checks, threshold);
+            prop_assert!((0..=100).contains(&d.status.canary_weight));
+            if plan.strategy == Strategy::Canary && d.status.phase == CanaryPhase::Progressing {
+                prop_assert!(d.status.canary_weight <= plan.max_weight(), "weight {} > max {}", d.status.canary_weight, plan.max_weight());
+                let same_run = before.phase == CanaryPhase::Progressing && before.last_applied_spec == d.status.last_applied_spec;
+                if same_run {
+                    prop_assert!(d.status.canary_weight >= before.canary_weight, "weight went {} -> {}", before.canary_weight, d.status.canary_weight);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn deciding_twice_at_the_same_now_is_deterministic_and_takes_at_most_one_step(analysis in arb_analysis(), events in prop::collection::vec(arb_event(), 1..40)) {
+        let mut w = build(&analysis);
+        w.new_revision("v9");
+        w.tick();
+        for e in &events {
+            apply(&mut w, e);
+            let first = decide(&w.input());
+            prop_assert_eq!(&first, &decide(&w.input()));
+            // Re-entry: the same observation and clock, with the status the first call wrote.
+            let mut again = World::new(w.spec.clone());
+            again.status = first.status.clone();
+            again.now = w.now;
+            again.observed = w.observed.clone();
+            let second = decide(&again.input());
+            if second.status.last_applied_spec != first.status.last_applied_spec {
+                // The only thing a re-entry may still do: begin the rollout of a pending newer
+                // revision (e.g. right after Succeeded), from zero.
+                prop_assert!(matches!(second.status.phase, CanaryPhase::Progressing | CanaryPhase::Waiting | CanaryPhase::Initialized));
+                prop_assert_eq!((second.status.canary_weight, second.status.iterations, second.status.failed_checks), (0, 0, 0));
+                w.tick();
+                continue;
+            }
+            prop_assert_eq!(second.status.canary_weight, first.status.canary_weight);
+            prop_assert_eq!(second.status.iterations, first.status.iterations);
+            prop_assert_eq!(second.status.failed_checks, first.status.failed_checks);
+            prop_assert_eq!(second.status.last_step_time, first.status.last_step_time);
+            prop_assert!(!second.effects.iter().any(|e| matches!(e, Effect::Promote | Effect::CallHooks(_))), "second call acted: {:?}", second.effects);
+            w.tick();
+        }
+    }
+}
