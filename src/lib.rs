@@ -10,3 +10,4 @@ pub mod cli;
 pub mod manifest;
 
 pub mod schema;
+pub mod sim;

@@ -1,0 +1,301 @@
+//! Built-in kinds: decoding through k8s-openapi's types (which drops unknown fields, as the real
+//! server's decoder does), the defaults kube-apiserver fills in, and the validation rules the
+//! transcripts exercise (Deployment replicas/selector/container names, Service ports/clusterIP).
+
+use serde_json::{Map, Value, json};
+
+use super::resources::{Builtin, ResourceType};
+use crate::schema::{Cause, CauseReason};
+
+/// Decodes an object through its typed form; returns it with unknown fields dropped, and their paths.
+pub fn decode(rt: &ResourceType, obj: &Value) -> Result<(Value, Vec<String>), String> {
+    use k8s_openapi::api::{apps::v1 as apps, core::v1 as core};
+    fn roundtrip<T: serde::de::DeserializeOwned + serde::Serialize>(
+        obj: &Value,
+    ) -> Result<Value, String> {
+        let typed: T = serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
+        serde_json::to_value(typed).map_err(|e| e.to_string())
+    }
+    let typed = match (rt.group.as_str(), rt.kind.as_str()) {
+        ("apps", "Deployment") => roundtrip::<apps::Deployment>(obj),
+        ("apps", "ReplicaSet") => roundtrip::<apps::ReplicaSet>(obj),
+        ("apps", "DaemonSet") => roundtrip::<apps::DaemonSet>(obj),
+        ("", "Service") => roundtrip::<core::Service>(obj),
+        ("", "ConfigMap") => roundtrip::<core::ConfigMap>(obj),
+        ("", "Secret") => roundtrip::<core::Secret>(obj),
+        ("", "Pod") => roundtrip::<core::Pod>(obj),
+        ("", "Namespace") => roundtrip::<core::Namespace>(obj),
+        ("", "ServiceAccount") => roundtrip::<core::ServiceAccount>(obj),
+        ("coordination.k8s.io", "Lease") => {
+            roundtrip::<k8s_openapi::api::coordination::v1::Lease>(obj)
+        }
+        _ => Ok(obj.clone()),
+    };
+    let typed = typed.map_err(|e| {
+        format!(
+            "{} in version \"{}\" cannot be handled as a {}: {e}",
+            rt.kind, rt.version, rt.kind
+        )
+    })?;
+    let mut unknown = Vec::new();
+    dropped(obj, &typed, "", &mut unknown);
+    Ok((typed, unknown))
+}
+
+fn dropped(before: &Value, after: &Value, path: &str, out: &mut Vec<String>) {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            for (k, v) in b {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match a.get(k) {
+                    Some(av) => dropped(v, av, &p, out),
+                    None if !v.is_null() && !is_empty_container(v) => out.push(p),
+                    None => {}
+                }
+            }
+        }
+        (Value::Array(b), Value::Array(a)) => {
+            for (i, (bv, av)) in b.iter().zip(a).enumerate() {
+                dropped(bv, av, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_empty_container(v: &Value) -> bool {
+    matches!(v, Value::Object(m) if m.is_empty()) || matches!(v, Value::Array(a) if a.is_empty())
+}
+
+fn set_default(obj: &mut Map<String, Value>, key: &str, value: Value) {
+    if obj.get(key).is_none_or(Value::is_null) {
+        obj.insert(key.to_string(), value);
+    }
+}
+
+fn object_at<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut Map<String, Value>> {
+    path.iter()
+        .try_fold(v, |cur, k| cur.get_mut(*k))?
+        .as_object_mut()
+}
+
+/// Fills in the defaults kube-apiserver applies to built-in kinds.
+pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
+    match rt.builtin {
+        Some(Builtin::Deployment) => {
+            if let Some(spec) = object_at(obj, &["spec"]) {
+                set_default(spec, "replicas", json!(1));
+                set_default(spec, "revisionHistoryLimit", json!(10));
+                set_default(spec, "progressDeadlineSeconds", json!(600));
+                set_default(spec, "strategy", json!({"type": "RollingUpdate"}));
+                if spec["strategy"]["type"] == "RollingUpdate"
+                    && let Some(s) = spec.get_mut("strategy").and_then(Value::as_object_mut)
+                {
+                    set_default(s, "rollingUpdate", json!({}));
+                    if let Some(r) = s.get_mut("rollingUpdate").and_then(Value::as_object_mut) {
+                        set_default(r, "maxUnavailable", json!("25%"));
+                        set_default(r, "maxSurge", json!("25%"));
+                    }
+                }
+            }
+            pod_template_defaults(obj);
+        }
+        Some(Builtin::ReplicaSet) => {
+            if let Some(spec) = object_at(obj, &["spec"]) {
+                set_default(spec, "replicas", json!(1));
+            }
+            pod_template_defaults(obj);
+        }
+        Some(Builtin::DaemonSet) => {
+            if let Some(spec) = object_at(obj, &["spec"]) {
+                set_default(spec, "revisionHistoryLimit", json!(10));
+                set_default(
+                    spec,
+                    "updateStrategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+                );
+            }
+            pod_template_defaults(obj);
+        }
+        Some(Builtin::Pod) => {
+            if let Some(spec) = object_at(obj, &["spec"]) {
+                pod_spec_defaults(spec);
+            }
+        }
+        Some(Builtin::Service) => service_defaults(obj),
+        _ => {}
+    }
+}
+
+fn pod_template_defaults(obj: &mut Value) {
+    if let Some(spec) = object_at(obj, &["spec", "template", "spec"]) {
+        pod_spec_defaults(spec);
+    }
+}
+
+fn pod_spec_defaults(spec: &mut Map<String, Value>) {
+    set_default(spec, "restartPolicy", json!("Always"));
+    set_default(spec, "terminationGracePeriodSeconds", json!(30));
+    set_default(spec, "dnsPolicy", json!("ClusterFirst"));
+    set_default(spec, "securityContext", json!({}));
+    set_default(spec, "schedulerName", json!("default-scheduler"));
+    for list in ["containers", "initContainers"] {
+        for c in spec
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let Some(c) = c.as_object_mut() else { continue };
+            let image = c
+                .get("image")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let tag = image
+                .rsplit('/')
+                .next()
+                .and_then(|last| last.split_once(':'))
+                .map(|(_, t)| t.to_string());
+            let latest = tag.is_none_or(|t| t == "latest") && !image.contains('@');
+            set_default(c, "resources", json!({}));
+            set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
+            set_default(c, "terminationMessagePolicy", json!("File"));
+            set_default(
+                c,
+                "imagePullPolicy",
+                json!(if latest { "Always" } else { "IfNotPresent" }),
+            );
+            for p in c
+                .get_mut("ports")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(p) = p.as_object_mut() {
+                    set_default(p, "protocol", json!("TCP"));
+                }
+            }
+        }
+    }
+}
+
+fn service_defaults(obj: &mut Value) {
+    let Some(spec) = object_at(obj, &["spec"]) else {
+        return;
+    };
+    set_default(spec, "type", json!("ClusterIP"));
+    set_default(spec, "sessionAffinity", json!("None"));
+    if spec.get("clusterIP").and_then(Value::as_str) != Some("None") {
+        set_default(spec, "ipFamilies", json!(["IPv4"]));
+        set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
+    }
+    set_default(spec, "internalTrafficPolicy", json!("Cluster"));
+    for p in spec
+        .get_mut("ports")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(p) = p.as_object_mut() {
+            set_default(p, "protocol", json!("TCP"));
+            if let Some(port) = p.get("port").cloned() {
+                set_default(p, "targetPort", port);
+            }
+        }
+    }
+    if let Some(o) = obj.as_object_mut() {
+        set_default(o, "status", json!({"loadBalancer": {}}));
+    }
+}
+
+fn invalid(field: &str, message: String) -> Cause {
+    Cause {
+        reason: CauseReason::Invalid,
+        field: field.to_string(),
+        message,
+    }
+}
+
+fn rfc1123_label(s: &str) -> bool {
+    let re = regex::Regex::new("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").expect("static regex");
+    s.len() <= 63 && re.is_match(s)
+}
+
+/// Validation rules of built-in kinds (the subset Serin and the transcripts exercise).
+pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    match rt.builtin {
+        Some(Builtin::Deployment | Builtin::ReplicaSet | Builtin::DaemonSet) => {
+            workload_rules(obj, &mut causes)
+        }
+        Some(Builtin::Service) => service_rules(obj, old, &mut causes),
+        _ => {}
+    }
+    causes
+}
+
+fn workload_rules(obj: &Value, causes: &mut Vec<Cause>) {
+    let spec = &obj["spec"];
+    if let Some(r) = spec["replicas"].as_i64().filter(|r| *r < 0) {
+        causes.push(invalid(
+            "spec.replicas",
+            format!("Invalid value: {r}: must be greater than or equal to 0"),
+        ));
+    }
+    let selector = spec["selector"]["matchLabels"].as_object();
+    let labels = spec["template"]["metadata"]["labels"].as_object();
+    if let Some(sel) = selector {
+        let matches = sel
+            .iter()
+            .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v));
+        if !matches {
+            let shown =
+                serde_json::to_string(&spec["template"]["metadata"]["labels"]).unwrap_or_default();
+            causes.push(invalid(
+                "spec.template.metadata.labels",
+                format!("Invalid value: {shown}: `selector` does not match template `labels`"),
+            ));
+        }
+    }
+    for (i, c) in spec["template"]["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let name = c["name"].as_str().unwrap_or("");
+        if !rfc1123_label(name) {
+            causes.push(invalid(
+                &format!("spec.template.spec.containers[{i}].name"),
+                format!("Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"),
+            ));
+        }
+    }
+}
+
+fn service_rules(obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
+    let spec = &obj["spec"];
+    let headless = spec["clusterIP"].as_str() == Some("None");
+    let external = spec["type"].as_str() == Some("ExternalName");
+    if !headless && !external && spec["ports"].as_array().is_none_or(|p| p.is_empty()) {
+        causes.push(Cause {
+            reason: CauseReason::Required,
+            field: "spec.ports".to_string(),
+            message: "Required value".to_string(),
+        });
+    }
+    if let Some(old) = old {
+        let (before, after) = (&old["spec"]["clusterIP"], &spec["clusterIP"]);
+        if before.is_string() && after.is_string() && before != after {
+            causes.push(invalid(
+                "spec.clusterIPs[0]",
+                format!("Invalid value: [{after}]: may not change once set"),
+            ));
+        }
+    }
+}

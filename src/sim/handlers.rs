@@ -1,0 +1,619 @@
+//! The verbs on one resource: get, list, create, update, patch (merge, JSON, strategic, apply),
+//! delete and deletecollection, including the status and scale subresources. Each runs under the
+//! state lock and answers like kube-apiserver.
+
+use std::collections::HashMap;
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::commit::{Write, commit};
+use super::fieldset::Shape;
+use super::managed;
+use super::patch::{self, PatchError};
+use super::resources::{Builtin, ResourceType};
+use super::selector::{FieldSelector, LabelSelector};
+use super::state::{Ctx, SimState};
+use super::status::{self, Reply};
+
+/// Query parameters.
+pub type Query = HashMap<String, String>;
+
+/// Where a request points.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The resource type.
+    pub rt: ResourceType,
+    /// Namespace from the URL.
+    pub namespace: Option<String>,
+    /// Object name from the URL.
+    pub name: Option<String>,
+    /// Subresource (`status`, `scale`).
+    pub sub: Option<String>,
+}
+
+impl Target {
+    fn key(&self, name: &str) -> (String, String, String) {
+        (
+            self.rt.storage_key(),
+            if self.rt.namespaced {
+                self.namespace.clone().unwrap_or_default()
+            } else {
+                String::new()
+            },
+            name.to_string(),
+        )
+    }
+}
+
+/// GET of one object (or its status/scale).
+pub fn get(st: &SimState, t: &Target) -> Reply {
+    let name = t.name.as_deref().unwrap_or_default();
+    let Some(obj) = st.store.get(&t.key(name)) else {
+        return status::not_found(&t.rt, name);
+    };
+    match t.sub.as_deref() {
+        Some("scale") => Reply::json(StatusCode::OK, scale_of(&t.rt, obj)),
+        _ => Reply::json(StatusCode::OK, st.present(&t.rt, obj)),
+    }
+}
+
+fn scale_of(rt: &ResourceType, obj: &Value) -> Value {
+    let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(0);
+    let mut spec = json!({});
+    if replicas != 0 {
+        spec["replicas"] = json!(replicas);
+    }
+    let selector = obj["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let meta = &obj["metadata"];
+    json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"], "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"]},
+        "spec": spec,
+        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector}, "_rt": rt.kind})
+    .as_object()
+    .map(|m| {
+        let mut m = m.clone();
+        m.remove("_rt");
+        Value::Object(m)
+    })
+    .unwrap_or_default()
+}
+
+/// Parses the selectors of a list or watch; the error is a 400 reply.
+pub fn selectors(t: &Target, q: &Query) -> Result<(LabelSelector, FieldSelector), Reply> {
+    let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))
+        .map_err(status::bad_request)?;
+    let supported: &[&str] = match (t.rt.group.as_str(), t.rt.kind.as_str()) {
+        ("", "Event") => &[
+            "metadata.name",
+            "metadata.namespace",
+            "involvedObject.name",
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.uid",
+            "reason",
+            "type",
+        ],
+        ("", "Pod") => &[
+            "metadata.name",
+            "metadata.namespace",
+            "spec.nodeName",
+            "status.phase",
+        ],
+        _ => &["metadata.name", "metadata.namespace"],
+    };
+    let fields = FieldSelector::parse(
+        q.get("fieldSelector").map(String::as_str).unwrap_or(""),
+        supported,
+    )
+    .map_err(status::bad_request)?;
+    Ok((labels, fields))
+}
+
+/// Whether an object passes both selectors.
+pub fn selected(obj: &Value, labels: &LabelSelector, fields: &FieldSelector) -> bool {
+    labels.matches(obj["metadata"]["labels"].as_object()) && fields.matches(obj)
+}
+
+/// LIST with selectors, limit and continue (continue pages come from the first page's snapshot).
+pub fn list(st: &mut SimState, t: &Target, q: &Query) -> Reply {
+    let (labels, fields) = match selectors(t, q) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let ns = if t.rt.namespaced {
+        t.namespace.as_deref()
+    } else {
+        None
+    };
+    let (items, rv) = match q.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => match decode_continue(st, token) {
+            Ok(x) => x,
+            Err(r) => return r,
+        },
+        None => {
+            let items: Vec<Value> = st
+                .store
+                .list(&t.rt.storage_key(), ns)
+                .into_iter()
+                .filter(|o| selected(o, &labels, &fields))
+                .map(|o| st.present(&t.rt, o))
+                .collect();
+            (items, st.store.rv())
+        }
+    };
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0);
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    let page = match limit {
+        Some(n) if items.len() > n => {
+            let rest = items[n..].to_vec();
+            if q.get("labelSelector").is_none() && q.get("fieldSelector").is_none() {
+                meta["remainingItemCount"] = json!(rest.len());
+            }
+            let id = rv * 1000 + st.snapshots.len() as u64;
+            st.snapshots.insert(id, rest);
+            if st.snapshots.len() > 256 {
+                let oldest = st.snapshots.keys().min().copied();
+                if let Some(o) = oldest {
+                    st.snapshots.remove(&o);
+                }
+            }
+            meta["continue"] = json!(encode_continue(id, rv));
+            items[..n].to_vec()
+        }
+        _ => items,
+    };
+    Reply::json(
+        StatusCode::OK,
+        json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(), "metadata": meta, "items": page}),
+    )
+}
+
+fn encode_continue(id: u64, rv: u64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .encode(json!({"v": "meta.k8s.io/v1", "rv": rv, "start": id.to_string()}).to_string())
+}
+
+fn go_json_char_error(bytes: &[u8]) -> String {
+    let c = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .copied()
+        .unwrap_or(0);
+    let shown = if c.is_ascii_graphic() {
+        (c as char).to_string()
+    } else {
+        format!("\\u{c:04x}")
+    };
+    format!("invalid character '{shown}' looking for beginning of value")
+}
+
+fn decode_continue(st: &SimState, token: &str) -> Result<(Vec<Value>, u64), Reply> {
+    use base64::Engine;
+    let bad = |why: String| {
+        status::bad_request(format!(
+            "invalid continue token: continue key is not valid: {why}"
+        ))
+    };
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    let bytes = engine
+        .decode(token.trim_end_matches('='))
+        .map_err(|e| bad(e.to_string()))?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad(go_json_char_error(&bytes)))?;
+    let id: u64 = v["start"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("missing start".into()))?;
+    let rv = v["rv"].as_u64().unwrap_or(0);
+    let items = st
+        .snapshots
+        .get(&id)
+        .cloned()
+        .ok_or_else(status::expired_reply)?;
+    Ok((items, rv))
+}
+
+/// Parses a request body as JSON, or YAML for YAML content types.
+pub fn parse_body(ctype: &str, body: &[u8], rt: &ResourceType) -> Result<Value, Reply> {
+    let text =
+        std::str::from_utf8(body).map_err(|_| status::bad_request("the body is not UTF-8"))?;
+    let parsed = if ctype.contains("yaml") {
+        serde_saphyr::from_str::<Value>(text).map_err(|e| crate::manifest::one_line(&e.to_string()))
+    } else {
+        serde_json::from_str::<Value>(text).map_err(|e| e.to_string())
+    };
+    parsed.map_err(|e| {
+        status::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {e}",
+            rt.kind, rt.version, rt.kind
+        ))
+    })
+}
+
+/// POST: create.
+pub fn create(st: &mut SimState, t: &Target, mut obj: Value, ctx: &Ctx) -> Reply {
+    if !obj.is_object() {
+        return status::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: the body is not an object",
+            t.rt.kind, t.rt.version, t.rt.kind
+        ));
+    }
+    if t.rt.namespaced {
+        let url_ns = t.namespace.clone().unwrap_or_default();
+        match obj["metadata"]["namespace"].as_str() {
+            Some(ns) if !ns.is_empty() && ns != url_ns => {
+                return status::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                );
+            }
+            _ => obj["metadata"]["namespace"] = json!(url_ns),
+        }
+    }
+    if obj["metadata"]["name"].as_str().is_none_or(str::is_empty) {
+        match obj["metadata"]["generateName"].as_str() {
+            Some(prefix) => {
+                let suffix: String = st
+                    .next_uid()
+                    .chars()
+                    .filter(char::is_ascii_alphanumeric)
+                    .take(5)
+                    .collect();
+                obj["metadata"]["name"] = json!(format!("{prefix}{suffix}"));
+            }
+            None => {
+                let c = crate::schema::Cause {
+                    reason: crate::schema::CauseReason::Required,
+                    field: "metadata.name".into(),
+                    message: "Required value: name or generateName is required".into(),
+                };
+                return status::invalid(&t.rt, "", &[c]);
+            }
+        }
+    }
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if st.store.get(&t.key(&name)).is_some() {
+        return status::already_exists(&t.rt, &name);
+    }
+    if let Some(m) = obj["metadata"].as_object_mut() {
+        for k in [
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "managedFields",
+            "deletionTimestamp",
+        ] {
+            m.remove(k);
+        }
+    }
+    commit(st, &t.rt, obj, Write::Create, ctx)
+}
+
+fn check_rv(t: &Target, name: &str, requested: &Value, current: &Value) -> Result<(), Reply> {
+    let Some(rv) = requested.as_str().filter(|s| !s.is_empty()) else {
+        return Ok(());
+    };
+    if rv.parse::<u64>().is_err() {
+        return Err(status::internal(format!(
+            "strconv.ParseUint: parsing \"{rv}\": invalid syntax"
+        ))
+        .with_message_raw(format!(
+            "strconv.ParseUint: parsing \"{rv}\": invalid syntax"
+        )));
+    }
+    if Some(rv) != current.as_str() {
+        return Err(status::conflict(&t.rt, name));
+    }
+    Ok(())
+}
+
+/// PUT: replace the main resource or a subresource.
+pub fn update(st: &mut SimState, t: &Target, mut obj: Value, ctx: &Ctx) -> Reply {
+    let name = t.name.clone().unwrap_or_default();
+    if obj["metadata"]["name"].as_str().is_some_and(|n| n != name) {
+        return status::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            obj["metadata"]["name"].as_str().unwrap_or_default()
+        ));
+    }
+    let Some(current) = st.store.get(&t.key(&name)).cloned() else {
+        if t.rt.builtin == Some(Builtin::Lease) && t.sub.is_none() {
+            obj["metadata"]["name"] = json!(name);
+            return create(st, t, obj, ctx);
+        }
+        return status::not_found(&t.rt, &name);
+    };
+    if let Err(r) = check_rv(
+        t,
+        &name,
+        &obj["metadata"]["resourceVersion"],
+        &current["metadata"]["resourceVersion"],
+    ) {
+        return r;
+    }
+    obj["metadata"]["name"] = json!(name);
+    if t.rt.namespaced {
+        obj["metadata"]["namespace"] = current["metadata"]["namespace"].clone();
+    }
+    obj["metadata"]["managedFields"] = current["metadata"]["managedFields"].clone();
+    write_to(st, t, &current, obj, ctx)
+}
+
+fn write_to(st: &mut SimState, t: &Target, current: &Value, obj: Value, ctx: &Ctx) -> Reply {
+    match t.sub.as_deref() {
+        Some("status") => {
+            let mut next = current.clone();
+            next["status"] = obj["status"].clone();
+            if t.rt.builtin == Some(Builtin::Deployment) {
+                next["metadata"]["annotations"] = obj["metadata"]["annotations"].clone();
+                if next["metadata"]["annotations"].is_null()
+                    && let Some(m) = next["metadata"].as_object_mut()
+                {
+                    m.remove("annotations");
+                }
+            }
+            commit(st, &t.rt, next, Write::Status(current), ctx)
+        }
+        Some("scale") => {
+            let mut next = current.clone();
+            next["spec"]["replicas"] = json!(obj["spec"]["replicas"].as_i64().unwrap_or(0));
+            let r = commit(st, &t.rt, next, Write::Update(current), ctx);
+            if r.code.is_success() {
+                return Reply::json(r.code, scale_of(&t.rt, &r.body));
+            }
+            r
+        }
+        Some(other) => status::not_found_text(other),
+        None => commit(st, &t.rt, obj, Write::Update(current), ctx),
+    }
+}
+
+/// PATCH by content type.
+pub fn patch(
+    st: &mut SimState,
+    t: &Target,
+    ctype: &str,
+    body: &[u8],
+    q: &Query,
+    ctx: &Ctx,
+) -> Reply {
+    let name = t.name.clone().unwrap_or_default();
+    let ctype = ctype.split(';').next().unwrap_or("").trim();
+    if ctype == "application/apply-patch+yaml" || ctype == "application/apply-patch+json" {
+        return apply(st, t, body, q, ctx);
+    }
+    let supported = [
+        "application/json-patch+json",
+        "application/merge-patch+json",
+        "application/strategic-merge-patch+json",
+    ];
+    if !supported.contains(&ctype) {
+        return status::unsupported_media("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json".to_string());
+    }
+    if ctype == "application/strategic-merge-patch+json" && t.rt.builtin.is_none() {
+        return status::unsupported_media(format!(
+            "strategic merge patch is not supported for {}",
+            t.rt.qualified_kind()
+        ));
+    }
+    let Some(current) = st.store.get(&t.key(&name)).cloned() else {
+        return status::not_found(&t.rt, &name);
+    };
+    let patch_doc: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return status::bad_request(format!("error decoding patch: {e}")),
+    };
+    let base = match t.sub.as_deref() {
+        Some("scale") => scale_of(&t.rt, &current),
+        _ => st.present(&t.rt, &current),
+    };
+    let mut next = base.clone();
+    let result = match ctype {
+        "application/merge-patch+json" => {
+            patch::merge_patch(&mut next, &patch_doc);
+            Ok(())
+        }
+        "application/json-patch+json" => patch::json_patch(&mut next, &patch_doc),
+        _ => patch::strategic_merge(&base, &patch_doc).map(|v| next = v),
+    };
+    match result {
+        Err(PatchError::TestFailed) => return status::patch_test_failed(),
+        Err(PatchError::Malformed(m)) => return status::bad_request(m),
+        Err(PatchError::Invalid(m)) => return status::invalid_message(&t.rt, &name, &m),
+        Ok(()) => {}
+    }
+    if let Err(r) = check_rv(
+        t,
+        &name,
+        &next["metadata"]["resourceVersion"],
+        &current["metadata"]["resourceVersion"],
+    ) {
+        return r;
+    }
+    if t.sub.as_deref() != Some("scale") {
+        next["metadata"]["name"] = json!(name);
+        next["metadata"]["managedFields"] = current["metadata"]["managedFields"].clone();
+    }
+    write_to(st, t, &current, next, ctx)
+}
+
+fn apply(st: &mut SimState, t: &Target, body: &[u8], q: &Query, ctx: &Ctx) -> Reply {
+    let name = t.name.clone().unwrap_or_default();
+    let Some(manager) = q.get("fieldManager").filter(|m| !m.is_empty()) else {
+        return status::apply_needs_manager();
+    };
+    let config = match parse_body("yaml", body, &t.rt) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if config["apiVersion"].as_str().is_none_or(str::is_empty) {
+        let kind = config["kind"].as_str().unwrap_or_default();
+        return status::bad_request(format!("invalid object type: /, Kind={kind}"));
+    }
+    if config["metadata"]["name"]
+        .as_str()
+        .is_some_and(|n| n != name)
+    {
+        return status::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            config["metadata"]["name"].as_str().unwrap_or_default()
+        ));
+    }
+    let force = q.get("force").is_some_and(|f| f == "true");
+    let current = st.store.get(&t.key(&name)).cloned();
+    let shape = Shape::of(&t.rt);
+    let sub = t.sub.as_deref();
+    let mut cfg = config.clone();
+    cfg["metadata"]["name"] = json!(name);
+    if sub == Some("status")
+        && let Some(o) = cfg.as_object_mut()
+    {
+        o.retain(|k, _| matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status"));
+    }
+    let api_version = t.rt.api_version();
+    let who = managed::Applier {
+        manager,
+        force,
+        api_version: &api_version,
+        sub,
+        now: &ctx.now,
+    };
+    let merged = match managed::apply(&shape, current.as_ref(), &cfg, &who) {
+        Ok(m) => m,
+        Err(conflicts) => {
+            return Reply::json(StatusCode::CONFLICT, managed::conflict_status(&conflicts));
+        }
+    };
+    let mut merged = merged;
+    if t.rt.namespaced {
+        merged["metadata"]["namespace"] = json!(t.namespace.clone().unwrap_or_default());
+    }
+    match current {
+        None => {
+            if sub.is_some() {
+                return status::not_found(&t.rt, &name);
+            }
+            commit(st, &t.rt, merged, Write::Applied(None), ctx)
+        }
+        Some(cur) if sub == Some("status") => {
+            let mut next = cur.clone();
+            next["status"] = merged["status"].clone();
+            next["metadata"]["managedFields"] = merged["metadata"]["managedFields"].clone();
+            commit(st, &t.rt, next, Write::Applied(Some(&cur)), ctx)
+        }
+        Some(cur) => commit(st, &t.rt, merged, Write::Applied(Some(&cur)), ctx),
+    }
+}
+
+/// DELETE of one object: finalizers keep it (with deletionTimestamp), otherwise it goes at once.
+pub fn delete(st: &mut SimState, t: &Target, q: &Query, body: &[u8], ctx: &Ctx) -> Reply {
+    let name = t.name.clone().unwrap_or_default();
+    let key = t.key(&name);
+    let Some(current) = st.store.get(&key).cloned() else {
+        return status::not_found(&t.rt, &name);
+    };
+    let opts: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let policy = q
+        .get("propagationPolicy")
+        .cloned()
+        .or_else(|| opts["propagationPolicy"].as_str().map(String::from))
+        .unwrap_or_else(|| "Background".into());
+    let mut finalizers: Vec<Value> = current["metadata"]["finalizers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    match policy.as_str() {
+        "Foreground" if !finalizers.contains(&json!("foregroundDeletion")) => {
+            finalizers.push(json!("foregroundDeletion"))
+        }
+        "Orphan" if !finalizers.contains(&json!("orphan")) => finalizers.push(json!("orphan")),
+        _ => {}
+    }
+    if finalizers.is_empty() {
+        let uid = current["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if !ctx.dry_run {
+            st.store.remove(&key);
+            st.after_delete(&t.rt, &current);
+        }
+        return status::deleted(&t.rt, &name, &uid);
+    }
+    if current["metadata"].get("deletionTimestamp").is_some()
+        && current["metadata"]["finalizers"].as_array() == Some(&finalizers)
+    {
+        return Reply::json(StatusCode::OK, st.present(&t.rt, &current));
+    }
+    let mut next = current.clone();
+    next["metadata"]["finalizers"] = Value::Array(finalizers);
+    if next["metadata"].get("deletionTimestamp").is_none() {
+        next["metadata"]["deletionTimestamp"] = json!(ctx.now);
+        next["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+    }
+    let mut next_stored = next.clone();
+    let dep = t.rt.builtin == Some(Builtin::Deployment);
+    if dep {
+        let g = current["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+        next_stored["metadata"]["generation"] = json!(g);
+    }
+    let stored = st
+        .store
+        .put(key, next_stored, super::store::EventType::Modified);
+    Reply::json(StatusCode::OK, st.present(&t.rt, &stored))
+}
+
+/// DELETE of a collection (label/field selectors apply).
+pub fn delete_collection(st: &mut SimState, t: &Target, q: &Query, ctx: &Ctx) -> Reply {
+    let (labels, fields) = match selectors(t, q) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let ns = if t.rt.namespaced {
+        t.namespace.as_deref()
+    } else {
+        None
+    };
+    let names: Vec<String> = st
+        .store
+        .list(&t.rt.storage_key(), ns)
+        .into_iter()
+        .filter(|o| selected(o, &labels, &fields))
+        .filter_map(|o| o["metadata"]["name"].as_str().map(String::from))
+        .collect();
+    let mut items = Vec::new();
+    for n in names {
+        let one = Target {
+            name: Some(n),
+            ..t.clone()
+        };
+        let r = delete(st, &one, q, b"", ctx);
+        if r.body["kind"] != "Status" {
+            items.push(r.body);
+        }
+    }
+    Reply::json(
+        StatusCode::OK,
+        json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(), "metadata": {"resourceVersion": st.store.rv().to_string()}, "items": items}),
+    )
+}

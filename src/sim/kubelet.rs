@@ -1,0 +1,620 @@
+//! The simulated kube-controller-manager and kubelet: Deployment → ReplicaSet → Pods with rolling
+//! updates (maxSurge / maxUnavailable), pod readiness after a configurable delay (never, with the
+//! pod-template annotation `sim.serin.io/ready: "false"`), Deployment status and conditions with
+//! the real reasons, and ProgressDeadlineExceeded.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use super::handlers::{self, Target};
+use super::resources::ResourceType;
+use super::state::{Ctx, FieldValidation, SimState};
+
+/// Annotations on a pod template that keep its pods from ever becoming ready.
+pub const NEVER_READY: [&str; 2] = ["sim.serin.io/ready", "harness.local/ready"];
+
+/// Tunables of the simulated kubelet.
+#[derive(Debug, Clone)]
+pub struct KubeletOptions {
+    /// How long a new pod takes to become ready.
+    pub ready_delay: Duration,
+}
+
+impl Default for KubeletOptions {
+    fn default() -> Self {
+        KubeletOptions {
+            ready_delay: Duration::from_millis(300),
+        }
+    }
+}
+
+/// Per-pod readiness timers (the kubelet's memory).
+#[derive(Default)]
+pub struct Kubelet {
+    born: HashMap<String, Instant>,
+    progress: HashMap<String, (String, Instant)>,
+}
+
+fn ctx() -> Ctx {
+    Ctx {
+        manager: "kube-controller-manager".into(),
+        field_validation: FieldValidation::Ignore,
+        dry_run: false,
+        now: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    }
+}
+
+fn rt(st: &SimState, group: &str, plural: &str) -> ResourceType {
+    st.types
+        .iter()
+        .find(|t| t.group == group && t.plural == plural)
+        .cloned()
+        .expect("built-in type")
+}
+
+/// The pod-template-hash of a template (deterministic, 10 characters).
+pub fn template_hash(template: &Value) -> String {
+    let mut t = template.clone();
+    if let Some(labels) = t["metadata"]["labels"].as_object_mut() {
+        labels.remove("pod-template-hash");
+    }
+    let digest = Sha256::digest(serde_json::to_vec(&t).unwrap_or_default());
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    digest
+        .iter()
+        .take(10)
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+fn percent_or_int(v: &Value, of: i64, round_up: bool) -> i64 {
+    match v {
+        Value::Number(n) => n.as_i64().unwrap_or(0),
+        Value::String(s) => {
+            let p: f64 = s.trim_end_matches('%').parse().unwrap_or(25.0);
+            let x = p * of as f64 / 100.0;
+            (if round_up { x.ceil() } else { x.floor() }) as i64
+        }
+        _ => 0,
+    }
+}
+
+fn owned_by<'a>(st: &'a SimState, resource: &str, ns: &str, uid: &str) -> Vec<&'a Value> {
+    st.store
+        .list(resource, Some(ns))
+        .into_iter()
+        .filter(|o| {
+            o["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|r| r["uid"] == uid))
+        })
+        .collect()
+}
+
+impl Kubelet {
+    /// One pass over every Deployment; returns whether anything is still in motion.
+    pub fn tick(&mut self, st: &mut SimState, opts: &KubeletOptions) -> bool {
+        let deployments: Vec<Value> = st
+            .store
+            .list("apps/deployments", None)
+            .into_iter()
+            .cloned()
+            .collect();
+        let mut busy = false;
+        for d in deployments {
+            if d["metadata"].get("deletionTimestamp").is_some() {
+                continue;
+            }
+            busy |= self.reconcile_deployment(st, &d, opts);
+        }
+        busy
+    }
+
+    fn reconcile_deployment(
+        &mut self,
+        st: &mut SimState,
+        d: &Value,
+        opts: &KubeletOptions,
+    ) -> bool {
+        let ns = d["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let uid = d["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let name = d["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let desired = d["spec"]["replicas"].as_i64().unwrap_or(1);
+        let hash = template_hash(&d["spec"]["template"]);
+        let new_rs_name = format!("{name}-{hash}");
+        let rss: Vec<Value> = owned_by(st, "apps/replicasets", &ns, &uid)
+            .into_iter()
+            .cloned()
+            .collect();
+        let revision = rss
+            .iter()
+            .filter_map(|r| {
+                r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                    .as_str()?
+                    .parse::<i64>()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0);
+        let existing_new = rss
+            .iter()
+            .find(|r| r["metadata"]["name"] == new_rs_name.as_str())
+            .cloned();
+        let surge = percent_or_int(
+            &d["spec"]["strategy"]["rollingUpdate"]["maxSurge"],
+            desired,
+            true,
+        );
+        let mut unavailable = percent_or_int(
+            &d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"],
+            desired,
+            false,
+        );
+        if surge == 0 && unavailable == 0 {
+            unavailable = 1;
+        }
+        let recreate = d["spec"]["strategy"]["type"] == "Recreate";
+        let pods_of = |st: &SimState, rs: &Value| -> (i64, i64) {
+            let rs_uid = rs["metadata"]["uid"].as_str().unwrap_or_default();
+            let pods = owned_by(st, "/pods", &ns, rs_uid);
+            let ready = pods
+                .iter()
+                .filter(|p| {
+                    p["status"]["conditions"].as_array().is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    })
+                })
+                .count() as i64;
+            (pods.len() as i64, ready)
+        };
+        let old: Vec<&Value> = rss
+            .iter()
+            .filter(|r| r["metadata"]["name"] != new_rs_name.as_str())
+            .collect();
+        let (old_pods, old_ready): (i64, i64) = old
+            .iter()
+            .map(|r| pods_of(st, r))
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let (new_pods, new_ready) = existing_new
+            .as_ref()
+            .map(|r| pods_of(st, r))
+            .unwrap_or((0, 0));
+        let new_target = if recreate {
+            if old_pods > 0 { 0 } else { desired }
+        } else {
+            desired.min((desired + surge - old_pods).max(new_pods))
+        };
+        let rev_of_new = existing_new.as_ref().and_then(|r| {
+            r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                .as_str()
+                .map(String::from)
+        });
+        let new_revision =
+            if rev_of_new.as_deref().and_then(|r| r.parse::<i64>().ok()) == Some(revision) {
+                revision
+            } else {
+                revision + 1
+            };
+        let new_rs = self.ensure_rs(
+            st,
+            d,
+            &new_rs_name,
+            &hash,
+            new_target,
+            existing_new.as_ref(),
+            desired,
+            surge,
+        );
+        let min_available = desired - unavailable;
+        let mut can_remove = if recreate {
+            old_pods
+        } else {
+            (old_ready + new_ready - min_available).max(0) + (old_pods - old_ready)
+        };
+        for r in &old {
+            let current = r["spec"]["replicas"].as_i64().unwrap_or(0);
+            let down = current.min(can_remove).max(0);
+            can_remove -= down;
+            if down > 0 || current > 0 && new_ready >= desired {
+                let target = if new_ready >= desired {
+                    0
+                } else {
+                    current - down
+                };
+                self.scale_rs(st, r, target);
+            }
+        }
+        let mut busy = false;
+        let all_rs: Vec<Value> = owned_by(st, "apps/replicasets", &ns, &uid)
+            .into_iter()
+            .cloned()
+            .collect();
+        for r in &all_rs {
+            busy |= self.sync_pods(st, r, opts);
+        }
+        busy |= self.write_status(st, d, &new_rs, &all_rs, new_revision, min_available);
+        busy
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn ensure_rs(
+        &mut self,
+        st: &mut SimState,
+        d: &Value,
+        name: &str,
+        hash: &str,
+        replicas: i64,
+        existing: Option<&Value>,
+        desired: i64,
+        surge: i64,
+    ) -> Value {
+        let ns = d["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let annotations = json!({"deployment.kubernetes.io/desired-replicas": desired.to_string(), "deployment.kubernetes.io/max-replicas": (desired + surge).to_string()});
+        let target = Target {
+            rt: rt(st, "apps", "replicasets"),
+            namespace: Some(ns.clone()),
+            name: Some(name.to_string()),
+            sub: None,
+        };
+        match existing {
+            Some(rs) => {
+                let same = rs["spec"]["replicas"].as_i64() == Some(replicas)
+                    && rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"].as_str()
+                        == Some(&rev_string(st, d, rs));
+                if same {
+                    return rs.clone();
+                }
+                let mut next = rs.clone();
+                next["spec"]["replicas"] = json!(replicas);
+                next["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
+                    json!(rev_string(st, d, rs));
+                handlers::update(st, &target, next, &ctx()).body
+            }
+            None => {
+                let mut template = d["spec"]["template"].clone();
+                template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+                let mut selector = d["spec"]["selector"].clone();
+                selector["matchLabels"]["pod-template-hash"] = json!(hash);
+                let mut labels = template["metadata"]["labels"].clone();
+                if labels.is_null() {
+                    labels = json!({});
+                }
+                let mut ann = annotations;
+                ann["deployment.kubernetes.io/revision"] = json!(next_revision(st, d).to_string());
+                let rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "metadata": {"name": name, "namespace": ns, "labels": labels, "annotations": ann,
+                        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": d["metadata"]["name"], "uid": d["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}]},
+                    "spec": {"replicas": replicas, "selector": selector, "template": template, "minReadySeconds": d["spec"]["minReadySeconds"].as_i64().unwrap_or(0)}});
+                let t = Target {
+                    name: None,
+                    ..target
+                };
+                handlers::create(st, &t, rs, &ctx()).body
+            }
+        }
+    }
+
+    fn scale_rs(&mut self, st: &mut SimState, rs: &Value, replicas: i64) {
+        if rs["spec"]["replicas"].as_i64() == Some(replicas) {
+            return;
+        }
+        let mut next = rs.clone();
+        next["spec"]["replicas"] = json!(replicas);
+        let target = Target {
+            rt: rt(st, "apps", "replicasets"),
+            namespace: rs["metadata"]["namespace"].as_str().map(String::from),
+            name: rs["metadata"]["name"].as_str().map(String::from),
+            sub: None,
+        };
+        handlers::update(st, &target, next, &ctx());
+    }
+
+    /// Creates/deletes pods to match the ReplicaSet and readies them after the delay.
+    fn sync_pods(&mut self, st: &mut SimState, rs: &Value, opts: &KubeletOptions) -> bool {
+        let ns = rs["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let uid = rs["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let want = rs["spec"]["replicas"].as_i64().unwrap_or(0);
+        let pods: Vec<Value> = owned_by(st, "/pods", &ns, &uid)
+            .into_iter()
+            .cloned()
+            .collect();
+        let pod_rt = rt(st, "", "pods");
+        let mut busy = false;
+        for p in pods.iter().skip(want.max(0) as usize) {
+            let t = Target {
+                rt: pod_rt.clone(),
+                namespace: Some(ns.clone()),
+                name: p["metadata"]["name"].as_str().map(String::from),
+                sub: None,
+            };
+            handlers::delete(st, &t, &Default::default(), b"", &ctx());
+            busy = true;
+        }
+        for i in pods.len() as i64..want {
+            let rs_name = rs["metadata"]["name"].as_str().unwrap_or_default();
+            let suffix: String = st
+                .next_uid()
+                .chars()
+                .rev()
+                .filter(char::is_ascii_alphanumeric)
+                .take(5)
+                .collect();
+            let pod = json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": format!("{rs_name}-{suffix}{i}"), "namespace": ns, "labels": rs["spec"]["template"]["metadata"]["labels"], "annotations": rs["spec"]["template"]["metadata"]["annotations"],
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name, "uid": uid, "controller": true, "blockOwnerDeletion": true}]},
+                "spec": rs["spec"]["template"]["spec"],
+                "status": {"phase": "Pending"}});
+            let t = Target {
+                rt: pod_rt.clone(),
+                namespace: Some(ns.clone()),
+                name: None,
+                sub: None,
+            };
+            handlers::create(st, &t, pod, &ctx());
+            busy = true;
+        }
+        let never = NEVER_READY
+            .iter()
+            .any(|k| rs["spec"]["template"]["metadata"]["annotations"][*k] == "false");
+        let pods: Vec<Value> = owned_by(st, "/pods", &ns, &uid)
+            .into_iter()
+            .cloned()
+            .collect();
+        for p in pods {
+            let key = format!(
+                "{}/{}",
+                ns,
+                p["metadata"]["name"].as_str().unwrap_or_default()
+            );
+            let born = *self.born.entry(key).or_insert_with(Instant::now);
+            let ready = p["status"]["phase"] == "Running";
+            if ready || never {
+                continue;
+            }
+            if born.elapsed() < opts.ready_delay {
+                busy = true;
+                continue;
+            }
+            let mut next = p.clone();
+            let now = ctx().now;
+            next["status"] = json!({"phase": "Running", "podIP": "10.244.0.10", "startTime": now,
+                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}, {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}]});
+            let t = Target {
+                rt: pod_rt.clone(),
+                namespace: Some(ns.clone()),
+                name: p["metadata"]["name"].as_str().map(String::from),
+                sub: Some("status".into()),
+            };
+            handlers::update(
+                st,
+                &t,
+                next,
+                &Ctx {
+                    manager: "kubelet".into(),
+                    ..ctx()
+                },
+            );
+            busy = true;
+        }
+        busy
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_status(
+        &mut self,
+        st: &mut SimState,
+        d: &Value,
+        new_rs: &Value,
+        all_rs: &[Value],
+        revision: i64,
+        min_available: i64,
+    ) -> bool {
+        let ns = d["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let name = d["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let key = format!("{ns}/{name}");
+        let desired = d["spec"]["replicas"].as_i64().unwrap_or(1);
+        let count = |rs: &Value| -> (i64, i64) {
+            let pods = owned_by(
+                st,
+                "/pods",
+                &ns,
+                rs["metadata"]["uid"].as_str().unwrap_or_default(),
+            );
+            let ready = pods
+                .iter()
+                .filter(|p| p["status"]["phase"] == "Running")
+                .count() as i64;
+            (pods.len() as i64, ready)
+        };
+        let (total, ready) = all_rs
+            .iter()
+            .map(count)
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let (updated, new_ready) = count(new_rs);
+        let rs_name = new_rs["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let complete = updated == desired && new_ready == desired && total == desired;
+        let deadline = d["spec"]["progressDeadlineSeconds"].as_i64().unwrap_or(600);
+        let progress_mark = (rs_name.clone(), new_ready + total * 1000);
+        let entry = self
+            .progress
+            .entry(key)
+            .or_insert_with(|| (String::new(), Instant::now()));
+        if entry.0 != format!("{progress_mark:?}") {
+            *entry = (format!("{progress_mark:?}"), Instant::now());
+        }
+        let timed_out =
+            !complete && entry.1.elapsed() >= Duration::from_secs(deadline.max(0) as u64);
+        let old_conditions = d["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let cond = |t: &str, s: &str, reason: &str, message: String| {
+            let prev = old_conditions.iter().find(|c| c["type"] == t);
+            let now = ctx().now;
+            let transition = prev
+                .filter(|p| p["status"] == s)
+                .and_then(|p| p["lastTransitionTime"].as_str().map(String::from))
+                .unwrap_or(now.clone());
+            let update = prev
+                .filter(|p| p["status"] == s && p["reason"] == reason)
+                .and_then(|p| p["lastUpdateTime"].as_str().map(String::from))
+                .unwrap_or(now);
+            json!({"type": t, "status": s, "lastUpdateTime": update, "lastTransitionTime": transition, "reason": reason, "message": message})
+        };
+        let available = if ready >= min_available {
+            cond(
+                "Available",
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.".into(),
+            )
+        } else {
+            cond(
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.".into(),
+            )
+        };
+        let progressing = if complete {
+            cond(
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable",
+                format!("ReplicaSet \"{rs_name}\" has successfully progressed."),
+            )
+        } else if timed_out {
+            cond(
+                "Progressing",
+                "False",
+                "ProgressDeadlineExceeded",
+                format!("ReplicaSet \"{rs_name}\" has timed out progressing."),
+            )
+        } else {
+            cond(
+                "Progressing",
+                "True",
+                "ReplicaSetUpdated",
+                format!("ReplicaSet \"{rs_name}\" is progressing."),
+            )
+        };
+        let mut status = json!({"observedGeneration": d["metadata"]["generation"], "replicas": total, "updatedReplicas": updated,
+            "readyReplicas": ready, "availableReplicas": ready, "terminatingReplicas": 0, "conditions": [available, progressing]});
+        if desired - ready > 0 {
+            status["unavailableReplicas"] = json!(desired - ready);
+        }
+        for k in [
+            "replicas",
+            "updatedReplicas",
+            "readyReplicas",
+            "availableReplicas",
+        ] {
+            if status[k] == 0 {
+                status.as_object_mut().map(|m| m.remove(k));
+            }
+        }
+        let rev = revision.to_string();
+        let mut same = d["status"].clone();
+        let strip_times = |v: &mut Value| {
+            for c in v["conditions"].as_array_mut().into_iter().flatten() {
+                if let Some(m) = c.as_object_mut() {
+                    m.remove("lastUpdateTime");
+                    m.remove("lastTransitionTime");
+                }
+            }
+        };
+        let mut cmp = status.clone();
+        strip_times(&mut same);
+        strip_times(&mut cmp);
+        if same == cmp
+            && d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == rev.as_str()
+        {
+            return !complete && !timed_out;
+        }
+        let mut next = d.clone();
+        next["status"] = status;
+        next["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!(rev);
+        let t = Target {
+            rt: rt(st, "apps", "deployments"),
+            namespace: Some(ns),
+            name: Some(name),
+            sub: Some("status".into()),
+        };
+        handlers::update(st, &t, next, &ctx());
+        true
+    }
+}
+
+fn next_revision(st: &SimState, d: &Value) -> i64 {
+    let ns = d["metadata"]["namespace"].as_str().unwrap_or_default();
+    let uid = d["metadata"]["uid"].as_str().unwrap_or_default();
+    owned_by(st, "apps/replicasets", ns, uid)
+        .iter()
+        .filter_map(|r| {
+            r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                .as_str()?
+                .parse::<i64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0)
+        + 1
+}
+
+/// The revision an existing ReplicaSet should carry: unchanged if it is already the newest,
+/// otherwise the next number (a reused old ReplicaSet becomes the newest revision).
+fn rev_string(st: &SimState, d: &Value, rs: &Value) -> String {
+    let ns = d["metadata"]["namespace"].as_str().unwrap_or_default();
+    let uid = d["metadata"]["uid"].as_str().unwrap_or_default();
+    let mine = rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+        .as_str()
+        .and_then(|r| r.parse::<i64>().ok())
+        .unwrap_or(0);
+    let max = owned_by(st, "apps/replicasets", ns, uid)
+        .iter()
+        .filter_map(|r| {
+            r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                .as_str()?
+                .parse::<i64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    if mine == max {
+        mine.to_string()
+    } else {
+        (max + 1).to_string()
+    }
+}

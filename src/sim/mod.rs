@@ -1,0 +1,166 @@
+//! `serin::sim`: an embedded, in-memory Kubernetes API server speaking the real REST protocol on
+//! 127.0.0.1, with a simulated Deployment controller, kubelet and garbage collector. The real
+//! `kube::Client` and `kube::runtime::Controller` run against it unchanged, and so does kubectl.
+//! It is held to recordings of a real kube-apiserver (../shared/k8s-transcripts, replayed by
+//! tests/transcripts.rs). Must not depend on the controller or the decision core.
+
+mod builtin;
+mod commit;
+mod discovery;
+mod fieldset;
+mod gc;
+mod handlers;
+mod kubelet;
+mod managed;
+mod patch;
+mod resources;
+mod selector;
+mod server;
+mod state;
+mod status;
+mod store;
+mod watch;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use kubelet::{KubeletOptions, NEVER_READY, template_hash};
+pub use state::SimState;
+
+/// Options of an embedded cluster.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Port to listen on (0 = any free port).
+    pub port: u16,
+    /// Simulated kubelet settings.
+    pub kubelet: KubeletOptions,
+    /// How often the simulated controllers look for work.
+    pub controller_period: Duration,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            port: 0,
+            kubelet: KubeletOptions::default(),
+            controller_period: Duration::from_millis(50),
+        }
+    }
+}
+
+/// A running embedded cluster. Dropping it stops the server and the controllers.
+pub struct Cluster {
+    addr: SocketAddr,
+    state: Arc<Mutex<SimState>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Cluster {
+    /// Starts a cluster on 127.0.0.1 with default options.
+    pub async fn start() -> std::io::Result<Cluster> {
+        Cluster::start_with(SimOptions::default()).await
+    }
+
+    /// Starts a cluster with the given options.
+    pub async fn start_with(opts: SimOptions) -> std::io::Result<Cluster> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(SimState::new()));
+        let app = server::App {
+            state: state.clone(),
+            addr: addr.to_string(),
+        };
+        let router = axum::Router::new()
+            .fallback(server::dispatch)
+            .with_state(app);
+        let serve = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let controllers = tokio::spawn(run_controllers(state.clone(), opts));
+        Ok(Cluster {
+            addr,
+            state,
+            tasks: vec![serve, controllers],
+        })
+    }
+
+    /// The server's base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A kube config pointing at this cluster (namespace `default`).
+    pub fn config(&self) -> kube::Config {
+        let mut c = kube::Config::new(self.url().parse().expect("valid URL"));
+        c.default_namespace = "default".to_string();
+        c.read_timeout = Some(Duration::from_secs(300));
+        c
+    }
+
+    /// A kube Client for this cluster.
+    pub fn client(&self) -> kube::Client {
+        kube::Client::try_from(self.config()).expect("client for the embedded cluster")
+    }
+
+    /// A kubeconfig YAML for kubectl and other clients.
+    pub fn kubeconfig_yaml(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: serin-sim\n  cluster:\n    server: {}\nusers:\n- name: serin-sim\n  user: {{}}\ncontexts:\n- name: serin-sim\n  context:\n    cluster: serin-sim\n    user: serin-sim\n    namespace: default\ncurrent-context: serin-sim\n",
+            self.url()
+        )
+    }
+
+    /// Writes the kubeconfig to a file.
+    pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig_yaml())
+    }
+
+    /// Direct access to the state (tests, benchmarks: counts, compaction).
+    pub fn state(&self) -> Arc<Mutex<SimState>> {
+        self.state.clone()
+    }
+
+    /// Stops the server and its controllers.
+    pub fn stop(self) {}
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn run_controllers(state: Arc<Mutex<SimState>>, opts: SimOptions) {
+    let mut kubelet = kubelet::Kubelet::default();
+    let mut rx = match state.lock() {
+        Ok(s) => s.store.subscribe(),
+        Err(p) => p.into_inner().store.subscribe(),
+    };
+    let mut busy = true;
+    loop {
+        if !busy {
+            // Sleep until something changes (or a period passes, for timers like deadlines).
+            let _ = tokio::time::timeout(opts.controller_period * 20, rx.recv()).await;
+        }
+        tokio::time::sleep(opts.controller_period).await;
+        while rx.try_recv().is_ok() {}
+        let mut st = match state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        let gc = gc::collect(&mut st);
+        let k = kubelet.tick(&mut st, &opts.kubelet);
+        drop(st);
+        while rx.try_recv().is_ok() {}
+        busy = gc || k;
+    }
+}

@@ -1,0 +1,169 @@
+//! The shared state of the embedded API server: storage, the resource registry, id and IP
+//! allocation, and the per-request context (field manager, validation mode, time).
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use super::resources::{ResourceType, builtins, from_crd};
+use super::store::Store;
+
+/// fieldValidation query parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Unknown fields are a 400.
+    Strict,
+    /// Unknown fields are dropped with a Warning header (the default).
+    Warn,
+    /// Unknown fields are dropped silently.
+    Ignore,
+}
+
+/// Per-request context.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// Field manager (the `fieldManager` parameter, else the User-Agent up to the first `/`).
+    pub manager: String,
+    /// Unknown-field policy.
+    pub field_validation: FieldValidation,
+    /// `dryRun=All`: validate and answer, store nothing.
+    pub dry_run: bool,
+    /// Time of the request, RFC 3339 (seconds).
+    pub now: String,
+}
+
+/// Everything the server holds.
+pub struct SimState {
+    /// Objects.
+    pub store: Store,
+    /// Servable resource types.
+    pub types: Vec<ResourceType>,
+    uid_seq: u64,
+    ip_seq: u32,
+    /// Continue-token snapshots of paginated lists.
+    pub snapshots: HashMap<u64, Vec<Value>>,
+}
+
+impl Default for SimState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SimState {
+    /// A fresh state with the built-in types and the `default` namespace.
+    pub fn new() -> SimState {
+        let mut st = SimState {
+            store: Store::new(),
+            types: builtins(),
+            uid_seq: 0,
+            ip_seq: 0,
+            snapshots: HashMap::new(),
+        };
+        for ns in ["default", "kube-system"] {
+            let uid = st.next_uid();
+            let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "uid": uid,
+                "creationTimestamp": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "labels": {"kubernetes.io/metadata.name": ns}}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
+            st.store.put(
+                ("/namespaces".into(), String::new(), ns.into()),
+                obj,
+                super::store::EventType::Added,
+            );
+        }
+        st
+    }
+
+    /// A new uid.
+    pub fn next_uid(&mut self) -> String {
+        self.uid_seq += 1;
+        let n = self.uid_seq;
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            n.wrapping_mul(2654435761) & 0xffff_ffff,
+            n & 0xffff,
+            n & 0xfff,
+            (n >> 12) & 0xfff,
+            n
+        )
+    }
+
+    /// Allocates a ClusterIP from 10.0.0.0/16 unless the Service is headless or brings one.
+    pub fn allocate_cluster_ip(&mut self, svc: &mut Value) {
+        if svc["spec"]["type"] == "ExternalName" {
+            return;
+        }
+        let ip = match svc["spec"]["clusterIP"].as_str() {
+            Some("None") => "None".to_string(),
+            Some(ip) if !ip.is_empty() => ip.to_string(),
+            _ => {
+                self.ip_seq += 1;
+                format!(
+                    "10.0.{}.{}",
+                    (self.ip_seq / 250) % 256,
+                    self.ip_seq % 250 + 1
+                )
+            }
+        };
+        svc["spec"]["clusterIP"] = json!(ip);
+        svc["spec"]["clusterIPs"] = json!([ip]);
+    }
+
+    /// The type serving `group/version/plural`.
+    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<ResourceType> {
+        self.types
+            .iter()
+            .find(|t| t.group == group && t.version == version && t.plural == plural)
+            .cloned()
+    }
+
+    /// The object as served for a type (apiVersion/kind of the requested version).
+    pub fn present(&self, rt: &ResourceType, obj: &Value) -> Value {
+        let mut v = obj.clone();
+        v["apiVersion"] = json!(rt.api_version());
+        v["kind"] = json!(rt.kind);
+        v
+    }
+
+    /// Registers (or refreshes) the types a CRD defines.
+    pub fn register_crd(&mut self, crd: &Value) {
+        let group = crd["spec"]["group"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let plural = crd["spec"]["names"]["plural"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.types
+            .retain(|t| !(t.builtin.is_none() && t.group == group && t.plural == plural));
+        self.types.extend(from_crd(crd));
+    }
+
+    /// Bookkeeping after an object is gone: a deleted CRD takes its types and objects with it.
+    pub fn after_delete(&mut self, rt: &ResourceType, obj: &Value) {
+        if rt.builtin != Some(super::resources::Builtin::Crd) {
+            return;
+        }
+        let group = obj["spec"]["group"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let plural = obj["spec"]["names"]["plural"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.types
+            .retain(|t| !(t.builtin.is_none() && t.group == group && t.plural == plural));
+        let storage = format!("{group}/{plural}");
+        let keys: Vec<_> = self
+            .store
+            .all()
+            .filter(|(k, _)| k.0 == storage)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            self.store.remove(&k);
+        }
+    }
+}

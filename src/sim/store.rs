@@ -1,0 +1,183 @@
+//! In-memory object storage with etcd-like resourceVersions and a bounded event history that
+//! watches replay from. One global counter, as in etcd; history older than the window is
+//! "compacted" and a watch from there gets 410 Expired.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+/// How many events the history keeps for watches that resume from an older resourceVersion.
+pub const HISTORY: usize = 20_000;
+
+/// Watch event types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// Created.
+    Added,
+    /// Changed.
+    Modified,
+    /// Removed.
+    Deleted,
+}
+
+impl EventType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as watches see it.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// resourceVersion of the change.
+    pub rv: u64,
+    /// What happened.
+    pub kind: EventType,
+    /// Storage key of the resource type (`group/plural`).
+    pub resource: String,
+    /// Namespace ("" for cluster-scoped).
+    pub namespace: String,
+    /// The object after the change (before it, for deletions, with the deletion's rv).
+    pub object: Value,
+    /// The object before a modification (watches with selectors turn "no longer matches" into
+    /// DELETED, as the real server does).
+    pub old: Option<Value>,
+}
+
+/// Key of a stored object.
+pub type Key = (String, String, String);
+
+/// The storage. Callers hold it behind a mutex; every method is short.
+pub struct Store {
+    objects: BTreeMap<Key, Value>,
+    rv: u64,
+    history: VecDeque<Arc<Change>>,
+    compacted: u64,
+    tx: broadcast::Sender<Arc<Change>>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Store {
+    /// An empty store.
+    pub fn new() -> Store {
+        let (tx, _) = broadcast::channel(8192);
+        Store {
+            objects: BTreeMap::new(),
+            rv: 1,
+            history: VecDeque::new(),
+            compacted: 0,
+            tx,
+        }
+    }
+
+    /// The current resourceVersion.
+    pub fn rv(&self) -> u64 {
+        self.rv
+    }
+
+    /// The oldest resourceVersion a watch can resume after.
+    pub fn compacted(&self) -> u64 {
+        self.compacted
+    }
+
+    /// Receiver of future changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
+        self.tx.subscribe()
+    }
+
+    /// An object by key.
+    pub fn get(&self, key: &Key) -> Option<&Value> {
+        self.objects.get(key)
+    }
+
+    /// Objects of a resource, optionally in one namespace, in etcd key order (namespace, name).
+    pub fn list(&self, resource: &str, namespace: Option<&str>) -> Vec<&Value> {
+        let start = (
+            resource.to_string(),
+            namespace.unwrap_or("").to_string(),
+            String::new(),
+        );
+        self.objects
+            .range(start..)
+            .take_while(|((r, ns, _), _)| r == resource && namespace.is_none_or(|n| n == ns))
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    /// Every stored object with its key (for garbage collection and controllers).
+    pub fn all(&self) -> impl Iterator<Item = (&Key, &Value)> {
+        self.objects.iter()
+    }
+
+    /// Number of stored objects.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// Stores an object, stamping the next resourceVersion, and records the change.
+    pub fn put(&mut self, key: Key, mut object: Value, kind: EventType) -> Value {
+        self.rv += 1;
+        object["metadata"]["resourceVersion"] = Value::String(self.rv.to_string());
+        let old = self.objects.insert(key.clone(), object.clone());
+        self.record(key, kind, object.clone(), old);
+        object
+    }
+
+    /// Removes an object; the DELETED event carries it with the deletion's resourceVersion.
+    pub fn remove(&mut self, key: &Key) -> Option<Value> {
+        let mut object = self.objects.remove(key)?;
+        self.rv += 1;
+        object["metadata"]["resourceVersion"] = Value::String(self.rv.to_string());
+        self.record(key.clone(), EventType::Deleted, object.clone(), None);
+        Some(object)
+    }
+
+    fn record(&mut self, key: Key, kind: EventType, object: Value, old: Option<Value>) {
+        let change = Arc::new(Change {
+            rv: self.rv,
+            kind,
+            resource: key.0,
+            namespace: key.1,
+            object,
+            old,
+        });
+        self.history.push_back(change.clone());
+        while self.history.len() > HISTORY {
+            if let Some(old) = self.history.pop_front() {
+                self.compacted = old.rv;
+            }
+        }
+        let _ = self.tx.send(change);
+    }
+
+    /// Changes after `rv`, or Err when that part of the history was compacted.
+    pub fn since(&self, rv: u64) -> Result<Vec<Arc<Change>>, u64> {
+        if rv < self.compacted {
+            return Err(self.compacted);
+        }
+        Ok(self.history.iter().filter(|c| c.rv > rv).cloned().collect())
+    }
+
+    /// Drops the whole history (tests: emulate etcd compaction / watch-cache eviction).
+    pub fn compact(&mut self) {
+        self.compacted = self.rv;
+        self.history.clear();
+    }
+}
