@@ -27,6 +27,8 @@ pub enum CauseReason {
     TooLong,
     /// `FieldValueTooMany`: a list over maxItems.
     TooMany,
+    /// `FieldValueForbidden`: a change that is not allowed (e.g. new finalizers while deleting).
+    Forbidden,
 }
 
 impl CauseReason {
@@ -39,12 +41,13 @@ impl CauseReason {
             CauseReason::TypeInvalid => "FieldValueTypeInvalid",
             CauseReason::TooLong => "FieldValueTooLong",
             CauseReason::TooMany => "FieldValueTooMany",
+            CauseReason::Forbidden => "FieldValueForbidden",
         }
     }
 
     /// Blocking causes stop the CEL rules from running, as in kube-apiserver.
     pub fn is_blocking(self) -> bool {
-        !matches!(self, CauseReason::Invalid)
+        !matches!(self, CauseReason::Invalid | CauseReason::Forbidden)
     }
 }
 

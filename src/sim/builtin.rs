@@ -9,6 +9,9 @@ use crate::schema::{Cause, CauseReason};
 
 /// Decodes an object through its typed form; returns it with unknown fields dropped, and their paths.
 pub fn decode(rt: &ResourceType, obj: &Value) -> Result<(Value, Vec<String>), String> {
+    if let Some(message) = time_field_error(rt, obj) {
+        return Err(message);
+    }
     use k8s_openapi::api::{apps::v1 as apps, core::v1 as core};
     fn roundtrip<T: serde::de::DeserializeOwned + serde::Serialize>(
         obj: &Value,
@@ -127,7 +130,23 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
             }
         }
         Some(Builtin::Service) => service_defaults(obj),
+        _ if rt.kind == "HorizontalPodAutoscaler" => {
+            if let Some(o) = obj.as_object_mut() {
+                set_default(
+                    o,
+                    "status",
+                    json!({"currentMetrics": null, "desiredReplicas": 0}),
+                );
+            }
+        }
         _ => {}
+    }
+    if matches!(
+        rt.builtin,
+        Some(Builtin::Deployment | Builtin::ReplicaSet | Builtin::DaemonSet)
+    ) && let Some(o) = obj.as_object_mut()
+    {
+        set_default(o, "status", json!({}));
     }
 }
 
@@ -190,7 +209,7 @@ fn service_defaults(obj: &mut Value) {
     };
     set_default(spec, "type", json!("ClusterIP"));
     set_default(spec, "sessionAffinity", json!("None"));
-    if spec.get("clusterIP").and_then(Value::as_str) != Some("None") {
+    if spec.get("type").and_then(Value::as_str) != Some("ExternalName") {
         set_default(spec, "ipFamilies", json!(["IPv4"]));
         set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
     }
@@ -234,9 +253,67 @@ pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Vec<Caus
             workload_rules(obj, &mut causes)
         }
         Some(Builtin::Service) => service_rules(obj, old, &mut causes),
+        Some(Builtin::Lease) => lease_rules(obj, &mut causes),
+        _ if rt.kind == "HorizontalPodAutoscaler" => hpa_rules(obj, &mut causes),
         _ => {}
     }
     causes
+}
+
+fn lease_rules(obj: &Value, causes: &mut Vec<Cause>) {
+    let spec = &obj["spec"];
+    if let Some(d) = spec["leaseDurationSeconds"].as_i64().filter(|d| *d <= 0) {
+        causes.push(invalid(
+            "spec.leaseDurationSeconds",
+            format!("Invalid value: {d}: must be greater than 0"),
+        ));
+    }
+    if let Some(t) = spec["leaseTransitions"].as_i64().filter(|t| *t < 0) {
+        causes.push(invalid(
+            "spec.leaseTransitions",
+            format!("Invalid value: {t}: must be greater than or equal to 0"),
+        ));
+    }
+}
+
+fn hpa_rules(obj: &Value, causes: &mut Vec<Cause>) {
+    let spec = &obj["spec"];
+    let min = spec["minReplicas"].as_i64().unwrap_or(1);
+    if let Some(max) = spec["maxReplicas"].as_i64().filter(|m| *m < min) {
+        causes.push(invalid(
+            "spec.maxReplicas",
+            format!("Invalid value: {max}: must be greater than or equal to `minReplicas`"),
+        ));
+    }
+    for (i, m) in spec["metrics"].as_array().into_iter().flatten().enumerate() {
+        let target = &m["resource"]["target"];
+        if m["type"] == "Resource"
+            && target["type"] == "Utilization"
+            && target["averageUtilization"].is_null()
+        {
+            causes.push(Cause {
+                reason: CauseReason::Required,
+                field: format!("spec.metrics[{i}].resource.target.averageUtilization"),
+                message:
+                    "Required value: must set either a target raw value or a target utilization"
+                        .to_string(),
+            });
+        }
+    }
+}
+
+/// Go's error for a MicroTime/Time that does not parse, as the decoder words it.
+pub fn time_field_error(rt: &ResourceType, obj: &Value) -> Option<String> {
+    let fields: &[&str] = match rt.builtin {
+        Some(Builtin::Lease) => &["acquireTime", "renewTime"],
+        _ => return None,
+    };
+    fields.iter().find_map(|f| {
+        let v = obj["spec"][*f].as_str()?;
+        chrono::DateTime::parse_from_rfc3339(v).is_err().then(|| {
+            format!("{} in version \"{}\" cannot be handled as a {}: parsing time \"{v}\" as \"2006-01-02T15:04:05.000000Z07:00\": cannot parse \"{v}\" as \"2006\"", rt.kind, rt.version, rt.kind)
+        })
+    })
 }
 
 fn workload_rules(obj: &Value, causes: &mut Vec<Cause>) {
@@ -288,6 +365,14 @@ fn service_rules(obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
             field: "spec.ports".to_string(),
             message: "Required value".to_string(),
         });
+    }
+    if old.is_none()
+        && let Some(ip) = spec["clusterIP"]
+            .as_str()
+            .filter(|ip| *ip != "None" && !ip.is_empty())
+        && !ip.starts_with("10.0.")
+    {
+        causes.push(invalid("spec.clusterIPs", format!("Invalid value: [\"{ip}\"]: failed to allocate IP {ip}: the provided network does not match the current range")));
     }
     if let Some(old) = old {
         let (before, after) = (&old["spec"]["clusterIP"], &spec["clusterIP"]);

@@ -24,6 +24,8 @@ pub enum Write<'a> {
     Status(&'a Value),
     /// A server-side apply result (managedFields already computed).
     Applied(Option<&'a Value>),
+    /// A server-side apply through /status (managedFields already computed).
+    AppliedStatus(&'a Value),
 }
 
 fn strip_for_generation(v: &Value, deployment: bool) -> Value {
@@ -97,7 +99,9 @@ pub fn commit(st: &mut SimState, rt: &ResourceType, new: Value, how: Write, ctx:
     };
     let old = match &how {
         Write::Create | Write::Applied(None) => None,
-        Write::Update(o) | Write::Status(o) | Write::Applied(Some(o)) => Some(*o),
+        Write::Update(o) | Write::Status(o) | Write::Applied(Some(o)) | Write::AppliedStatus(o) => {
+            Some(*o)
+        }
     };
     if let (Some(old), true) = (old, rt.status)
         && matches!(how, Write::Update(_) | Write::Applied(_))
@@ -181,11 +185,22 @@ pub fn commit(st: &mut SimState, rt: &ResourceType, new: Value, how: Write, ctx:
     r
 }
 
+/// What decides a no-op: everything but the resourceVersion and the managedFields times (an
+/// ownership change alone is a real change, as in 06 step 4).
 fn without_rv(v: &Value) -> Value {
     let mut v = v.clone();
     if let Some(m) = v["metadata"].as_object_mut() {
         m.remove("resourceVersion");
-        m.remove("managedFields");
+        for e in m
+            .get_mut("managedFields")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(e) = e.as_object_mut() {
+                e.remove("time");
+            }
+        }
     }
     v
 }
@@ -208,25 +223,17 @@ fn finalizer_rules(rt: &ResourceType, old: &Value, new: &Value) -> Result<(), Re
         return Ok(());
     }
     let name = new["metadata"]["name"].as_str().unwrap_or_default();
-    let list: Vec<String> = new["metadata"]["finalizers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|f| f.to_string())
-        .collect();
+    let list: Vec<String> = added.iter().map(|f| f.to_string()).collect();
     let cause = schema::Cause {
-        reason: schema::CauseReason::Invalid,
+        reason: schema::CauseReason::Forbidden,
         field: "metadata.finalizers".to_string(),
         message: format!(
             "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
             list.join(", ")
         ),
     };
-    let forbidden = schema::Cause {
-        reason: schema::CauseReason::Invalid,
-        ..cause.clone()
-    };
-    Err(status::invalid(rt, name, &[cause, forbidden]))
+    // The real server reports this cause twice (two validators find it).
+    Err(status::invalid(rt, name, &[cause.clone(), cause]))
 }
 
 fn stamp_metadata(
@@ -251,6 +258,11 @@ fn stamp_metadata(
             }
             if rt.builtin == Some(Builtin::Crd) {
                 obj["status"] = crd_status(obj);
+                if obj["spec"].get("conversion").is_none() {
+                    obj["spec"]["conversion"] = json!({"strategy": "None"});
+                }
+                obj["metadata"]["finalizers"] =
+                    json!(["customresourcecleanup.apiextensions.k8s.io"]);
             }
             if let Some(m) = obj["metadata"].as_object_mut() {
                 m.remove("deletionTimestamp");
@@ -277,7 +289,7 @@ fn stamp_metadata(
             }
             // Status writes never move the generation (even the annotations a Deployment's
             // /status accepts, which is how the controller sets the revision annotation).
-            if rt.has_generation && !matches!(how, Write::Status(_)) {
+            if rt.has_generation && !matches!(how, Write::Status(_) | Write::AppliedStatus(_)) {
                 let dep = rt.builtin == Some(Builtin::Deployment);
                 if strip_for_generation(old, dep) != strip_for_generation(obj, dep) {
                     let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
@@ -293,10 +305,14 @@ fn stamp_metadata(
             }
         }
     }
-    if !matches!(how, Write::Applied(_)) {
-        let shape = Shape::of(rt);
-        let base = old.cloned().unwrap_or_else(|| json!({}));
+    if !matches!(how, Write::Applied(_) | Write::AppliedStatus(_)) {
         let sub = matches!(how, Write::Status(_)).then_some("status");
+        let shape = if sub.is_some() {
+            Shape::for_status(rt)
+        } else {
+            Shape::of(rt)
+        };
+        let base = old.cloned().unwrap_or_else(|| json!({}));
         managed::record_update(
             &shape,
             &base,

@@ -27,12 +27,28 @@ pub enum ListKind {
 /// Schema knowledge needed for ownership: how lists and maps behave at a path.
 pub struct Shape<'a> {
     rt: &'a ResourceType,
+    status: bool,
 }
 
 impl<'a> Shape<'a> {
-    /// The shape of a resource type.
+    /// The shape of a resource type's main resource (status is not tracked there).
     pub fn of(rt: &'a ResourceType) -> Shape<'a> {
-        Shape { rt }
+        Shape { rt, status: false }
+    }
+
+    /// The shape for writes through /status (only status, and metadata, are tracked).
+    pub fn for_status(rt: &'a ResourceType) -> Shape<'a> {
+        Shape { rt, status: true }
+    }
+
+    fn untracked(&self, path: &[&str]) -> bool {
+        if self.status && matches!(path, ["spec", ..]) {
+            return true;
+        }
+        if !self.status && matches!(path, ["status", ..]) {
+            return true;
+        }
+        untracked(path)
     }
 
     fn schema_at(&self, fields: &[&str]) -> Option<&'a Value> {
@@ -114,7 +130,7 @@ impl<'a> Shape<'a> {
 
 /// Fields Kubernetes never tracks in managedFields.
 fn untracked(path: &[&str]) -> bool {
-    matches!(path, ["apiVersion"] | ["kind"] | ["status", ..])
+    matches!(path, ["apiVersion"] | ["kind"])
         || matches!(path, ["metadata", f, ..] if !matches!(*f, "labels" | "annotations" | "finalizers" | "ownerReferences"))
 }
 
@@ -151,7 +167,7 @@ fn walk_config(
     out: &mut FieldSet,
 ) {
     let names: Vec<&str> = fields.iter().map(String::as_str).collect();
-    if !path.is_empty() && untracked(&names) {
+    if !path.is_empty() && shape.untracked(&names) {
         return;
     }
     match v {
@@ -222,7 +238,7 @@ fn walk_diff(
     out: &mut FieldSet,
 ) {
     let names: Vec<&str> = fields.iter().map(String::as_str).collect();
-    if !path.is_empty() && untracked(&names) {
+    if !path.is_empty() && shape.untracked(&names) {
         return;
     }
     if old == Some(new) {

@@ -15,6 +15,7 @@ use super::resources::{Builtin, ResourceType};
 use super::selector::{FieldSelector, LabelSelector};
 use super::state::{Ctx, SimState};
 use super::status::{self, Reply};
+use super::table::{self, Representation};
 
 /// Query parameters.
 pub type Query = HashMap<String, String>;
@@ -46,15 +47,27 @@ impl Target {
     }
 }
 
-/// GET of one object (or its status/scale).
-pub fn get(st: &SimState, t: &Target) -> Reply {
+/// GET of one object (or its status/scale), in the representation Accept asks for.
+pub fn get(st: &SimState, t: &Target, accept: &str) -> Reply {
     let name = t.name.as_deref().unwrap_or_default();
     let Some(obj) = st.store.get(&t.key(name)) else {
         return status::not_found(&t.rt, name);
     };
-    match t.sub.as_deref() {
-        Some("scale") => Reply::json(StatusCode::OK, scale_of(&t.rt, obj)),
-        _ => Reply::json(StatusCode::OK, st.present(&t.rt, obj)),
+    let obj = st.present(&t.rt, obj);
+    match (t.sub.as_deref(), table::representation(accept)) {
+        (Some("scale"), _) => Reply::json(StatusCode::OK, scale_of(&t.rt, &obj)),
+        (None, Representation::Table) => {
+            let rv = obj["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            Reply::json(
+                StatusCode::OK,
+                table::table(&t.rt, st.crd_of(&t.rt).as_ref(), &[obj], &rv),
+            )
+        }
+        (None, Representation::Metadata) => Reply::json(StatusCode::OK, table::partial(&obj)),
+        _ => Reply::json(StatusCode::OK, obj),
     }
 }
 
@@ -124,7 +137,7 @@ pub fn selected(obj: &Value, labels: &LabelSelector, fields: &FieldSelector) -> 
 }
 
 /// LIST with selectors, limit and continue (continue pages come from the first page's snapshot).
-pub fn list(st: &mut SimState, t: &Target, q: &Query) -> Reply {
+pub fn list(st: &mut SimState, t: &Target, q: &Query, accept: &str) -> Reply {
     let (labels, fields) = match selectors(t, q) {
         Ok(s) => s,
         Err(r) => return r,
@@ -174,10 +187,15 @@ pub fn list(st: &mut SimState, t: &Target, q: &Query) -> Reply {
         }
         _ => items,
     };
-    Reply::json(
-        StatusCode::OK,
-        json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(), "metadata": meta, "items": page}),
-    )
+    let rv = rv.to_string();
+    let body = match table::representation(accept) {
+        Representation::Table => table::table(&t.rt, st.crd_of(&t.rt).as_ref(), &page, &rv),
+        Representation::Metadata => table::partial_list(&page, meta),
+        Representation::Full => {
+            json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(), "metadata": meta, "items": page})
+        }
+    };
+    Reply::json(StatusCode::OK, body)
 }
 
 fn encode_continue(id: u64, rv: u64) -> String {
@@ -314,12 +332,10 @@ fn check_rv(t: &Target, name: &str, requested: &Value, current: &Value) -> Resul
         return Ok(());
     };
     if rv.parse::<u64>().is_err() {
-        return Err(status::internal(format!(
-            "strconv.ParseUint: parsing \"{rv}\": invalid syntax"
-        ))
-        .with_message_raw(format!(
-            "strconv.ParseUint: parsing \"{rv}\": invalid syntax"
-        )));
+        return Err(status::bare(
+            500,
+            format!("strconv.ParseUint: parsing \"{rv}\": invalid syntax"),
+        ));
     }
     if Some(rv) != current.as_str() {
         return Err(status::conflict(&t.rt, name));
@@ -408,13 +424,12 @@ pub fn patch(
         "application/strategic-merge-patch+json",
     ];
     if !supported.contains(&ctype) {
-        return status::unsupported_media("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json".to_string());
+        return status::unsupported_patch_type();
     }
     if ctype == "application/strategic-merge-patch+json" && t.rt.builtin.is_none() {
-        return status::unsupported_media(format!(
-            "strategic merge patch is not supported for {}",
-            t.rt.qualified_kind()
-        ));
+        return status::unsupported_media(
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+        );
     }
     let Some(current) = st.store.get(&t.key(&name)).cloned() else {
         return status::not_found(&t.rt, &name);
@@ -423,6 +438,11 @@ pub fn patch(
         Ok(v) => v,
         Err(e) => return status::bad_request(format!("error decoding patch: {e}")),
     };
+    if ctype == "application/json-patch+json" && !patch_doc.is_array() {
+        return status::bad_request(
+            "error decoding patch: json: cannot unmarshal object into Go value of type []handlers.jsonPatchOp",
+        );
+    }
     let base = match t.sub.as_deref() {
         Some("scale") => scale_of(&t.rt, &current),
         _ => st.present(&t.rt, &current),
@@ -438,9 +458,16 @@ pub fn patch(
     };
     match result {
         Err(PatchError::TestFailed) => return status::patch_test_failed(),
+        Err(_) if ctype == "application/json-patch+json" => return status::patch_test_failed(),
         Err(PatchError::Malformed(m)) => return status::bad_request(m),
         Err(PatchError::Invalid(m)) => return status::invalid_message(&t.rt, &name, &m),
         Ok(()) => {}
+    }
+    if t.rt.builtin.is_some()
+        && t.sub.is_none()
+        && let Err(e) = super::builtin::decode(&t.rt, &next)
+    {
+        return status::patch_type_error(&e);
     }
     if let Err(r) = check_rv(
         t,
@@ -481,8 +508,12 @@ fn apply(st: &mut SimState, t: &Target, body: &[u8], q: &Query, ctx: &Ctx) -> Re
     }
     let force = q.get("force").is_some_and(|f| f == "true");
     let current = st.store.get(&t.key(&name)).cloned();
-    let shape = Shape::of(&t.rt);
     let sub = t.sub.as_deref();
+    let shape = if sub.is_some() {
+        Shape::for_status(&t.rt)
+    } else {
+        Shape::of(&t.rt)
+    };
     let mut cfg = config.clone();
     cfg["metadata"]["name"] = json!(name);
     if sub == Some("status")
@@ -519,7 +550,7 @@ fn apply(st: &mut SimState, t: &Target, body: &[u8], q: &Query, ctx: &Ctx) -> Re
             let mut next = cur.clone();
             next["status"] = merged["status"].clone();
             next["metadata"]["managedFields"] = merged["metadata"]["managedFields"].clone();
-            commit(st, &t.rt, next, Write::Applied(Some(&cur)), ctx)
+            commit(st, &t.rt, next, Write::AppliedStatus(&cur), ctx)
         }
         Some(cur) => commit(st, &t.rt, merged, Write::Applied(Some(&cur)), ctx),
     }

@@ -535,6 +535,9 @@ impl Kubelet {
         if desired - ready > 0 {
             status["unavailableReplicas"] = json!(desired - ready);
         }
+        if let Some(c) = d["status"].get("collisionCount") {
+            status["collisionCount"] = c.clone();
+        }
         for k in [
             "replicas",
             "updatedReplicas",

@@ -5,8 +5,8 @@
 use serde_json::{Map, Value, json};
 
 use super::fieldset::{
-    FieldSet, ListKind, Shape, apply_set, display_path, from_fields_v1, item_key, remove_at,
-    to_fields_v1, under, update_set, value_at,
+    FieldPath, FieldSet, ListKind, Shape, apply_set, display_path, from_fields_v1, item_key,
+    remove_at, to_fields_v1, under, update_set, value_at,
 };
 
 /// One managedFields entry.
@@ -194,7 +194,7 @@ fn conflict_message(e: &Entry) -> String {
             .map(|s| format!(" with subresource \"{s}\""))
             .unwrap_or_default();
         format!(
-            "conflict with \"{}\" using {}{sub}",
+            "conflict with \"{}\"{sub} using {}",
             e.manager, e.api_version
         )
     }
@@ -267,11 +267,32 @@ pub fn apply(
             .any(|(j, e)| j != i && e.set.iter().any(|q| under(q, gone) || under(gone, q)));
         if !kept_by_other {
             remove_at(&mut merged, gone);
+            prune_emptied(&mut merged, gone);
         }
     }
     entries[i].set = new_set;
     write(&mut merged, entries);
     Ok(merged)
+}
+
+/// After a removal, a list or map left empty goes too (as the real server leaves no `env: []`).
+fn prune_emptied(root: &mut Value, removed: &FieldPath) {
+    let mut path: FieldPath = removed.iter().filter(|s| *s != ".").cloned().collect();
+    while path.len() > 1 {
+        path.pop();
+        if !path.last().is_some_and(|s| s.starts_with("f:")) {
+            return;
+        }
+        let empty = match super::fieldset::value_at(root, &path) {
+            Some(Value::Array(a)) => a.is_empty(),
+            Some(Value::Object(o)) => o.is_empty(),
+            _ => false,
+        };
+        if !empty {
+            return;
+        }
+        remove_at(root, &path);
+    }
 }
 
 /// The 409 body of failed apply.
@@ -289,4 +310,67 @@ pub fn conflict_status(conflicts: &[Conflict]) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
         "reason": "Conflict", "details": {"causes": conflicts.iter().map(|c| json!({"reason": "FieldManagerConflict", "message": c.message, "field": c.field})).collect::<Vec<_>>()},
         "code": 409})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::resources::builtins;
+
+    fn apply_as(
+        live: Option<&Value>,
+        cfg: Value,
+        manager: &str,
+        force: bool,
+    ) -> Result<Value, Vec<Conflict>> {
+        let rt = builtins()
+            .into_iter()
+            .find(|t| t.kind == "Deployment")
+            .unwrap();
+        let shape = Shape::of(&rt);
+        let who = Applier {
+            manager,
+            force,
+            api_version: "apps/v1",
+            sub: None,
+            now: "2026-01-01T00:00:00Z",
+        };
+        apply(&shape, live, &cfg, &who)
+    }
+
+    #[test]
+    fn shared_ownership_keeps_a_field_another_manager_still_applies() {
+        let a1 = json!({"metadata": {"name": "d", "labels": {"app": "x", "tier": "web"}}, "spec": {"replicas": 2}});
+        let v = apply_as(None, a1, "a", false).unwrap();
+        let b1 = json!({"metadata": {"name": "d"}, "spec": {"replicas": 3}});
+        assert!(apply_as(Some(&v), b1.clone(), "b", false).is_err());
+        let v = apply_as(Some(&v), b1, "b", true).unwrap();
+        let b2 =
+            json!({"metadata": {"name": "d", "labels": {"tier": "web"}}, "spec": {"replicas": 3}});
+        let v = apply_as(Some(&v), b2, "b", false).unwrap();
+        let a2 = json!({"metadata": {"name": "d", "labels": {"app": "x", "owner": "a"}}});
+        let v = apply_as(Some(&v), a2, "a", false).unwrap();
+        assert_eq!(
+            v["metadata"]["labels"],
+            json!({"app": "x", "owner": "a", "tier": "web"}),
+            "{}",
+            v["metadata"]["managedFields"]
+        );
+        assert_eq!(v["spec"]["replicas"], 3);
+        let a3 = json!({"metadata": {"name": "d", "labels": {"app": "x"}}});
+        let v = apply_as(Some(&v), a3, "a", false).unwrap();
+        assert_eq!(v["metadata"]["labels"], json!({"app": "x", "tier": "web"}));
+    }
+
+    #[test]
+    fn dropping_the_last_keyed_item_removes_the_list() {
+        let with_env = json!({"metadata": {"name": "d"}, "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "i", "env": [{"name": "X", "value": "1"}]}]}}}});
+        let v = apply_as(None, with_env, "a", false).unwrap();
+        let without = json!({"metadata": {"name": "d"}, "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "i"}]}}}});
+        let v = apply_as(Some(&v), without, "a", false).unwrap();
+        assert_eq!(
+            v["spec"]["template"]["spec"]["containers"][0],
+            json!({"name": "app", "image": "i"})
+        );
+    }
 }

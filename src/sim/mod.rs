@@ -19,6 +19,7 @@ mod server;
 mod state;
 mod status;
 mod store;
+mod table;
 mod watch;
 
 use std::net::SocketAddr;

@@ -22,6 +22,19 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 
 /// RFC 6902. Errors distinguish a failed `test` from other problems.
 pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), PatchError> {
+    // kube-apiserver's JSON patch lets `replace` create a missing map key (recorded in 04).
+    let mut patch = patch.clone();
+    for op in patch.as_array_mut().into_iter().flatten() {
+        if op["op"] == "replace" {
+            let path = op["path"].as_str().unwrap_or_default();
+            let (parent, _) = path.rsplit_once('/').unwrap_or(("", path));
+            let parent_is_map = target.pointer(parent).is_some_and(Value::is_object);
+            if parent_is_map && target.pointer(path).is_none() {
+                op["op"] = Value::String("add".into());
+            }
+        }
+    }
+    let patch = &patch;
     let ops: json_patch::Patch =
         serde_json::from_value(patch.clone()).map_err(|e| PatchError::Malformed(e.to_string()))?;
     match json_patch::patch(target, &ops) {

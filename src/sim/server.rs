@@ -181,6 +181,11 @@ pub async fn dispatch(
         .unwrap_or("application/json")
         .to_string();
     let is_watch = q.get("watch").is_some_and(|w| w == "1" || w == "true");
+    let accept = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_string();
     let mut st = match app.state.lock() {
         Ok(s) => s,
         Err(poisoned) => poisoned.into_inner(),
@@ -206,8 +211,8 @@ pub async fn dispatch(
         };
     }
     let reply = match (method.clone(), target.name.is_some()) {
-        (Method::GET, true) => handlers::get(&st, &target),
-        (Method::GET, false) => handlers::list(&mut st, &target, &q),
+        (Method::GET, true) => handlers::get(&st, &target, &accept),
+        (Method::GET, false) => handlers::list(&mut st, &target, &q, &accept),
         (Method::POST, false) => match handlers::parse_body(&ctype, &body, &target.rt) {
             Ok(obj) => handlers::create(&mut st, &target, obj, &ctx),
             Err(r) => r,

@@ -125,6 +125,22 @@ impl SimState {
         v
     }
 
+    /// The CRD object that defines a custom type.
+    pub fn crd_of(&self, rt: &ResourceType) -> Option<Value> {
+        rt.builtin.is_some().then_some(()).map_or_else(
+            || {
+                self.store
+                    .get(&(
+                        "apiextensions.k8s.io/customresourcedefinitions".into(),
+                        String::new(),
+                        format!("{}.{}", rt.plural, rt.group),
+                    ))
+                    .cloned()
+            },
+            |_| None,
+        )
+    }
+
     /// Registers (or refreshes) the types a CRD defines.
     pub fn register_crd(&mut self, crd: &Value) {
         let group = crd["spec"]["group"]

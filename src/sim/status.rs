@@ -98,9 +98,28 @@ pub fn bad_request(message: impl Into<String>) -> Reply {
     status(400, "BadRequest", message.into(), None)
 }
 
+/// A failure Status with no reason (what the real server sends for some decoding errors).
+pub fn bare(code: u16, message: impl Into<String>) -> Reply {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message.into(), "code": code});
+    Reply::json(
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body,
+    )
+}
+
 /// 415 UnsupportedMediaType.
 pub fn unsupported_media(message: impl Into<String>) -> Reply {
     status(415, "UnsupportedMediaType", message.into(), None)
+}
+
+/// 415 for a PATCH with a plain `application/json` (or other unknown) content type.
+pub fn unsupported_patch_type() -> Reply {
+    status(
+        415,
+        "UnsupportedMediaType",
+        "415: Unsupported Media Type".to_string(),
+        Some(json!({})),
+    )
 }
 
 /// 413 RequestEntityTooLarge.
@@ -119,16 +138,6 @@ pub fn method_not_allowed(method: &str) -> Reply {
         405,
         "MethodNotAllowed",
         format!("the server does not allow this method on the requested resource ({method})"),
-        None,
-    )
-}
-
-/// 500 InternalError.
-pub fn internal(message: impl Into<String>) -> Reply {
-    status(
-        500,
-        "InternalError",
-        format!("Internal error occurred: {}", message.into()),
         None,
     )
 }
@@ -189,14 +198,6 @@ pub fn deleted(rt: &ResourceType, name: &str, uid: &str) -> Reply {
     )
 }
 
-impl Reply {
-    /// Replaces the `message` of a Status body (for messages that must not get a prefix).
-    pub fn with_message_raw(mut self, message: String) -> Reply {
-        self.body["message"] = Value::String(message);
-        self
-    }
-}
-
 /// A plain `404 page not found` (unknown paths and subresources).
 pub fn not_found_text(_what: &str) -> Reply {
     Reply::text(StatusCode::NOT_FOUND, "404 page not found\n")
@@ -233,11 +234,25 @@ pub fn apply_needs_manager() -> Reply {
     )
 }
 
-impl Reply {
-    /// Forces the HTTP status to 422 (for Status bodies built elsewhere).
-    pub fn with_code_422(mut self) -> Reply {
-        self.code = StatusCode::UNPROCESSABLE_ENTITY;
-        self.body["code"] = Value::from(422);
-        self
-    }
+/// 422 for a patch whose result does not decode (the real message embeds the patched object).
+pub fn patch_type_error(decode_error: &str) -> Reply {
+    let detail = decode_error.rsplit(": ").next().unwrap_or(decode_error);
+    let message = format!("Invalid value: \"<the patched object as JSON>\": {detail}");
+    Reply::json(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": format!(" \"\" is invalid: patch: {message}"), "reason": "Invalid",
+        "details": {"causes": [{"reason": "FieldValueInvalid", "message": message, "field": "patch"}]}, "code": 422}),
+    )
+}
+
+/// 422 for sendInitialEvents without resourceVersionMatch=NotOlderThan.
+pub fn list_options_forbidden() -> Reply {
+    let m = "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan";
+    Reply::json(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": format!("ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: {m}"), "reason": "Invalid",
+        "details": {"group": "meta.k8s.io", "kind": "ListOptions", "causes": [{"reason": "FieldValueForbidden", "message": m, "field": "resourceVersionMatch"}]}, "code": 422}),
+    )
 }

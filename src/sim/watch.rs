@@ -91,10 +91,11 @@ pub fn start(
     let mut queue = VecDeque::new();
     let initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
     if initial && q.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan") {
-        return Err(status::invalid_message(&target.rt, "", "resourceVersionMatch: Required value: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan").with_code_422());
+        return Err(status::list_options_forbidden());
     }
     let rv_param = q.get("resourceVersion").map(String::as_str).unwrap_or("");
     let mut done = false;
+    let mut start_rv = current;
     if rv_param.is_empty() || rv_param == "0" || initial {
         let ns = if target.rt.namespaced {
             target.namespace.as_deref()
@@ -115,6 +116,7 @@ pub fn start(
         let from: u64 = rv_param
             .parse()
             .map_err(|_| status::bad_request(format!("invalid resource version: {rv_param}")))?;
+        start_rv = from.min(current);
         match st.store.since(from) {
             Ok(changes) => {
                 for c in changes {
@@ -147,7 +149,7 @@ pub fn start(
         filter,
         deadline,
         bookmark_at,
-        start_rv: current,
+        start_rv,
         last_rv: current,
         done,
     };
