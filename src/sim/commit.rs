@@ -115,7 +115,18 @@ pub fn commit(st: &mut SimState, rt: &ResourceType, new: Value, how: Write, ctx:
     {
         o.remove("status");
     }
-    let causes = validate(rt, &obj, old);
+    let mut causes = validate(rt, &obj, old);
+    if matches!(how, Write::Status(_) | Write::AppliedStatus(_)) {
+        // kube-apiserver validates /status writes against the status schema, so its messages
+        // name the field without the `status.` prefix (08 step 16); the cause's field keeps it.
+        for c in &mut causes {
+            if let Some(rel) = c.field.strip_prefix("status.") {
+                c.message = c
+                    .message
+                    .replace(&format!("{} in body", c.field), &format!("{rel} in body"));
+            }
+        }
+    }
     if !causes.is_empty() {
         let name = obj["metadata"]["name"]
             .as_str()

@@ -79,3 +79,63 @@ pub fn resources(types: &[ResourceType], group: &str, version: &str) -> Option<V
     }
     Some(doc)
 }
+
+/// Aggregated discovery (`Accept: ...;as=APIGroupDiscoveryList`) for `/apis` (groups) or `/api`
+/// (core): every group, version and resource in one document.
+pub fn aggregated(types: &[ResourceType], core: bool) -> Value {
+    let mut items = Vec::new();
+    let list: Vec<(String, Vec<String>)> = if core {
+        vec![(String::new(), vec!["v1".to_string()])]
+    } else {
+        groups(types)
+    };
+    for (group, versions) in list {
+        let vs: Vec<Value> = versions
+            .iter()
+            .map(|v| {
+                let resources: Vec<Value> = types
+                    .iter()
+                    .filter(|t| t.group == group && t.version == *v)
+                    .map(aggregated_resource)
+                    .collect();
+                json!({"version": v, "resources": resources, "freshness": "Current"})
+            })
+            .collect();
+        let mut item = json!({"metadata": {}, "versions": vs});
+        if !group.is_empty() {
+            item["metadata"]["name"] = json!(group);
+        }
+        items.push(item);
+    }
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
+}
+
+fn aggregated_resource(t: &ResourceType) -> Value {
+    let kind_of = |kind: &str| {
+        if t.builtin.is_some() {
+            json!({"group": "", "version": "", "kind": kind})
+        } else {
+            json!({"group": t.group, "version": t.version, "kind": kind})
+        }
+    };
+    let main = &t.discovery()[0];
+    let mut r = json!({"resource": t.plural, "responseKind": kind_of(&t.kind), "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": t.singular, "verbs": main["verbs"]});
+    if !t.short_names.is_empty() {
+        r["shortNames"] = json!(t.short_names);
+    }
+    if !t.categories.is_empty() {
+        r["categories"] = json!(t.categories);
+    }
+    let mut subs = Vec::new();
+    if t.scale {
+        subs.push(json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]}));
+    }
+    if t.status {
+        subs.push(json!({"subresource": "status", "responseKind": kind_of(&t.kind), "verbs": ["get", "patch", "update"]}));
+    }
+    if !subs.is_empty() {
+        r["subresources"] = Value::Array(subs);
+    }
+    r
+}

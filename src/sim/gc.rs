@@ -142,5 +142,38 @@ pub fn collect(st: &mut SimState) -> bool {
             }
         }
     }
+    changed | cleanup_crds(st, &objects)
+}
+
+/// A deleted CRD's custom objects go first; then its cleanup finalizer is removed.
+fn cleanup_crds(st: &mut SimState, objects: &[((String, String, String), Value)]) -> bool {
+    let mut changed = false;
+    let crds = objects.iter().filter(|(k, o)| {
+        k.0 == "apiextensions.k8s.io/customresourcedefinitions"
+            && o["metadata"]["deletionTimestamp"].is_string()
+    });
+    for (key, crd) in crds {
+        let group = crd["spec"]["group"].as_str().unwrap_or_default();
+        let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or_default();
+        let storage = format!("{group}/{plural}");
+        let keys: Vec<_> = st
+            .store
+            .all()
+            .filter(|(k, _)| k.0 == storage)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            st.store.remove(&k);
+        }
+        if let Some(current) = st.store.get(key).cloned() {
+            remove_finalizer(
+                st,
+                key,
+                &current,
+                "customresourcecleanup.apiextensions.k8s.io",
+            );
+            changed = true;
+        }
+    }
     changed
 }

@@ -598,6 +598,12 @@ pub fn delete(st: &mut SimState, t: &Target, q: &Query, body: &[u8], ctx: &Ctx) 
     }
     let mut next = current.clone();
     next["metadata"]["finalizers"] = Value::Array(finalizers);
+    if t.rt.builtin == Some(Builtin::Crd) {
+        if let Some(conds) = next["status"]["conditions"].as_array_mut() {
+            conds.push(json!({"type": "Terminating", "status": "True", "lastTransitionTime": ctx.now,
+                "reason": "InstanceDeletionInProgress", "message": "CustomResource deletion is in progress"}));
+        }
+    }
     if next["metadata"].get("deletionTimestamp").is_none() {
         next["metadata"]["deletionTimestamp"] = json!(ctx.now);
         next["metadata"]["deletionGracePeriodSeconds"] = json!(0);

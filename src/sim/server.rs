@@ -190,6 +190,23 @@ pub async fn dispatch(
         Ok(s) => s,
         Err(poisoned) => poisoned.into_inner(),
     };
+    if method == Method::GET
+        && accept
+            .split(',')
+            .next()
+            .is_some_and(|a| a.contains("as=APIGroupDiscoveryList"))
+        && matches!(uri.path(), "/apis" | "/api")
+    {
+        let doc = discovery::aggregated(&st.types, uri.path() == "/api");
+        let mut resp = to_response(Reply::json(StatusCode::OK, doc));
+        resp.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_static(
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+            ),
+        );
+        return resp;
+    }
     let target = match route(&st, &app.addr, uri.path()) {
         Route::Doc(doc) if method == Method::GET => {
             return to_response(Reply::json(StatusCode::OK, doc));

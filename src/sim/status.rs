@@ -150,10 +150,13 @@ pub fn expired_body(message: &str) -> Value {
 
 /// 422 Invalid with one cause per problem; the message lists them all like the real server.
 pub fn invalid(rt: &ResourceType, name: &str, causes: &[Cause]) -> Reply {
-    let listed: Vec<String> = causes
-        .iter()
-        .map(|c| format!("{}: {}", c.field, c.message))
-        .collect();
+    let mut listed: Vec<String> = Vec::new();
+    for c in causes {
+        let line = format!("{}: {}", c.field, c.message);
+        if !listed.contains(&line) {
+            listed.push(line);
+        }
+    }
     let list = if listed.len() == 1 {
         listed[0].clone()
     } else {

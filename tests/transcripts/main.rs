@@ -273,7 +273,20 @@ async fn replay(file: &Path) -> Vec<String> {
             }
             _ => {}
         }
-        let (status, body, warnings) = run.send(&step).await;
+        let (mut status, mut body, mut warnings) = run.send(&step).await;
+        // Controllers act asynchronously (GC, CRD cleanup): a GET whose recorded status differs
+        // is polled, as the recorder did, for up to 5 s.
+        let recorded_status = raw["response"]["status"].as_u64().unwrap_or(0) as u16;
+        let polls_ok = step.method() == "GET"
+            && !step.req()["path"]
+                .as_str()
+                .unwrap_or("")
+                .contains("watch=1");
+        let poll_until = Instant::now() + Duration::from_secs(5);
+        while polls_ok && status != recorded_status && Instant::now() < poll_until {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            (status, body, warnings) = run.send(&step).await;
+        }
         if std::env::var("TRANSCRIPT_DEBUG").is_ok() {
             eprintln!(
                 "STEP {i} -> {}",

@@ -16,6 +16,23 @@ fn replace_times(s: &str) -> String {
 /// Normalizes a response body in place. `keep_fields` keeps managedFields' apiVersion/fieldsV1.
 pub fn body(v: &mut Value, keep_fields: bool) {
     walk(v, keep_fields, None);
+    if v["kind"] == "Table" {
+        let dates: Vec<usize> = v["columnDefinitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .filter(|(_, c)| c["type"] == "date")
+            .map(|(i, _)| i)
+            .collect();
+        for row in v["rows"].as_array_mut().into_iter().flatten() {
+            for i in &dates {
+                if let Some(cell) = row["cells"].get_mut(*i) {
+                    *cell = Value::String("<age>".into());
+                }
+            }
+        }
+    }
 }
 
 fn walk(v: &mut Value, keep_fields: bool, key: Option<&str>) {
@@ -56,7 +73,8 @@ fn walk(v: &mut Value, keep_fields: bool, key: Option<&str>) {
                 *s = re
                     .replace_all(s, "too old resource version: <rv> (<rv>)")
                     .into_owned();
-            } else if s.len() > 20 && s.contains('T') && s.contains(':') {
+            } else if (s.starts_with('[') || s.starts_with('{')) && s.contains('T') {
+                // Times inside JSON-valued strings (e.g. the autoscaling/v1 conditions annotation).
                 *s = replace_times(s);
             }
         }
