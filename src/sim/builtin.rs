@@ -130,6 +130,7 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
             }
         }
         Some(Builtin::Service) => service_defaults(obj),
+        _ if super::views::is_event(rt) => super::views::event_defaults(obj),
         _ if rt.kind == "HorizontalPodAutoscaler" => {
             if let Some(o) = obj.as_object_mut() {
                 set_default(

@@ -85,6 +85,9 @@ pub fn normalize(rt: &ResourceType, obj: Value, ctx: &Ctx) -> Result<(Value, Vec
 }
 
 fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Vec<schema::Cause> {
+    if super::views::is_event(rt) {
+        return super::views::validate_event(obj, old);
+    }
     match &rt.schema {
         Some(s) => schema::validate(s, obj, old),
         None => builtin::validate(rt, obj, old),
@@ -106,7 +109,14 @@ pub fn commit(st: &mut SimState, rt: &ResourceType, new: Value, how: Write, ctx:
     if let (Some(old), true) = (old, rt.status)
         && matches!(how, Write::Update(_) | Write::Applied(_))
     {
-        obj["status"] = old["status"].clone();
+        match old.get("status") {
+            Some(s) => obj["status"] = s.clone(),
+            None => {
+                if let Some(o) = obj.as_object_mut() {
+                    o.remove("status");
+                }
+            }
+        }
     }
     if matches!(how, Write::Create | Write::Applied(None))
         && rt.status

@@ -247,11 +247,7 @@ fn walk_diff(
     match new {
         Value::Object(m) if !m.is_empty() && (path.is_empty() || !shape.atomic_map(&names)) => {
             let old_map = old.and_then(Value::as_object);
-            if old_map.is_none() && !path.is_empty() {
-                let mut dot = path.clone();
-                dot.push(".".to_string());
-                out.insert(dot);
-            }
+            let before = out.len();
             for (k, child) in m {
                 fields.push(k.clone());
                 path.push(format!("f:{k}"));
@@ -265,6 +261,16 @@ fn walk_diff(
                 );
                 path.pop();
                 fields.pop();
+            }
+            // A map this write created is owned itself ("."), when anything in it is tracked.
+            if old_map.is_none()
+                && !path.is_empty()
+                && out.len() > before
+                && *path != ["f:metadata"]
+            {
+                let mut dot = path.clone();
+                dot.push(".".to_string());
+                out.insert(dot);
             }
         }
         Value::Array(items) if !path.is_empty() => {

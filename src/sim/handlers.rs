@@ -105,6 +105,17 @@ pub fn selectors(t: &Target, q: &Query) -> Result<(LabelSelector, FieldSelector)
     let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))
         .map_err(status::bad_request)?;
     let supported: &[&str] = match (t.rt.group.as_str(), t.rt.kind.as_str()) {
+        ("events.k8s.io", "Event") => &[
+            "metadata.name",
+            "metadata.namespace",
+            "regarding.name",
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.uid",
+            "reason",
+            "type",
+            "reportingController",
+        ],
         ("", "Event") => &[
             "metadata.name",
             "metadata.namespace",
@@ -157,8 +168,8 @@ pub fn list(st: &mut SimState, t: &Target, q: &Query, accept: &str) -> Reply {
                 .store
                 .list(&t.rt.storage_key(), ns)
                 .into_iter()
-                .filter(|o| selected(o, &labels, &fields))
                 .map(|o| st.present(&t.rt, o))
+                .filter(|o| selected(o, &labels, &fields))
                 .collect();
             (items, st.store.rv())
         }
@@ -267,6 +278,9 @@ pub fn parse_body(ctype: &str, body: &[u8], rt: &ResourceType) -> Result<Value, 
 
 /// POST: create.
 pub fn create(st: &mut SimState, t: &Target, mut obj: Value, ctx: &Ctx) -> Reply {
+    if super::views::is_core_event(&t.rt) && obj.is_object() {
+        obj = super::views::event_from_core(&obj);
+    }
     if !obj.is_object() {
         return status::bad_request(format!(
             "{} in version \"{}\" cannot be handled as a {}: the body is not an object",
@@ -598,11 +612,11 @@ pub fn delete(st: &mut SimState, t: &Target, q: &Query, body: &[u8], ctx: &Ctx) 
     }
     let mut next = current.clone();
     next["metadata"]["finalizers"] = Value::Array(finalizers);
-    if t.rt.builtin == Some(Builtin::Crd) {
-        if let Some(conds) = next["status"]["conditions"].as_array_mut() {
-            conds.push(json!({"type": "Terminating", "status": "True", "lastTransitionTime": ctx.now,
+    if t.rt.builtin == Some(Builtin::Crd)
+        && let Some(conds) = next["status"]["conditions"].as_array_mut()
+    {
+        conds.push(json!({"type": "Terminating", "status": "True", "lastTransitionTime": ctx.now,
                 "reason": "InstanceDeletionInProgress", "message": "CustomResource deletion is in progress"}));
-        }
     }
     if next["metadata"].get("deletionTimestamp").is_none() {
         next["metadata"]["deletionTimestamp"] = json!(ctx.now);

@@ -20,6 +20,7 @@ mod state;
 mod status;
 mod store;
 mod table;
+mod views;
 mod watch;
 
 use std::net::SocketAddr;

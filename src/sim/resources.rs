@@ -89,6 +89,10 @@ impl ResourceType {
 
     /// The key objects of this type are stored under (all versions of a group/kind share it).
     pub fn storage_key(&self) -> String {
+        // core/v1 and events.k8s.io/v1 Events are one resource in two versions.
+        if self.plural == "events" && (self.group.is_empty() || self.group == "events.k8s.io") {
+            return "/events".to_string();
+        }
         format!("{}/{}", self.group, self.plural)
     }
 

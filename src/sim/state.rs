@@ -119,7 +119,13 @@ impl SimState {
 
     /// The object as served for a type (apiVersion/kind of the requested version).
     pub fn present(&self, rt: &ResourceType, obj: &Value) -> Value {
-        let mut v = obj.clone();
+        let mut v = if super::views::is_core_event(rt) {
+            super::views::event_to_core(obj)
+        } else if rt.kind == "HorizontalPodAutoscaler" && rt.version == "v1" {
+            super::views::hpa_to_v1(obj)
+        } else {
+            obj.clone()
+        };
         v["apiVersion"] = json!(rt.api_version());
         v["kind"] = json!(rt.kind);
         v

@@ -163,7 +163,9 @@ pub fn invalid(rt: &ResourceType, name: &str, causes: &[Cause]) -> Reply {
         format!("[{}]", listed.join(", "))
     };
     let mut d = json!({"name": name});
-    if !rt.group.is_empty() {
+    // events.k8s.io Events are validated as the internal core Event: no group in the answer.
+    let core_validated = rt.group == "events.k8s.io";
+    if !rt.group.is_empty() && !core_validated {
         d["group"] = json!(rt.group);
     }
     d["kind"] = json!(rt.kind);
@@ -176,7 +178,14 @@ pub fn invalid(rt: &ResourceType, name: &str, causes: &[Cause]) -> Reply {
     status(
         422,
         "Invalid",
-        format!("{} \"{name}\" is invalid: {list}", rt.qualified_kind()),
+        format!(
+            "{} \"{name}\" is invalid: {list}",
+            (if core_validated {
+                rt.kind.clone()
+            } else {
+                rt.qualified_kind()
+            })
+        ),
         Some(d),
     )
 }

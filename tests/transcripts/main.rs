@@ -13,10 +13,18 @@ use serde_json::{Value, json};
 use serin::sim::Cluster;
 
 /// Transcripts the sim does not reproduce yet, with why.
-const ALLOWED: &[(&str, &str)] = &[(
-    "19-rbac-forbidden",
-    "the sim has no authentication or RBAC authorization: every request is admin",
-)];
+const ALLOWED: &[(&str, &str, &[usize])] = &[
+    (
+        "15-deployment-rollout",
+        "pod-template-hash is FNV-32a over Go's spew dump of the PodTemplateSpec struct, which the sim does not reproduce: its ReplicaSet names differ, and with them the list order (step 4) and the name in the ProgressDeadlineExceeded message (step 7)",
+        &[4, 7],
+    ),
+    (
+        "19-rbac-forbidden",
+        "the sim has no authentication or RBAC authorization: every request is served as an admin",
+        &[3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14],
+    ),
+];
 
 fn transcripts_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/k8s-transcripts")
@@ -267,6 +275,11 @@ async fn replay(file: &Path) -> Vec<String> {
                 continue;
             }
             "CHURN" => {
+                // Emulated: a create/delete pair moves the resourceVersion, then the watch
+                // history is evicted (the recorder waited for the watch cache to drop it).
+                let cms = format!("{}/api/v1/namespaces/t/configmaps", run.base);
+                let _ = run.client.post(&cms).json(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "churn-1", "labels": {"scen": "churn"}}})).send().await;
+                let _ = run.client.delete(format!("{cms}/churn-1")).send().await;
                 cluster.state().lock().unwrap().store.compact();
                 run.raw.push(json!({}));
                 continue;
@@ -352,20 +365,24 @@ async fn every_transcript_replays_against_the_sim() {
             continue;
         }
         let failures = replay(&file).await;
-        let allowed = ALLOWED.iter().find(|(n, _)| *n == name);
-        report.push(format!(
-            "{name}: {} failing checks{}",
-            failures.len(),
-            allowed
-                .map(|(_, why)| format!(" (allowed: {why})"))
-                .unwrap_or_default()
-        ));
-        match (allowed, failures.is_empty()) {
-            (None, false) => unexpected.extend(failures),
-            (Some(_), true) => {
+        let allowed = ALLOWED.iter().find(|(n, _, _)| *n == name);
+        let why = allowed
+            .map(|(_, why, _)| format!(" (allowed: {why})"))
+            .unwrap_or_default();
+        report.push(format!("{name}: {} failing checks{why}", failures.len()));
+        match allowed {
+            None => unexpected.extend(failures),
+            Some(_) if failures.is_empty() => {
                 unexpected.push(format!("{name} passes now: remove it from ALLOWED"))
             }
-            _ => {}
+            Some((_, _, steps)) => unexpected.extend(failures.into_iter().filter(|f| {
+                let step = f
+                    .split(" step ")
+                    .nth(1)
+                    .and_then(|r| r.split(' ').next())
+                    .and_then(|n| n.parse::<usize>().ok());
+                !step.is_some_and(|s| steps.contains(&s))
+            })),
         }
     }
     println!("{}", report.join("\n"));

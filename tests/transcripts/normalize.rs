@@ -38,6 +38,12 @@ pub fn body(v: &mut Value, keep_fields: bool) {
 fn walk(v: &mut Value, keep_fields: bool, key: Option<&str>) {
     match v {
         Value::Object(m) => {
+            if let (Some(Value::String(prefix)), Some(Value::String(name))) =
+                (m.get("generateName").cloned(), m.get_mut("name"))
+                && name.starts_with(prefix.as_str())
+            {
+                *name = format!("{prefix}<random>");
+            }
             for (k, child) in m.iter_mut() {
                 match k.as_str() {
                     "uid" if child.is_string() => *child = Value::String("<uid>".into()),
