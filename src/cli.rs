@@ -43,6 +43,29 @@ pub enum Command {
     },
     /// Play a promotion and a rollback on an embedded cluster, no Kubernetes needed.
     Demo,
+    /// The embedded Kubernetes API server (serin::sim) for local experiments and tests.
+    Sim {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: SimCommand,
+    },
+}
+
+/// `serin sim` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum SimCommand {
+    /// Serve an in-memory cluster on 127.0.0.1 until interrupted (kubectl works against it).
+    Serve {
+        /// Port to listen on; 0 picks a free one.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Write a kubeconfig for the cluster to this file.
+        #[arg(long, value_name = "PATH")]
+        kubeconfig_out: Option<PathBuf>,
+        /// How long simulated pods take to become ready, in milliseconds.
+        #[arg(long, default_value_t = 300)]
+        pod_ready_ms: u64,
+    },
 }
 
 /// Runs `serin crds`.
@@ -150,6 +173,53 @@ pub async fn controller(kubeconfig: Option<PathBuf>) -> i32 {
         config.cluster_url
     );
     1
+}
+
+/// Runs `serin sim serve` until Ctrl-C / SIGTERM.
+pub async fn sim_serve(port: u16, kubeconfig_out: Option<PathBuf>, pod_ready_ms: u64) -> i32 {
+    let opts = crate::sim::SimOptions {
+        port,
+        kubelet: crate::sim::KubeletOptions {
+            ready_delay: std::time::Duration::from_millis(pod_ready_ms),
+        },
+        ..Default::default()
+    };
+    let cluster = match crate::sim::Cluster::start_with(opts).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: cannot listen on 127.0.0.1:{port}: {e}");
+            return 1;
+        }
+    };
+    if let Some(path) = &kubeconfig_out {
+        // Written to a temporary name first so a reader never sees half a file.
+        let tmp = path.with_extension("tmp");
+        if let Err(e) = cluster
+            .write_kubeconfig(&tmp)
+            .and_then(|_| std::fs::rename(&tmp, path))
+        {
+            eprintln!("error: cannot write kubeconfig {}: {e}", path.display());
+            return 1;
+        }
+    }
+    println!("serin sim serving {}", cluster.url());
+    if let Some(path) = &kubeconfig_out {
+        println!(
+            "kubeconfig: {}  (export KUBECONFIG={})",
+            path.display(),
+            path.display()
+        );
+    }
+    wait_for_shutdown().await;
+    0
+}
+
+async fn wait_for_shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+    }
 }
 
 /// Resolves the kube config: an explicit kubeconfig path, else kube's inference (KUBECONFIG,

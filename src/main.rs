@@ -10,6 +10,14 @@ async fn main() {
         Command::Crds { out_dir } => cli::crds(out_dir.as_deref()),
         Command::Check { files } => cli::check(&files, &mut std::io::stdout()),
         Command::Controller { kubeconfig } => cli::controller(kubeconfig).await,
+        Command::Sim {
+            action:
+                cli::SimCommand::Serve {
+                    port,
+                    kubeconfig_out,
+                    pod_ready_ms,
+                },
+        } => cli::sim_serve(port, kubeconfig_out, pod_ready_ms).await,
         Command::Demo => {
             eprintln!(
                 "serin demo is coming: it needs the embedded cluster and the controller (issues 3, 5, 10)"

@@ -139,3 +139,78 @@ fn aggregated_resource(t: &ResourceType) -> Value {
     }
     r
 }
+
+/// `/openapi/v3`: the index of per-group-version documents.
+pub fn openapi_root(types: &[ResourceType]) -> Value {
+    let mut paths = serde_json::Map::new();
+    let mut gvs: Vec<String> = types
+        .iter()
+        .map(|t| {
+            if t.group.is_empty() {
+                "api/v1".to_string()
+            } else {
+                format!("apis/{}/{}", t.group, t.version)
+            }
+        })
+        .collect();
+    gvs.dedup();
+    for gv in gvs {
+        paths.insert(
+            gv.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{gv}?hash=serin")}),
+        );
+    }
+    json!({"paths": paths})
+}
+
+/// `/openapi/v3/<gv>`: enough of the document for kubectl to see that every resource's PATCH
+/// supports `fieldValidation` (so it validates server-side instead of downloading OpenAPI v2),
+/// plus the custom resources' schemas.
+pub fn openapi_gv(types: &[ResourceType], gv: &str) -> Option<Value> {
+    let (group, version) = match gv.strip_prefix("apis/") {
+        Some(rest) => rest.split_once('/')?,
+        None if gv == "api/v1" => ("", "v1"),
+        None => return None,
+    };
+    let mut paths = serde_json::Map::new();
+    for t in types
+        .iter()
+        .filter(|t| t.group == group && t.version == version)
+    {
+        let prefix = if group.is_empty() {
+            "/api/v1".to_string()
+        } else {
+            format!("/apis/{group}/{version}")
+        };
+        let item = if t.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", t.plural)
+        } else {
+            format!("{prefix}/{}/{{name}}", t.plural)
+        };
+        let gvk = json!({"group": group, "version": version, "kind": t.kind});
+        let params = json!([{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+            {"name": "fieldManager", "in": "query", "schema": {"type": "string"}}, {"name": "force", "in": "query", "schema": {"type": "boolean"}}]);
+        paths.insert(item, json!({"patch": {"x-kubernetes-group-version-kind": gvk, "x-kubernetes-action": "patch", "parameters": params,
+            "responses": {"200": {"description": "OK"}}}}));
+    }
+    if paths.is_empty() {
+        return None;
+    }
+    // Custom resources carry their schema, so `kubectl explain` shows the field docs.
+    let mut schemas = serde_json::Map::new();
+    for t in types
+        .iter()
+        .filter(|t| t.group == group && t.version == version)
+    {
+        if let Some(s) = &t.schema {
+            let mut s = s.clone();
+            s["x-kubernetes-group-version-kind"] =
+                json!([{"group": group, "version": version, "kind": t.kind}]);
+            let reversed: Vec<&str> = group.split('.').rev().collect();
+            schemas.insert(format!("{}.{version}.{}", reversed.join("."), t.kind), s);
+        }
+    }
+    Some(
+        json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.36.2"}, "paths": paths, "components": {"schemas": schemas}}),
+    )
+}

@@ -101,6 +101,10 @@ fn route(st: &SimState, app_addr: &str, path: &str) -> Route {
         .collect();
     match segs.as_slice() {
         ["version"] => Route::Doc(discovery::version()),
+        ["openapi", "v3"] => Route::Doc(discovery::openapi_root(&st.types)),
+        ["openapi", "v3", rest @ ..] => {
+            discovery::openapi_gv(&st.types, &rest.join("/")).map_or(Route::NotFound, Route::Doc)
+        }
         ["api"] => Route::Doc(discovery::api(app_addr)),
         ["apis"] => Route::Doc(discovery::apis(&st.types)),
         ["api", "v1"] => {
@@ -206,6 +210,12 @@ pub async fn dispatch(
             ),
         );
         return resp;
+    }
+    if ctype.contains("protobuf") && !body.is_empty() {
+        // The sim speaks JSON and YAML only; client-go falls back to JSON on 415.
+        return to_response(status::unsupported_media(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml"
+        )));
     }
     let target = match route(&st, &app.addr, uri.path()) {
         Route::Doc(doc) if method == Method::GET => {
