@@ -213,9 +213,7 @@ pub async fn dispatch(
     }
     if ctype.contains("protobuf") && !body.is_empty() {
         // The sim speaks JSON and YAML only; client-go falls back to JSON on 415.
-        return to_response(status::unsupported_media(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml"
-        )));
+        return to_response(status::unsupported_media("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml".to_string()));
     }
     let target = match route(&st, &app.addr, uri.path()) {
         Route::Doc(doc) if method == Method::GET => {
