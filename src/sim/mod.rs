@@ -74,8 +74,11 @@ impl Cluster {
             state: state.clone(),
             addr: addr.to_string(),
         };
+        // Bodies up to 16 MiB are read so the 3 MiB limit can answer with a proper 413 Status;
+        // beyond that the connection is refused outright.
         let router = axum::Router::new()
             .fallback(server::dispatch)
+            .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
             .with_state(app);
         let serve = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
