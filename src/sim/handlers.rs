@@ -8,14 +8,14 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::commit::{Write, commit};
-use super::fieldset::Shape;
-use super::managed;
-use super::patch::{self, PatchError};
 use super::resources::{Builtin, ResourceType};
 use super::selector::{FieldSelector, LabelSelector};
 use super::state::{Ctx, SimState};
 use super::status::{self, Reply};
 use super::table::{self, Representation};
+
+pub use super::deleting::{delete, delete_collection};
+pub use super::patching::patch;
 
 /// Query parameters.
 pub type Query = HashMap<String, String>;
@@ -34,7 +34,7 @@ pub struct Target {
 }
 
 impl Target {
-    fn key(&self, name: &str) -> (String, String, String) {
+    pub(super) fn key(&self, name: &str) -> (String, String, String) {
         (
             self.rt.storage_key(),
             if self.rt.namespaced {
@@ -71,7 +71,7 @@ pub fn get(st: &SimState, t: &Target, accept: &str) -> Reply {
     }
 }
 
-fn scale_of(rt: &ResourceType, obj: &Value) -> Value {
+pub(super) fn scale_of(rt: &ResourceType, obj: &Value) -> Value {
     let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(0);
     let mut spec = json!({});
     if replicas != 0 {
@@ -341,7 +341,12 @@ pub fn create(st: &mut SimState, t: &Target, mut obj: Value, ctx: &Ctx) -> Reply
     commit(st, &t.rt, obj, Write::Create, ctx)
 }
 
-fn check_rv(t: &Target, name: &str, requested: &Value, current: &Value) -> Result<(), Reply> {
+pub(super) fn check_rv(
+    t: &Target,
+    name: &str,
+    requested: &Value,
+    current: &Value,
+) -> Result<(), Reply> {
     let Some(rv) = requested.as_str().filter(|s| !s.is_empty()) else {
         return Ok(());
     };
@@ -389,7 +394,13 @@ pub fn update(st: &mut SimState, t: &Target, mut obj: Value, ctx: &Ctx) -> Reply
     write_to(st, t, &current, obj, ctx)
 }
 
-fn write_to(st: &mut SimState, t: &Target, current: &Value, obj: Value, ctx: &Ctx) -> Reply {
+pub(super) fn write_to(
+    st: &mut SimState,
+    t: &Target,
+    current: &Value,
+    obj: Value,
+    ctx: &Ctx,
+) -> Reply {
     match t.sub.as_deref() {
         Some("status") => {
             let mut next = current.clone();
@@ -416,255 +427,4 @@ fn write_to(st: &mut SimState, t: &Target, current: &Value, obj: Value, ctx: &Ct
         Some(other) => status::not_found_text(other),
         None => commit(st, &t.rt, obj, Write::Update(current), ctx),
     }
-}
-
-/// PATCH by content type.
-pub fn patch(
-    st: &mut SimState,
-    t: &Target,
-    ctype: &str,
-    body: &[u8],
-    q: &Query,
-    ctx: &Ctx,
-) -> Reply {
-    let name = t.name.clone().unwrap_or_default();
-    let ctype = ctype.split(';').next().unwrap_or("").trim();
-    if ctype == "application/apply-patch+yaml" || ctype == "application/apply-patch+json" {
-        return apply(st, t, body, q, ctx);
-    }
-    let supported = [
-        "application/json-patch+json",
-        "application/merge-patch+json",
-        "application/strategic-merge-patch+json",
-    ];
-    if !supported.contains(&ctype) {
-        return status::unsupported_patch_type();
-    }
-    if ctype == "application/strategic-merge-patch+json" && t.rt.builtin.is_none() {
-        return status::unsupported_media(
-            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
-        );
-    }
-    let Some(current) = st.store.get(&t.key(&name)).cloned() else {
-        return status::not_found(&t.rt, &name);
-    };
-    let patch_doc: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(e) => return status::bad_request(format!("error decoding patch: {e}")),
-    };
-    if ctype == "application/json-patch+json" && !patch_doc.is_array() {
-        return status::bad_request(
-            "error decoding patch: json: cannot unmarshal object into Go value of type []handlers.jsonPatchOp",
-        );
-    }
-    let base = match t.sub.as_deref() {
-        Some("scale") => scale_of(&t.rt, &current),
-        _ => st.present(&t.rt, &current),
-    };
-    let mut next = base.clone();
-    let result = match ctype {
-        "application/merge-patch+json" => {
-            patch::merge_patch(&mut next, &patch_doc);
-            Ok(())
-        }
-        "application/json-patch+json" => patch::json_patch(&mut next, &patch_doc),
-        _ => patch::strategic_merge(&base, &patch_doc).map(|v| next = v),
-    };
-    match result {
-        Err(PatchError::TestFailed) => return status::patch_test_failed(),
-        Err(_) if ctype == "application/json-patch+json" => return status::patch_test_failed(),
-        Err(PatchError::Malformed(m)) => return status::bad_request(m),
-        Err(PatchError::Invalid(m)) => return status::invalid_message(&t.rt, &name, &m),
-        Ok(()) => {}
-    }
-    if t.rt.builtin.is_some()
-        && t.sub.is_none()
-        && let Err(e) = super::builtin::decode(&t.rt, &next)
-    {
-        return status::patch_type_error(&e);
-    }
-    if let Err(r) = check_rv(
-        t,
-        &name,
-        &next["metadata"]["resourceVersion"],
-        &current["metadata"]["resourceVersion"],
-    ) {
-        return r;
-    }
-    if t.sub.as_deref() != Some("scale") {
-        next["metadata"]["name"] = json!(name);
-        next["metadata"]["managedFields"] = current["metadata"]["managedFields"].clone();
-    }
-    write_to(st, t, &current, next, ctx)
-}
-
-fn apply(st: &mut SimState, t: &Target, body: &[u8], q: &Query, ctx: &Ctx) -> Reply {
-    let name = t.name.clone().unwrap_or_default();
-    let Some(manager) = q.get("fieldManager").filter(|m| !m.is_empty()) else {
-        return status::apply_needs_manager();
-    };
-    let config = match parse_body("yaml", body, &t.rt) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if config["apiVersion"].as_str().is_none_or(str::is_empty) {
-        let kind = config["kind"].as_str().unwrap_or_default();
-        return status::bad_request(format!("invalid object type: /, Kind={kind}"));
-    }
-    if config["metadata"]["name"]
-        .as_str()
-        .is_some_and(|n| n != name)
-    {
-        return status::bad_request(format!(
-            "the name of the object ({}) does not match the name on the URL ({name})",
-            config["metadata"]["name"].as_str().unwrap_or_default()
-        ));
-    }
-    let force = q.get("force").is_some_and(|f| f == "true");
-    let current = st.store.get(&t.key(&name)).cloned();
-    let sub = t.sub.as_deref();
-    let shape = if sub.is_some() {
-        Shape::for_status(&t.rt)
-    } else {
-        Shape::of(&t.rt)
-    };
-    let mut cfg = config.clone();
-    cfg["metadata"]["name"] = json!(name);
-    if sub == Some("status")
-        && let Some(o) = cfg.as_object_mut()
-    {
-        o.retain(|k, _| matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status"));
-    }
-    let api_version = t.rt.api_version();
-    let who = managed::Applier {
-        manager,
-        force,
-        api_version: &api_version,
-        sub,
-        now: &ctx.now,
-    };
-    let merged = match managed::apply(&shape, current.as_ref(), &cfg, &who) {
-        Ok(m) => m,
-        Err(conflicts) => {
-            return Reply::json(StatusCode::CONFLICT, managed::conflict_status(&conflicts));
-        }
-    };
-    let mut merged = merged;
-    if t.rt.namespaced {
-        merged["metadata"]["namespace"] = json!(t.namespace.clone().unwrap_or_default());
-    }
-    match current {
-        None => {
-            if sub.is_some() {
-                return status::not_found(&t.rt, &name);
-            }
-            commit(st, &t.rt, merged, Write::Applied(None), ctx)
-        }
-        Some(cur) if sub == Some("status") => {
-            let mut next = cur.clone();
-            next["status"] = merged["status"].clone();
-            next["metadata"]["managedFields"] = merged["metadata"]["managedFields"].clone();
-            commit(st, &t.rt, next, Write::AppliedStatus(&cur), ctx)
-        }
-        Some(cur) => commit(st, &t.rt, merged, Write::Applied(Some(&cur)), ctx),
-    }
-}
-
-/// DELETE of one object: finalizers keep it (with deletionTimestamp), otherwise it goes at once.
-pub fn delete(st: &mut SimState, t: &Target, q: &Query, body: &[u8], ctx: &Ctx) -> Reply {
-    let name = t.name.clone().unwrap_or_default();
-    let key = t.key(&name);
-    let Some(current) = st.store.get(&key).cloned() else {
-        return status::not_found(&t.rt, &name);
-    };
-    let opts: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let policy = q
-        .get("propagationPolicy")
-        .cloned()
-        .or_else(|| opts["propagationPolicy"].as_str().map(String::from))
-        .unwrap_or_else(|| "Background".into());
-    let mut finalizers: Vec<Value> = current["metadata"]["finalizers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    match policy.as_str() {
-        "Foreground" if !finalizers.contains(&json!("foregroundDeletion")) => {
-            finalizers.push(json!("foregroundDeletion"))
-        }
-        "Orphan" if !finalizers.contains(&json!("orphan")) => finalizers.push(json!("orphan")),
-        _ => {}
-    }
-    if finalizers.is_empty() {
-        let uid = current["metadata"]["uid"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        if !ctx.dry_run {
-            st.store.remove(&key);
-            st.after_delete(&t.rt, &current);
-        }
-        return status::deleted(&t.rt, &name, &uid);
-    }
-    if current["metadata"].get("deletionTimestamp").is_some()
-        && current["metadata"]["finalizers"].as_array() == Some(&finalizers)
-    {
-        return Reply::json(StatusCode::OK, st.present(&t.rt, &current));
-    }
-    let mut next = current.clone();
-    next["metadata"]["finalizers"] = Value::Array(finalizers);
-    if t.rt.builtin == Some(Builtin::Crd)
-        && let Some(conds) = next["status"]["conditions"].as_array_mut()
-    {
-        conds.push(json!({"type": "Terminating", "status": "True", "lastTransitionTime": ctx.now,
-                "reason": "InstanceDeletionInProgress", "message": "CustomResource deletion is in progress"}));
-    }
-    if next["metadata"].get("deletionTimestamp").is_none() {
-        next["metadata"]["deletionTimestamp"] = json!(ctx.now);
-        next["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-    }
-    let mut next_stored = next.clone();
-    let dep = t.rt.builtin == Some(Builtin::Deployment);
-    if dep {
-        let g = current["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
-        next_stored["metadata"]["generation"] = json!(g);
-    }
-    let stored = st
-        .store
-        .put(key, next_stored, super::store::EventType::Modified);
-    Reply::json(StatusCode::OK, st.present(&t.rt, &stored))
-}
-
-/// DELETE of a collection (label/field selectors apply).
-pub fn delete_collection(st: &mut SimState, t: &Target, q: &Query, ctx: &Ctx) -> Reply {
-    let (labels, fields) = match selectors(t, q) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let ns = if t.rt.namespaced {
-        t.namespace.as_deref()
-    } else {
-        None
-    };
-    let names: Vec<String> = st
-        .store
-        .list(&t.rt.storage_key(), ns)
-        .into_iter()
-        .filter(|o| selected(o, &labels, &fields))
-        .filter_map(|o| o["metadata"]["name"].as_str().map(String::from))
-        .collect();
-    let mut items = Vec::new();
-    for n in names {
-        let one = Target {
-            name: Some(n),
-            ..t.clone()
-        };
-        let r = delete(st, &one, q, b"", ctx);
-        if r.body["kind"] != "Status" {
-            items.push(r.body);
-        }
-    }
-    Reply::json(
-        StatusCode::OK,
-        json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(), "metadata": {"resourceVersion": st.store.rv().to_string()}, "items": items}),
-    )
 }

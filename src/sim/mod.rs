@@ -5,7 +5,10 @@
 //! tests/transcripts.rs). Must not depend on the controller or the decision core.
 
 mod builtin;
+mod builtin_types;
 mod commit;
+mod deleting;
+mod deploy_status;
 mod discovery;
 mod fieldset;
 mod gc;
@@ -13,6 +16,7 @@ mod handlers;
 mod kubelet;
 mod managed;
 mod patch;
+mod patching;
 mod resources;
 mod selector;
 mod server;
