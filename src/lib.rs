@@ -7,7 +7,10 @@
 pub mod analysis;
 pub mod api;
 pub mod cli;
+pub mod controller;
 pub mod manifest;
+pub mod router;
 
 pub mod schema;
 pub mod sim;
+pub mod workload;

@@ -1,0 +1,135 @@
+//! Acting on a decision: each `analysis::Effect` in order, through the workload and router
+//! adapters and the Events recorder. Effects are idempotent, so a retry after a failure is safe.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Resource;
+use kube::runtime::events::{Event, EventType as KubeEventType};
+
+use super::Context;
+use super::error::Result;
+use super::observe::Workloads;
+use crate::analysis::{Decision, Effect, EventType, ScaleTo};
+use crate::api::Canary;
+use crate::router::Router;
+use crate::workload::{apply, primary_name, referenced_configs};
+
+/// What acting left for after the status write.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Leftover {
+    /// Remove the finalizer once the status is written.
+    pub remove_finalizer: bool,
+}
+
+fn renames_of(w: &Workloads) -> BTreeMap<String, String> {
+    let pod = w
+        .target
+        .as_ref()
+        .and_then(|t| t.spec.as_ref())
+        .and_then(|s| s.template.spec.as_ref());
+    pod.map(|p| {
+        referenced_configs(p)
+            .into_iter()
+            .map(|r| (r.name().to_string(), primary_name(r.name())))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Applies the effects of a decision in order.
+pub async fn act(
+    ctx: &Context,
+    canary: &Canary,
+    w: &Workloads,
+    router: Option<&Router>,
+    revision: Option<&str>,
+    decision: &Decision,
+) -> Result<Leftover> {
+    let ns = canary.namespace_or_default();
+    let owner = canary.controller_owner_ref(&()).unwrap_or_default();
+    let target_name = &canary.spec.target_ref.name;
+    let mut left = Leftover::default();
+    for effect in &decision.effects {
+        match effect {
+            Effect::CopyConfigs => {
+                if let Some(t) = &w.target {
+                    apply::copy_configs(&ctx.client, &ns, t, &owner).await?;
+                }
+            }
+            Effect::EnsurePrimary | Effect::Promote => {
+                if let Some(t) = &w.target {
+                    apply::apply_primary(
+                        &ctx.client,
+                        &ns,
+                        t,
+                        &renames_of(w),
+                        owner.clone(),
+                        revision.unwrap_or_default(),
+                    )
+                    .await?;
+                }
+            }
+            Effect::EnsureRouting => {
+                if let Some(r) = router {
+                    r.reconcile(canary).await?;
+                }
+            }
+            Effect::ScaleTarget(to) => {
+                let replicas = match to {
+                    ScaleTo::Zero => 0,
+                    ScaleTo::LikePrimary => w
+                        .primary
+                        .as_ref()
+                        .and_then(|p| p.spec.as_ref())
+                        .and_then(|s| s.replicas)
+                        .unwrap_or(1)
+                        .max(1),
+                };
+                if w.target.is_some() {
+                    apply::scale(&ctx.client, &ns, target_name, replicas).await?;
+                }
+            }
+            Effect::SetRoutes(routes) => {
+                if let Some(r) = router {
+                    r.set_routes(canary, *routes).await?;
+                }
+            }
+            Effect::FinalizeRouting => {
+                if let Some(r) = router {
+                    r.finalize(canary).await?;
+                }
+            }
+            Effect::CallHooks(kind) => tracing::debug!(
+                ?kind,
+                "webhooks are not part of this build; validation refuses Canaries that use them"
+            ),
+            Effect::Notify { severity, message } => tracing::info!(?severity, %message, "alert"),
+            Effect::Event {
+                kind,
+                reason,
+                message,
+            } => publish(ctx, canary, *kind, reason, message).await,
+            Effect::RemoveFinalizer => left.remove_finalizer = true,
+        }
+    }
+    Ok(left)
+}
+
+/// Publishes an Event about the Canary; a failure to record is logged, never fatal.
+pub async fn publish(ctx: &Context, canary: &Canary, kind: EventType, reason: &str, message: &str) {
+    let reference: ObjectReference = canary.object_ref(&());
+    let ev = Event {
+        type_: match kind {
+            EventType::Normal => KubeEventType::Normal,
+            EventType::Warning => KubeEventType::Warning,
+        },
+        reason: reason.to_string(),
+        note: Some(message.chars().take(1000).collect()),
+        action: reason.to_string(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &reference).await {
+        tracing::warn!(error = %e, reason, "could not publish event");
+    }
+}

@@ -1,0 +1,46 @@
+//! Shared state of the controller: the client, the Events recorder and the defaults from flags.
+
+use kube::runtime::events::{Recorder, Reporter};
+
+/// Settings from the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Provider for Canaries that name none.
+    pub default_provider: String,
+    /// Resync period for Canaries that are not waiting for a step.
+    pub resync: std::time::Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            default_provider: "kubernetes".into(),
+            resync: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
+/// Everything a reconcile needs besides the Canary.
+pub struct Context {
+    /// API client.
+    pub client: kube::Client,
+    /// Events (events.k8s.io) publisher.
+    pub recorder: Recorder,
+    /// Settings.
+    pub settings: Settings,
+}
+
+impl Context {
+    /// A context for this client.
+    pub fn new(client: kube::Client, settings: Settings) -> Context {
+        let reporter = Reporter {
+            controller: "serin".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            settings,
+        }
+    }
+}

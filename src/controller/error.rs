@@ -1,0 +1,37 @@
+//! Reconcile errors, each with a short metric label; reconcile errors become Warning Events with
+//! a readable message (never a secret value).
+
+/// What can stop a reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// A router could not create or move routes.
+    #[error("routing: {0}")]
+    Router(#[from] crate::router::RouterError),
+    /// A write lost a race with another writer (409); retried, never surfaced as a failure.
+    #[error("conflict while writing {0}; retrying")]
+    Conflict(String),
+}
+
+impl Error {
+    /// Label for the reconcile-errors metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Router(_) => "router",
+            Error::Conflict(_) => "conflict",
+        }
+    }
+
+    /// Whether the error is a 409 from the API server (retried quickly, not reported).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Conflict(_))
+            || matches!(self, Error::Kube(kube::Error::Api(s)) if s.code == 409)
+            || matches!(self, Error::Router(crate::router::RouterError::Kube(kube::Error::Api(s))) if s.code == 409)
+    }
+}
+
+/// Result of a reconcile step.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,153 @@
+//! One reconcile of one Canary: finalizer, observe, decide (pure), act, one status write.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use serde_json::json;
+
+use super::Context;
+use super::act::act;
+use super::error::{Error, Result};
+use super::observe::{observe, workloads};
+use crate::analysis::{self, Input, revision};
+use crate::api::{self, Canary, FIELD_MANAGER, FINALIZER, FieldError};
+use crate::router::{Router, RouterError};
+
+/// Problems this build cannot handle yet, as validation errors: nothing is touched for them.
+fn unsupported(canary: &Canary) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    let a = &canary.spec.analysis;
+    if a.webhooks.as_ref().is_some_and(|w| !w.is_empty()) {
+        out.push(FieldError {
+            path: "spec.analysis.webhooks".into(),
+            message: "webhooks are not supported by this build of the controller yet".into(),
+        });
+    }
+    if a.metrics.as_ref().is_some_and(|m| !m.is_empty()) {
+        out.push(FieldError {
+            path: "spec.analysis.metrics".into(),
+            message: "metric checks are not supported by this build of the controller yet".into(),
+        });
+    }
+    out
+}
+
+async fn ensure_finalizer(api: &Api<Canary>, canary: &Canary) -> Result<()> {
+    let wanted = canary.spec.revert_on_deletion.unwrap_or(false)
+        && canary.metadata.deletion_timestamp.is_none();
+    let finalizers = canary.metadata.finalizers.clone().unwrap_or_default();
+    if !wanted || finalizers.iter().any(|f| f == FINALIZER) {
+        return Ok(());
+    }
+    let mut next = finalizers;
+    next.push(FINALIZER.to_string());
+    let patch = json!({"metadata": {"finalizers": next, "resourceVersion": canary.metadata.resource_version}});
+    api.patch(
+        &canary.metadata.name.clone().unwrap_or_default(),
+        &PatchParams::default(),
+        &Patch::Merge(patch),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn remove_finalizer(api: &Api<Canary>, canary: &Canary) -> Result<()> {
+    let name = canary.metadata.name.clone().unwrap_or_default();
+    let Some(current) = api.get_opt(&name).await? else {
+        return Ok(());
+    };
+    let next: Vec<String> = current
+        .metadata
+        .finalizers
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| f != FINALIZER)
+        .collect();
+    let patch = json!({"metadata": {"finalizers": next, "resourceVersion": current.metadata.resource_version}});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+        .await?;
+    Ok(())
+}
+
+/// Reconciles one Canary.
+pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action> {
+    let ns = canary.namespace_or_default();
+    let name = canary.metadata.name.clone().unwrap_or_default();
+    let api: Api<Canary> = Api::namespaced(ctx.client.clone(), &ns);
+    ensure_finalizer(&api, &canary).await?;
+    let provider = canary
+        .spec
+        .provider
+        .clone()
+        .unwrap_or_else(|| ctx.settings.default_provider.clone());
+    let mut invalid = api::validate(&canary).err().unwrap_or_default();
+    invalid.extend(unsupported(&canary));
+    let router = match Router::for_provider(&provider, ctx.client.clone()) {
+        Ok(r) => Some(r),
+        Err(RouterError::NotImplemented(p)) => {
+            invalid.push(FieldError {
+                path: "spec.provider".into(),
+                message: format!(
+                    "provider '{p}' is not supported by this build of the controller yet"
+                ),
+            });
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let w = workloads(&ctx, &canary).await?;
+    let observed = observe(&ctx, &canary, &w, router.as_ref()).await?;
+    let status = canary.status.clone().unwrap_or_default();
+    let input = Input {
+        name: &name,
+        namespace: &ns,
+        spec: &canary.spec,
+        status: &status,
+        generation: canary.metadata.generation.unwrap_or(0),
+        deleting: canary.metadata.deletion_timestamp.is_some(),
+        invalid: &invalid,
+        now: Utc::now(),
+        observed: &observed,
+    };
+    let decision = analysis::decide(&input);
+    let rev = observed.target.as_ref().map(revision);
+    let left = act(
+        &ctx,
+        &canary,
+        &w,
+        router.as_ref(),
+        rev.as_deref(),
+        &decision,
+    )
+    .await?;
+    if decision.status != status {
+        let patch =
+            json!({"apiVersion": api::API_VERSION, "kind": "Canary", "status": decision.status});
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(patch),
+        )
+        .await?;
+    }
+    if left.remove_finalizer {
+        remove_finalizer(&api, &canary).await?;
+    }
+    Ok(match decision.requeue_after {
+        Some(d) => Action::requeue(d.max(Duration::from_millis(100))),
+        None => Action::requeue(ctx.settings.resync),
+    })
+}
+
+/// What to do after a failed reconcile: conflicts retry at once, other errors back off.
+pub fn error_policy(canary: Arc<Canary>, error: &Error, _ctx: Arc<Context>) -> Action {
+    if error.is_conflict() {
+        return Action::requeue(Duration::from_millis(200));
+    }
+    tracing::warn!(canary = canary.metadata.name.as_deref().unwrap_or_default(), error = %error, label = error.metric_label(), "reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}

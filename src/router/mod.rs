@@ -1,0 +1,67 @@
+//! Traffic routers: one file per provider behind a closed enum. Each can create/adopt its objects,
+//! set and read the weights, and give the user's routing back on deletion. Routers act; they do
+//! not decide (the weights come from `analysis`).
+
+pub mod kubernetes;
+
+use crate::analysis::Routes;
+use crate::api::Canary;
+pub use kubernetes::KubernetesRouter;
+
+/// Why a router could not do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    /// The API server refused or failed.
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+    /// The provider has no implementation in this build.
+    #[error("provider '{0}' is not implemented yet")]
+    NotImplemented(String),
+    /// The spec or the cluster state makes routing impossible; the text says why.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The router for a Canary's provider (the controller's default when the spec names none).
+pub enum Router {
+    /// Blue/green by switching the apex Service's selector.
+    Kubernetes(KubernetesRouter),
+}
+
+impl Router {
+    /// Picks the router for a provider name.
+    pub fn for_provider(provider: &str, client: kube::Client) -> Result<Router, RouterError> {
+        match provider {
+            "kubernetes" => Ok(Router::Kubernetes(KubernetesRouter::new(client))),
+            other => Err(RouterError::NotImplemented(other.to_string())),
+        }
+    }
+
+    /// Creates or adopts the routing objects; a new apex points at the primary.
+    pub async fn reconcile(&self, canary: &Canary) -> Result<(), RouterError> {
+        match self {
+            Router::Kubernetes(r) => r.reconcile(canary).await,
+        }
+    }
+
+    /// Sets where traffic goes.
+    pub async fn set_routes(&self, canary: &Canary, routes: Routes) -> Result<(), RouterError> {
+        match self {
+            Router::Kubernetes(r) => r.set_routes(canary, routes).await,
+        }
+    }
+
+    /// Reads where traffic goes; None when the routing objects do not exist yet.
+    pub async fn get_routes(&self, canary: &Canary) -> Result<Option<Routes>, RouterError> {
+        match self {
+            Router::Kubernetes(r) => r.get_routes(canary).await,
+        }
+    }
+
+    /// Gives all traffic back to the target and removes generated routing (deletion).
+    pub async fn finalize(&self, canary: &Canary) -> Result<(), RouterError> {
+        match self {
+            Router::Kubernetes(r) => r.finalize(canary).await,
+        }
+    }
+}
