@@ -40,6 +40,18 @@ pub enum Command {
         /// Path of a kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster).
         #[arg(long, env = "KUBECONFIG", value_name = "PATH")]
         kubeconfig: Option<PathBuf>,
+        /// Watch Canaries in this namespace only (default: all namespaces).
+        #[arg(long, env = "SERIN_NAMESPACE", value_name = "NS")]
+        namespace: Option<String>,
+        /// Provider for Canaries whose spec names none.
+        #[arg(long, env = "SERIN_MESH_PROVIDER", default_value = "kubernetes")]
+        mesh_provider: String,
+        /// Log format.
+        #[arg(long, env = "SERIN_LOG_FORMAT", value_parser = ["text", "json"], default_value = "text")]
+        log_format: String,
+        /// Log filter, e.g. info or serin=debug,kube=warn.
+        #[arg(long, env = "SERIN_LOG_LEVEL", default_value = "info")]
+        log_level: String,
     },
     /// Play a promotion and a rollback on an embedded cluster, no Kubernetes needed.
     Demo,
@@ -159,20 +171,73 @@ fn check_one(label: &str, text: &str, out: &mut impl std::io::Write) -> bool {
     ok
 }
 
-/// Runs `serin controller` up to the point this build supports: resolving and reaching the cluster.
-pub async fn controller(kubeconfig: Option<PathBuf>) -> i32 {
-    let config = match load_kube_config(kubeconfig).await {
+/// Options of `serin controller`.
+#[derive(Debug, Clone)]
+pub struct ControllerArgs {
+    /// Explicit kubeconfig.
+    pub kubeconfig: Option<PathBuf>,
+    /// One namespace, or all.
+    pub namespace: Option<String>,
+    /// Default provider.
+    pub mesh_provider: String,
+    /// text or json.
+    pub log_format: String,
+    /// tracing filter.
+    pub log_level: String,
+}
+
+fn init_logging(format: &str, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Runs `serin controller` until SIGTERM / Ctrl-C.
+pub async fn controller(args: ControllerArgs) -> i32 {
+    init_logging(&args.log_format, &args.log_level);
+    let config = match load_kube_config(args.kubeconfig.clone()).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
-    eprintln!(
-        "error: found cluster {} but the reconcile loop is not part of this build yet (issue 5)",
-        config.cluster_url
-    );
-    1
+    let client = match kube::Client::try_from(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "error: cannot build a Kubernetes client: {}",
+                manifest::one_line(&e.to_string())
+            );
+            return 2;
+        }
+    };
+    if crate::api::validate::SUPPORTED_PROVIDERS
+        .iter()
+        .all(|p| *p != args.mesh_provider)
+    {
+        eprintln!(
+            "error: --mesh-provider '{}' is not one of {}",
+            args.mesh_provider,
+            crate::api::validate::SUPPORTED_PROVIDERS.join(", ")
+        );
+        return 2;
+    }
+    let settings = crate::controller::Settings {
+        default_provider: args.mesh_provider.clone(),
+        ..Default::default()
+    };
+    tracing::info!(namespace = args.namespace.as_deref().unwrap_or("<all>"), provider = %args.mesh_provider, "serin controller starting");
+    crate::controller::run(client, args.namespace, settings, wait_for_shutdown()).await;
+    tracing::info!("serin controller stopped");
+    0
 }
 
 /// Runs `serin sim serve` until Ctrl-C / SIGTERM.
@@ -214,11 +279,19 @@ pub async fn sim_serve(port: u16, kubeconfig_out: Option<PathBuf>, pod_ready_ms:
     0
 }
 
-async fn wait_for_shutdown() {
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn wait_for_shutdown() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
     }
 }
 

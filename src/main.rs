@@ -9,7 +9,22 @@ async fn main() {
     let code = match args.command {
         Command::Crds { out_dir } => cli::crds(out_dir.as_deref()),
         Command::Check { files } => cli::check(&files, &mut std::io::stdout()),
-        Command::Controller { kubeconfig } => cli::controller(kubeconfig).await,
+        Command::Controller {
+            kubeconfig,
+            namespace,
+            mesh_provider,
+            log_format,
+            log_level,
+        } => {
+            cli::controller(cli::ControllerArgs {
+                kubeconfig,
+                namespace,
+                mesh_provider,
+                log_format,
+                log_level,
+            })
+            .await
+        }
         Command::Sim {
             action:
                 cli::SimCommand::Serve {
