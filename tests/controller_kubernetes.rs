@@ -14,6 +14,11 @@ use serin::controller::{self, Settings};
 use serin::sim::{Cluster, KubeletOptions, SimOptions};
 
 async fn setup() -> (Cluster, kube::Client) {
+    setup_with(json!({})).await
+}
+
+/// Sets up the namespace, CRDs, app and a blue/green Canary whose spec is merged with `overrides`.
+async fn setup_with(overrides: serde_json::Value) -> (Cluster, kube::Client) {
     let cluster = Cluster::start_with(SimOptions {
         kubelet: KubeletOptions {
             ready_delay: Duration::from_millis(100),
@@ -52,11 +57,19 @@ async fn setup() -> (Cluster, kube::Client) {
                 "ports": [{"containerPort": 9898}], "envFrom": [{"configMapRef": {"name": "podinfo-config"}}]}]}}}
     })).unwrap()).await.unwrap();
     let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
-    canaries.create(&PostParams::default(), &serde_json::from_value(json!({
+    let mut canary = json!({
         "apiVersion": "serin.io/v1beta1", "kind": "Canary", "metadata": {"name": "podinfo"},
         "spec": {"provider": "kubernetes", "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
             "service": {"port": 80, "targetPort": 9898}, "analysis": {"interval": "1s", "threshold": 2, "iterations": 2}}
-    })).unwrap()).await.unwrap();
+    });
+    json_patch::merge(&mut canary["spec"], &overrides);
+    canaries
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(canary).unwrap(),
+        )
+        .await
+        .unwrap();
     (cluster, client)
 }
 
@@ -183,4 +196,145 @@ async fn blue_green_runs_init_new_image_and_config_change_to_succeeded() {
 
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), run).await;
+}
+
+fn start_controller(client: &kube::Client) -> tokio::sync::oneshot::Sender<()> {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(controller::run(
+        client.clone(),
+        Some("test".into()),
+        Settings::default(),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    stop_tx
+}
+
+async fn set_image(client: &kube::Client, image: &str, annotations: serde_json::Value) {
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
+    let patch = json!({"spec": {"template": {"metadata": {"annotations": annotations}, "spec": {"containers": [{"name": "podinfo", "image": image, "ports": [{"containerPort": 9898}], "envFrom": [{"configMapRef": {"name": "podinfo-config"}}]}]}}}});
+    deploys
+        .patch("podinfo", &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_that_never_becomes_ready_is_rolled_back_after_its_deadline() {
+    let (_cluster, client) = setup_with(json!({"progressDeadlineSeconds": 2})).await;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
+    deploys
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"progressDeadlineSeconds": 2}})),
+        )
+        .await
+        .unwrap();
+    let _stop = start_controller(&client);
+    let first = wait_phase(&client, CanaryPhase::Initialized, None)
+        .await
+        .status
+        .unwrap()
+        .last_applied_spec
+        .unwrap();
+    set_image(
+        &client,
+        "podinfo:broken",
+        json!({"sim.serin.io/ready": "false"}),
+    )
+    .await;
+    let c = wait_phase(&client, CanaryPhase::Failed, Some(&first)).await;
+    let last = c
+        .status
+        .as_ref()
+        .unwrap()
+        .decisions
+        .last()
+        .unwrap()
+        .action
+        .clone();
+    assert!(last.contains("did not become ready"), "{last}");
+    assert_eq!(
+        deploys.get("podinfo").await.unwrap().spec.unwrap().replicas,
+        Some(0),
+        "canary scaled down"
+    );
+    assert_eq!(
+        image(&deploys.get("podinfo-primary").await.unwrap()),
+        "podinfo:6.0.0",
+        "primary untouched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_analysis_promotes_without_steps() {
+    let (_cluster, client) = setup_with(json!({"skipAnalysis": true})).await;
+    let _stop = start_controller(&client);
+    let first = wait_phase(&client, CanaryPhase::Initialized, None)
+        .await
+        .status
+        .unwrap()
+        .last_applied_spec
+        .unwrap();
+    set_image(&client, "podinfo:6.0.2", json!({})).await;
+    let c = wait_phase(&client, CanaryPhase::Succeeded, Some(&first)).await;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
+    assert_eq!(
+        image(&deploys.get("podinfo-primary").await.unwrap()),
+        "podinfo:6.0.2"
+    );
+    assert!(
+        !c.status
+            .unwrap()
+            .decisions
+            .iter()
+            .any(|d| d.phase == CanaryPhase::Progressing),
+        "no analysis steps"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revert_on_deletion_gives_the_target_its_traffic_back() {
+    let (_cluster, client) = setup_with(json!({"revertOnDeletion": true})).await;
+    let _stop = start_controller(&client);
+    wait_phase(&client, CanaryPhase::Initialized, None).await;
+    let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
+    assert!(
+        canaries
+            .get("podinfo")
+            .await
+            .unwrap()
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"serin.io/finalizer".to_string())
+    );
+    canaries
+        .delete("podinfo", &Default::default())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while canaries.get_opt("podinfo").await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Canary was never released"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
+    assert_eq!(
+        deploys.get("podinfo").await.unwrap().spec.unwrap().replicas,
+        Some(2),
+        "target scaled back up"
+    );
+    let services: Api<Service> = Api::namespaced(client.clone(), "test");
+    if let Some(apex) = services.get_opt("podinfo").await.unwrap() {
+        assert_eq!(
+            apex.spec.unwrap().selector.unwrap()["app"],
+            "podinfo",
+            "apex points at the target"
+        );
+    }
 }

@@ -17,19 +17,25 @@ pub(crate) fn terminate(input: &Input, t: &mut Tick) {
     }
     let who = format!("{}.{}", input.name, input.namespace);
     if t.status.phase != CanaryPhase::Terminating {
+        // The target was observed before it was scaled up (a Deployment at 0 replicas looks
+        // ready): scale first and judge readiness from the next observation.
         t.set_phase(CanaryPhase::Terminating);
         t.event(
             EventType::Normal,
             "Terminating",
             format!("Restoring {who}: scaling the target back up"),
         );
+        t.effect(Effect::ScaleTarget(ScaleTo::LikePrimary));
+        t.requeue(READINESS_POLL);
+        return;
     }
     let target_ready = match &input.observed.target {
         None => true, // nothing to give traffic back to; only clean up
         Some(target) => target.readiness.is_ready(),
     };
+    // Idempotent: keeps asking for the replicas until the target is ready.
+    t.effect(Effect::ScaleTarget(ScaleTo::LikePrimary));
     if !target_ready {
-        t.effect(Effect::ScaleTarget(ScaleTo::LikePrimary));
         t.requeue(READINESS_POLL);
         return;
     }
