@@ -52,6 +52,15 @@ pub enum Command {
         /// Log filter, e.g. info or serin=debug,kube=warn.
         #[arg(long, env = "SERIN_LOG_LEVEL", default_value = "info")]
         log_level: String,
+        /// Run only while holding a coordination.k8s.io Lease (for more than one replica).
+        #[arg(long, env = "SERIN_LEADER_ELECT")]
+        leader_elect: bool,
+        /// Namespace of the leader-election Lease.
+        #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+        lease_namespace: String,
+        /// Seconds a leader that stopped renewing keeps the Lease.
+        #[arg(long, default_value_t = 15)]
+        lease_duration: u64,
     },
     /// Play a promotion and a rollback on an embedded cluster, no Kubernetes needed.
     Demo,
@@ -184,6 +193,12 @@ pub struct ControllerArgs {
     pub log_format: String,
     /// tracing filter.
     pub log_level: String,
+    /// Use leader election.
+    pub leader_elect: bool,
+    /// Namespace of the Lease.
+    pub lease_namespace: String,
+    /// Lease duration in seconds.
+    pub lease_duration: u64,
 }
 
 fn init_logging(format: &str, level: &str) {
@@ -235,7 +250,27 @@ pub async fn controller(args: ControllerArgs) -> i32 {
         ..Default::default()
     };
     tracing::info!(namespace = args.namespace.as_deref().unwrap_or("<all>"), provider = %args.mesh_provider, "serin controller starting");
-    crate::controller::run(client, args.namespace, settings, wait_for_shutdown()).await;
+    if args.leader_elect {
+        let identity =
+            std::env::var("POD_NAME").unwrap_or_else(|_| format!("serin-{}", std::process::id()));
+        let lease = crate::controller::leader::LeaseSettings {
+            name: "serin-leader".into(),
+            namespace: args.lease_namespace.clone(),
+            identity,
+            duration: std::time::Duration::from_secs(args.lease_duration.max(2)),
+            renew_every: std::time::Duration::from_secs((args.lease_duration / 3).max(1)),
+        };
+        crate::controller::run_elected(
+            client,
+            args.namespace,
+            settings,
+            lease,
+            wait_for_shutdown(),
+        )
+        .await;
+    } else {
+        crate::controller::run(client, args.namespace, settings, wait_for_shutdown()).await;
+    }
     tracing::info!("serin controller stopped");
     0
 }

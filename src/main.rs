@@ -1,7 +1,7 @@
 //! The `serin` binary: parses the command line and hands over to `serin::cli`.
 
 use clap::Parser;
-use serin::cli::{self, Cli, Command};
+use serin::cli::{self, Cli, Command, SimCommand};
 
 #[tokio::main]
 async fn main() {
@@ -15,19 +15,25 @@ async fn main() {
             mesh_provider,
             log_format,
             log_level,
+            leader_elect,
+            lease_namespace,
+            lease_duration,
         } => {
-            cli::controller(cli::ControllerArgs {
+            let args = cli::ControllerArgs {
                 kubeconfig,
                 namespace,
                 mesh_provider,
                 log_format,
                 log_level,
-            })
-            .await
+                leader_elect,
+                lease_namespace,
+                lease_duration,
+            };
+            cli::controller(args).await
         }
         Command::Sim {
             action:
-                cli::SimCommand::Serve {
+                SimCommand::Serve {
                     port,
                     kubeconfig_out,
                     pod_ready_ms,
@@ -35,7 +41,7 @@ async fn main() {
         } => cli::sim_serve(port, kubeconfig_out, pod_ready_ms).await,
         Command::Demo => {
             eprintln!(
-                "serin demo is coming: it needs the embedded cluster and the controller (issues 3, 5, 10)"
+                "serin demo is coming: it needs the metrics, routers and hooks of issues 6-8 (issue 10)"
             );
             2
         }

@@ -2,108 +2,18 @@
 //! blue/green Canary with the kubernetes provider: init, a new image to Succeeded, and a
 //! ConfigMap change alone that ends with the primary on `<cm>-primary` holding the new data.
 
+mod common;
+
 use std::time::Duration;
 
+use common::scenario::{image, set_image, setup, setup_with, start_controller, wait_phase};
+
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
-use serin::api::{Canary, CanaryPhase, crd};
+use serin::api::{Canary, CanaryPhase};
 use serin::controller::{self, Settings};
-use serin::sim::{Cluster, KubeletOptions, SimOptions};
-
-async fn setup() -> (Cluster, kube::Client) {
-    setup_with(json!({})).await
-}
-
-/// Sets up the namespace, CRDs, app and a blue/green Canary whose spec is merged with `overrides`.
-async fn setup_with(overrides: serde_json::Value) -> (Cluster, kube::Client) {
-    let cluster = Cluster::start_with(SimOptions {
-        kubelet: KubeletOptions {
-            ready_delay: Duration::from_millis(100),
-        },
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let client = cluster.client();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for (_, c) in crd::all() {
-        crds.create(&PostParams::default(), &c).await.unwrap();
-    }
-    let ns: Api<Namespace> = Api::all(client.clone());
-    ns.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({"metadata": {"name": "test"}})).unwrap(),
-    )
-    .await
-    .unwrap();
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "test");
-    cms.create(
-        &PostParams::default(),
-        &serde_json::from_value(
-            json!({"metadata": {"name": "podinfo-config"}, "data": {"MESSAGE": "v1"}}),
-        )
-        .unwrap(),
-    )
-    .await
-    .unwrap();
-    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
-    deploys.create(&PostParams::default(), &serde_json::from_value(json!({
-        "metadata": {"name": "podinfo", "labels": {"app": "podinfo"}},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "podinfo"}},
-            "template": {"metadata": {"labels": {"app": "podinfo"}}, "spec": {"containers": [{"name": "podinfo", "image": "podinfo:6.0.0",
-                "ports": [{"containerPort": 9898}], "envFrom": [{"configMapRef": {"name": "podinfo-config"}}]}]}}}
-    })).unwrap()).await.unwrap();
-    let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
-    let mut canary = json!({
-        "apiVersion": "serin.io/v1beta1", "kind": "Canary", "metadata": {"name": "podinfo"},
-        "spec": {"provider": "kubernetes", "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
-            "service": {"port": 80, "targetPort": 9898}, "analysis": {"interval": "1s", "threshold": 2, "iterations": 2}}
-    });
-    json_patch::merge(&mut canary["spec"], &overrides);
-    canaries
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(canary).unwrap(),
-        )
-        .await
-        .unwrap();
-    (cluster, client)
-}
-
-async fn wait_phase(client: &kube::Client, phase: CanaryPhase, after_rev: Option<&str>) -> Canary {
-    let api: Api<Canary> = Api::namespaced(client.clone(), "test");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let c = api.get("podinfo").await.unwrap();
-        let st = c.status.clone().unwrap_or_default();
-        if st.phase == phase && after_rev.is_none_or(|r| st.last_applied_spec.as_deref() != Some(r))
-        {
-            return c;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {phase}: {st:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn image(d: &Deployment) -> String {
-    d.spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
-        .image
-        .clone()
-        .unwrap_or_default()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blue_green_runs_init_new_image_and_config_change_to_succeeded() {
@@ -196,28 +106,6 @@ async fn blue_green_runs_init_new_image_and_config_change_to_succeeded() {
 
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), run).await;
-}
-
-fn start_controller(client: &kube::Client) -> tokio::sync::oneshot::Sender<()> {
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(controller::run(
-        client.clone(),
-        Some("test".into()),
-        Settings::default(),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    stop_tx
-}
-
-async fn set_image(client: &kube::Client, image: &str, annotations: serde_json::Value) {
-    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
-    let patch = json!({"spec": {"template": {"metadata": {"annotations": annotations}, "spec": {"containers": [{"name": "podinfo", "image": image, "ports": [{"containerPort": 9898}], "envFrom": [{"configMapRef": {"name": "podinfo-config"}}]}]}}}});
-    deploys
-        .patch("podinfo", &PatchParams::default(), &Patch::Merge(patch))
-        .await
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,4 +225,56 @@ async fn revert_on_deletion_gives_the_target_its_traffic_back() {
             "apex points at the target"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_controller_resumes_from_status_without_going_back() {
+    let (_cluster, client) =
+        setup_with(json!({"analysis": {"interval": "1s", "threshold": 2, "iterations": 4}})).await;
+    let stop = start_controller(&client);
+    let first = wait_phase(&client, CanaryPhase::Initialized, None)
+        .await
+        .status
+        .unwrap()
+        .last_applied_spec
+        .unwrap();
+    set_image(&client, "podinfo:6.0.3", json!({})).await;
+    let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let before = loop {
+        let c = canaries.get("podinfo").await.unwrap();
+        let st = c.status.clone().unwrap_or_default();
+        if st.phase == CanaryPhase::Progressing && st.iterations >= 1 {
+            break st;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never progressed: {st:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _ = stop.send(());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after_stop = canaries.get("podinfo").await.unwrap().status.unwrap();
+    let _again = start_controller(&client);
+    let c = wait_phase(&client, CanaryPhase::Succeeded, Some(&first)).await;
+    let decisions = c.status.unwrap().decisions;
+    let starts = decisions
+        .iter()
+        .filter(|d| d.action.starts_with("pre-rollout passed"))
+        .count();
+    assert_eq!(
+        starts, 1,
+        "the start tick ran again after the restart: {decisions:#?}"
+    );
+    let iterations: Vec<&str> = decisions
+        .iter()
+        .filter(|d| d.action.starts_with("iteration"))
+        .map(|d| d.action.as_str())
+        .collect();
+    assert!(
+        iterations.windows(2).all(|w| w[0] < w[1]),
+        "went back a step: {iterations:?}"
+    );
+    assert!(after_stop.iterations >= before.iterations);
 }

@@ -9,6 +9,8 @@ pub struct Settings {
     pub default_provider: String,
     /// Resync period for Canaries that are not waiting for a step.
     pub resync: std::time::Duration,
+    /// This instance's name in Events (reportingInstance); the pod name in a cluster.
+    pub instance: Option<String>,
 }
 
 impl Default for Settings {
@@ -16,6 +18,7 @@ impl Default for Settings {
         Settings {
             default_provider: "kubernetes".into(),
             resync: std::time::Duration::from_secs(300),
+            instance: std::env::var("POD_NAME").ok(),
         }
     }
 }
@@ -35,7 +38,7 @@ impl Context {
     pub fn new(client: kube::Client, settings: Settings) -> Context {
         let reporter = Reporter {
             controller: "serin".into(),
-            instance: std::env::var("POD_NAME").ok(),
+            instance: settings.instance.clone(),
         };
         Context {
             recorder: Recorder::new(client.clone(), reporter),

@@ -4,6 +4,7 @@
 mod act;
 mod context;
 mod error;
+pub mod leader;
 mod observe;
 mod reconcile;
 
@@ -22,6 +23,36 @@ pub use reconcile::{error_policy, reconcile};
 
 use crate::api::Canary;
 use crate::workload::PRIMARY_SUFFIX;
+
+/// Runs the controller while this instance holds the Lease, until `shutdown` resolves: waits for
+/// leadership, reconciles while renewing, and goes back to waiting if leadership is lost.
+pub async fn run_elected(
+    client: kube::Client,
+    namespace: Option<String>,
+    settings: Settings,
+    lease: leader::LeaseSettings,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), &lease.namespace);
+    let mut shutdown = Box::pin(shutdown);
+    loop {
+        tokio::select! {
+            _ = leader::acquire(&leases, &lease) => {}
+            _ = &mut shutdown => return,
+        }
+        tracing::info!(identity = %lease.identity, "leader election: acquired the lease");
+        // Renewal and reconciling live and die together in this task: when renewal ends, the
+        // controller future is dropped, so nothing acts without the lease.
+        tokio::select! {
+            _ = run(client.clone(), namespace.clone(), settings.clone(), std::future::pending::<()>()) => {}
+            _ = leader::hold(&leases, &lease) => {
+                tracing::warn!(identity = %lease.identity, "leader election: lost the lease; standing by");
+            }
+            _ = &mut shutdown => return,
+        }
+    }
+}
 
 /// Runs the controller until `shutdown` resolves. `namespace` limits it to one namespace.
 pub async fn run(

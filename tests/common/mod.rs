@@ -1,6 +1,8 @@
 //! Shared helpers of the tests that drive `serin sim serve` with kubectl as an outside client.
 #![allow(dead_code)]
 
+pub mod scenario;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -1,0 +1,130 @@
+//! Shared set-up of the controller scenarios on serin::sim: CRDs, namespace `test`, the podinfo
+//! Deployment and ConfigMap, and a blue/green Canary (spec overrides merged in).
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use serin::api::{Canary, CanaryPhase, crd};
+use serin::controller::{self, Settings};
+use serin::sim::{Cluster, KubeletOptions, SimOptions};
+
+pub async fn setup() -> (Cluster, kube::Client) {
+    setup_with(json!({})).await
+}
+
+/// Sets up the namespace, CRDs, app and a blue/green Canary whose spec is merged with `overrides`.
+pub async fn setup_with(overrides: serde_json::Value) -> (Cluster, kube::Client) {
+    let cluster = Cluster::start_with(SimOptions {
+        kubelet: KubeletOptions {
+            ready_delay: Duration::from_millis(100),
+        },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let client = cluster.client();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for (_, c) in crd::all() {
+        crds.create(&PostParams::default(), &c).await.unwrap();
+    }
+    let ns: Api<Namespace> = Api::all(client.clone());
+    ns.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "test"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "test");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(
+            json!({"metadata": {"name": "podinfo-config"}, "data": {"MESSAGE": "v1"}}),
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
+    deploys.create(&PostParams::default(), &serde_json::from_value(json!({
+        "metadata": {"name": "podinfo", "labels": {"app": "podinfo"}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "podinfo"}},
+            "template": {"metadata": {"labels": {"app": "podinfo"}}, "spec": {"containers": [{"name": "podinfo", "image": "podinfo:6.0.0",
+                "ports": [{"containerPort": 9898}], "envFrom": [{"configMapRef": {"name": "podinfo-config"}}]}]}}}
+    })).unwrap()).await.unwrap();
+    let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
+    let mut canary = json!({
+        "apiVersion": "serin.io/v1beta1", "kind": "Canary", "metadata": {"name": "podinfo"},
+        "spec": {"provider": "kubernetes", "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+            "service": {"port": 80, "targetPort": 9898}, "analysis": {"interval": "1s", "threshold": 2, "iterations": 2}}
+    });
+    json_patch::merge(&mut canary["spec"], &overrides);
+    canaries
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(canary).unwrap(),
+        )
+        .await
+        .unwrap();
+    (cluster, client)
+}
+
+pub async fn wait_phase(
+    client: &kube::Client,
+    phase: CanaryPhase,
+    after_rev: Option<&str>,
+) -> Canary {
+    let api: Api<Canary> = Api::namespaced(client.clone(), "test");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let c = api.get("podinfo").await.unwrap();
+        let st = c.status.clone().unwrap_or_default();
+        if st.phase == phase && after_rev.is_none_or(|r| st.last_applied_spec.as_deref() != Some(r))
+        {
+            return c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {phase}: {st:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn image(d: &Deployment) -> String {
+    d.spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .image
+        .clone()
+        .unwrap_or_default()
+}
+pub fn start_controller(client: &kube::Client) -> tokio::sync::oneshot::Sender<()> {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(controller::run(
+        client.clone(),
+        Some("test".into()),
+        Settings::default(),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    stop_tx
+}
+
+pub async fn set_image(client: &kube::Client, image: &str, annotations: serde_json::Value) {
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
+    let patch = json!({"spec": {"template": {"metadata": {"annotations": annotations}, "spec": {"containers": [{"name": "podinfo", "image": image, "ports": [{"containerPort": 9898}], "envFrom": [{"configMapRef": {"name": "podinfo-config"}}]}]}}}});
+    deploys
+        .patch("podinfo", &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+}
