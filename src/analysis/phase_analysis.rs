@@ -89,19 +89,9 @@ fn start_tick(input: &Input, plan: &Plan, t: &mut Tick) {
     let action = match plan.strategy {
         Strategy::Canary if !plan.mirror => {
             let first = plan.weights.first().copied().unwrap_or(100);
-            let gate = check_hooks(input.spec, input.observed, HookType::ConfirmTrafficIncrease);
-            if let TickVerdict::Fail { reason, .. } = gate.verdict.clone() {
-                checks.extend(gate);
-                t.step_taken();
-                t.requeue(plan.interval);
-                t.record(
-                    from,
-                    checks.records,
-                    format!("hold at weight 0: confirm-traffic-increase {reason}"),
-                );
+            if !traffic_increase_confirmed(input, plan, t, &mut checks) {
                 return;
             }
-            checks.extend(gate);
             t.status.canary_weight = first;
             format!("pre-rollout passed, weight 0 -> {first}")
         }
@@ -261,19 +251,9 @@ fn advance(input: &Input, plan: &Plan, t: &mut Tick, mut checks: Checked) {
 fn increase(input: &Input, plan: &Plan, t: &mut Tick, mut checks: Checked, next: i32) {
     let from = input.status.phase;
     let current = t.status.canary_weight;
-    let gate = check_hooks(input.spec, input.observed, HookType::ConfirmTrafficIncrease);
-    if let TickVerdict::Fail { reason, .. } = gate.verdict.clone() {
-        checks.extend(gate);
-        t.step_taken();
-        t.requeue(plan.interval);
-        t.record(
-            from,
-            checks.records,
-            format!("checks passed; weight held at {current}: confirm-traffic-increase {reason}"),
-        );
+    if !traffic_increase_confirmed(input, plan, t, &mut checks) {
         return;
     }
-    checks.extend(gate);
     t.status.canary_weight = next;
     t.status.iterations += 1;
     t.effect(Effect::SetRoutes(analysis_routes(plan, &t.status)));
@@ -289,4 +269,31 @@ fn increase(input: &Input, plan: &Plan, t: &mut Tick, mut checks: Checked, next:
         checks.records,
         format!("advance weight {current} -> {next}"),
     );
+}
+
+/// Runs the confirm-traffic-increase gate; when it holds, the step is spent holding the weight
+/// (no failure counted) and the tick is recorded. Returns whether the increase may go ahead.
+fn traffic_increase_confirmed(
+    input: &Input,
+    plan: &Plan,
+    t: &mut Tick,
+    checks: &mut Checked,
+) -> bool {
+    let gate = check_hooks(input.spec, input.observed, HookType::ConfirmTrafficIncrease);
+    let held = match &gate.verdict {
+        TickVerdict::Fail { reason, .. } => Some(reason.clone()),
+        _ => None,
+    };
+    checks.extend(gate);
+    let Some(reason) = held else { return true };
+    let weight = t.status.canary_weight;
+    t.step_taken();
+    t.requeue(plan.interval);
+    let records = std::mem::take(&mut checks.records);
+    t.record(
+        input.status.phase,
+        records,
+        format!("weight held at {weight}: confirm-traffic-increase {reason}"),
+    );
+    false
 }

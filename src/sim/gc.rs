@@ -155,16 +155,7 @@ fn cleanup_crds(st: &mut SimState, objects: &[((String, String, String), Value)]
     for (key, crd) in crds {
         let group = crd["spec"]["group"].as_str().unwrap_or_default();
         let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or_default();
-        let storage = format!("{group}/{plural}");
-        let keys: Vec<_> = st
-            .store
-            .all()
-            .filter(|(k, _)| k.0 == storage)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in keys {
-            st.store.remove(&k);
-        }
+        st.remove_custom_objects(group, plural);
         if let Some(current) = st.store.get(key).cloned() {
             remove_finalizer(
                 st,

@@ -177,6 +177,11 @@ impl SimState {
             .to_string();
         self.types
             .retain(|t| !(t.builtin.is_none() && t.group == group && t.plural == plural));
+        self.remove_custom_objects(&group, &plural);
+    }
+
+    /// Removes every object of a custom resource (its CRD is being deleted).
+    pub fn remove_custom_objects(&mut self, group: &str, plural: &str) {
         let storage = format!("{group}/{plural}");
         let keys: Vec<_> = self
             .store
