@@ -278,3 +278,80 @@ async fn a_restarted_controller_resumes_from_status_without_going_back() {
     );
     assert!(after_stop.iterations >= before.iterations);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_image_mid_analysis_restarts_it_and_suspend_freezes_everything() {
+    let (_cluster, client) =
+        setup_with(json!({"analysis": {"interval": "1s", "threshold": 2, "iterations": 30}})).await;
+    let _stop = start_controller(&client);
+    let first = wait_phase(&client, CanaryPhase::Initialized, None)
+        .await
+        .status
+        .unwrap()
+        .last_applied_spec
+        .unwrap();
+    set_image(&client, "podinfo:6.1.0", json!({})).await;
+    let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mid = loop {
+        let st = canaries
+            .get("podinfo")
+            .await
+            .unwrap()
+            .status
+            .unwrap_or_default();
+        if st.phase == CanaryPhase::Progressing && st.iterations >= 2 {
+            break st;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never progressed: {st:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    set_image(&client, "podinfo:6.2.0", json!({})).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let restarted = loop {
+        let st = canaries
+            .get("podinfo")
+            .await
+            .unwrap()
+            .status
+            .unwrap_or_default();
+        if st.last_applied_spec != mid.last_applied_spec
+            && st.last_applied_spec.as_deref() != Some(first.as_str())
+        {
+            break st;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "newer revision never picked up: {st:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(restarted.phase, CanaryPhase::Progressing);
+    assert!(
+        restarted.iterations < mid.iterations,
+        "analysis did not restart: {} -> {}",
+        mid.iterations,
+        restarted.iterations
+    );
+
+    canaries
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"suspend": true}})),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let frozen = canaries.get("podinfo").await.unwrap().status.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = canaries.get("podinfo").await.unwrap().status.unwrap();
+    assert_eq!(
+        (later.phase, later.iterations, later.last_step_time),
+        (frozen.phase, frozen.iterations, frozen.last_step_time),
+        "suspend changed the analysis"
+    );
+}

@@ -100,7 +100,9 @@ impl Readiness {
 /// Why a metric has no value. NoData is its own verdict (never 0), distinct from errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetricFailure {
-    /// The query returned an empty result.
+    /// The query returned an empty result. Metric adapters also report NoData when a
+    /// minimum-request guard is not met (too little traffic to judge), so the `onNoData` policy
+    /// decides what such a step means instead of a misleading 0% or 100%.
     NoData,
     /// The query failed (syntax, several series, NaN, provider error); the text is safe to show.
     QueryError(String),

@@ -13,7 +13,7 @@ use super::observe::Workloads;
 use crate::analysis::{Decision, Effect, EventType, ScaleTo};
 use crate::api::Canary;
 use crate::router::Router;
-use crate::workload::{apply, primary_name, referenced_configs};
+use crate::workload::{self, apply, primary_name, referenced_configs};
 
 /// What acting left for after the status write.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -22,7 +22,10 @@ pub struct Leftover {
     pub remove_finalizer: bool,
 }
 
-fn renames_of(w: &Workloads) -> BTreeMap<String, String> {
+fn renames_of(canary: &Canary, w: &Workloads) -> BTreeMap<String, String> {
+    if !workload::config_tracking_enabled(canary, w.target.as_ref()) {
+        return BTreeMap::new();
+    }
     let pod = w
         .target
         .as_ref()
@@ -53,7 +56,11 @@ pub async fn act(
     for effect in &decision.effects {
         match effect {
             Effect::CopyConfigs => {
-                if let Some(t) = &w.target {
+                if let Some(t) = w
+                    .target
+                    .as_ref()
+                    .filter(|t| workload::config_tracking_enabled(canary, Some(t)))
+                {
                     apply::copy_configs(&ctx.client, &ns, t, &owner).await?;
                 }
             }
@@ -63,7 +70,7 @@ pub async fn act(
                         &ctx.client,
                         &ns,
                         t,
-                        &renames_of(w),
+                        &renames_of(canary, w),
                         owner.clone(),
                         revision.unwrap_or_default(),
                     )

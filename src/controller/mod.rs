@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 
@@ -61,6 +62,11 @@ pub async fn run(
     settings: Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    // Metadata-only requests: Serin never holds Secret values in its caches.
+    let secrets: Api<PartialObjectMeta<Secret>> = match &namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
     let (canaries, deploys, configs) = match &namespace {
         Some(ns) => (
             Api::<Canary>::namespaced(client.clone(), ns),
@@ -77,6 +83,7 @@ pub async fn run(
     let store = controller.store();
     let by_deployment = store.clone();
     let by_config = store.clone();
+    let by_secret = store.clone();
     let ctx = Arc::new(Context::new(client, settings));
     controller
         .watches(deploys, watcher::Config::default(), move |d: Deployment| {
@@ -110,6 +117,26 @@ pub async fn run(
                 .map(|c| ObjectRef::from_obj(c.as_ref()))
                 .collect::<Vec<_>>()
         })
+        .watches(
+            secrets,
+            watcher::Config::default(),
+            move |s: PartialObjectMeta<Secret>| {
+                let key = format!("secret/{}", s.metadata.name.clone().unwrap_or_default());
+                let ns = s.metadata.namespace.clone();
+                by_secret
+                    .state()
+                    .into_iter()
+                    .filter(|c| {
+                        c.metadata.namespace == ns
+                            && c.status
+                                .as_ref()
+                                .and_then(|s| s.tracked_configs.as_ref())
+                                .is_none_or(|t| t.contains_key(&key))
+                    })
+                    .map(|c| ObjectRef::from_obj(c.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {

@@ -41,7 +41,11 @@ pub async fn observe(
     let target = match &w.target {
         Some(t) => Some(TargetState {
             template_hash: workload::template_hash(t),
-            configs: workload::apply::tracked_configs(&ctx.client, &ns, t).await?,
+            configs: if workload::config_tracking_enabled(canary, Some(t)) {
+                workload::apply::tracked_configs(&ctx.client, &ns, t).await?
+            } else {
+                Default::default()
+            },
             readiness: workload::readiness(t, a.canary_ready_threshold.unwrap_or(100)),
         }),
         None => None,

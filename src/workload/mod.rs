@@ -10,3 +10,53 @@ mod readiness;
 pub use configs::{ConfigRef, config_checksum, referenced_configs, rewrite_config_refs};
 pub use primary::{PRIMARY_SUFFIX, build_primary, primary_name, template_hash};
 pub use readiness::readiness;
+
+/// Annotation (on the Canary or the target) that turns config tracking off.
+pub const CONFIG_TRACKING_ANNOTATION: &str = "serin.io/config-tracking";
+
+/// Whether ConfigMaps and Secrets of the target are tracked (on unless the annotation says
+/// `disabled` on the Canary or on the target Deployment).
+pub fn config_tracking_enabled(
+    canary: &crate::api::Canary,
+    target: Option<&k8s_openapi::api::apps::v1::Deployment>,
+) -> bool {
+    let off = |a: Option<&std::collections::BTreeMap<String, String>>| {
+        a.and_then(|a| a.get(CONFIG_TRACKING_ANNOTATION))
+            .is_some_and(|v| v == "disabled")
+    };
+    !(off(canary.metadata.annotations.as_ref())
+        || off(target.and_then(|t| t.metadata.annotations.as_ref())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_tracking_can_be_turned_off_on_the_canary_or_the_target() {
+        let mut canary: crate::api::Canary = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "c"},
+            "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "t"}, "service": {"port": 80},
+                "analysis": {"interval": "1m", "threshold": 1, "iterations": 1}}
+        }))
+        .unwrap();
+        let mut target = k8s_openapi::api::apps::v1::Deployment::default();
+        assert!(config_tracking_enabled(&canary, Some(&target)));
+        target.metadata.annotations = Some(
+            [(
+                CONFIG_TRACKING_ANNOTATION.to_string(),
+                "disabled".to_string(),
+            )]
+            .into(),
+        );
+        assert!(!config_tracking_enabled(&canary, Some(&target)));
+        canary.metadata.annotations = Some(
+            [(
+                CONFIG_TRACKING_ANNOTATION.to_string(),
+                "disabled".to_string(),
+            )]
+            .into(),
+        );
+        assert!(!config_tracking_enabled(&canary, None));
+    }
+}
