@@ -355,3 +355,20 @@ async fn a_newer_image_mid_analysis_restarts_it_and_suspend_freezes_everything()
         "suspend changed the analysis"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_target_hpa_gets_a_primary_copy() {
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    let (_cluster, client) = setup_with(json!({"autoscalerRef": {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "podinfo"}})).await;
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), "test");
+    hpas.create(&Default::default(), &serde_json::from_value(json!({
+        "metadata": {"name": "podinfo"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"}, "minReplicas": 2, "maxReplicas": 4,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}
+    })).unwrap()).await.unwrap();
+    let _stop = start_controller(&client);
+    wait_phase(&client, CanaryPhase::Initialized, None).await;
+    let copy = hpas.get("podinfo-primary").await.unwrap().spec;
+    assert_eq!(copy.scale_target_ref.name, "podinfo-primary");
+    assert_eq!((copy.min_replicas, copy.max_replicas), (Some(2), 4));
+}

@@ -65,6 +65,7 @@ pub async fn act(
                 }
             }
             Effect::EnsurePrimary | Effect::Promote => {
+                workload::hpa::sync_primary_hpa(&ctx.client, canary, owner.clone()).await?;
                 if let Some(t) = &w.target {
                     apply::apply_primary(
                         &ctx.client,

@@ -4,6 +4,7 @@
 
 pub mod apply;
 mod configs;
+pub mod hpa;
 pub mod primary;
 mod readiness;
 
