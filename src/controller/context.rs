@@ -1,6 +1,9 @@
 //! Shared state of the controller: the client, the Events recorder and the defaults from flags.
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
 
 /// Settings from the command line.
 #[derive(Debug, Clone)]
@@ -23,8 +26,19 @@ impl Default for Settings {
     }
 }
 
+/// Caches of the objects a reconcile reads, filled by the controller's watches.
+#[derive(Clone, Default)]
+pub struct Caches {
+    /// Deployments (targets and primaries).
+    pub deployments: Option<Store<Deployment>>,
+    /// ConfigMaps (tracked configs).
+    pub configmaps: Option<Store<ConfigMap>>,
+}
+
 /// Everything a reconcile needs besides the Canary.
 pub struct Context {
+    /// Reflector caches; None fields fall back to API reads.
+    pub caches: Caches,
     /// API client.
     pub client: kube::Client,
     /// Events (events.k8s.io) publisher.
@@ -44,6 +58,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             settings,
+            caches: Caches::default(),
         }
     }
 }

@@ -16,9 +16,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 
-pub use context::{Context, Settings};
+pub use context::{Caches, Context, Settings};
 pub use error::Error;
 pub use reconcile::{error_policy, reconcile};
 
@@ -84,9 +84,26 @@ pub async fn run(
     let by_deployment = store.clone();
     let by_config = store.clone();
     let by_secret = store.clone();
-    let ctx = Arc::new(Context::new(client, settings));
+    // Deployments and ConfigMaps are watched once: the same streams fill the caches reconcile
+    // reads from (no per-reconcile GETs) and trigger the Canaries that use them.
+    let (deploy_cache, deploy_writer) = reflector::store::<Deployment>();
+    let (config_cache, config_writer) = reflector::store::<ConfigMap>();
+    let deploy_stream = watcher(deploys, watcher::Config::default())
+        .default_backoff()
+        .reflect(deploy_writer)
+        .touched_objects();
+    let config_stream = watcher(configs, watcher::Config::default())
+        .default_backoff()
+        .reflect(config_writer)
+        .touched_objects();
+    let mut context = Context::new(client, settings);
+    context.caches = Caches {
+        deployments: Some(deploy_cache),
+        configmaps: Some(config_cache),
+    };
+    let ctx = Arc::new(context);
     controller
-        .watches(deploys, watcher::Config::default(), move |d: Deployment| {
+        .watches_stream(deploy_stream, move |d: Deployment| {
             // A target or a primary changed: the Canaries that use it reconcile (from the cache).
             let name = d.metadata.name.clone().unwrap_or_default();
             let base = name
@@ -101,7 +118,7 @@ pub async fn run(
                 .map(|c| ObjectRef::from_obj(c.as_ref()))
                 .collect::<Vec<_>>()
         })
-        .watches(configs, watcher::Config::default(), move |cm: ConfigMap| {
+        .watches_stream(config_stream, move |cm: ConfigMap| {
             let key = format!("configmap/{}", cm.metadata.name.clone().unwrap_or_default());
             let ns = cm.metadata.namespace.clone();
             by_config

@@ -3,6 +3,7 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
+use kube::runtime::reflector::ObjectRef;
 
 use super::Context;
 use super::error::Result;
@@ -19,9 +20,23 @@ pub struct Workloads {
     pub primary: Option<Deployment>,
 }
 
-/// Reads the workloads of a Canary.
+/// Reads the workloads of a Canary, from the Deployment cache when the controller has one.
 pub async fn workloads(ctx: &Context, canary: &Canary) -> Result<Workloads> {
-    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &canary.namespace_or_default());
+    let ns = canary.namespace_or_default();
+    if let Some(store) = &ctx.caches.deployments {
+        // Never decide on a cache that has not finished its first list: an empty cache would
+        // look like a missing target.
+        let _ = store.wait_until_ready().await;
+        let get = |name: &str| {
+            store
+                .get(&ObjectRef::new(name).within(&ns))
+                .map(|d| d.as_ref().clone())
+        };
+        let target = get(&canary.spec.target_ref.name);
+        let primary = get(&primary_name(&canary.spec.target_ref.name));
+        return Ok(Workloads { target, primary });
+    }
+    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let target = api.get_opt(&canary.spec.target_ref.name).await?;
     let primary = api
         .get_opt(&primary_name(&canary.spec.target_ref.name))
@@ -42,7 +57,13 @@ pub async fn observe(
         Some(t) => Some(TargetState {
             template_hash: workload::template_hash(t),
             configs: if workload::config_tracking_enabled(canary, Some(t)) {
-                workload::apply::tracked_configs(&ctx.client, &ns, t).await?
+                workload::apply::tracked_configs(
+                    &ctx.client,
+                    &ns,
+                    t,
+                    ctx.caches.configmaps.as_ref(),
+                )
+                .await?
             } else {
                 Default::default()
             },

@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
+use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::json;
 
 use super::{ConfigRef, build_primary, config_checksum, primary_name, referenced_configs};
@@ -25,6 +26,7 @@ pub async fn tracked_configs(
     client: &kube::Client,
     ns: &str,
     target: &Deployment,
+    cache: Option<&Store<ConfigMap>>,
 ) -> kube::Result<BTreeMap<String, String>> {
     let Some(pod) = target.spec.as_ref().and_then(|s| s.template.spec.as_ref()) else {
         return Ok(BTreeMap::new());
@@ -32,10 +34,15 @@ pub async fn tracked_configs(
     let mut out = BTreeMap::new();
     for r in referenced_configs(pod) {
         let data = match &r {
-            ConfigRef::ConfigMap(n) => Api::<ConfigMap>::namespaced(client.clone(), ns)
-                .get_opt(n)
-                .await?
-                .map(|c| c.data.unwrap_or_default()),
+            ConfigRef::ConfigMap(n) => match cache {
+                Some(store) => store
+                    .get(&ObjectRef::new(n).within(ns))
+                    .map(|c| c.data.clone().unwrap_or_default()),
+                None => Api::<ConfigMap>::namespaced(client.clone(), ns)
+                    .get_opt(n)
+                    .await?
+                    .map(|c| c.data.unwrap_or_default()),
+            },
             ConfigRef::Secret(n) => Api::<Secret>::namespaced(client.clone(), ns)
                 .get_opt(n)
                 .await?
