@@ -61,6 +61,9 @@ pub enum Command {
         /// Seconds a leader that stopped renewing keeps the Lease.
         #[arg(long, default_value_t = 15)]
         lease_duration: u64,
+        /// Canaries reconciled at once (0: no limit).
+        #[arg(long, env = "SERIN_CONCURRENCY", default_value_t = 0)]
+        concurrency: u16,
     },
     /// Play a promotion and a rollback on an embedded cluster, no Kubernetes needed.
     Demo,
@@ -199,6 +202,8 @@ pub struct ControllerArgs {
     pub lease_namespace: String,
     /// Lease duration in seconds.
     pub lease_duration: u64,
+    /// Reconcile concurrency.
+    pub concurrency: u16,
 }
 
 fn init_logging(format: &str, level: &str) {
@@ -247,6 +252,7 @@ pub async fn controller(args: ControllerArgs) -> i32 {
     }
     let settings = crate::controller::Settings {
         default_provider: args.mesh_provider.clone(),
+        concurrency: args.concurrency,
         ..Default::default()
     };
     tracing::info!(namespace = args.namespace.as_deref().unwrap_or("<all>"), provider = %args.mesh_provider, "serin controller starting");

@@ -18,6 +18,7 @@ async fn main() {
             leader_elect,
             lease_namespace,
             lease_duration,
+            concurrency,
         } => {
             let args = cli::ControllerArgs {
                 kubeconfig,
@@ -28,6 +29,7 @@ async fn main() {
                 leader_elect,
                 lease_namespace,
                 lease_duration,
+                concurrency,
             };
             cli::controller(args).await
         }

@@ -14,6 +14,8 @@ pub struct Settings {
     pub resync: std::time::Duration,
     /// This instance's name in Events (reportingInstance); the pod name in a cluster.
     pub instance: Option<String>,
+    /// How many Canaries reconcile at once (0: no limit).
+    pub concurrency: u16,
 }
 
 impl Default for Settings {
@@ -22,6 +24,7 @@ impl Default for Settings {
             default_provider: "kubernetes".into(),
             resync: std::time::Duration::from_secs(300),
             instance: std::env::var("POD_NAME").ok(),
+            concurrency: 0,
         }
     }
 }

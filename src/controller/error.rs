@@ -35,3 +35,22 @@ impl Error {
 
 /// Result of a reconcile step.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16) -> kube::Error {
+        kube::Error::Api(
+            Box::new(kube::core::Status::failure("x", "Conflict").with_code(code)).into(),
+        )
+    }
+
+    #[test]
+    fn conflicts_are_recognised_wherever_they_come_from() {
+        assert!(Error::Kube(api_error(409)).is_conflict());
+        assert!(Error::Router(crate::router::RouterError::Kube(api_error(409))).is_conflict());
+        assert!(!Error::Kube(api_error(500)).is_conflict());
+        assert_eq!(Error::Kube(api_error(500)).metric_label(), "kube");
+    }
+}

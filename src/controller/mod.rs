@@ -79,7 +79,9 @@ pub async fn run(
             Api::<ConfigMap>::all(client.clone()),
         ),
     };
-    let controller = Controller::new(canaries, watcher::Config::default());
+    let controller = Controller::new(canaries, watcher::Config::default()).with_config(
+        kube::runtime::controller::Config::default().concurrency(settings.concurrency),
+    );
     let store = controller.store();
     let by_deployment = store.clone();
     let by_config = store.clone();

@@ -77,6 +77,7 @@ pub fn build_primary(
     ));
     if let Some(pod) = template.spec.as_mut() {
         rewrite_config_refs(pod, configs);
+        rewrite_self_selectors(pod, &selector_labels);
     }
     let mut selector = spec.selector.clone();
     selector.match_labels = Some(primary_labels(&selector_labels, &selector_keys));
@@ -109,6 +110,63 @@ pub fn build_primary(
             paused: None,
         }),
         status: None,
+    }
+}
+
+/// Pod (anti-)affinity terms and topology spread constraints that select the app's own pods by
+/// its selector labels must select the primary's pods in the primary (else the primary would
+/// spread against, or stick to, the canary's pods).
+fn rewrite_self_selectors(
+    pod: &mut k8s_openapi::api::core::v1::PodSpec,
+    selector: &BTreeMap<String, String>,
+) {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    let fix = |s: &mut Option<LabelSelector>| {
+        if let Some(labels) = s.as_mut().and_then(|s| s.match_labels.as_mut()) {
+            for (k, v) in labels.iter_mut() {
+                if selector.get(k) == Some(v) {
+                    *v = primary_name(v);
+                }
+            }
+        }
+    };
+    for c in pod.topology_spread_constraints.iter_mut().flatten() {
+        fix(&mut c.label_selector);
+    }
+    let Some(aff) = pod.affinity.as_mut() else {
+        return;
+    };
+    let anti = aff.pod_anti_affinity.as_mut().map(|a| {
+        (
+            a.required_during_scheduling_ignored_during_execution
+                .as_mut(),
+            a.preferred_during_scheduling_ignored_during_execution
+                .as_mut(),
+        )
+    });
+    if let Some((required, preferred)) = anti {
+        for t in required.into_iter().flatten() {
+            fix(&mut t.label_selector);
+        }
+        for w in preferred.into_iter().flatten() {
+            fix(&mut w.pod_affinity_term.label_selector);
+        }
+    }
+    let affinity = aff.pod_affinity.as_mut().map(|a| {
+        (
+            a.required_during_scheduling_ignored_during_execution
+                .as_mut(),
+            a.preferred_during_scheduling_ignored_during_execution
+                .as_mut(),
+        )
+    });
+    if let Some((required, preferred)) = affinity {
+        for t in required.into_iter().flatten() {
+            fix(&mut t.label_selector);
+        }
+        for w in preferred.into_iter().flatten() {
+            fix(&mut w.pod_affinity_term.label_selector);
+        }
     }
 }
 
@@ -167,6 +225,46 @@ mod tests {
             "cfg-primary"
         );
         assert_eq!(p.metadata.annotations.unwrap()[REVISION_ANNOTATION], "abc");
+    }
+
+    #[test]
+    fn self_selecting_anti_affinity_and_spread_point_at_the_primary() {
+        let mut t = target();
+        let pod = t.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+        *pod = serde_json::from_value(json!({"containers": [{"name": "app"}],
+            "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100,
+                "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "podinfo"}}}}]}},
+            "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "podinfo", "tier": "web"}}}]}))
+        .unwrap();
+        let p = build_primary(&t, &BTreeMap::new(), owner(), "r");
+        let pod = p.spec.unwrap().template.spec.unwrap();
+        let term = &pod
+            .affinity
+            .unwrap()
+            .pod_anti_affinity
+            .unwrap()
+            .preferred_during_scheduling_ignored_during_execution
+            .unwrap()[0];
+        assert_eq!(
+            term.pod_affinity_term
+                .label_selector
+                .as_ref()
+                .unwrap()
+                .match_labels
+                .as_ref()
+                .unwrap()["app"],
+            "podinfo-primary"
+        );
+        let spread = pod.topology_spread_constraints.unwrap()[0]
+            .label_selector
+            .clone()
+            .unwrap()
+            .match_labels
+            .unwrap();
+        assert_eq!(
+            (spread["app"].as_str(), spread["tier"].as_str()),
+            ("podinfo-primary", "web")
+        );
     }
 
     #[test]
