@@ -41,9 +41,9 @@ mod tests {
     use super::*;
 
     fn api_error(code: u16) -> kube::Error {
-        kube::Error::Api(
-            Box::new(kube::core::Status::failure("x", "Conflict").with_code(code)).into(),
-        )
+        kube::Error::Api(Box::new(
+            kube::core::Status::failure("x", "Conflict").with_code(code),
+        ))
     }
 
     #[test]
