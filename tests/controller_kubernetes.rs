@@ -372,3 +372,34 @@ async fn the_target_hpa_gets_a_primary_copy() {
     assert_eq!(copy.scale_target_ref.name, "podinfo-primary");
     assert_eq!((copy.min_replicas, copy.max_replicas), (Some(2), 4));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_apex_service_is_adopted_not_owned() {
+    let (_cluster, client) = setup_with(json!({})).await;
+    let services: Api<Service> = Api::namespaced(client.clone(), "test");
+    services.create(&Default::default(), &serde_json::from_value(json!({
+        "metadata": {"name": "podinfo", "labels": {"team": "payments"}, "annotations": {"owner": "me"}},
+        "spec": {"selector": {"app": "podinfo"}, "ports": [{"name": "http", "port": 80, "targetPort": 9898}]}
+    })).unwrap()).await.unwrap();
+    let _stop = start_controller(&client);
+    wait_phase(&client, CanaryPhase::Initialized, None).await;
+    let apex = services.get("podinfo").await.unwrap();
+    assert_eq!(
+        apex.spec.as_ref().unwrap().selector.as_ref().unwrap()["app"],
+        "podinfo-primary",
+        "selector taken over"
+    );
+    assert_eq!(
+        apex.metadata.labels.as_ref().unwrap()["team"],
+        "payments",
+        "user labels kept"
+    );
+    assert_eq!(apex.metadata.annotations.as_ref().unwrap()["owner"], "me");
+    assert!(
+        apex.metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty(),
+        "an adopted Service must not be garbage-collected with the Canary"
+    );
+}
