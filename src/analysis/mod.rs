@@ -1,8 +1,8 @@
 //! The decision core: `decide(&Input) -> Decision`, pure.
 //!
 //! Everything a canary does is decided here from the spec, the status, `now` and what the adapters
-//! observed. This module must not import kube, tokio, reqwest, hyper or axum, nor read a clock
-//! (`Utc::now`, `SystemTime::now`): `now` is an input. A test scans this folder for such imports.
+//! observed. This module must not import kube, tokio, reqwest, hyper or axum, nor read the wall
+//! clock: `now` is an input. A test scans this folder for such imports and clock reads.
 //! The requeue is the scheduler: a step is due at `lastStepTime + interval`, and deciding twice at
 //! the same `now` advances at most one step.
 

@@ -121,39 +121,21 @@ pub async fn run(
                 .collect::<Vec<_>>()
         })
         .watches_stream(config_stream, move |cm: ConfigMap| {
-            let key = format!("configmap/{}", cm.metadata.name.clone().unwrap_or_default());
-            let ns = cm.metadata.namespace.clone();
-            by_config
-                .state()
-                .into_iter()
-                .filter(|c| {
-                    c.metadata.namespace == ns
-                        && c.status
-                            .as_ref()
-                            .and_then(|s| s.tracked_configs.as_ref())
-                            .is_none_or(|t| t.contains_key(&key))
-                })
-                .map(|c| ObjectRef::from_obj(c.as_ref()))
-                .collect::<Vec<_>>()
+            tracking(
+                &by_config,
+                cm.metadata.namespace.as_deref(),
+                &format!("configmap/{}", cm.metadata.name.unwrap_or_default()),
+            )
         })
         .watches(
             secrets,
             watcher::Config::default(),
             move |s: PartialObjectMeta<Secret>| {
-                let key = format!("secret/{}", s.metadata.name.clone().unwrap_or_default());
-                let ns = s.metadata.namespace.clone();
-                by_secret
-                    .state()
-                    .into_iter()
-                    .filter(|c| {
-                        c.metadata.namespace == ns
-                            && c.status
-                                .as_ref()
-                                .and_then(|s| s.tracked_configs.as_ref())
-                                .is_none_or(|t| t.contains_key(&key))
-                    })
-                    .map(|c| ObjectRef::from_obj(c.as_ref()))
-                    .collect::<Vec<_>>()
+                tracking(
+                    &by_secret,
+                    s.metadata.namespace.as_deref(),
+                    &format!("secret/{}", s.metadata.name.unwrap_or_default()),
+                )
             },
         )
         .graceful_shutdown_on(shutdown)
@@ -164,4 +146,25 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// The Canaries of a namespace that track the config `key` (`configmap/<name>`, `secret/<name>`),
+/// or that have not recorded their tracked configs yet.
+fn tracking(
+    store: &kube::runtime::reflector::Store<Canary>,
+    ns: Option<&str>,
+    key: &str,
+) -> Vec<ObjectRef<Canary>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|c| {
+            c.metadata.namespace.as_deref() == ns
+                && c.status
+                    .as_ref()
+                    .and_then(|s| s.tracked_configs.as_ref())
+                    .is_none_or(|t| t.contains_key(key))
+        })
+        .map(|c| ObjectRef::from_obj(c.as_ref()))
+        .collect()
 }
