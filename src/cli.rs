@@ -64,6 +64,9 @@ pub enum Command {
         /// Canaries reconciled at once (0: no limit).
         #[arg(long, env = "SERIN_CONCURRENCY", default_value_t = 0)]
         concurrency: u16,
+        /// Serve /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:8080 in a cluster).
+        #[arg(long, env = "SERIN_METRICS_ADDR", value_name = "HOST:PORT")]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
     /// Play a promotion and a rollback on an embedded cluster, no Kubernetes needed.
     Demo,
@@ -204,6 +207,8 @@ pub struct ControllerArgs {
     pub lease_duration: u64,
     /// Reconcile concurrency.
     pub concurrency: u16,
+    /// Address of the operational endpoints, if any.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 fn init_logging(format: &str, level: &str) {
@@ -253,8 +258,18 @@ pub async fn controller(args: ControllerArgs) -> i32 {
     let settings = crate::controller::Settings {
         default_provider: args.mesh_provider.clone(),
         concurrency: args.concurrency,
+        telemetry: crate::telemetry::Telemetry::new(&args.mesh_provider),
         ..Default::default()
     };
+    if let Some(addr) = args.metrics_addr {
+        match crate::telemetry::serve(addr, settings.telemetry.clone()).await {
+            Ok(bound) => tracing::info!(%bound, "serving /metrics, /healthz, /readyz"),
+            Err(e) => {
+                eprintln!("error: cannot listen on {addr}: {e}");
+                return 2;
+            }
+        }
+    }
     tracing::info!(namespace = args.namespace.as_deref().unwrap_or("<all>"), provider = %args.mesh_provider, "serin controller starting");
     if args.leader_elect {
         let identity =

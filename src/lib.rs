@@ -13,4 +13,5 @@ pub mod router;
 
 pub mod schema;
 pub mod sim;
+pub mod telemetry;
 pub mod workload;

@@ -19,6 +19,7 @@ async fn main() {
             lease_namespace,
             lease_duration,
             concurrency,
+            metrics_addr,
         } => {
             let args = cli::ControllerArgs {
                 kubeconfig,
@@ -30,6 +31,7 @@ async fn main() {
                 lease_namespace,
                 lease_duration,
                 concurrency,
+                metrics_addr,
             };
             cli::controller(args).await
         }

@@ -6,7 +6,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
 /// Settings from the command line.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     /// Provider for Canaries that name none.
     pub default_provider: String,
@@ -16,6 +16,8 @@ pub struct Settings {
     pub instance: Option<String>,
     /// How many Canaries reconcile at once (0: no limit).
     pub concurrency: u16,
+    /// Metrics and readiness shared with the HTTP endpoints.
+    pub telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
 }
 
 impl Default for Settings {
@@ -25,6 +27,7 @@ impl Default for Settings {
             resync: std::time::Duration::from_secs(300),
             instance: std::env::var("POD_NAME").ok(),
             concurrency: 0,
+            telemetry: crate::telemetry::Telemetry::new("kubernetes"),
         }
     }
 }

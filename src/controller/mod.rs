@@ -45,6 +45,7 @@ pub async fn run_elected(
         tracing::info!(identity = %lease.identity, "leader election: acquired the lease");
         // Renewal and reconciling live and die together in this task: when renewal ends, the
         // controller future is dropped, so nothing acts without the lease.
+        let ready = settings.telemetry.clone();
         tokio::select! {
             _ = run(client.clone(), namespace.clone(), settings.clone(), std::future::pending::<()>()) => {}
             _ = leader::hold(&leases, &lease) => {
@@ -52,6 +53,18 @@ pub async fn run_elected(
             }
             _ = &mut shutdown => return,
         }
+        ready
+            .ready
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Aborts a helper task when the future that owns it is dropped (leadership lost, shutdown).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -83,6 +96,17 @@ pub async fn run(
         kube::runtime::controller::Config::default().concurrency(settings.concurrency),
     );
     let store = controller.store();
+    let telemetry = settings.telemetry.clone();
+    let ready_store = store.clone();
+    // Ready only after the first successful list of Canaries (and, with election, while leading:
+    // run() only runs while this instance holds the lease).
+    let _readiness = AbortOnDrop(tokio::spawn(async move {
+        if ready_store.wait_until_ready().await.is_ok() {
+            telemetry
+                .ready
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }));
     let by_deployment = store.clone();
     let by_config = store.clone();
     let by_secret = store.clone();

@@ -144,6 +144,18 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
     if left.remove_finalizer {
         remove_finalizer(&api, &canary).await?;
     }
+    let t = &ctx.settings.telemetry;
+    t.reconciles
+        .get_or_create(&crate::telemetry::ResultLabels {
+            result: "ok".into(),
+        })
+        .inc();
+    t.weight
+        .get_or_create(&crate::telemetry::CanaryLabels {
+            name: name.clone(),
+            namespace: ns.clone(),
+        })
+        .set(i64::from(decision.status.canary_weight));
     Ok(match decision.requeue_after {
         Some(d) => Action::requeue(d.max(Duration::from_millis(100))),
         None => Action::requeue(ctx.settings.resync),
@@ -151,7 +163,14 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
 }
 
 /// What to do after a failed reconcile: conflicts retry at once, other errors back off.
-pub fn error_policy(canary: Arc<Canary>, error: &Error, _ctx: Arc<Context>) -> Action {
+pub fn error_policy(canary: Arc<Canary>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.settings
+        .telemetry
+        .reconciles
+        .get_or_create(&crate::telemetry::ResultLabels {
+            result: error.metric_label().into(),
+        })
+        .inc();
     if error.is_conflict() {
         return Action::requeue(Duration::from_millis(200));
     }
