@@ -403,3 +403,58 @@ async fn an_existing_apex_service_is_adopted_not_owned() {
         "an adopted Service must not be garbage-collected with the Canary"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_target_is_a_condition_and_an_event_and_nothing_is_created() {
+    use k8s_openapi::api::events::v1::Event;
+    let (_cluster, client) = setup_with(
+        json!({"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "nope"}}),
+    )
+    .await;
+    let _stop = start_controller(&client);
+    let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let ready = loop {
+        let st = canaries
+            .get("podinfo")
+            .await
+            .unwrap()
+            .status
+            .unwrap_or_default();
+        if let Some(c) = st.conditions.iter().find(|c| c.r#type == "Ready") {
+            break c.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no Ready condition");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "TargetNotFound")
+    );
+    assert_eq!(
+        ready.message.as_deref(),
+        Some("Deployment nope.test not found")
+    );
+    let events: Api<Event> = Api::namespaced(client.clone(), "test");
+    let reasons: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    assert!(
+        reasons.contains(&"TargetNotFound".to_string()),
+        "{reasons:?}"
+    );
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
+    assert!(deploys.get_opt("nope-primary").await.unwrap().is_none());
+    let services: Api<Service> = Api::namespaced(client.clone(), "test");
+    for name in ["nope", "nope-primary", "nope-canary"] {
+        assert!(
+            services.get_opt(name).await.unwrap().is_none(),
+            "{name} created half-way"
+        );
+    }
+}
