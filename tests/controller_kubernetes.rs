@@ -6,7 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::scenario::{image, set_image, setup, setup_with, start_controller, wait_phase};
+use common::scenario::{
+    image, set_image, setup, setup_with, start_controller, wait_phase, wait_status,
+};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -240,19 +242,10 @@ async fn a_restarted_controller_resumes_from_status_without_going_back() {
         .unwrap();
     set_image(&client, "podinfo:6.0.3", json!({})).await;
     let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let before = loop {
-        let c = canaries.get("podinfo").await.unwrap();
-        let st = c.status.clone().unwrap_or_default();
-        if st.phase == CanaryPhase::Progressing && st.iterations >= 1 {
-            break st;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never progressed: {st:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let before = wait_status(&client, "progress", |st| {
+        st.phase == CanaryPhase::Progressing && st.iterations >= 1
+    })
+    .await;
     let _ = stop.send(());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after_stop = canaries.get("podinfo").await.unwrap().status.unwrap();
@@ -292,43 +285,16 @@ async fn a_newer_image_mid_analysis_restarts_it_and_suspend_freezes_everything()
         .unwrap();
     set_image(&client, "podinfo:6.1.0", json!({})).await;
     let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mid = loop {
-        let st = canaries
-            .get("podinfo")
-            .await
-            .unwrap()
-            .status
-            .unwrap_or_default();
-        if st.phase == CanaryPhase::Progressing && st.iterations >= 2 {
-            break st;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never progressed: {st:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let mid = wait_status(&client, "progress", |st| {
+        st.phase == CanaryPhase::Progressing && st.iterations >= 2
+    })
+    .await;
     set_image(&client, "podinfo:6.2.0", json!({})).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let restarted = loop {
-        let st = canaries
-            .get("podinfo")
-            .await
-            .unwrap()
-            .status
-            .unwrap_or_default();
-        if st.last_applied_spec != mid.last_applied_spec
+    let restarted = wait_status(&client, "the newer revision", |st| {
+        st.last_applied_spec != mid.last_applied_spec
             && st.last_applied_spec.as_deref() != Some(first.as_str())
-        {
-            break st;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "newer revision never picked up: {st:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     assert_eq!(restarted.phase, CanaryPhase::Progressing);
     assert!(
         restarted.iterations < mid.iterations,

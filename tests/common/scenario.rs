@@ -128,3 +128,24 @@ pub async fn set_image(client: &kube::Client, image: &str, annotations: serde_js
         .await
         .unwrap();
 }
+
+/// Polls the Canary's status until `pred` holds (30 s at most); returns that status.
+pub async fn wait_status(
+    client: &kube::Client,
+    what: &str,
+    pred: impl Fn(&serin::api::CanaryStatus) -> bool,
+) -> serin::api::CanaryStatus {
+    let api: Api<Canary> = Api::namespaced(client.clone(), "test");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = api.get("podinfo").await.unwrap().status.unwrap_or_default();
+        if pred(&st) {
+            return st;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {st:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
