@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::api::crd;
 use crate::manifest;
@@ -36,38 +36,7 @@ pub enum Command {
         files: Vec<PathBuf>,
     },
     /// Run the controller against the cluster of the current kubeconfig or in-cluster config.
-    Controller {
-        /// Path of a kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster).
-        #[arg(long, env = "KUBECONFIG", value_name = "PATH")]
-        kubeconfig: Option<PathBuf>,
-        /// Watch Canaries in this namespace only (default: all namespaces).
-        #[arg(long, env = "SERIN_NAMESPACE", value_name = "NS")]
-        namespace: Option<String>,
-        /// Provider for Canaries whose spec names none.
-        #[arg(long, env = "SERIN_MESH_PROVIDER", default_value = "kubernetes")]
-        mesh_provider: String,
-        /// Log format.
-        #[arg(long, env = "SERIN_LOG_FORMAT", value_parser = ["text", "json"], default_value = "text")]
-        log_format: String,
-        /// Log filter, e.g. info or serin=debug,kube=warn.
-        #[arg(long, env = "SERIN_LOG_LEVEL", default_value = "info")]
-        log_level: String,
-        /// Run only while holding a coordination.k8s.io Lease (for more than one replica).
-        #[arg(long, env = "SERIN_LEADER_ELECT")]
-        leader_elect: bool,
-        /// Namespace of the leader-election Lease.
-        #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
-        lease_namespace: String,
-        /// Seconds a leader that stopped renewing keeps the Lease.
-        #[arg(long, default_value_t = 15)]
-        lease_duration: u64,
-        /// Canaries reconciled at once (0: no limit).
-        #[arg(long, env = "SERIN_CONCURRENCY", default_value_t = 0)]
-        concurrency: u16,
-        /// Serve /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:8080 in a cluster).
-        #[arg(long, env = "SERIN_METRICS_ADDR", value_name = "HOST:PORT")]
-        metrics_addr: Option<std::net::SocketAddr>,
-    },
+    Controller(ControllerArgs),
     /// Play a promotion and a rollback on an embedded cluster, no Kubernetes needed.
     Demo,
     /// The embedded Kubernetes API server (serin::sim) for local experiments and tests.
@@ -187,27 +156,37 @@ fn check_one(label: &str, text: &str, out: &mut impl std::io::Write) -> bool {
 }
 
 /// Options of `serin controller`.
-#[derive(Debug, Clone)]
+#[derive(Args, Debug, Clone)]
 pub struct ControllerArgs {
-    /// Explicit kubeconfig.
+    /// Path of a kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster).
+    #[arg(long, env = "KUBECONFIG", value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
-    /// One namespace, or all.
+    /// Watch Canaries in this namespace only (default: all namespaces).
+    #[arg(long, env = "SERIN_NAMESPACE", value_name = "NS")]
     pub namespace: Option<String>,
-    /// Default provider.
+    /// Provider for Canaries whose spec names none.
+    #[arg(long, env = "SERIN_MESH_PROVIDER", default_value = "kubernetes")]
     pub mesh_provider: String,
-    /// text or json.
+    /// Log format.
+    #[arg(long, env = "SERIN_LOG_FORMAT", value_parser = ["text", "json"], default_value = "text")]
     pub log_format: String,
-    /// tracing filter.
+    /// Log filter, e.g. info or serin=debug,kube=warn.
+    #[arg(long, env = "SERIN_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
-    /// Use leader election.
+    /// Run only while holding a coordination.k8s.io Lease (for more than one replica).
+    #[arg(long, env = "SERIN_LEADER_ELECT")]
     pub leader_elect: bool,
-    /// Namespace of the Lease.
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     pub lease_namespace: String,
-    /// Lease duration in seconds.
+    /// Seconds a leader that stopped renewing keeps the Lease.
+    #[arg(long, default_value_t = 15)]
     pub lease_duration: u64,
-    /// Reconcile concurrency.
+    /// Canaries reconciled at once (0: no limit).
+    #[arg(long, env = "SERIN_CONCURRENCY", default_value_t = 0)]
     pub concurrency: u16,
-    /// Address of the operational endpoints, if any.
+    /// Serve /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:8080 in a cluster).
+    #[arg(long, env = "SERIN_METRICS_ADDR", value_name = "HOST:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
 }
 

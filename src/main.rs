@@ -9,32 +9,7 @@ async fn main() {
     let code = match args.command {
         Command::Crds { out_dir } => cli::crds(out_dir.as_deref()),
         Command::Check { files } => cli::check(&files, &mut std::io::stdout()),
-        Command::Controller {
-            kubeconfig,
-            namespace,
-            mesh_provider,
-            log_format,
-            log_level,
-            leader_elect,
-            lease_namespace,
-            lease_duration,
-            concurrency,
-            metrics_addr,
-        } => {
-            let args = cli::ControllerArgs {
-                kubeconfig,
-                namespace,
-                mesh_provider,
-                log_format,
-                log_level,
-                leader_elect,
-                lease_namespace,
-                lease_duration,
-                concurrency,
-                metrics_addr,
-            };
-            cli::controller(args).await
-        }
+        Command::Controller(args) => cli::controller(args).await,
         Command::Sim {
             action:
                 SimCommand::Serve {

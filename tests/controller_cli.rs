@@ -6,7 +6,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{kubectl, kubectl_available, ok, root, serve};
+use common::{kubectl, kubectl_available, ok, serve, setup_test_namespace};
 
 struct Controller(Child);
 
@@ -59,39 +59,12 @@ fn serin_controller_runs_the_bluegreen_example_to_succeeded() {
         return;
     }
     let s = serve();
-    kubectl(
-        &s,
-        &["apply", "--server-side", "-f", "-"],
-        Some("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: test\n"),
-    );
-    ok(
+    setup_test_namespace(
         &s,
         &[
-            "apply",
-            "--server-side",
-            "-f",
-            root().join("crds").to_str().unwrap(),
-        ],
-    );
-    ok(
-        &s,
-        &[
-            "apply",
-            "--server-side",
-            "-f",
-            root().join("examples/app/podinfo.yaml").to_str().unwrap(),
-        ],
-    );
-    ok(
-        &s,
-        &[
-            "apply",
-            "--server-side",
-            "-f",
-            root()
-                .join("examples/bluegreen-kubernetes.yaml")
-                .to_str()
-                .unwrap(),
+            "crds",
+            "examples/app/podinfo.yaml",
+            "examples/bluegreen-kubernetes.yaml",
         ],
     );
     // The example analyses every 30s; a test has no minutes to spare.

@@ -7,7 +7,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{kubectl, kubectl_available, ok, root, serve};
+use common::{kubectl, kubectl_available, ok, root, serve, setup_test_namespace};
 
 #[test]
 fn kubectl_drives_the_sim() {
@@ -152,32 +152,7 @@ fn kubectl_sees_serin_crds_with_printer_columns_and_field_docs() {
         return;
     }
     let s = serve();
-    ok(
-        &s,
-        &[
-            "apply",
-            "--server-side",
-            "-f",
-            root().join("crds").to_str().unwrap(),
-        ],
-    );
-    kubectl(
-        &s,
-        &["apply", "--server-side", "-f", "-"],
-        Some("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: test\n"),
-    );
-    ok(
-        &s,
-        &[
-            "apply",
-            "--server-side",
-            "-f",
-            root()
-                .join("examples/bluegreen-kubernetes.yaml")
-                .to_str()
-                .unwrap(),
-        ],
-    );
+    setup_test_namespace(&s, &["crds", "examples/bluegreen-kubernetes.yaml"]);
     let table = ok(&s, &["get", "canaries", "-n", "test"]);
     let header = table.lines().next().unwrap_or_default();
     for col in [

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::handlers::{self, Target};
-use super::kubelet::{ctx, owned_by, rt};
+use super::kubelet::{ctx, meta_str, owned_by, rt};
 use super::state::SimState;
 
 #[allow(clippy::too_many_arguments)]
@@ -22,14 +22,8 @@ pub(super) fn write_status(
     revision: i64,
     min_available: i64,
 ) -> bool {
-    let ns = d["metadata"]["namespace"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let name = d["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let ns = meta_str(d, "namespace");
+    let name = meta_str(d, "name");
     let key = format!("{ns}/{name}");
     let desired = d["spec"]["replicas"].as_i64().unwrap_or(1);
     let count = |rs: &Value| -> (i64, i64) {
@@ -50,10 +44,7 @@ pub(super) fn write_status(
         .map(count)
         .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     let (updated, new_ready) = count(new_rs);
-    let rs_name = new_rs["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let rs_name = meta_str(new_rs, "name");
     let complete = updated == desired && new_ready == desired && total == desired;
     let deadline = d["spec"]["progressDeadlineSeconds"].as_i64().unwrap_or(600);
     let progress_mark = (rs_name.clone(), new_ready + total * 1000);

@@ -57,6 +57,11 @@ pub(super) fn rt(st: &SimState, group: &str, plural: &str) -> ResourceType {
         .expect("built-in type")
 }
 
+/// `metadata.<key>` of an object as an owned string ("" when absent).
+pub(super) fn meta_str(v: &Value, key: &str) -> String {
+    v["metadata"][key].as_str().unwrap_or_default().to_string()
+}
+
 /// The pod-template-hash of a template (deterministic, 10 characters).
 pub fn template_hash(template: &Value) -> String {
     let mut t = template.clone();
@@ -126,18 +131,9 @@ impl Kubelet {
         d: &Value,
         opts: &KubeletOptions,
     ) -> bool {
-        let ns = d["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let uid = d["metadata"]["uid"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let name = d["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let ns = meta_str(d, "namespace");
+        let uid = meta_str(d, "uid");
+        let name = meta_str(d, "name");
         let desired = d["spec"]["replicas"].as_i64().unwrap_or(1);
         let hash = template_hash(&d["spec"]["template"]);
         let new_rs_name = format!("{name}-{hash}");
@@ -276,10 +272,7 @@ impl Kubelet {
         desired: i64,
         surge: i64,
     ) -> Value {
-        let ns = d["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let ns = meta_str(d, "namespace");
         let annotations = json!({"deployment.kubernetes.io/desired-replicas": desired.to_string(), "deployment.kubernetes.io/max-replicas": (desired + surge).to_string()});
         let target = Target {
             rt: rt(st, "apps", "replicasets"),
@@ -342,14 +335,8 @@ impl Kubelet {
 
     /// Creates/deletes pods to match the ReplicaSet and readies them after the delay.
     fn sync_pods(&mut self, st: &mut SimState, rs: &Value, opts: &KubeletOptions) -> bool {
-        let ns = rs["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let uid = rs["metadata"]["uid"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let ns = meta_str(rs, "namespace");
+        let uid = meta_str(rs, "uid");
         let want = rs["spec"]["replicas"].as_i64().unwrap_or(0);
         let pods: Vec<Value> = owned_by(st, "/pods", &ns, &uid)
             .into_iter()

@@ -107,3 +107,28 @@ pub fn ok(s: &Server, args: &[&str]) -> String {
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Creates namespace `test` and server-side-applies the given repository paths (files or dirs).
+pub fn setup_test_namespace(s: &Server, paths: &[&str]) {
+    let ns = kubectl(
+        s,
+        &["apply", "--server-side", "-f", "-"],
+        Some("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: test\n"),
+    );
+    assert!(
+        ns.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ns.stderr)
+    );
+    for p in paths {
+        ok(
+            s,
+            &[
+                "apply",
+                "--server-side",
+                "-f",
+                root().join(p).to_str().unwrap(),
+            ],
+        );
+    }
+}
