@@ -188,6 +188,24 @@ pub struct ControllerArgs {
     /// Serve /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:8080 in a cluster).
     #[arg(long, env = "SERIN_METRICS_ADDR", value_name = "HOST:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Prefixes of target labels the primary copies (comma-separated; `*` for all). Selector
+    /// labels are always copied.
+    #[arg(
+        long,
+        env = "SERIN_INCLUDE_LABEL_PREFIX",
+        value_delimiter = ',',
+        default_value = "*"
+    )]
+    pub include_label_prefix: Vec<String>,
+    /// Prefixes of target labels the primary never copies (GitOps ownership labels by default,
+    /// so Argo CD or Flux never take the primary for theirs and prune it).
+    #[arg(
+        long,
+        env = "SERIN_EXCLUDE_LABEL_PREFIX",
+        value_delimiter = ',',
+        default_value = "serin.io/,argocd.argoproj.io/,app.kubernetes.io/instance,kustomize.toolkit.fluxcd.io/,helm.toolkit.fluxcd.io/"
+    )]
+    pub exclude_label_prefix: Vec<String>,
 }
 
 fn init_logging(format: &str, level: &str) {
@@ -238,6 +256,10 @@ pub async fn controller(args: ControllerArgs) -> i32 {
         default_provider: args.mesh_provider.clone(),
         concurrency: args.concurrency,
         telemetry: crate::telemetry::Telemetry::new(&args.mesh_provider),
+        labels: crate::workload::LabelFilter {
+            include: args.include_label_prefix.clone(),
+            exclude: args.exclude_label_prefix.clone(),
+        },
         ..Default::default()
     };
     if let Some(addr) = args.metrics_addr {
@@ -347,5 +369,27 @@ pub async fn load_kube_config(path: Option<PathBuf>) -> Result<kube::Config, Str
                 manifest::one_line(&e.to_string())
             )
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn label_prefix_flags_default_to_the_library_defaults() {
+        let Command::Controller(args) = Cli::parse_from(["serin", "controller"]).command else {
+            panic!("controller args")
+        };
+        let d = crate::workload::LabelFilter::default();
+        assert_eq!(args.include_label_prefix, d.include);
+        assert_eq!(args.exclude_label_prefix, d.exclude);
+        let Command::Controller(args) =
+            Cli::parse_from(["serin", "controller", "--include-label-prefix", "app,team"]).command
+        else {
+            panic!("controller args")
+        };
+        assert_eq!(args.include_label_prefix, ["app", "team"]);
     }
 }

@@ -74,6 +74,7 @@ pub async fn act(
                         &renames_of(canary, w),
                         owner.clone(),
                         revision.unwrap_or_default(),
+                        &ctx.settings.labels,
                     )
                     .await?;
                 }

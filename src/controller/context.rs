@@ -18,6 +18,8 @@ pub struct Settings {
     pub concurrency: u16,
     /// Metrics and readiness shared with the HTTP endpoints.
     pub telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
+    /// Which target labels the primary copies.
+    pub labels: crate::workload::LabelFilter,
 }
 
 impl Default for Settings {
@@ -28,6 +30,7 @@ impl Default for Settings {
             instance: std::env::var("POD_NAME").ok(),
             concurrency: 0,
             telemetry: crate::telemetry::Telemetry::new("kubernetes"),
+            labels: Default::default(),
         }
     }
 }

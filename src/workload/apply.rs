@@ -107,8 +107,9 @@ pub async fn apply_primary(
     renames: &BTreeMap<String, String>,
     owner: OwnerReference,
     revision: &str,
+    filter: &super::LabelFilter,
 ) -> kube::Result<Deployment> {
-    let mut primary = build_primary(target, renames, owner, revision);
+    let mut primary = build_primary(target, renames, owner, revision, filter);
     primary.metadata.managed_fields = None;
     let name = primary.metadata.name.clone().unwrap_or_default();
     let mut obj = serde_json::to_value(&primary).unwrap_or_default();

@@ -9,7 +9,7 @@ pub mod primary;
 mod readiness;
 
 pub use configs::{ConfigRef, config_checksum, referenced_configs, rewrite_config_refs};
-pub use primary::{PRIMARY_SUFFIX, build_primary, primary_name, template_hash};
+pub use primary::{LabelFilter, PRIMARY_SUFFIX, build_primary, primary_name, template_hash};
 pub use readiness::readiness;
 
 /// Annotation (on the Canary or the target) that turns config tracking off.

@@ -41,6 +41,48 @@ pub fn template_hash(deploy: &Deployment) -> String {
         .collect()
 }
 
+/// Which of the target's own labels the primary copies. Selector labels are always copied (with
+/// `-primary` values); the rest must match an include prefix and no exclude prefix. The default
+/// excludes Serin's own labels and the ownership labels of GitOps tools: a primary carrying Argo
+/// CD's or Flux's labels would be taken for one of their objects and pruned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelFilter {
+    /// Prefixes of label keys to copy; `*` copies all.
+    pub include: Vec<String>,
+    /// Prefixes of label keys never copied (wins over `include`).
+    pub exclude: Vec<String>,
+}
+
+/// Label prefixes the primary never copies unless told otherwise.
+pub const DEFAULT_EXCLUDED_LABEL_PREFIXES: &[&str] = &[
+    "serin.io/",
+    "argocd.argoproj.io/",
+    "app.kubernetes.io/instance",
+    "kustomize.toolkit.fluxcd.io/",
+    "helm.toolkit.fluxcd.io/",
+];
+
+impl Default for LabelFilter {
+    fn default() -> Self {
+        LabelFilter {
+            include: vec!["*".into()],
+            exclude: DEFAULT_EXCLUDED_LABEL_PREFIXES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+}
+
+impl LabelFilter {
+    /// Whether a (non-selector) label key is copied.
+    pub fn keeps(&self, key: &str) -> bool {
+        let matches = |p: &String| p == "*" || key.starts_with(p.as_str());
+        self.include.iter().any(matches)
+            && !self.exclude.iter().filter(|p| !p.is_empty()).any(matches)
+    }
+}
+
 fn primary_labels(
     labels: &BTreeMap<String, String>,
     selector_keys: &[String],
@@ -64,6 +106,7 @@ pub fn build_primary(
     configs: &BTreeMap<String, String>,
     owner: OwnerReference,
     revision: &str,
+    filter: &LabelFilter,
 ) -> Deployment {
     let name = target.metadata.name.clone().unwrap_or_default();
     let spec = target.spec.clone().unwrap_or_default();
@@ -87,7 +130,7 @@ pub fn build_primary(
         .clone()
         .unwrap_or_default()
         .into_iter()
-        .filter(|(k, _)| !k.starts_with("serin.io/"))
+        .filter(|(k, _)| selector_keys.contains(k) || filter.keeps(k))
         .collect();
     let labels = primary_labels(&labels, &selector_keys);
     Deployment {
@@ -200,7 +243,7 @@ mod tests {
     #[test]
     fn primary_copies_the_template_with_primary_selector_values_and_config_copies() {
         let configs = [("cfg".to_string(), "cfg-primary".to_string())].into();
-        let p = build_primary(&target(), &configs, owner(), "abc");
+        let p = build_primary(&target(), &configs, owner(), "abc", &LabelFilter::default());
         assert_eq!(p.metadata.name.as_deref(), Some("podinfo-primary"));
         let spec = p.spec.unwrap();
         assert_eq!(spec.replicas, Some(3));
@@ -236,7 +279,7 @@ mod tests {
                 "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "podinfo"}}}}]}},
             "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "podinfo", "tier": "web"}}}]}))
         .unwrap();
-        let p = build_primary(&t, &BTreeMap::new(), owner(), "r");
+        let p = build_primary(&t, &BTreeMap::new(), owner(), "r", &LabelFilter::default());
         let pod = p.spec.unwrap().template.spec.unwrap();
         let term = &pod
             .affinity
@@ -265,6 +308,38 @@ mod tests {
             (spread["app"].as_str(), spread["tier"].as_str()),
             ("podinfo-primary", "web")
         );
+    }
+
+    #[test]
+    fn primary_labels_are_filtered_but_selector_labels_always_kept() {
+        let mut t = target();
+        t.metadata.labels = Some(
+            [
+                ("app", "podinfo"),
+                ("team", "a"),
+                ("serin.io/x", "1"),
+                ("argocd.argoproj.io/instance", "shop"),
+                ("app.kubernetes.io/instance", "shop"),
+                ("kustomize.toolkit.fluxcd.io/name", "apps"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into(),
+        );
+        let keys = |f: &LabelFilter| -> Vec<String> {
+            let p = build_primary(&t, &BTreeMap::new(), owner(), "r", f);
+            p.metadata.labels.unwrap().into_keys().collect()
+        };
+        assert_eq!(keys(&LabelFilter::default()), ["app", "team"]);
+        let only_team = LabelFilter {
+            include: vec!["team".into()],
+            exclude: vec![],
+        };
+        assert_eq!(keys(&only_team), ["app", "team"], "selector key kept");
+        let all = LabelFilter {
+            include: vec!["*".into()],
+            exclude: vec![],
+        };
+        assert_eq!(keys(&all).len(), 6);
     }
 
     #[test]
