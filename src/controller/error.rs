@@ -18,6 +18,9 @@ pub enum Error {
 impl Error {
     /// Label for the reconcile-errors metric.
     pub fn metric_label(&self) -> &'static str {
+        if self.is_conflict() {
+            return "conflict";
+        }
         match self {
             Error::Kube(_) => "kube",
             Error::Router(_) => "router",
@@ -52,5 +55,6 @@ mod tests {
         assert!(Error::Router(crate::router::RouterError::Kube(api_error(409))).is_conflict());
         assert!(!Error::Kube(api_error(500)).is_conflict());
         assert_eq!(Error::Kube(api_error(500)).metric_label(), "kube");
+        assert_eq!(Error::Kube(api_error(409)).metric_label(), "conflict");
     }
 }

@@ -235,6 +235,13 @@ pub async fn dispatch(
             Err(r) => to_response(r),
         };
     }
+    let writes = matches!(method, Method::PUT | Method::PATCH | Method::DELETE);
+    if writes
+        && let Some(name) = target.name.as_deref()
+        && st.take_injected_conflict(&target.rt.qualified())
+    {
+        return to_response(status::conflict(&target.rt, name));
+    }
     let reply = match (method.clone(), target.name.is_some()) {
         (Method::GET, true) => handlers::get(&st, &target, &accept),
         (Method::GET, false) => handlers::list(&mut st, &target, &q, &accept),

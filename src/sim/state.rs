@@ -42,6 +42,8 @@ pub struct SimState {
     ip_seq: u32,
     /// Continue-token snapshots of paginated lists.
     pub snapshots: HashMap<u64, Vec<Value>>,
+    /// Writes still to be refused with 409 Conflict, by qualified resource (`deployments.apps`).
+    injected_conflicts: HashMap<String, u32>,
 }
 
 impl Default for SimState {
@@ -51,6 +53,24 @@ impl Default for SimState {
 }
 
 impl SimState {
+    /// Makes the next `n` writes (PUT, PATCH, DELETE of a named object) to `resource` (qualified,
+    /// e.g. `deployments.apps`, `canaries.serin.io`) answer 409 Conflict exactly as kube-apiserver
+    /// does when a concurrent writer got there first. For tests of retry behaviour.
+    pub fn inject_conflicts(&mut self, resource: &str, n: u32) {
+        self.injected_conflicts.insert(resource.to_string(), n);
+    }
+
+    /// Takes one injected conflict for `resource`, if any are left.
+    pub(crate) fn take_injected_conflict(&mut self, resource: &str) -> bool {
+        match self.injected_conflicts.get_mut(resource) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// A fresh state with the built-in types and the `default` namespace.
     pub fn new() -> SimState {
         let mut st = SimState {
@@ -59,6 +79,7 @@ impl SimState {
             uid_seq: 0,
             ip_seq: 0,
             snapshots: HashMap::new(),
+            injected_conflicts: HashMap::new(),
         };
         for ns in ["default", "kube-system"] {
             let uid = st.next_uid();
