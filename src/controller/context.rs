@@ -42,6 +42,18 @@ pub struct Caches {
     pub deployments: Option<Store<Deployment>>,
     /// ConfigMaps (tracked configs).
     pub configmaps: Option<Store<ConfigMap>>,
+    /// Services (the routers' objects and adopted apex Services).
+    pub services: Option<Store<k8s_openapi::api::core::v1::Service>>,
+}
+
+impl Caches {
+    /// What the routers read from.
+    pub fn lookups(&self) -> crate::router::Lookups {
+        crate::router::Lookups {
+            services: self.services.clone(),
+            deployments: self.deployments.clone(),
+        }
+    }
 }
 
 /// Everything a reconcile needs besides the Canary.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
@@ -80,16 +80,18 @@ pub async fn run(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let (canaries, deploys, configs) = match &namespace {
+    let (canaries, deploys, configs, services) = match &namespace {
         Some(ns) => (
             Api::<Canary>::namespaced(client.clone(), ns),
             Api::<Deployment>::namespaced(client.clone(), ns),
             Api::<ConfigMap>::namespaced(client.clone(), ns),
+            Api::<Service>::namespaced(client.clone(), ns),
         ),
         None => (
             Api::<Canary>::all(client.clone()),
             Api::<Deployment>::all(client.clone()),
             Api::<ConfigMap>::all(client.clone()),
+            Api::<Service>::all(client.clone()),
         ),
     };
     let controller = Controller::new(canaries, watcher::Config::default()).with_config(
@@ -122,10 +124,19 @@ pub async fn run(
         .default_backoff()
         .reflect(config_writer)
         .touched_objects();
+    // Services feed the routers' reads, and a change to one of ours (or an adopted apex) brings
+    // the Canary back to put it right.
+    let (service_cache, service_writer) = reflector::store::<Service>();
+    let service_stream = watcher(services, watcher::Config::default())
+        .default_backoff()
+        .reflect(service_writer)
+        .touched_objects();
+    let by_service = store.clone();
     let mut context = Context::new(client, settings);
     context.caches = Caches {
         deployments: Some(deploy_cache),
         configmaps: Some(config_cache),
+        services: Some(service_cache),
     };
     let ctx = Arc::new(context);
     controller
@@ -141,6 +152,16 @@ pub async fn run(
                 .state()
                 .into_iter()
                 .filter(|c| c.metadata.namespace == ns && c.spec.target_ref.name == base)
+                .map(|c| ObjectRef::from_obj(c.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(service_stream, move |s: Service| {
+            let name = s.metadata.name.clone().unwrap_or_default();
+            let ns = s.metadata.namespace.clone();
+            by_service
+                .state()
+                .into_iter()
+                .filter(|c| c.metadata.namespace == ns && routes_via(c, &name))
                 .map(|c| ObjectRef::from_obj(c.as_ref()))
                 .collect::<Vec<_>>()
         })
@@ -170,6 +191,14 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// Whether the Service `name` is one of a Canary's three (apex, `-primary`, `-canary`).
+fn routes_via(canary: &Canary, name: &str) -> bool {
+    let apex = canary.apex_name();
+    name == apex
+        || name.strip_prefix(apex.as_str()) == Some(PRIMARY_SUFFIX)
+        || name.strip_prefix(apex.as_str()) == Some("-canary")
 }
 
 /// The Canaries of a namespace that track the config `key` (`configmap/<name>`, `secret/<name>`),

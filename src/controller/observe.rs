@@ -27,6 +27,10 @@ pub async fn workloads(ctx: &Context, canary: &Canary) -> Result<Workloads> {
         // Never decide on a cache that has not finished its first list: an empty cache would
         // look like a missing target.
         let _ = store.wait_until_ready().await;
+        if let Some(services) = &ctx.caches.services {
+            // Likewise an apex the user owns must not look missing (it would be taken over).
+            let _ = services.wait_until_ready().await;
+        }
         let get = |name: &str| {
             store
                 .get(&ObjectRef::new(name).within(&ns))

@@ -93,7 +93,7 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
         .unwrap_or_else(|| ctx.settings.default_provider.clone());
     let mut invalid = api::validate(&canary).err().unwrap_or_default();
     invalid.extend(unsupported(&canary));
-    let router = match Router::for_provider(&provider, ctx.client.clone()) {
+    let router = match Router::for_provider(&provider, ctx.client.clone(), ctx.caches.lookups()) {
         Ok(r) => Some(r),
         Err(RouterError::NotImplemented(p)) => {
             invalid.push(FieldError {

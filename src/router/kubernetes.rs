@@ -5,13 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 
-use super::RouterError;
+use super::{Lookups, RouterError};
 use crate::analysis::Routes;
 use crate::api::{Canary, CustomMetadata, FIELD_MANAGER};
 use crate::workload::primary_name;
@@ -19,6 +18,7 @@ use crate::workload::primary_name;
 /// Routes traffic by Service selectors.
 pub struct KubernetesRouter {
     client: kube::Client,
+    lookups: Lookups,
 }
 
 fn owner(canary: &Canary) -> Value {
@@ -40,8 +40,16 @@ fn meta_of(m: Option<&CustomMetadata>) -> (Value, Value) {
 
 impl KubernetesRouter {
     /// A router on this client.
-    pub fn new(client: kube::Client) -> KubernetesRouter {
-        KubernetesRouter { client }
+    pub fn new(client: kube::Client, lookups: Lookups) -> KubernetesRouter {
+        KubernetesRouter { client, lookups }
+    }
+
+    async fn apex(&self, canary: &Canary) -> Result<Option<Service>, RouterError> {
+        let ns = canary.namespace_or_default();
+        Ok(self
+            .lookups
+            .service(&self.client, &ns, &canary.apex_name())
+            .await?)
     }
 
     fn services(&self, canary: &Canary) -> Api<Service> {
@@ -53,9 +61,13 @@ impl KubernetesRouter {
         &self,
         canary: &Canary,
     ) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), RouterError> {
-        let deploys: Api<Deployment> =
-            Api::namespaced(self.client.clone(), &canary.namespace_or_default());
-        let target = deploys.get(&canary.spec.target_ref.name).await?;
+        let ns = canary.namespace_or_default();
+        let name = &canary.spec.target_ref.name;
+        let Some(target) = self.lookups.deployment(&self.client, &ns, name).await? else {
+            return Err(RouterError::Invalid(format!(
+                "Deployment {name}.{ns} not found"
+            )));
+        };
         let canary_sel = target
             .spec
             .and_then(|s| s.selector.match_labels)
@@ -132,7 +144,7 @@ impl KubernetesRouter {
             true,
         )
         .await?;
-        let existing = self.services(canary).get_opt(&apex).await?;
+        let existing = self.apex(canary).await?;
         let ours = existing.as_ref().is_none_or(|s| {
             s.owner_references()
                 .iter()
@@ -166,7 +178,7 @@ impl KubernetesRouter {
         } else {
             primary_sel
         };
-        let current = self.services(canary).get_opt(&canary.apex_name()).await?;
+        let current = self.apex(canary).await?;
         if current
             .and_then(|s| s.spec)
             .and_then(|s| s.selector)
@@ -190,7 +202,7 @@ impl KubernetesRouter {
 
     /// Which side the apex selects.
     pub async fn get_routes(&self, canary: &Canary) -> Result<Option<Routes>, RouterError> {
-        let Some(apex) = self.services(canary).get_opt(&canary.apex_name()).await? else {
+        let Some(apex) = self.apex(canary).await? else {
             return Ok(None);
         };
         let (canary_sel, primary_sel) = self.selectors(canary).await?;
@@ -210,7 +222,7 @@ impl KubernetesRouter {
     }
 
     async fn owns_apex(&self, canary: &Canary) -> Result<bool, RouterError> {
-        let existing = self.services(canary).get_opt(&canary.apex_name()).await?;
+        let existing = self.apex(canary).await?;
         Ok(existing.is_none_or(|s| {
             s.owner_references()
                 .iter()

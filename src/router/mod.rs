@@ -4,6 +4,11 @@
 
 pub mod kubernetes;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::Api;
+use kube::runtime::reflector::{ObjectRef, Store};
+
 use crate::analysis::Routes;
 use crate::api::Canary;
 pub use kubernetes::KubernetesRouter;
@@ -22,6 +27,49 @@ pub enum RouterError {
     Invalid(String),
 }
 
+/// Caches a router reads instead of the API (the controller's reflector stores); None fields fall
+/// back to API reads. Reads from a cache may trail the router's own writes by a watch event;
+/// every write is idempotent, so acting on a slightly old view only repeats a write.
+#[derive(Clone, Default)]
+pub struct Lookups {
+    /// Services (apex, primary and canary).
+    pub services: Option<Store<Service>>,
+    /// Deployments (the target, for its selector).
+    pub deployments: Option<Store<Deployment>>,
+}
+
+impl Lookups {
+    /// A Service by namespace and name, from the cache when there is one.
+    pub async fn service(
+        &self,
+        client: &kube::Client,
+        ns: &str,
+        name: &str,
+    ) -> kube::Result<Option<Service>> {
+        match &self.services {
+            Some(store) => Ok(store
+                .get(&ObjectRef::new(name).within(ns))
+                .map(|s| s.as_ref().clone())),
+            None => Api::namespaced(client.clone(), ns).get_opt(name).await,
+        }
+    }
+
+    /// A Deployment by namespace and name, from the cache when there is one.
+    pub async fn deployment(
+        &self,
+        client: &kube::Client,
+        ns: &str,
+        name: &str,
+    ) -> kube::Result<Option<Deployment>> {
+        match &self.deployments {
+            Some(store) => Ok(store
+                .get(&ObjectRef::new(name).within(ns))
+                .map(|d| d.as_ref().clone())),
+            None => Api::namespaced(client.clone(), ns).get_opt(name).await,
+        }
+    }
+}
+
 /// The router for a Canary's provider (the controller's default when the spec names none).
 pub enum Router {
     /// Blue/green by switching the apex Service's selector.
@@ -30,9 +78,13 @@ pub enum Router {
 
 impl Router {
     /// Picks the router for a provider name.
-    pub fn for_provider(provider: &str, client: kube::Client) -> Result<Router, RouterError> {
+    pub fn for_provider(
+        provider: &str,
+        client: kube::Client,
+        lookups: Lookups,
+    ) -> Result<Router, RouterError> {
         match provider {
-            "kubernetes" => Ok(Router::Kubernetes(KubernetesRouter::new(client))),
+            "kubernetes" => Ok(Router::Kubernetes(KubernetesRouter::new(client, lookups))),
             other => Err(RouterError::NotImplemented(other.to_string())),
         }
     }

@@ -223,6 +223,20 @@ pub async fn dispatch(
         Route::NotFound => return to_response(status::not_found_text("")),
         Route::Resource(t) => *t,
     };
+    let verb = match (&method, target.name.is_some(), is_watch) {
+        (&Method::GET, _, true) => "watch",
+        (&Method::GET, true, _) => "get",
+        (&Method::GET, false, _) => "list",
+        _ => "write",
+    };
+    let sub = target
+        .sub
+        .as_deref()
+        .map(|s| format!("/{s}"))
+        .unwrap_or_default();
+    *st.request_counts
+        .entry(format!("{method} {}{sub} {verb}", target.rt.qualified()))
+        .or_default() += 1;
     if is_watch && method == Method::GET && target.name.is_none() {
         return match watch::start(&st, &target, &q) {
             Ok(stream) => {

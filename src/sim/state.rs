@@ -44,6 +44,8 @@ pub struct SimState {
     pub snapshots: HashMap<u64, Vec<Value>>,
     /// Writes still to be refused with 409 Conflict, by qualified resource (`deployments.apps`).
     injected_conflicts: HashMap<String, u32>,
+    /// Requests served, by `"<METHOD> <resource> <get|list|watch|write>"` (API economy checks).
+    pub request_counts: std::collections::BTreeMap<String, u64>,
 }
 
 impl Default for SimState {
@@ -80,6 +82,7 @@ impl SimState {
             ip_seq: 0,
             snapshots: HashMap::new(),
             injected_conflicts: HashMap::new(),
+            request_counts: Default::default(),
         };
         for ns in ["default", "kube-system"] {
             let uid = st.next_uid();
