@@ -144,3 +144,73 @@ async fn a_reconcile_reads_from_the_caches_not_the_api() {
         "only the test's own two writes: {counts:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tracked_secret_is_read_only_when_it_changes() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Patch, PatchParams, PostParams};
+    let (cluster, client) = setup().await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "test");
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "podinfo-token"}, "stringData": {"TOKEN": "one"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
+    let uses_secret = json!({"spec": {"template": {"spec": {"containers": [{"name": "podinfo", "image": "podinfo:6.0.0",
+        "envFrom": [{"configMapRef": {"name": "podinfo-config"}}, {"secretRef": {"name": "podinfo-token"}}]}]}}}});
+    deploys
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(uses_secret),
+        )
+        .await
+        .unwrap();
+    let _stop = common::scenario::start_controller(&client);
+    let c = wait_phase(&client, CanaryPhase::Initialized, None).await;
+    let first = c.status.unwrap().last_applied_spec.unwrap();
+    let copy = secrets.get("podinfo-token-primary").await.unwrap();
+    assert_eq!(copy.data.unwrap()["TOKEN"].0, b"one");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.state().lock().unwrap().request_counts.clear();
+    deploys
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"note": "x"}}})),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let counts = cluster.state().lock().unwrap().request_counts.clone();
+    assert!(
+        !counts.contains_key("GET secrets get"),
+        "an unchanged Secret is not read again: {counts:?}"
+    );
+    secrets
+        .patch(
+            "podinfo-token",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"TOKEN": "two"}})),
+        )
+        .await
+        .unwrap();
+    wait_phase(&client, CanaryPhase::Succeeded, Some(&first)).await;
+    let copy = secrets.get("podinfo-token-primary").await.unwrap();
+    assert_eq!(copy.data.unwrap()["TOKEN"].0, b"two");
+    let primary = deploys.get("podinfo-primary").await.unwrap();
+    let env_from = primary.spec.unwrap().template.spec.unwrap().containers[0]
+        .env_from
+        .clone()
+        .unwrap();
+    assert_eq!(
+        env_from[1].secret_ref.as_ref().unwrap().name,
+        "podinfo-token-primary"
+    );
+}

@@ -186,3 +186,32 @@ async fn controller_sees_objects_created_after_it_starts() {
     assert_eq!(seen, ["late-1", "late-2"]);
     handle.abort();
 }
+
+#[tokio::test]
+async fn secret_string_data_is_folded_into_data() {
+    use k8s_openapi::api::core::v1::Secret;
+    let cluster = Cluster::start().await.unwrap();
+    let client = cluster.client();
+    let api: Api<Secret> = Api::namespaced(client, "default");
+    let s: Secret = serde_json::from_value(json!({"metadata": {"name": "s"},
+        "data": {"a": "eA==", "b": "eA=="}, "stringData": {"b": "two", "c": "three"}}))
+    .unwrap();
+    let created = api.create(&PostParams::default(), &s).await.unwrap();
+    assert_eq!(created.type_.as_deref(), Some("Opaque"));
+    assert!(created.string_data.is_none());
+    let data = created.data.unwrap();
+    let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
+    assert_eq!(
+        (text("a"), text("b"), text("c")),
+        ("x".into(), "two".into(), "three".into())
+    );
+    let patched = api
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"a": "new"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.data.unwrap()["a"].0, b"new");
+}

@@ -1,7 +1,6 @@
 //! Shared state of the controller: the client, the Events recorder and the defaults from flags.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
@@ -40,8 +39,8 @@ impl Default for Settings {
 pub struct Caches {
     /// Deployments (targets and primaries).
     pub deployments: Option<Store<Deployment>>,
-    /// ConfigMaps (tracked configs).
-    pub configmaps: Option<Store<ConfigMap>>,
+    /// ConfigMaps and Secrets' metadata (tracked configs).
+    pub configs: crate::workload::apply::ConfigSources,
     /// Services (the routers' objects and adopted apex Services).
     pub services: Option<Store<k8s_openapi::api::core::v1::Service>>,
 }

@@ -116,6 +116,11 @@ pub async fn run(
     // reads from (no per-reconcile GETs) and trigger the Canaries that use them.
     let (deploy_cache, deploy_writer) = reflector::store::<Deployment>();
     let (config_cache, config_writer) = reflector::store::<ConfigMap>();
+    let (secret_cache, secret_writer) = reflector::store::<PartialObjectMeta<Secret>>();
+    let secret_stream = watcher(secrets, watcher::Config::default())
+        .default_backoff()
+        .reflect(secret_writer)
+        .touched_objects();
     let deploy_stream = watcher(deploys, watcher::Config::default())
         .default_backoff()
         .reflect(deploy_writer)
@@ -135,7 +140,11 @@ pub async fn run(
     let mut context = Context::new(client, settings);
     context.caches = Caches {
         deployments: Some(deploy_cache),
-        configmaps: Some(config_cache),
+        configs: crate::workload::apply::ConfigSources {
+            configmaps: Some(config_cache),
+            secrets: Some(secret_cache),
+            secret_sums: Default::default(),
+        },
         services: Some(service_cache),
     };
     let ctx = Arc::new(context);
@@ -172,17 +181,13 @@ pub async fn run(
                 &format!("configmap/{}", cm.metadata.name.unwrap_or_default()),
             )
         })
-        .watches(
-            secrets,
-            watcher::Config::default(),
-            move |s: PartialObjectMeta<Secret>| {
-                tracking(
-                    &by_secret,
-                    s.metadata.namespace.as_deref(),
-                    &format!("secret/{}", s.metadata.name.unwrap_or_default()),
-                )
-            },
-        )
+        .watches_stream(secret_stream, move |s: PartialObjectMeta<Secret>| {
+            tracking(
+                &by_secret,
+                s.metadata.namespace.as_deref(),
+                &format!("secret/{}", s.metadata.name.unwrap_or_default()),
+            )
+        })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {

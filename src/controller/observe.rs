@@ -61,13 +61,7 @@ pub async fn observe(
         Some(t) => Some(TargetState {
             template_hash: workload::template_hash(t),
             configs: if workload::config_tracking_enabled(canary, Some(t)) {
-                workload::apply::tracked_configs(
-                    &ctx.client,
-                    &ns,
-                    t,
-                    ctx.caches.configmaps.as_ref(),
-                )
-                .await?
+                workload::apply::tracked_configs(&ctx.client, &ns, t, &ctx.caches.configs).await?
             } else {
                 Default::default()
             },

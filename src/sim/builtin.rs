@@ -86,6 +86,29 @@ fn object_at<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut Map<String, 
         .as_object_mut()
 }
 
+/// kube-apiserver folds the write-only `stringData` into `data` (base64, stringData wins) and
+/// defaults `type` to Opaque.
+fn secret_defaults(obj: &mut Value) {
+    use base64::Engine;
+    let Some(o) = obj.as_object_mut() else {
+        return;
+    };
+    set_default(o, "type", json!("Opaque"));
+    let Some(Value::Object(plain)) = o.remove("stringData") else {
+        return;
+    };
+    if !o.get("data").is_some_and(Value::is_object) {
+        o.insert("data".into(), json!({}));
+    }
+    if let Some(data) = o.get_mut("data").and_then(Value::as_object_mut) {
+        for (k, v) in plain {
+            let text = v.as_str().unwrap_or_default().as_bytes().to_vec();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+            data.insert(k, json!(encoded));
+        }
+    }
+}
+
 /// Fills in the defaults kube-apiserver applies to built-in kinds.
 pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
     match rt.builtin {
@@ -130,6 +153,7 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
             }
         }
         Some(Builtin::Service) => service_defaults(obj),
+        _ if rt.group.is_empty() && rt.kind == "Secret" => secret_defaults(obj),
         _ if super::views::is_event(rt) => super::views::event_defaults(obj),
         _ if rt.kind == "HorizontalPodAutoscaler" => {
             if let Some(o) = obj.as_object_mut() {

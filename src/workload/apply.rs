@@ -2,13 +2,15 @@
 //! config copies by server-side apply (field manager `serin`), and scales the target. Thin: all
 //! decisions come from `analysis`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::json;
 
@@ -20,42 +22,89 @@ fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
 }
 
+/// Where tracked configs are read from: the controller's caches, or the API when a field is None.
+/// Secret values are never cached: Secrets are watched metadata-only, and a Secret is read only
+/// when its resourceVersion differs from the one its remembered checksum was computed from.
+#[derive(Clone, Default)]
+pub struct ConfigSources {
+    /// ConfigMaps.
+    pub configmaps: Option<Store<ConfigMap>>,
+    /// Secrets' metadata (no data).
+    pub secrets: Option<Store<PartialObjectMeta<Secret>>>,
+    /// Checksums of Secrets by (namespace, name): (resourceVersion, checksum).
+    pub secret_sums: Arc<Mutex<HashMap<(String, String), (String, String)>>>,
+}
+
+impl ConfigSources {
+    async fn secret_checksum(
+        &self,
+        client: &kube::Client,
+        ns: &str,
+        name: &str,
+    ) -> kube::Result<Option<String>> {
+        let key = (ns.to_string(), name.to_string());
+        let rv = match &self.secrets {
+            Some(store) => match store.get(&ObjectRef::new(name).within(ns)) {
+                Some(meta) => meta.metadata.resource_version.clone(),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        if let (Some(rv), Ok(sums)) = (&rv, self.secret_sums.lock())
+            && let Some((seen, sum)) = sums.get(&key)
+            && seen == rv
+        {
+            return Ok(Some(sum.clone()));
+        }
+        let Some(secret) = Api::<Secret>::namespaced(client.clone(), ns)
+            .get_opt(name)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let data: BTreeMap<String, String> = secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+            .collect();
+        let sum = config_checksum(&data);
+        if let (Some(rv), Ok(mut sums)) =
+            (secret.metadata.resource_version, self.secret_sums.lock())
+        {
+            sums.insert(key, (rv, sum.clone()));
+        }
+        Ok(Some(sum))
+    }
+}
+
 /// The tracked configs of a target: checksums by `configmap/<name>` / `secret/<name>`. A referenced
 /// object that does not exist is skipped (Kubernetes itself would keep such pods pending).
 pub async fn tracked_configs(
     client: &kube::Client,
     ns: &str,
     target: &Deployment,
-    cache: Option<&Store<ConfigMap>>,
+    sources: &ConfigSources,
 ) -> kube::Result<BTreeMap<String, String>> {
     let Some(pod) = target.spec.as_ref().and_then(|s| s.template.spec.as_ref()) else {
         return Ok(BTreeMap::new());
     };
     let mut out = BTreeMap::new();
     for r in referenced_configs(pod) {
-        let data = match &r {
-            ConfigRef::ConfigMap(n) => match cache {
+        let sum = match &r {
+            ConfigRef::ConfigMap(n) => match &sources.configmaps {
                 Some(store) => store
                     .get(&ObjectRef::new(n).within(ns))
-                    .map(|c| c.data.clone().unwrap_or_default()),
+                    .map(|c| config_checksum(&c.data.clone().unwrap_or_default())),
                 None => Api::<ConfigMap>::namespaced(client.clone(), ns)
                     .get_opt(n)
                     .await?
-                    .map(|c| c.data.unwrap_or_default()),
+                    .map(|c| config_checksum(&c.data.unwrap_or_default())),
             },
-            ConfigRef::Secret(n) => Api::<Secret>::namespaced(client.clone(), ns)
-                .get_opt(n)
-                .await?
-                .map(|s| {
-                    s.data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-                        .collect()
-                }),
+            ConfigRef::Secret(n) => sources.secret_checksum(client, ns, n).await?,
         };
-        if let Some(d) = data {
-            out.insert(r.key(), config_checksum(&d));
+        if let Some(sum) = sum {
+            out.insert(r.key(), sum);
         }
     }
     Ok(out)
