@@ -32,8 +32,11 @@ pub struct ConfigSources {
     /// Secrets' metadata (no data).
     pub secrets: Option<Store<PartialObjectMeta<Secret>>>,
     /// Checksums of Secrets by (namespace, name): (resourceVersion, checksum).
-    pub secret_sums: Arc<Mutex<HashMap<(String, String), (String, String)>>>,
+    pub secret_sums: Arc<Mutex<SecretSums>>,
 }
+
+/// Checksums of Secrets by (namespace, name), with the resourceVersion each was computed from.
+pub type SecretSums = HashMap<(String, String), (String, String)>;
 
 impl ConfigSources {
     async fn secret_checksum(
