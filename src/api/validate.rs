@@ -126,6 +126,12 @@ pub fn validate(canary: &Canary) -> Result<(), Vec<FieldError>> {
         ),
         _ => {}
     }
+    if spec.target_ref.kind == TargetKind::DaemonSet && spec.autoscaler_ref.is_some() {
+        errs.add(
+            "spec.autoscalerRef",
+            "a DaemonSet runs one pod per node and cannot be autoscaled; remove autoscalerRef",
+        );
+    }
     if spec.target_ref.name.is_empty() {
         errs.add("spec.targetRef.name", "must not be empty");
     }

@@ -65,23 +65,30 @@ pub async fn act(
                 }
             }
             Effect::EnsurePrimary | Effect::Promote => {
-                workload::hpa::sync_primary_hpa(&ctx.client, canary, owner.clone()).await?;
+                if w.target_daemonset.is_none() {
+                    workload::hpa::sync_primary_hpa(&ctx.client, canary, owner.clone()).await?;
+                }
                 if let Some(t) = &w.target {
-                    apply::apply_primary(
-                        &ctx.client,
-                        &ns,
-                        t,
-                        &renames_of(canary, w),
-                        owner.clone(),
-                        revision.unwrap_or_default(),
-                        &ctx.settings.labels,
-                    )
-                    .await?;
+                    let src = apply::PrimarySource {
+                        target: t,
+                        daemonset: w.target_daemonset.as_ref(),
+                        renames: &renames_of(canary, w),
+                        owner: owner.clone(),
+                        revision: revision.unwrap_or_default(),
+                        filter: &ctx.settings.labels,
+                    };
+                    apply::apply_primary(&ctx.client, &ns, src).await?;
                 }
             }
             Effect::EnsureRouting => {
                 if let Some(r) = router {
                     r.reconcile(canary).await?;
+                }
+            }
+            Effect::ScaleTarget(to) if w.target_daemonset.is_some() => {
+                if let Some(ds) = &w.target_daemonset {
+                    let up = *to == ScaleTo::LikePrimary;
+                    apply::scale_daemonset(&ctx.client, &ns, ds, up).await?;
                 }
             }
             Effect::ScaleTarget(to) => {

@@ -41,6 +41,8 @@ pub struct Caches {
     pub deployments: Option<Store<Deployment>>,
     /// ConfigMaps and Secrets' metadata (tracked configs).
     pub configs: crate::workload::apply::ConfigSources,
+    /// DaemonSets (targets and primaries).
+    pub daemonsets: Option<Store<k8s_openapi::api::apps::v1::DaemonSet>>,
     /// Services (the routers' objects and adopted apex Services).
     pub services: Option<Store<k8s_openapi::api::core::v1::Service>>,
 }
@@ -51,6 +53,7 @@ impl Caches {
         crate::router::Lookups {
             services: self.services.clone(),
             deployments: self.deployments.clone(),
+            daemonsets: self.daemonsets.clone(),
         }
     }
 }

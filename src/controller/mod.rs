@@ -11,7 +11,7 @@ mod reconcile;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::Api;
 use kube::core::PartialObjectMeta;
@@ -22,7 +22,7 @@ pub use context::{Caches, Context, Settings};
 pub use error::Error;
 pub use reconcile::{error_policy, reconcile};
 
-use crate::api::Canary;
+use crate::api::{Canary, TargetKind};
 use crate::workload::PRIMARY_SUFFIX;
 
 /// Runs the controller while this instance holds the Lease, until `shutdown` resolves: waits for
@@ -80,16 +80,18 @@ pub async fn run(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let (canaries, deploys, configs, services) = match &namespace {
+    let (canaries, deploys, daemons, configs, services) = match &namespace {
         Some(ns) => (
             Api::<Canary>::namespaced(client.clone(), ns),
             Api::<Deployment>::namespaced(client.clone(), ns),
+            Api::<DaemonSet>::namespaced(client.clone(), ns),
             Api::<ConfigMap>::namespaced(client.clone(), ns),
             Api::<Service>::namespaced(client.clone(), ns),
         ),
         None => (
             Api::<Canary>::all(client.clone()),
             Api::<Deployment>::all(client.clone()),
+            Api::<DaemonSet>::all(client.clone()),
             Api::<ConfigMap>::all(client.clone()),
             Api::<Service>::all(client.clone()),
         ),
@@ -115,6 +117,12 @@ pub async fn run(
     // Deployments and ConfigMaps are watched once: the same streams fill the caches reconcile
     // reads from (no per-reconcile GETs) and trigger the Canaries that use them.
     let (deploy_cache, deploy_writer) = reflector::store::<Deployment>();
+    let (daemonset_cache, daemonset_writer) = reflector::store::<DaemonSet>();
+    let daemonset_stream = watcher(daemons, watcher::Config::default())
+        .default_backoff()
+        .reflect(daemonset_writer)
+        .touched_objects();
+    let by_daemonset = store.clone();
     let (config_cache, config_writer) = reflector::store::<ConfigMap>();
     let (secret_cache, secret_writer) = reflector::store::<PartialObjectMeta<Secret>>();
     let secret_stream = watcher(secrets, watcher::Config::default())
@@ -140,6 +148,7 @@ pub async fn run(
     let mut context = Context::new(client, settings);
     context.caches = Caches {
         deployments: Some(deploy_cache),
+        daemonsets: Some(daemonset_cache),
         configs: crate::workload::apply::ConfigSources {
             configmaps: Some(config_cache),
             secrets: Some(secret_cache),
@@ -150,19 +159,10 @@ pub async fn run(
     let ctx = Arc::new(context);
     controller
         .watches_stream(deploy_stream, move |d: Deployment| {
-            // A target or a primary changed: the Canaries that use it reconcile (from the cache).
-            let name = d.metadata.name.clone().unwrap_or_default();
-            let base = name
-                .strip_suffix(PRIMARY_SUFFIX)
-                .unwrap_or(&name)
-                .to_string();
-            let ns = d.metadata.namespace.clone();
-            by_deployment
-                .state()
-                .into_iter()
-                .filter(|c| c.metadata.namespace == ns && c.spec.target_ref.name == base)
-                .map(|c| ObjectRef::from_obj(c.as_ref()))
-                .collect::<Vec<_>>()
+            targeting(&by_deployment, &d.metadata, TargetKind::Deployment)
+        })
+        .watches_stream(daemonset_stream, move |d: DaemonSet| {
+            targeting(&by_daemonset, &d.metadata, TargetKind::DaemonSet)
         })
         .watches_stream(service_stream, move |s: Service| {
             let name = s.metadata.name.clone().unwrap_or_default();
@@ -196,6 +196,26 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// The Canaries whose target (or its primary) is this workload: they reconcile (from the cache).
+fn targeting(
+    store: &kube::runtime::reflector::Store<Canary>,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    kind: TargetKind,
+) -> Vec<ObjectRef<Canary>> {
+    let name = meta.name.clone().unwrap_or_default();
+    let base = name.strip_suffix(PRIMARY_SUFFIX).unwrap_or(&name);
+    store
+        .state()
+        .into_iter()
+        .filter(|c| {
+            c.metadata.namespace == meta.namespace
+                && c.spec.target_ref.kind == kind
+                && c.spec.target_ref.name == base
+        })
+        .map(|c| ObjectRef::from_obj(c.as_ref()))
+        .collect()
 }
 
 /// Whether the Service `name` is one of a Canary's three (apex, `-primary`, `-canary`).

@@ -1,36 +1,45 @@
 //! Observation: reads what a decision needs (target, primary, configs, routes) into an
 //! `analysis::Observation`. Metrics and webhooks are observed only when `analysis::needs` asks.
 
-use k8s_openapi::api::apps::v1::Deployment;
+use chrono::Utc;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use kube::Api;
 use kube::runtime::reflector::ObjectRef;
 
 use super::Context;
 use super::error::Result;
-use crate::analysis::{Observation, PrimaryState, TargetState};
-use crate::api::Canary;
+use crate::analysis::{Observation, PrimaryState, Readiness, TargetState};
+use crate::api::{Canary, TargetKind};
 use crate::router::Router;
-use crate::workload::{self, primary_name};
+use crate::workload::{self, daemonset, primary_name};
 
-/// The target and primary Deployments as read for this reconcile.
+/// The target and primary as read for this reconcile. DaemonSets are held as their
+/// Deployment-shaped views (`workload::daemonset`), with the target DaemonSet itself kept for
+/// building its primary.
 pub struct Workloads {
     /// The target, if it exists.
     pub target: Option<Deployment>,
     /// The primary, if it exists.
     pub primary: Option<Deployment>,
+    /// The target as a DaemonSet, when the Canary targets one.
+    pub target_daemonset: Option<DaemonSet>,
 }
 
-/// Reads the workloads of a Canary, from the Deployment cache when the controller has one.
+/// Reads the workloads of a Canary, from the controller's caches when it has them.
 pub async fn workloads(ctx: &Context, canary: &Canary) -> Result<Workloads> {
     let ns = canary.namespace_or_default();
+    if let Some(services) = &ctx.caches.services {
+        // Never decide on a cache that has not finished its first list: an apex the user owns
+        // must not look missing (it would be taken over).
+        let _ = services.wait_until_ready().await;
+    }
+    if canary.spec.target_ref.kind == TargetKind::DaemonSet {
+        return daemonsets(ctx, canary, &ns).await;
+    }
     if let Some(store) = &ctx.caches.deployments {
         // Never decide on a cache that has not finished its first list: an empty cache would
         // look like a missing target.
         let _ = store.wait_until_ready().await;
-        if let Some(services) = &ctx.caches.services {
-            // Likewise an apex the user owns must not look missing (it would be taken over).
-            let _ = services.wait_until_ready().await;
-        }
         let get = |name: &str| {
             store
                 .get(&ObjectRef::new(name).within(&ns))
@@ -38,14 +47,68 @@ pub async fn workloads(ctx: &Context, canary: &Canary) -> Result<Workloads> {
         };
         let target = get(&canary.spec.target_ref.name);
         let primary = get(&primary_name(&canary.spec.target_ref.name));
-        return Ok(Workloads { target, primary });
+        return Ok(Workloads {
+            target,
+            primary,
+            target_daemonset: None,
+        });
     }
     let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let target = api.get_opt(&canary.spec.target_ref.name).await?;
     let primary = api
         .get_opt(&primary_name(&canary.spec.target_ref.name))
         .await?;
-    Ok(Workloads { target, primary })
+    Ok(Workloads {
+        target,
+        primary,
+        target_daemonset: None,
+    })
+}
+
+async fn daemonsets(ctx: &Context, canary: &Canary, ns: &str) -> Result<Workloads> {
+    let name = &canary.spec.target_ref.name;
+    let (target, primary) = match &ctx.caches.daemonsets {
+        Some(store) => {
+            let _ = store.wait_until_ready().await;
+            let get = |n: &str| {
+                store
+                    .get(&ObjectRef::new(n).within(ns))
+                    .map(|d| d.as_ref().clone())
+            };
+            (get(name), get(&primary_name(name)))
+        }
+        None => {
+            let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), ns);
+            (
+                api.get_opt(name).await?,
+                api.get_opt(&primary_name(name)).await?,
+            )
+        }
+    };
+    Ok(Workloads {
+        target: target.as_ref().map(daemonset::as_deployment),
+        primary: primary.as_ref().map(daemonset::as_deployment),
+        target_daemonset: target,
+    })
+}
+
+/// A DaemonSet has no progress deadline of its own: one that is still not ready
+/// `progressDeadlineSeconds` (the Canary's, default 600) after the phase began has missed it.
+fn with_daemonset_deadline(canary: &Canary, w: &Workloads, r: Readiness) -> Readiness {
+    let since = canary.status.as_ref().and_then(|s| s.last_transition_time);
+    match (&w.target_daemonset, r, since) {
+        (Some(_), Readiness::NotReady(why), Some(since)) => {
+            let limit = i64::from(canary.spec.progress_deadline_seconds.unwrap_or(600));
+            if (Utc::now() - since).num_seconds() >= limit {
+                Readiness::DeadlineExceeded(format!(
+                    "not ready {limit}s after the phase began ({why})"
+                ))
+            } else {
+                Readiness::NotReady(why)
+            }
+        }
+        (_, r, _) => r,
+    }
 }
 
 /// Builds the observation (without metrics and hook answers).
@@ -65,7 +128,11 @@ pub async fn observe(
             } else {
                 Default::default()
             },
-            readiness: workload::readiness(t, a.canary_ready_threshold.unwrap_or(100)),
+            readiness: with_daemonset_deadline(
+                canary,
+                w,
+                workload::readiness(t, a.canary_ready_threshold.unwrap_or(100)),
+            ),
         }),
         None => None,
     };
@@ -75,7 +142,11 @@ pub async fn observe(
             .annotations
             .as_ref()
             .and_then(|a| a.get(workload::primary::REVISION_ANNOTATION).cloned()),
-        readiness: workload::readiness(p, a.primary_ready_threshold.unwrap_or(100)),
+        readiness: with_daemonset_deadline(
+            canary,
+            w,
+            workload::readiness(p, a.primary_ready_threshold.unwrap_or(100)),
+        ),
     });
     let routes = match (router, &w.primary) {
         (Some(r), Some(_)) => r.get_routes(canary).await?,

@@ -26,13 +26,6 @@ fn unsupported(canary: &Canary) -> Vec<FieldError> {
             message: "webhooks are not supported by this build of the controller yet".into(),
         });
     }
-    if canary.spec.target_ref.kind == api::TargetKind::DaemonSet {
-        out.push(FieldError {
-            path: "spec.targetRef.kind".into(),
-            message: "DaemonSet targets are not supported by this build of the controller yet"
-                .into(),
-        });
-    }
     if a.metrics.as_ref().is_some_and(|m| !m.is_empty()) {
         out.push(FieldError {
             path: "spec.analysis.metrics".into(),

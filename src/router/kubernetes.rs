@@ -63,9 +63,10 @@ impl KubernetesRouter {
     ) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), RouterError> {
         let ns = canary.namespace_or_default();
         let name = &canary.spec.target_ref.name;
-        let Some(target) = self.lookups.deployment(&self.client, &ns, name).await? else {
+        let Some(target) = self.lookups.target(&self.client, canary).await? else {
             return Err(RouterError::Invalid(format!(
-                "Deployment {name}.{ns} not found"
+                "{:?} {name}.{ns} not found",
+                canary.spec.target_ref.kind
             )));
         };
         let canary_sel = target
@@ -74,8 +75,8 @@ impl KubernetesRouter {
             .unwrap_or_default();
         if canary_sel.is_empty() {
             return Err(RouterError::Invalid(format!(
-                "Deployment {} has no spec.selector.matchLabels to route by",
-                canary.spec.target_ref.name
+                "{:?} {name} has no spec.selector.matchLabels to route by",
+                canary.spec.target_ref.kind
             )));
         }
         let primary_sel = canary_sel

@@ -4,7 +4,7 @@
 
 pub mod kubernetes;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -36,6 +36,8 @@ pub struct Lookups {
     pub services: Option<Store<Service>>,
     /// Deployments (the target, for its selector).
     pub deployments: Option<Store<Deployment>>,
+    /// DaemonSets (the target, for its selector).
+    pub daemonsets: Option<Store<DaemonSet>>,
 }
 
 impl Lookups {
@@ -52,6 +54,31 @@ impl Lookups {
                 .map(|s| s.as_ref().clone())),
             None => Api::namespaced(client.clone(), ns).get_opt(name).await,
         }
+    }
+
+    /// The Canary's target (a DaemonSet as its Deployment-shaped view), from the cache when
+    /// there is one.
+    pub async fn target(
+        &self,
+        client: &kube::Client,
+        canary: &Canary,
+    ) -> kube::Result<Option<Deployment>> {
+        let ns = canary.namespace_or_default();
+        let name = &canary.spec.target_ref.name;
+        if canary.spec.target_ref.kind != crate::api::TargetKind::DaemonSet {
+            return self.deployment(client, &ns, name).await;
+        }
+        let ds = match &self.daemonsets {
+            Some(store) => store
+                .get(&ObjectRef::new(name).within(&ns))
+                .map(|d| d.as_ref().clone()),
+            None => {
+                Api::<DaemonSet>::namespaced(client.clone(), &ns)
+                    .get_opt(name)
+                    .await?
+            }
+        };
+        Ok(ds.as_ref().map(crate::workload::daemonset::as_deployment))
     }
 
     /// A Deployment by namespace and name, from the cache when there is one.

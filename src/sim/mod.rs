@@ -1,5 +1,5 @@
 //! `serin::sim`: an embedded, in-memory Kubernetes API server speaking the real REST protocol on
-//! 127.0.0.1, with a simulated Deployment controller, kubelet and garbage collector. The real
+//! 127.0.0.1, with a simulated Deployment and DaemonSet controller, kubelet and garbage collector. The real
 //! `kube::Client` and `kube::runtime::Controller` run against it unchanged, and so does kubectl.
 //! It is held to recordings of a real kube-apiserver (../shared/k8s-transcripts, replayed by
 //! tests/transcripts.rs). Must not depend on the controller or the decision core.
@@ -7,6 +7,7 @@
 mod builtin;
 mod builtin_types;
 mod commit;
+mod daemonset;
 mod deleting;
 mod deploy_status;
 mod discovery;
@@ -150,6 +151,7 @@ impl Drop for Cluster {
 
 async fn run_controllers(state: Arc<Mutex<SimState>>, opts: SimOptions) {
     let mut kubelet = kubelet::Kubelet::default();
+    let mut daemonsets = daemonset::DaemonSets::default();
     let mut rx = match state.lock() {
         Ok(s) => s.store.subscribe(),
         Err(p) => p.into_inner().store.subscribe(),
@@ -168,6 +170,7 @@ async fn run_controllers(state: Arc<Mutex<SimState>>, opts: SimOptions) {
         };
         let gc = gc::collect(&mut st);
         let k = kubelet.tick(&mut st, &opts.kubelet);
+        let k = daemonsets.tick(&mut st, &opts.kubelet) || k;
         drop(st);
         while rx.try_recv().is_ok() {}
         busy = gc || k;

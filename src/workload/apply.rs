@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Api;
@@ -151,25 +151,71 @@ pub async fn copy_configs(
     Ok(renames)
 }
 
-/// Applies the primary Deployment built from the target (creation and promotion alike).
+/// What a primary is built from: the target (a DaemonSet's view), the `-primary` config names,
+/// the owner, the revision it runs and the label filter.
+pub struct PrimarySource<'a> {
+    /// The target, or a DaemonSet target's Deployment-shaped view.
+    pub target: &'a Deployment,
+    /// The DaemonSet itself when the target is one: the primary is then a DaemonSet.
+    pub daemonset: Option<&'a DaemonSet>,
+    /// Tracked config name -> `-primary` copy.
+    pub renames: &'a BTreeMap<String, String>,
+    /// Owner reference (the Canary).
+    pub owner: OwnerReference,
+    /// Revision the primary runs.
+    pub revision: &'a str,
+    /// Which labels are copied.
+    pub filter: &'a super::LabelFilter,
+}
+
+/// Applies the primary built from the target (creation and promotion alike): a Deployment, or a
+/// DaemonSet for DaemonSet targets.
 pub async fn apply_primary(
     client: &kube::Client,
     ns: &str,
-    target: &Deployment,
-    renames: &BTreeMap<String, String>,
-    owner: OwnerReference,
-    revision: &str,
-    filter: &super::LabelFilter,
-) -> kube::Result<Deployment> {
-    let mut primary = build_primary(target, renames, owner, revision, filter);
+    src: PrimarySource<'_>,
+) -> kube::Result<()> {
+    let mut primary = build_primary(src.target, src.renames, src.owner, src.revision, src.filter);
     primary.metadata.managed_fields = None;
     let name = primary.metadata.name.clone().unwrap_or_default();
+    if let Some(ds) = src.daemonset {
+        let mut obj =
+            serde_json::to_value(super::daemonset::to_daemonset(primary, ds)).unwrap_or_default();
+        obj["apiVersion"] = json!("apps/v1");
+        obj["kind"] = json!("DaemonSet");
+        Api::<DaemonSet>::namespaced(client.clone(), ns)
+            .patch(&name, &apply_params(), &Patch::Apply(obj))
+            .await?;
+        return Ok(());
+    }
     let mut obj = serde_json::to_value(&primary).unwrap_or_default();
     obj["apiVersion"] = json!("apps/v1");
     obj["kind"] = json!("Deployment");
     Api::<Deployment>::namespaced(client.clone(), ns)
         .patch(&name, &apply_params(), &Patch::Apply(obj))
-        .await
+        .await?;
+    Ok(())
+}
+
+/// Scales a DaemonSet target to zero (a nodeSelector no node matches) or back up.
+pub async fn scale_daemonset(
+    client: &kube::Client,
+    ns: &str,
+    ds: &DaemonSet,
+    up: bool,
+) -> kube::Result<()> {
+    if super::daemonset::scaled_to_zero(ds) != up {
+        return Ok(());
+    }
+    let name = ds.metadata.name.clone().unwrap_or_default();
+    Api::<DaemonSet>::namespaced(client.clone(), ns)
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(super::daemonset::scale_patch(up)),
+        )
+        .await?;
+    Ok(())
 }
 
 /// Scales a Deployment (the target) by merge patch of spec.replicas; no-op when already there.

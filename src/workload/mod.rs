@@ -4,6 +4,7 @@
 
 pub mod apply;
 mod configs;
+pub mod daemonset;
 pub mod hpa;
 pub mod primary;
 mod readiness;

@@ -16,8 +16,8 @@ pub async fn setup() -> (Cluster, kube::Client) {
     setup_with(json!({})).await
 }
 
-/// Sets up the namespace, CRDs, app and a blue/green Canary whose spec is merged with `overrides`.
-pub async fn setup_with(overrides: serde_json::Value) -> (Cluster, kube::Client) {
+/// An embedded cluster (pods ready after 100 ms) with Serin's CRDs and the namespace `test`.
+pub async fn start_cluster() -> (Cluster, kube::Client) {
     let cluster = Cluster::start_with(SimOptions {
         kubelet: KubeletOptions {
             ready_delay: Duration::from_millis(100),
@@ -38,6 +38,12 @@ pub async fn setup_with(overrides: serde_json::Value) -> (Cluster, kube::Client)
     )
     .await
     .unwrap();
+    (cluster, client)
+}
+
+/// Sets up the namespace, CRDs, app and a blue/green Canary whose spec is merged with `overrides`.
+pub async fn setup_with(overrides: serde_json::Value) -> (Cluster, kube::Client) {
+    let (cluster, client) = start_cluster().await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "test");
     cms.create(
         &PostParams::default(),
