@@ -9,6 +9,7 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod manifest;
+pub mod metrics;
 pub mod router;
 
 pub mod schema;

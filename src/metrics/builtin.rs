@@ -1,0 +1,190 @@
+//! The built-in metrics `request-success-rate` (percent of non-5xx requests) and
+//! `request-duration` (P99 in milliseconds) for each router, with the queries Flagger uses, so a
+//! Canary moved over from Flagger measures the same thing. `gatewayapi` uses the Istio queries, as
+//! Flagger does (Gateway API implementations export different metrics; a MetricTemplate fits
+//! yours). Pure: returns query templates for `template::QueryModel::render`.
+
+/// Name of the built-in success-rate metric.
+pub const SUCCESS_RATE: &str = "request-success-rate";
+/// Name of the built-in duration metric.
+pub const DURATION: &str = "request-duration";
+
+/// Whether `name` is a built-in metric.
+pub fn is_builtin(name: &str) -> bool {
+    name == SUCCESS_RATE || name == DURATION
+}
+
+/// Success rate: 100 x non-5xx rate / total rate, over the same selector.
+fn success_rate(metric: &str, selector: &str, ok: &str) -> String {
+    format!(
+        "sum(rate({metric}{{{selector},{ok}}}[{{{{ interval }}}}])) / sum(rate({metric}{{{selector}}}[{{{{ interval }}}}])) * 100"
+    )
+}
+
+/// P99 from histogram buckets; `scale` converts the bucket unit to milliseconds.
+fn p99(bucket: &str, selector: &str, scale: &str) -> String {
+    format!(
+        "histogram_quantile(0.99, sum(rate({bucket}{{{selector}}}[{{{{ interval }}}}])) by (le)){scale}"
+    )
+}
+
+/// The query template of a built-in metric for a provider; None when the name is not built in
+/// or the provider has no built-in queries.
+pub fn query(provider: &str, name: &str) -> Option<String> {
+    let base = provider.split(':').next().unwrap_or(provider);
+    let (metric, bucket, selector, ok, scale) = match base {
+        "kubernetes" => (
+            "http_request_duration_seconds_count",
+            "http_request_duration_seconds_bucket",
+            r#"kubernetes_namespace="{{ namespace }}",kubernetes_pod_name=~"{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)""#,
+            r#"status!~"5.*""#,
+            " * 1000",
+        ),
+        "istio" | "gatewayapi" => (
+            "istio_requests_total",
+            "istio_request_duration_milliseconds_bucket",
+            r#"reporter="destination",destination_workload_namespace="{{ namespace }}",destination_workload=~"{{ target }}""#,
+            r#"response_code!~"5.*""#,
+            "",
+        ),
+        "linkerd" => (
+            "response_total",
+            "response_latency_ms_bucket",
+            r#"namespace="{{ namespace }}",deployment=~"{{ target }}",direction="inbound""#,
+            r#"classification!="failure""#,
+            "",
+        ),
+        "contour" => (
+            "envoy_cluster_upstream_rq",
+            "envoy_cluster_upstream_rq_time_bucket",
+            r#"envoy_cluster_name=~"{{ namespace }}_{{ target }}-canary_[0-9a-zA-Z-]+""#,
+            r#"envoy_response_code!~"5.*""#,
+            "",
+        ),
+        "traefik" => (
+            "traefik_service_request_duration_seconds_bucket",
+            "traefik_service_request_duration_seconds_bucket",
+            r#"service=~"{{ namespace }}-{{ target }}-canary-[0-9a-zA-Z-]+@kubernetescrd""#,
+            r#"code!~"5..""#,
+            " * 1000",
+        ),
+        "nginx" => return nginx(name),
+        _ => return None,
+    };
+    match name {
+        SUCCESS_RATE if base == "traefik" => Some(success_rate(
+            metric,
+            &format!(r#"{selector},le="+Inf""#),
+            ok,
+        )),
+        SUCCESS_RATE => Some(success_rate(metric, selector, ok)),
+        DURATION => Some(p99(bucket, selector, scale)),
+        _ => None,
+    }
+}
+
+/// NGINX exports no latency histogram per ingress: the duration is the mean upstream latency.
+fn nginx(name: &str) -> Option<String> {
+    let selector = r#"namespace="{{ namespace }}",ingress="{{ ingress }}""#;
+    match name {
+        SUCCESS_RATE => Some(success_rate(
+            "nginx_ingress_controller_requests",
+            selector,
+            r#"status!~"5.*""#,
+        )),
+        DURATION => Some(format!(
+            "sum(rate(nginx_ingress_controller_ingress_upstream_latency_seconds_sum{{{selector}}}[{{{{ interval }}}}])) / sum(rate(nginx_ingress_controller_ingress_upstream_latency_seconds_count{{{selector}}}[{{{{ interval }}}}])) * 1000"
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::template::QueryModel;
+
+    fn rendered(provider: &str, name: &str) -> String {
+        let model = QueryModel {
+            name: "podinfo".into(),
+            namespace: "test".into(),
+            target: "podinfo".into(),
+            service: "podinfo".into(),
+            ingress: "podinfo".into(),
+            route: "podinfo".into(),
+            interval: "1m".into(),
+            variables: Default::default(),
+        };
+        model.render(&query(provider, name).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn kubernetes_queries() {
+        assert_eq!(
+            rendered("kubernetes", SUCCESS_RATE),
+            r#"sum(rate(http_request_duration_seconds_count{kubernetes_namespace="test",kubernetes_pod_name=~"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)",status!~"5.*"}[1m])) / sum(rate(http_request_duration_seconds_count{kubernetes_namespace="test",kubernetes_pod_name=~"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"}[1m])) * 100"#
+        );
+        assert_eq!(
+            rendered("kubernetes", DURATION),
+            r#"histogram_quantile(0.99, sum(rate(http_request_duration_seconds_bucket{kubernetes_namespace="test",kubernetes_pod_name=~"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"}[1m])) by (le)) * 1000"#
+        );
+    }
+
+    #[test]
+    fn istio_and_gatewayapi_queries() {
+        let sr = r#"sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="test",destination_workload=~"podinfo",response_code!~"5.*"}[1m])) / sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="test",destination_workload=~"podinfo"}[1m])) * 100"#;
+        assert_eq!(rendered("istio", SUCCESS_RATE), sr);
+        assert_eq!(rendered("gatewayapi:v1", SUCCESS_RATE), sr);
+        assert_eq!(
+            rendered("istio", DURATION),
+            r#"histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="test",destination_workload=~"podinfo"}[1m])) by (le))"#
+        );
+    }
+
+    #[test]
+    fn linkerd_queries() {
+        assert_eq!(
+            rendered("linkerd", SUCCESS_RATE),
+            r#"sum(rate(response_total{namespace="test",deployment=~"podinfo",direction="inbound",classification!="failure"}[1m])) / sum(rate(response_total{namespace="test",deployment=~"podinfo",direction="inbound"}[1m])) * 100"#
+        );
+        assert_eq!(
+            rendered("linkerd", DURATION),
+            r#"histogram_quantile(0.99, sum(rate(response_latency_ms_bucket{namespace="test",deployment=~"podinfo",direction="inbound"}[1m])) by (le))"#
+        );
+    }
+
+    #[test]
+    fn contour_traefik_and_nginx_queries() {
+        assert_eq!(
+            rendered("contour", SUCCESS_RATE),
+            r#"sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"test_podinfo-canary_[0-9a-zA-Z-]+",envoy_response_code!~"5.*"}[1m])) / sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"test_podinfo-canary_[0-9a-zA-Z-]+"}[1m])) * 100"#
+        );
+        assert_eq!(
+            rendered("contour", DURATION),
+            r#"histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=~"test_podinfo-canary_[0-9a-zA-Z-]+"}[1m])) by (le))"#
+        );
+        assert_eq!(
+            rendered("traefik", SUCCESS_RATE),
+            r#"sum(rate(traefik_service_request_duration_seconds_bucket{service=~"test-podinfo-canary-[0-9a-zA-Z-]+@kubernetescrd",le="+Inf",code!~"5.."}[1m])) / sum(rate(traefik_service_request_duration_seconds_bucket{service=~"test-podinfo-canary-[0-9a-zA-Z-]+@kubernetescrd",le="+Inf"}[1m])) * 100"#
+        );
+        assert_eq!(
+            rendered("traefik", DURATION),
+            r#"histogram_quantile(0.99, sum(rate(traefik_service_request_duration_seconds_bucket{service=~"test-podinfo-canary-[0-9a-zA-Z-]+@kubernetescrd"}[1m])) by (le)) * 1000"#
+        );
+        assert_eq!(
+            rendered("nginx", SUCCESS_RATE),
+            r#"sum(rate(nginx_ingress_controller_requests{namespace="test",ingress="podinfo",status!~"5.*"}[1m])) / sum(rate(nginx_ingress_controller_requests{namespace="test",ingress="podinfo"}[1m])) * 100"#
+        );
+        assert_eq!(
+            rendered("nginx", DURATION),
+            r#"sum(rate(nginx_ingress_controller_ingress_upstream_latency_seconds_sum{namespace="test",ingress="podinfo"}[1m])) / sum(rate(nginx_ingress_controller_ingress_upstream_latency_seconds_count{namespace="test",ingress="podinfo"}[1m])) * 1000"#
+        );
+    }
+
+    #[test]
+    fn other_names_and_providers_have_no_builtin() {
+        assert!(query("istio", "error-rate").is_none());
+        assert!(query("appmesh", SUCCESS_RATE).is_none());
+        assert!(is_builtin(DURATION) && !is_builtin("latency"));
+    }
+}

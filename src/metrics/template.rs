@@ -1,0 +1,146 @@
+//! Rendering of query templates with Flagger's placeholders: `{{ name }}`, `{{ namespace }}`,
+//! `{{ target }}`, `{{ service }}`, `{{ ingress }}`, `{{ route }}`, `{{ interval }}` and
+//! `{{ variables.<key> }}`. Hand-written (Flagger's Go templates are only ever used this way); a
+//! placeholder it does not know is an error naming it, never an empty string in a query. Pure.
+
+use std::collections::BTreeMap;
+
+/// The values a query template can use.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryModel {
+    /// The Canary's name.
+    pub name: String,
+    /// The Canary's namespace.
+    pub namespace: String,
+    /// The target workload's name.
+    pub target: String,
+    /// The apex Service's name.
+    pub service: String,
+    /// The ingress (spec.ingressRef) name, empty when none.
+    pub ingress: String,
+    /// The route (spec.routeRef, else the apex) name.
+    pub route: String,
+    /// The query window, such as `1m`.
+    pub interval: String,
+    /// `templateVariables` of the metric.
+    pub variables: BTreeMap<String, String>,
+}
+
+/// Why a template did not render.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// A placeholder names nothing the model has.
+    #[error("unknown template variable '{0}'")]
+    UnknownVariable(String),
+    /// `{{ variables.<key> }}` names a key the metric's templateVariables lack.
+    #[error("templateVariables has no key '{0}'")]
+    MissingVariable(String),
+    /// `{{` without a matching `}}`.
+    #[error("unclosed '{{{{' at byte {0}")]
+    Unclosed(usize),
+}
+
+impl QueryModel {
+    fn lookup(&self, key: &str) -> Result<&str, TemplateError> {
+        if let Some(var) = key.strip_prefix("variables.") {
+            return self
+                .variables
+                .get(var)
+                .map(String::as_str)
+                .ok_or_else(|| TemplateError::MissingVariable(var.to_string()));
+        }
+        Ok(match key {
+            "name" => &self.name,
+            "namespace" => &self.namespace,
+            "target" => &self.target,
+            "service" => &self.service,
+            "ingress" => &self.ingress,
+            "route" => &self.route,
+            "interval" => &self.interval,
+            other => return Err(TemplateError::UnknownVariable(other.to_string())),
+        })
+    }
+
+    /// Renders `template`, replacing every `{{ placeholder }}` (whitespace inside optional).
+    pub fn render(&self, template: &str) -> Result<String, TemplateError> {
+        let mut out = String::with_capacity(template.len());
+        let mut rest = template;
+        let mut offset = 0;
+        while let Some(start) = rest.find("{{") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find("}}") else {
+                return Err(TemplateError::Unclosed(offset + start));
+            };
+            out.push_str(self.lookup(after[..end].trim())?);
+            let consumed = start + 2 + end + 2;
+            rest = &rest[consumed..];
+            offset += consumed;
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn model() -> QueryModel {
+        QueryModel {
+            name: "podinfo".into(),
+            namespace: "test".into(),
+            target: "podinfo".into(),
+            service: "podinfo-svc".into(),
+            ingress: "web".into(),
+            route: "podinfo".into(),
+            interval: "1m".into(),
+            variables: [("direction".to_string(), "inbound".to_string())].into(),
+        }
+    }
+
+    #[test]
+    fn flagger_placeholders_render_with_or_without_spaces() {
+        let q = r#"rate(x{ns="{{ namespace }}",d=~"{{target}}",s="{{ service }}",dir="{{ variables.direction }}"}[{{ interval }}])"#;
+        assert_eq!(
+            model().render(q).unwrap(),
+            r#"rate(x{ns="test",d=~"podinfo",s="podinfo-svc",dir="inbound"}[1m])"#
+        );
+        assert_eq!(
+            model()
+                .render("{{ name }}/{{ ingress }}/{{ route }}")
+                .unwrap(),
+            "podinfo/web/podinfo"
+        );
+    }
+
+    #[test]
+    fn unknown_and_missing_variables_are_named() {
+        assert_eq!(
+            model().render("{{ targt }}"),
+            Err(TemplateError::UnknownVariable("targt".into()))
+        );
+        assert_eq!(
+            model()
+                .render("{{ variables.nope }}")
+                .unwrap_err()
+                .to_string(),
+            "templateVariables has no key 'nope'"
+        );
+        assert_eq!(
+            model().render("sum(x) {{ target"),
+            Err(TemplateError::Unclosed(7))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn rendering_never_panics_and_text_without_braces_is_unchanged(s in "\\PC{0,80}") {
+            let r = model().render(&s);
+            if !s.contains("{{") {
+                prop_assert_eq!(r.unwrap(), s);
+            }
+        }
+    }
+}
