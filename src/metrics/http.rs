@@ -130,7 +130,8 @@ impl HttpSettings {
                 if r.is_timeout() {
                     return MetricError::Timeout(self.timeout);
                 }
-                if r.is_connect() {
+                // A refused connection, or a pooled one the server closed (it went away).
+                if r.is_connect() || r.is_request() {
                     return MetricError::Connection(redact(&r.to_string()));
                 }
                 if r.is_decode() {
