@@ -36,7 +36,7 @@ pub enum Command {
         files: Vec<PathBuf>,
     },
     /// Run the controller against the cluster of the current kubeconfig or in-cluster config.
-    Controller(ControllerArgs),
+    Controller(Box<ControllerArgs>),
     /// Play a promotion and a rollback on an embedded cluster, no Kubernetes needed.
     Demo,
     /// The embedded Kubernetes API server (serin::sim) for local experiments and tests.
@@ -188,6 +188,13 @@ pub struct ControllerArgs {
     /// Serve /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:8080 in a cluster).
     #[arg(long, env = "SERIN_METRICS_ADDR", value_name = "HOST:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Prometheus address for Canaries that set no spec.metricsServer (e.g.
+    /// http://prometheus.monitoring:9090).
+    #[arg(long, env = "SERIN_METRICS_SERVER", value_name = "URL")]
+    pub metrics_server: Option<String>,
+    /// Timeout of one metric query (Go duration, e.g. 10s).
+    #[arg(long, env = "SERIN_METRICS_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub metrics_timeout: std::time::Duration,
     /// Prefixes of target labels the primary copies (comma-separated; `*` for all). Selector
     /// labels are always copied.
     #[arg(
@@ -221,6 +228,14 @@ fn init_logging(format: &str, level: &str) {
     };
 }
 
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    match crate::api::duration::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be more than 0".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Runs `serin controller` until SIGTERM / Ctrl-C.
 pub async fn controller(args: ControllerArgs) -> i32 {
     init_logging(&args.log_format, &args.log_level);
@@ -252,10 +267,22 @@ pub async fn controller(args: ControllerArgs) -> i32 {
         );
         return 2;
     }
+    let bad_url = |s: &str| {
+        !(s.starts_with("http://") || s.starts_with("https://")) || url::Url::parse(s).is_err()
+    };
+    if args.metrics_server.as_deref().is_some_and(bad_url) {
+        eprintln!(
+            "error: --metrics-server '{}' is not an http(s) URL",
+            args.metrics_server.as_deref().unwrap_or_default()
+        );
+        return 2;
+    }
     let settings = crate::controller::Settings {
         default_provider: args.mesh_provider.clone(),
         concurrency: args.concurrency,
         telemetry: crate::telemetry::Telemetry::new(&args.mesh_provider),
+        metrics_server: args.metrics_server.clone(),
+        metrics_timeout: args.metrics_timeout,
         labels: crate::workload::LabelFilter {
             include: args.include_label_prefix.clone(),
             exclude: args.exclude_label_prefix.clone(),

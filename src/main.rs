@@ -9,7 +9,7 @@ async fn main() {
     let code = match args.command {
         Command::Crds { out_dir } => cli::crds(out_dir.as_deref()),
         Command::Check { files } => cli::check(&files, &mut std::io::stdout()),
-        Command::Controller(args) => cli::controller(args).await,
+        Command::Controller(args) => cli::controller(*args).await,
         Command::Sim {
             action:
                 SimCommand::Serve {

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -41,6 +41,17 @@ pub struct CanaryLabels {
     pub namespace: String,
 }
 
+/// Labels of `serin_canary_metric_analysis` (one series per metric of each Canary).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MetricLabels {
+    /// Canary name.
+    pub name: String,
+    /// Canary namespace.
+    pub namespace: String,
+    /// Metric name in the analysis.
+    pub metric: String,
+}
+
 /// The controller's metrics and readiness.
 pub struct Telemetry {
     registry: Registry,
@@ -48,6 +59,8 @@ pub struct Telemetry {
     pub reconciles: Family<ResultLabels, Counter>,
     /// Canary weight by canary.
     pub weight: Family<CanaryLabels, Gauge>,
+    /// Last value of each metric check (absent while the last query gave no value).
+    pub metric_analysis: Family<MetricLabels, Gauge<f64, AtomicU64>>,
     /// Ready: the Canary cache has listed once (and this instance leads, with election).
     pub ready: AtomicBool,
 }
@@ -75,10 +88,17 @@ impl Telemetry {
             "Traffic percentage routed to the canary",
             weight.clone(),
         );
+        let metric_analysis = Family::<MetricLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "serin_canary_metric_analysis",
+            "Last value of each metric check of a canary analysis",
+            metric_analysis.clone(),
+        );
         Arc::new(Telemetry {
             registry,
             reconciles,
             weight,
+            metric_analysis,
             ready: AtomicBool::new(false),
         })
     }

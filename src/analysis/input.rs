@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::api::{CanarySpec, CanaryStatus, FieldError, HookType};
 
 /// Everything one decision depends on. Building it is the adapters' job; reading it is pure.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
     /// Canary name, for messages.
     pub name: &'a str,

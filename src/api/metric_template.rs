@@ -50,6 +50,10 @@ pub struct MetricProviderSpec {
     /// Skip verification of the provider's TLS certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure_skip_verify: Option<bool>,
+    /// For the web provider: a JSON request body (placeholders allowed); when set, the request is
+    /// a POST instead of a GET. The query is then the JSONPath of the value in the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
 }
 
 /// A reference to a Secret in the same namespace.

@@ -6,7 +6,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::duration::parse_duration;
-use super::{AlertProvider, Canary, CanaryAnalysis, CanaryMetric, MetricTemplate, TargetKind};
+use super::{
+    AlertProvider, Canary, CanaryAnalysis, CanaryMetric, MetricProviderType, MetricTemplate,
+    TargetKind,
+};
 
 /// Providers Serin routes traffic with.
 pub const SUPPORTED_PROVIDERS: &[&str] = &[
@@ -344,8 +347,20 @@ pub fn validate_metric_template(t: &MetricTemplate) -> Result<(), Vec<FieldError
             .unwrap_or_default();
         errs.add("spec.provider.type", format!("'{name}' is a Flagger provider Serin does not support; use prometheus, datadog or web"));
     }
-    if let Some(address) = &t.spec.provider.address {
+    // A web address may hold placeholders ({{ namespace }}...); it is checked once rendered.
+    if let Some(address) = &t.spec.provider.address
+        && !address.contains("{{")
+    {
         errs.http_url("spec.provider.address", address);
+    }
+    if ty == MetricProviderType::Web && t.spec.provider.address.is_none() {
+        errs.add(
+            "spec.provider.address",
+            "the web provider needs the address of the JSON endpoint",
+        );
+    }
+    if t.spec.provider.body.is_some() && ty != MetricProviderType::Web {
+        errs.add("spec.provider.body", "only the web provider sends a body");
     }
     if t.spec.query.trim().is_empty() {
         errs.add("spec.query", "must not be empty");

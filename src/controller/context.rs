@@ -19,6 +19,10 @@ pub struct Settings {
     pub telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
     /// Which target labels the primary copies.
     pub labels: crate::workload::LabelFilter,
+    /// Prometheus address for Canaries that name no metricsServer.
+    pub metrics_server: Option<String>,
+    /// Timeout of one metric query.
+    pub metrics_timeout: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -30,6 +34,8 @@ impl Default for Settings {
             concurrency: 0,
             telemetry: crate::telemetry::Telemetry::new("kubernetes"),
             labels: Default::default(),
+            metrics_server: None,
+            metrics_timeout: crate::metrics::DEFAULT_TIMEOUT,
         }
     }
 }

@@ -5,6 +5,7 @@ mod act;
 mod context;
 mod error;
 pub mod leader;
+mod metrics;
 mod observe;
 mod reconcile;
 

@@ -9,10 +9,11 @@ use kube::runtime::controller::Action;
 use serde_json::json;
 
 use super::Context;
-use super::act::act;
+use super::act::{act, publish};
 use super::error::{Error, Result};
+use super::metrics;
 use super::observe::{observe, workloads};
-use crate::analysis::{self, Input, revision};
+use crate::analysis::{self, EventType, Input, revision};
 use crate::api::{self, Canary, FIELD_MANAGER, FINALIZER, FieldError};
 use crate::router::{Router, RouterError};
 
@@ -24,12 +25,6 @@ fn unsupported(canary: &Canary) -> Vec<FieldError> {
         out.push(FieldError {
             path: "spec.analysis.webhooks".into(),
             message: "webhooks are not supported by this build of the controller yet".into(),
-        });
-    }
-    if a.metrics.as_ref().is_some_and(|m| !m.is_empty()) {
-        out.push(FieldError {
-            path: "spec.analysis.metrics".into(),
-            message: "metric checks are not supported by this build of the controller yet".into(),
         });
     }
     out
@@ -100,9 +95,11 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
         Err(e) => return Err(e.into()),
     };
     let w = workloads(&ctx, &canary).await?;
-    let observed = observe(&ctx, &canary, &w, router.as_ref()).await?;
+    let mut observed = observe(&ctx, &canary, &w, router.as_ref()).await?;
     let status = canary.status.clone().unwrap_or_default();
-    let input = Input {
+    let now = Utc::now();
+    let unobserved = analysis::Observation::default();
+    let base = Input {
         name: &name,
         namespace: &ns,
         spec: &canary.spec,
@@ -110,10 +107,33 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
         generation: canary.metadata.generation.unwrap_or(0),
         deleting: canary.metadata.deletion_timestamp.is_some(),
         invalid: &invalid,
-        now: Utc::now(),
-        observed: &observed,
+        now,
+        observed: &unobserved,
     };
-    let decision = analysis::decide(&input);
+    let due = analysis::metrics_due(&Input {
+        observed: &observed,
+        ..base
+    });
+    if due {
+        observed.metrics = metrics::query_all(&ctx, &canary, &provider).await;
+    } else if canary.status.is_none() && invalid.is_empty() {
+        // First sight of this Canary: say early if a metrics provider does not answer (Flagger
+        // checks too); a warning only, the checks themselves decide later.
+        for problem in metrics::offline_providers(&ctx, &canary, &provider).await {
+            publish(
+                &ctx,
+                &canary,
+                EventType::Warning,
+                "MetricsProviderUnavailable",
+                &problem,
+            )
+            .await;
+        }
+    }
+    let decision = analysis::decide(&Input {
+        observed: &observed,
+        ..base
+    });
     let rev = observed.target.as_ref().map(revision);
     let left = act(
         &ctx,

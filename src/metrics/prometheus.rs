@@ -47,9 +47,11 @@ impl PrometheusProvider {
 
     /// Runs `vector(1)`: the server answers queries.
     pub async fn is_online(&self) -> Result<(), MetricError> {
-        match self.query("vector(1)").await? {
-            v if v == 1.0 => Ok(()),
-            v => Err(MetricError::Answer(format!("vector(1) returned {v}"))),
+        let v = self.query("vector(1)").await?;
+        if v == 1.0 {
+            Ok(())
+        } else {
+            Err(MetricError::Answer(format!("vector(1) returned {v}")))
         }
     }
 

@@ -114,11 +114,19 @@ pub fn image(d: &Deployment) -> String {
         .unwrap_or_default()
 }
 pub fn start_controller(client: &kube::Client) -> tokio::sync::oneshot::Sender<()> {
+    start_controller_with(client, Settings::default())
+}
+
+/// Runs the controller on namespace `test` with these settings until the sender is dropped.
+pub fn start_controller_with(
+    client: &kube::Client,
+    settings: Settings,
+) -> tokio::sync::oneshot::Sender<()> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(controller::run(
         client.clone(),
         Some("test".into()),
-        Settings::default(),
+        settings,
         async move {
             let _ = stop_rx.await;
         },
