@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
+
 use common::prometheus::{Prometheus, series};
 use common::scenario::{set_image, setup_with, start_controller_with, wait_phase};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -164,4 +166,130 @@ async fn a_canary_whose_error_rate_breaks_the_threshold_is_rolled_back() {
             .any(|n| n.contains("request-success-rate 75.00")),
         "{notes:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_stopping_mid_analysis_counts_as_failed_checks_and_the_controller_goes_on() {
+    let mut prom = Prometheus::start(&traffic(100.0, 0.0, FAST));
+    let (_cluster, client, settings) = start(&prom).await;
+    let _stop = start_controller_with(&client, settings);
+    let c = wait_phase(&client, CanaryPhase::Initialized, None).await;
+    let first = c.status.unwrap().last_applied_spec.unwrap();
+    set_image(&client, "podinfo:6.0.1", json!({})).await;
+    common::scenario::wait_status(&client, "a passed check", |st| {
+        checks(st, "request-success-rate")
+            .iter()
+            .any(|(_, v)| *v == Verdict::Pass)
+    })
+    .await;
+    prom.stop();
+    let c = wait_phase(&client, CanaryPhase::Failed, Some(&first)).await;
+    let st = c.status.unwrap();
+    let messages: Vec<String> = st
+        .decisions
+        .iter()
+        .flat_map(|d| d.checks.iter())
+        .filter(|c| c.verdict == Verdict::Fail)
+        .filter_map(|c| c.message.clone())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("provider unreachable: cannot connect")),
+        "{messages:?}"
+    );
+    // The controller is still at work: a newer image starts a new analysis.
+    let failed = st.last_applied_spec.unwrap();
+    set_image(&client, "podinfo:6.0.2", json!({})).await;
+    common::scenario::wait_status(&client, "a new analysis", |st| {
+        st.phase == CanaryPhase::Progressing && st.last_applied_spec.as_deref() != Some(&failed)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_metrics_server_is_a_warning_at_first_sight() {
+    // Port 9 (discard) is closed on loopback: connections are refused at once.
+    let (_cluster, client) = setup_with(json!({"metricsServer": "http://127.0.0.1:9",
+        "analysis": {"interval": "1s", "threshold": 2, "iterations": 2,
+            "metrics": [{"name": "request-success-rate", "interval": "1m", "thresholdRange": {"min": 99}}]}}))
+    .await;
+    let _stop = start_controller_with(&client, Settings::default());
+    wait_phase(&client, CanaryPhase::Initialized, None).await;
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "test");
+    let warning = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|e| e.reason.as_deref() == Some("MetricsProviderUnavailable"))
+        .expect("a warning event");
+    assert_eq!(warning.type_.as_deref(), Some("Warning"));
+    assert!(
+        warning
+            .note
+            .unwrap()
+            .starts_with("metric 'request-success-rate': cannot connect"),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_credentials_come_from_a_secret_and_never_show() {
+    use k8s_openapi::api::core::v1::Secret;
+    let (_cluster, client) = setup_with(json!({"analysis": {"interval": "1s", "threshold": 1, "iterations": 1,
+        "metrics": [{"name": "error-rate", "thresholdRange": {"max": 1}, "templateRef": {"name": "errors"}}]}}))
+    .await;
+    // A JSON endpoint that wants a bearer token and answers 0.5 only to the right one.
+    let seen: Arc<Mutex<Vec<String>>> = Default::default();
+    let log = seen.clone();
+    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        let log = log.clone();
+        async move {
+            let auth = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            log.lock().unwrap().push(auth.clone());
+            let rate = if auth == "Bearer t0ps3cret" {
+                "0.5"
+            } else {
+                "99"
+            };
+            axum::Json(json!({"errorRate": rate}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "test");
+    secrets.create(&PostParams::default(), &serde_json::from_value(json!({
+        "metadata": {"name": "stats-auth"}, "stringData": {"token": "t0ps3cret", "address": format!("{url}/{{{{ namespace }}}}/{{{{ target }}}}")}
+    })).unwrap()).await.unwrap();
+    let templates: Api<MetricTemplate> = Api::namespaced(client.clone(), "test");
+    templates.create(&PostParams::default(), &serde_json::from_value(json!({
+        "apiVersion": "serin.io/v1beta1", "kind": "MetricTemplate", "metadata": {"name": "errors"},
+        "spec": {"provider": {"type": "web", "address": "http://unused.invalid", "secretRef": {"name": "stats-auth"}}, "query": "$.errorRate"}
+    })).unwrap()).await.unwrap();
+    let _stop = start_controller_with(&client, Settings::default());
+    let c = wait_phase(&client, CanaryPhase::Initialized, None).await;
+    let first = c.status.unwrap().last_applied_spec.unwrap();
+    set_image(&client, "podinfo:6.0.1", json!({})).await;
+    let c = wait_phase(&client, CanaryPhase::Succeeded, Some(&first)).await;
+    let st = c.status.unwrap();
+    assert!(
+        checks(&st, "error-rate").contains(&(Some(0.5), Verdict::Pass)),
+        "{:?}",
+        st.decisions
+    );
+    assert!(seen.lock().unwrap().iter().all(|a| a == "Bearer t0ps3cret"));
+    let status_text = serde_json::to_string(&st).unwrap();
+    assert!(!status_text.contains("t0ps3cret"));
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "test");
+    let all =
+        serde_json::to_string(&events.list(&Default::default()).await.unwrap().items).unwrap();
+    assert!(!all.contains("t0ps3cret"));
 }
