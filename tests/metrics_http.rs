@@ -26,12 +26,15 @@ struct Seen {
 
 type Log = Arc<Mutex<Vec<Seen>>>;
 
+/// A receiver's answer by path: (status, content type, body).
+type Answer = fn(&str) -> (u16, &'static str, String);
+
 /// Serves `answer(path)` as (status, content type, body) and logs every request.
 async fn receiver(answer: fn(&str) -> (u16, &'static str, String)) -> (String, Log) {
     let log: Log = Default::default();
     let app = Router::new()
         .fallback(
-            |State((log, answer)): State<(Log, fn(&str) -> (u16, &'static str, String))>,
+            |State((log, answer)): State<(Log, Answer)>,
              method: Method,
              uri: Uri,
              RawQuery(q): RawQuery,
