@@ -12,6 +12,8 @@ command -v kubectl >/dev/null 2>&1 || need_apt+=(kubectl)
 # A real Prometheus (and promtool to backfill its data) answers the metric tests. Its system
 # service is never used: each test starts its own process on 127.0.0.1.
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need_apt+=(prometheus)
+# openssl makes self-signed certificates and serves TLS for the certificate-verification tests.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]} (apt)"
   export DEBIAN_FRONTEND=noninteractive

@@ -221,3 +221,107 @@ async fn prometheus_provider_sends_auth_and_headers() {
     assert_eq!(seen[0].headers["authorization"], "Bearer prom-token");
     assert_eq!(seen[0].headers["x-scope-orgid"], "team-a");
 }
+
+/// `openssl s_server` with a fresh self-signed certificate, stopped by PID on drop.
+struct SelfSignedServer {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for SelfSignedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn self_signed_server() -> SelfSignedServer {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed (scripts/test.sh installs it)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("openssl")
+        .args([
+            "s_server",
+            "-quiet",
+            "-www",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-cert",
+        ])
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "s_server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    SelfSignedServer {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn tls_is_verified_unless_the_template_says_otherwise() {
+    let server = self_signed_server();
+    let url = format!("https://127.0.0.1:{}/", server.port);
+    let strict = WebProvider::new(&url, None, HttpSettings::default()).unwrap();
+    let err = strict.query("$.x").await.unwrap_err();
+    assert!(
+        matches!(&err, MetricError::Connection(m) if m.contains("certificate")),
+        "{err:?}"
+    );
+    let lax = WebProvider::new(
+        &url,
+        None,
+        HttpSettings {
+            insecure_skip_verify: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // The handshake succeeds; s_server answers its HTML status page, which is not JSON.
+    let err = lax.query("$.x").await.unwrap_err();
+    assert!(
+        matches!(&err, MetricError::Answer(m) if m.starts_with("the answer is not JSON")),
+        "{err:?}"
+    );
+}

@@ -132,7 +132,7 @@ impl HttpSettings {
                 }
                 // A refused connection, or a pooled one the server closed (it went away).
                 if r.is_connect() || r.is_request() {
-                    return MetricError::Connection(redact(&r.to_string()));
+                    return MetricError::Connection(redact(&chain(r)));
                 }
                 if r.is_decode() {
                     return MetricError::Answer(redact(&r.to_string()));
@@ -142,6 +142,21 @@ impl HttpSettings {
         }
         MetricError::Answer(redact(&e.to_string()))
     }
+}
+
+/// An error and its causes in one line ("error sending request: ...: invalid peer certificate"),
+/// each text once.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
 }
 
 /// Error texts name the URL; drop any user:password part of it.
