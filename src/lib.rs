@@ -8,11 +8,14 @@ pub mod analysis;
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod hooks;
 pub mod manifest;
 pub mod metrics;
+pub mod notify;
 pub mod router;
 
 pub mod schema;
+pub mod signing;
 pub mod sim;
 pub mod telemetry;
 pub mod workload;

@@ -250,6 +250,11 @@ pub struct CanaryWebhook {
     /// Key/value pairs sent as `metadata` in the payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<StringMap>,
+    /// Secret (in the Canary's namespace) whose key `token` signs every call: the header
+    /// `X-Serin-Signature-256: sha256=<hex HMAC-SHA256 of the body>` lets the receiver check the
+    /// sender (Serin's addition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<super::SecretRef>,
 }
 
 /// Webhook types: when a hook is called and what its answer does.
