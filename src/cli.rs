@@ -39,6 +39,19 @@ pub enum Command {
     Controller(Box<ControllerArgs>),
     /// Play a promotion and a rollback on an embedded cluster, no Kubernetes needed.
     Demo,
+    /// Load tester and gates for webhooks (drop-in for the common parts of Flagger's loadtester).
+    Loadtester {
+        /// Address to listen on (0.0.0.0:8080 in a cluster).
+        #[arg(
+            long,
+            env = "SERIN_LOADTESTER_LISTEN",
+            default_value = "127.0.0.1:8080"
+        )]
+        listen: std::net::SocketAddr,
+        /// Load tests running at once; more are answered 429.
+        #[arg(long, default_value_t = 32)]
+        max_tasks: usize,
+    },
     /// The embedded Kubernetes API server (serin::sim) for local experiments and tests.
     Sim {
         /// What to do with it.
@@ -195,6 +208,34 @@ pub struct ControllerArgs {
     /// Timeout of one metric query (Go duration, e.g. 10s).
     #[arg(long, env = "SERIN_METRICS_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
     pub metrics_timeout: std::time::Duration,
+    /// Webhook URL alerts go to for Canaries with no spec.analysis.alerts (a secret: prefer the
+    /// environment variable).
+    #[arg(
+        long,
+        env = "SERIN_ALERT_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub alert_url: Option<String>,
+    /// Service of --alert-url.
+    #[arg(long, env = "SERIN_ALERT_TYPE", default_value = "slack",
+        value_parser = ["slack", "msteams", "discord", "rocket", "gchat", "webhook"])]
+    pub alert_type: String,
+    /// Channel of the default alerts (Slack, Rocket.Chat).
+    #[arg(long, env = "SERIN_ALERT_CHANNEL")]
+    pub alert_channel: Option<String>,
+    /// User name of the default alerts.
+    #[arg(long, env = "SERIN_ALERT_USERNAME")]
+    pub alert_username: Option<String>,
+    /// Lowest severity of the default alerts.
+    #[arg(long, env = "SERIN_ALERT_SEVERITY", default_value = "info", value_parser = ["info", "warn", "error"])]
+    pub alert_severity: String,
+    /// URL every Event of every Canary is POSTed to (as `event` webhooks).
+    #[arg(long, env = "SERIN_EVENT_WEBHOOK", value_name = "URL")]
+    pub event_webhook: Option<String>,
+    /// Cluster name shown in alerts.
+    #[arg(long, env = "SERIN_CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
     /// Prefixes of target labels the primary copies (comma-separated; `*` for all). Selector
     /// labels are always copied.
     #[arg(
@@ -228,11 +269,53 @@ fn init_logging(format: &str, level: &str) {
     };
 }
 
+/// The default alert provider from the flags, if --alert-url is set.
+fn default_alerts(
+    args: &ControllerArgs,
+) -> Option<(crate::notify::Notifier, crate::api::AlertSeverity)> {
+    let url = args.alert_url.clone()?;
+    let kind = serde_json::from_value(serde_json::json!(args.alert_type)).ok()?;
+    let severity = serde_json::from_value(serde_json::json!(args.alert_severity)).ok()?;
+    let notifier = crate::notify::Notifier {
+        kind,
+        url,
+        channel: args.alert_channel.clone(),
+        username: args.alert_username.clone(),
+        proxy: None,
+        key: None,
+        timeout: crate::notify::TIMEOUT,
+    };
+    Some((notifier, severity))
+}
+
 fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
     match crate::api::duration::parse_duration(s) {
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err("must be more than 0".into()),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Runs `serin loadtester` until interrupted.
+pub async fn loadtester(listen: std::net::SocketAddr, max_tasks: usize) -> i32 {
+    init_logging("text", "info");
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {listen}: {e}");
+            return 2;
+        }
+    };
+    tracing::info!(%listen, max_tasks, "serin loadtester listening");
+    tokio::select! {
+        r = crate::loadtester::serve(listener, max_tasks) => match r {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        },
+        _ = tokio::signal::ctrl_c() => 0,
     }
 }
 
@@ -270,6 +353,16 @@ pub async fn controller(args: ControllerArgs) -> i32 {
     let bad_url = |s: &str| {
         !(s.starts_with("http://") || s.starts_with("https://")) || url::Url::parse(s).is_err()
     };
+    for (flag, value) in [
+        ("--alert-url", &args.alert_url),
+        ("--event-webhook", &args.event_webhook),
+    ] {
+        if value.as_deref().is_some_and(bad_url) {
+            // Never echo the value: a chat webhook URL holds its token.
+            eprintln!("error: {flag} is not an http(s) URL");
+            return 2;
+        }
+    }
     if args.metrics_server.as_deref().is_some_and(bad_url) {
         eprintln!(
             "error: --metrics-server '{}' is not an http(s) URL",
@@ -282,6 +375,9 @@ pub async fn controller(args: ControllerArgs) -> i32 {
         concurrency: args.concurrency,
         telemetry: crate::telemetry::Telemetry::new(&args.mesh_provider),
         metrics_server: args.metrics_server.clone(),
+        default_alerts: default_alerts(&args),
+        event_webhook: args.event_webhook.clone(),
+        cluster_name: args.cluster_name.clone(),
         metrics_timeout: args.metrics_timeout,
         labels: crate::workload::LabelFilter {
             include: args.include_label_prefix.clone(),

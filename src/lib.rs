@@ -9,6 +9,7 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod hooks;
+pub mod loadtester;
 pub mod manifest;
 pub mod metrics;
 pub mod notify;

@@ -18,6 +18,7 @@ async fn main() {
                     pod_ready_ms,
                 },
         } => cli::sim_serve(port, kubeconfig_out, pod_ready_ms).await,
+        Command::Loadtester { listen, max_tasks } => cli::loadtester(listen, max_tasks).await,
         Command::Demo => {
             eprintln!(
                 "serin demo is coming: it needs the metrics, routers and hooks of issues 6-8 (issue 10)"

@@ -7,9 +7,9 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
 use kube::runtime::events::{Event, EventType as KubeEventType};
 
-use super::Context;
 use super::error::Result;
 use super::observe::Workloads;
+use super::{Context, calls};
 use crate::analysis::{Decision, Effect, EventType, ScaleTo};
 use crate::api::Canary;
 use crate::router::Router;
@@ -42,7 +42,7 @@ fn renames_of(canary: &Canary, w: &Workloads) -> BTreeMap<String, String> {
 
 /// Applies the effects of a decision in order.
 pub async fn act(
-    ctx: &Context,
+    ctx: &std::sync::Arc<Context>,
     canary: &Canary,
     w: &Workloads,
     router: Option<&Router>,
@@ -116,16 +116,28 @@ pub async fn act(
                     r.finalize(canary).await?;
                 }
             }
-            Effect::CallHooks(kind) => tracing::debug!(
-                ?kind,
-                "webhooks are not part of this build; validation refuses Canaries that use them"
-            ),
-            Effect::Notify { severity, message } => tracing::info!(?severity, %message, "alert"),
+            Effect::CallHooks(kind) => {
+                let subject = calls::subject(canary, &decision.status);
+                let outcomes = calls::call_hooks(ctx, canary, &[*kind], &subject, None).await;
+                for (name, o) in outcomes.iter().filter(|(_, o)| !o.is_success()) {
+                    // Informational hooks: a failure is reported, it changes nothing.
+                    let msg = format!("{kind:?} webhook {name} failed: {}", o.describe());
+                    publish(ctx, canary, EventType::Warning, "WebhookFailed", &msg).await;
+                }
+            }
+            Effect::Notify { severity, message } => {
+                let phase = decision.status.phase.to_string();
+                calls::alert(ctx, canary, phase, *severity, message);
+            }
             Effect::Event {
                 kind,
                 reason,
                 message,
-            } => publish(ctx, canary, *kind, reason, message).await,
+            } => {
+                publish(ctx, canary, *kind, reason, message).await;
+                let subject = calls::subject(canary, &decision.status);
+                calls::post_event(ctx, canary, subject, *kind, message);
+            }
             Effect::RemoveFinalizer => left.remove_finalizer = true,
         }
     }

@@ -23,6 +23,12 @@ pub struct Settings {
     pub metrics_server: Option<String>,
     /// Timeout of one metric query.
     pub metrics_timeout: std::time::Duration,
+    /// Alert provider (and lowest severity) for Canaries that name none.
+    pub default_alerts: Option<(crate::notify::Notifier, crate::api::AlertSeverity)>,
+    /// URL every Event of every Canary is posted to, as `event` hooks are.
+    pub event_webhook: Option<String>,
+    /// Cluster name shown in alerts.
+    pub cluster_name: Option<String>,
 }
 
 impl Default for Settings {
@@ -36,6 +42,9 @@ impl Default for Settings {
             labels: Default::default(),
             metrics_server: None,
             metrics_timeout: crate::metrics::DEFAULT_TIMEOUT,
+            default_alerts: None,
+            event_webhook: None,
+            cluster_name: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! → decide → act → one status write) for each. Must not hold decision logic: that is `analysis`.
 
 mod act;
+mod calls;
 mod context;
 mod error;
 pub mod leader;

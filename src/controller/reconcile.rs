@@ -11,24 +11,11 @@ use serde_json::json;
 use super::Context;
 use super::act::{act, publish};
 use super::error::{Error, Result};
-use super::metrics;
 use super::observe::{observe, workloads};
+use super::{calls, metrics};
 use crate::analysis::{self, EventType, Input, revision};
 use crate::api::{self, Canary, FIELD_MANAGER, FINALIZER, FieldError};
 use crate::router::{Router, RouterError};
-
-/// Problems this build cannot handle yet, as validation errors: nothing is touched for them.
-fn unsupported(canary: &Canary) -> Vec<FieldError> {
-    let mut out = Vec::new();
-    let a = &canary.spec.analysis;
-    if a.webhooks.as_ref().is_some_and(|w| !w.is_empty()) {
-        out.push(FieldError {
-            path: "spec.analysis.webhooks".into(),
-            message: "webhooks are not supported by this build of the controller yet".into(),
-        });
-    }
-    out
-}
 
 async fn ensure_finalizer(api: &Api<Canary>, canary: &Canary) -> Result<()> {
     let wanted = canary.spec.revert_on_deletion.unwrap_or(false)
@@ -80,7 +67,6 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
         .clone()
         .unwrap_or_else(|| ctx.settings.default_provider.clone());
     let mut invalid = api::validate(&canary).err().unwrap_or_default();
-    invalid.extend(unsupported(&canary));
     let router = match Router::for_provider(&provider, ctx.client.clone(), ctx.caches.lookups()) {
         Ok(r) => Some(r),
         Err(RouterError::NotImplemented(p)) => {
@@ -114,6 +100,14 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
         observed: &observed,
         ..base
     });
+    let hook_kinds = analysis::hooks_due(&Input {
+        observed: &observed,
+        ..base
+    });
+    if !hook_kinds.is_empty() {
+        let subject = calls::subject(&canary, &status);
+        observed.hooks = calls::call_hooks(&ctx, &canary, &hook_kinds, &subject, None).await;
+    }
     if due {
         observed.metrics = metrics::query_all(&ctx, &canary, &provider).await;
     } else if canary.status.is_none() && invalid.is_empty() {
