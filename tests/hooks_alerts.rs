@@ -167,3 +167,80 @@ async fn alerts_are_retried_and_given_up_with_a_clear_error() {
         Err("Webhook alert not delivered after 3 attempts: no answer before the timeout".into())
     );
 }
+
+async fn loadtester(max_tasks: usize) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(serin::loadtester::serve(listener, max_tasks));
+    url
+}
+
+async fn post(url: &str, body: serde_json::Value) -> (u16, String) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn loadtester_gates_task_types_and_limits() {
+    let lt = loadtester(1).await;
+    let who = json!({"name": "podinfo", "namespace": "test"});
+    assert_eq!(
+        post(&format!("{lt}/gate/approve"), who.clone()).await.0,
+        200
+    );
+    assert_eq!(post(&format!("{lt}/gate/halt"), who.clone()).await.0, 403);
+    assert_eq!(post(&format!("{lt}/gate/check"), who.clone()).await.0, 403);
+    assert_eq!(post(&format!("{lt}/gate/open"), who.clone()).await.0, 202);
+    assert_eq!(post(&format!("{lt}/gate/check"), who.clone()).await.0, 200);
+    let other = json!({"name": "other", "namespace": "test"});
+    assert_eq!(
+        post(&format!("{lt}/gate/check"), other).await.0,
+        403,
+        "gates are per canary"
+    );
+    assert_eq!(post(&format!("{lt}/gate/close"), who.clone()).await.0, 202);
+    assert_eq!(post(&format!("{lt}/gate/check"), who.clone()).await.0, 403);
+    assert_eq!(
+        post(&format!("{lt}/rollback/check"), who.clone()).await.0,
+        403
+    );
+    assert_eq!(
+        post(&format!("{lt}/rollback/open"), who.clone()).await.0,
+        202
+    );
+    assert_eq!(
+        post(&format!("{lt}/rollback/check"), who.clone()).await.0,
+        200
+    );
+
+    let bash = json!({"name": "podinfo", "namespace": "test", "metadata": {"type": "bash", "cmd": "curl x"}});
+    assert_eq!(
+        post(&format!("{lt}/"), bash).await,
+        (
+            400,
+            "task type 'bash' is not supported; use type: cmd with a hey command".into()
+        )
+    );
+    let target = receiver::ok().await;
+    let task =
+        |cmd: String| json!({"name": "podinfo", "namespace": "test", "metadata": {"cmd": cmd}});
+    let long = task(format!("hey -z 3s -q 2 -c 1 {}/a", target.url));
+    assert_eq!(post(&format!("{lt}/"), long.clone()).await.0, 200);
+    assert_eq!(
+        post(&format!("{lt}/"), long).await,
+        (200, "task already running for podinfo.test".into())
+    );
+    let second = task(format!("hey -z 3s -q 2 -c 1 {}/b", target.url));
+    assert_eq!(
+        post(&format!("{lt}/"), second).await.0,
+        429,
+        "one task at a time here"
+    );
+    let health = reqwest::get(format!("{lt}/healthz")).await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+}

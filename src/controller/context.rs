@@ -75,6 +75,8 @@ impl Caches {
 
 /// Everything a reconcile needs besides the Canary.
 pub struct Context {
+    /// resourceVersion of the last status this controller wrote, per Canary (namespace/name).
+    written: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     /// Reflector caches; None fields fall back to API reads.
     pub caches: Caches,
     /// API client.
@@ -97,6 +99,28 @@ impl Context {
             client,
             settings,
             caches: Caches::default(),
+            written: Default::default(),
         }
+    }
+
+    /// Records the resourceVersion our status write produced.
+    pub fn remember_write(&self, ns: &str, name: &str, rv: Option<&str>) {
+        if let (Some(rv), Ok(mut w)) = (rv.and_then(|r| r.parse().ok()), self.written.lock()) {
+            w.insert(format!("{ns}/{name}"), rv);
+        }
+    }
+
+    /// Whether a Canary at `rv` predates our last status write to it. resourceVersions are
+    /// opaque by contract but etcd revisions (increasing integers) in practice; when one does
+    /// not parse, nothing is called stale.
+    pub fn is_stale(&self, ns: &str, name: &str, rv: Option<&str>) -> bool {
+        let Some(rv) = rv.and_then(|r| r.parse::<u64>().ok()) else {
+            return false;
+        };
+        self.written
+            .lock()
+            .ok()
+            .and_then(|w| w.get(&format!("{ns}/{name}")).copied())
+            .is_some_and(|last| rv < last)
     }
 }

@@ -60,6 +60,11 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
     let ns = canary.namespace_or_default();
     let name = canary.metadata.name.clone().unwrap_or_default();
     let api: Api<Canary> = Api::namespaced(ctx.client.clone(), &ns);
+    if ctx.is_stale(&ns, &name, canary.metadata.resource_version.as_deref()) {
+        // The cache has not caught up with our own last status write: deciding on it would
+        // repeat the last step (and its webhooks). The watch event of that write is on its way.
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
     ensure_finalizer(&api, &canary).await?;
     let provider = canary
         .spec
@@ -141,12 +146,14 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
     if decision.status != status {
         let patch =
             json!({"apiVersion": api::API_VERSION, "kind": "Canary", "status": decision.status});
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(patch),
-        )
-        .await?;
+        let written = api
+            .patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(patch),
+            )
+            .await?;
+        ctx.remember_write(&ns, &name, written.metadata.resource_version.as_deref());
     }
     if left.remove_finalizer {
         remove_finalizer(&api, &canary).await?;
