@@ -154,13 +154,22 @@ impl Tick {
         checks: Vec<CheckRecord>,
         action: impl Into<String>,
     ) {
-        self.status.decisions.push(DecisionRecord {
+        let record = DecisionRecord {
             time: self.now,
             phase,
             weight: self.status.canary_weight,
             checks,
             action: action.into(),
-        });
+        };
+        // A tick that repeats the last one (a gate still closed, a canary still not ready) adds
+        // nothing: twenty copies would push the history that explains the rollout out of status.
+        if let Some(last) = self.status.decisions.last()
+            && (last.phase, last.weight, &last.checks, &last.action)
+                == (record.phase, record.weight, &record.checks, &record.action)
+        {
+            return;
+        }
+        self.status.decisions.push(record);
         let excess = self.status.decisions.len().saturating_sub(MAX_DECISIONS);
         self.status.decisions.drain(..excess);
     }

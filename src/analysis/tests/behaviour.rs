@@ -134,6 +134,16 @@ fn waiting_holds_until_confirm_rollout_passes() {
     );
     let d = w.next_interval();
     assert_eq!(d.status.phase, CanaryPhase::Waiting);
+    let waits = |d: &crate::analysis::Decision| {
+        d.status
+            .decisions
+            .iter()
+            .filter(|r| r.action.starts_with("wait"))
+            .count()
+    };
+    let before = waits(&d);
+    let d = w.next_interval();
+    assert_eq!(waits(&d), before, "a repeated wait is recorded once");
     w.set_hook("gate", HookOutcome::Success);
     let d = w.next_interval();
     assert_eq!(d.status.phase, CanaryPhase::Progressing);
