@@ -21,7 +21,7 @@ pub struct KubernetesRouter {
     lookups: Lookups,
 }
 
-fn owner(canary: &Canary) -> Value {
+pub(crate) fn owner(canary: &Canary) -> Value {
     let oref = canary.controller_owner_ref(&());
     serde_json::to_value(oref).unwrap_or(Value::Null)
 }

@@ -2,6 +2,8 @@
 //! set and read the weights, and give the user's routing back on deletion. Routers act; they do
 //! not decide (the weights come from `analysis`).
 
+pub mod gateway_api;
+pub mod gateway_api_route;
 pub mod kubernetes;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
@@ -11,6 +13,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::analysis::Routes;
 use crate::api::Canary;
+pub use gateway_api::GatewayApiRouter;
 pub use kubernetes::KubernetesRouter;
 
 /// Why a router could not do its job.
@@ -101,6 +104,8 @@ impl Lookups {
 pub enum Router {
     /// Blue/green by switching the apex Service's selector.
     Kubernetes(KubernetesRouter),
+    /// Weights in a Gateway API HTTPRoute (gatewayapi, linkerd).
+    GatewayApi(GatewayApiRouter),
 }
 
 impl Router {
@@ -112,6 +117,15 @@ impl Router {
     ) -> Result<Router, RouterError> {
         match provider {
             "kubernetes" => Ok(Router::Kubernetes(KubernetesRouter::new(client, lookups))),
+            "gatewayapi" | "gatewayapi:v1" => Ok(Router::GatewayApi(GatewayApiRouter::new(
+                client, lookups, "v1", false,
+            ))),
+            "gatewayapi:v1beta1" => Ok(Router::GatewayApi(GatewayApiRouter::new(
+                client, lookups, "v1beta1", false,
+            ))),
+            "linkerd" => Ok(Router::GatewayApi(GatewayApiRouter::new(
+                client, lookups, "v1", true,
+            ))),
             other => Err(RouterError::NotImplemented(other.to_string())),
         }
     }
@@ -120,6 +134,7 @@ impl Router {
     pub async fn reconcile(&self, canary: &Canary) -> Result<(), RouterError> {
         match self {
             Router::Kubernetes(r) => r.reconcile(canary).await,
+            Router::GatewayApi(r) => r.reconcile(canary).await,
         }
     }
 
@@ -127,6 +142,7 @@ impl Router {
     pub async fn set_routes(&self, canary: &Canary, routes: Routes) -> Result<(), RouterError> {
         match self {
             Router::Kubernetes(r) => r.set_routes(canary, routes).await,
+            Router::GatewayApi(r) => r.set_routes(canary, routes).await,
         }
     }
 
@@ -134,6 +150,7 @@ impl Router {
     pub async fn get_routes(&self, canary: &Canary) -> Result<Option<Routes>, RouterError> {
         match self {
             Router::Kubernetes(r) => r.get_routes(canary).await,
+            Router::GatewayApi(r) => r.get_routes(canary).await,
         }
     }
 
@@ -141,6 +158,7 @@ impl Router {
     pub async fn finalize(&self, canary: &Canary) -> Result<(), RouterError> {
         match self {
             Router::Kubernetes(r) => r.finalize(canary).await,
+            Router::GatewayApi(r) => r.finalize(canary).await,
         }
     }
 }
