@@ -85,6 +85,11 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
         }
         Err(e) => return Err(e.into()),
     };
+    if let Some(r) = &router
+        && invalid.is_empty()
+    {
+        invalid.extend(r.problems(&canary).await?);
+    }
     let w = workloads(&ctx, &canary).await?;
     let mut observed = observe(&ctx, &canary, &w, router.as_ref()).await?;
     let status = canary.status.clone().unwrap_or_default();

@@ -13,7 +13,7 @@ use super::gateway_api_route::{backends, build, routes_of};
 use super::kubernetes::owner;
 use super::{KubernetesRouter, Lookups, RouterError};
 use crate::analysis::Routes;
-use crate::api::{Canary, FIELD_MANAGER};
+use crate::api::{Canary, FIELD_MANAGER, FieldError};
 
 /// Annotation on an adopted route holding the weights it had, restored on deletion.
 pub const ORIGINAL_WEIGHTS: &str = "serin.io/original-weights";
@@ -82,11 +82,14 @@ impl GatewayApiRouter {
                 )));
             }
             if route["metadata"]["annotations"][ORIGINAL_WEIGHTS].is_null() {
+                // First adoption: remember the user's weights, then send everything to the
+                // primary as a route Serin creates would.
                 let saved = serde_json::to_string(&weights).unwrap_or_default();
                 let patch = json!({"metadata": {"annotations": {ORIGINAL_WEIGHTS: saved}}});
                 self.api(canary)
                     .patch(name, &PatchParams::default(), &Patch::Merge(patch))
                     .await?;
+                self.set_routes(canary, Routes::PRIMARY).await?;
             }
             return Ok(());
         }
@@ -111,6 +114,28 @@ impl GatewayApiRouter {
             )
             .await?;
         Ok(())
+    }
+
+    /// What makes the spec unusable with this router (checked before deciding): in
+    /// route-preserving mode, a missing route or one without a rule naming both our Services.
+    pub async fn problems(&self, canary: &Canary) -> Result<Vec<FieldError>, RouterError> {
+        let Some(name) = Self::adopted(canary) else {
+            return Ok(Vec::new());
+        };
+        let problem = |message: String| FieldError {
+            path: "spec.routeRef".into(),
+            message,
+        };
+        let Some(route) = self.read(canary).await? else {
+            return Ok(vec![problem(format!("HTTPRoute {name} not found"))]);
+        };
+        if weight_slots(canary, &route).is_empty() {
+            let (p, c) = backends(canary);
+            return Ok(vec![problem(format!(
+                "HTTPRoute {name} has no rule with backendRefs to both {p} and {c}"
+            ))]);
+        }
+        Ok(Vec::new())
     }
 
     /// Sets the weights (and A/B rules and mirroring, on Serin's own route).

@@ -138,6 +138,18 @@ impl Router {
         }
     }
 
+    /// Problems of the spec only the cluster can reveal (e.g. an adopted route without our
+    /// backends), reported as validation errors so nothing is touched.
+    pub async fn problems(
+        &self,
+        canary: &Canary,
+    ) -> Result<Vec<crate::api::FieldError>, RouterError> {
+        match self {
+            Router::Kubernetes(_) => Ok(Vec::new()),
+            Router::GatewayApi(r) => r.problems(canary).await,
+        }
+    }
+
     /// Sets where traffic goes.
     pub async fn set_routes(&self, canary: &Canary, routes: Routes) -> Result<(), RouterError> {
         match self {

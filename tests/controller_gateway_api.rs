@@ -1,0 +1,205 @@
+//! Scenarios for the Gateway API router on serin::sim with the official Gateway API CRDs
+//! installed: a canary run with the weights observed at each step (0 -> 20 -> 40 -> promote ->
+//! 100/0), and route-preserving mode leaving a user's other rules and filters byte-identical and
+//! giving the original weights back on deletion.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::scenario::{set_image, setup_with, start_controller, wait_phase, wait_status};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
+use serde_json::{Value, json};
+use serin::api::{Canary, CanaryPhase};
+
+async fn install_gateway_api(client: &kube::Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/crds/gateway-api");
+    for file in [
+        "gateway.networking.k8s.io_httproutes.yaml",
+        "gateway.networking.k8s.io_gateways.yaml",
+    ] {
+        let crd: CustomResourceDefinition =
+            serde_saphyr::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+    }
+}
+
+fn routes_api(client: &kube::Client) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    Api::namespaced_with(
+        client.clone(),
+        "test",
+        &ApiResource::from_gvk_with_plural(&gvk, "httproutes"),
+    )
+}
+
+/// Weights of our two backendRefs in every rule naming both, as (primary, canary).
+fn weights(route: &Value) -> Vec<(i64, i64)> {
+    route["spec"]["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let refs = r["backendRefs"].as_array()?;
+            let w = |n: &str| {
+                refs.iter()
+                    .find(|b| b["name"] == n)
+                    .map(|b| b["weight"].as_i64().unwrap_or(1))
+            };
+            Some((w("podinfo-primary")?, w("podinfo-canary")?))
+        })
+        .collect()
+}
+
+/// Records every distinct weight pair the route shows, polling every 20 ms.
+fn observe(client: &kube::Client, name: &'static str) -> Arc<Mutex<Vec<(i64, i64)>>> {
+    let seen: Arc<Mutex<Vec<(i64, i64)>>> = Default::default();
+    let (api, log) = (routes_api(client), seen.clone());
+    tokio::spawn(async move {
+        loop {
+            if let Ok(Some(r)) = api.get_opt(name).await
+                && let Some(w) = weights(&serde_json::to_value(r).unwrap()).first().copied()
+            {
+                let mut l = log.lock().unwrap();
+                if l.last() != Some(&w) {
+                    l.push(w);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_run_moves_the_httproute_weights_step_by_step() {
+    let (_cluster, client) = setup_with(json!({"provider": "gatewayapi:v1",
+        "service": {"port": 9898, "hosts": ["podinfo.example.com"], "gatewayRefs": [{"name": "public", "namespace": "gateways"}], "timeout": "15s"},
+        "analysis": {"interval": "1s", "threshold": 2, "iterations": null, "stepWeight": 20, "maxWeight": 40}}))
+    .await;
+    install_gateway_api(&client).await;
+    let _stop = start_controller(&client);
+    let c = wait_phase(&client, CanaryPhase::Initialized, None).await;
+    let first = c.status.unwrap().last_applied_spec.unwrap();
+    let route = routes_api(&client).get("podinfo").await.unwrap();
+    let route = serde_json::to_value(route).unwrap();
+    assert_eq!(route["spec"]["hostnames"], json!(["podinfo.example.com"]));
+    assert_eq!(route["metadata"]["ownerReferences"][0]["kind"], "Canary");
+    let seen = observe(&client, "podinfo");
+    set_image(&client, "podinfo:6.0.1", json!({})).await;
+    wait_phase(&client, CanaryPhase::Succeeded, Some(&first)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(100, 0), (80, 20), (60, 40), (100, 0)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_preserving_mode_changes_only_our_weights_and_gives_them_back() {
+    let (_cluster, client) = setup_with(json!({"provider": "gatewayapi:v1", "revertOnDeletion": true,
+        "routeRef": {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "name": "web"},
+        "service": {"port": 9898},
+        "analysis": {"interval": "1s", "threshold": 2, "iterations": null, "stepWeight": 50, "maxWeight": 50}}))
+    .await;
+    install_gateway_api(&client).await;
+    let user_route: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "web", "labels": {"team": "shop"}},
+        "spec": {"parentRefs": [{"name": "public-gw", "namespace": "gateway"}], "hostnames": ["web.example.com"],
+            "rules": [
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/static"}}], "backendRefs": [{"name": "cdn", "port": 80}]},
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/api"}, "headers": [{"name": "x-tenant", "value": "blue"}]}],
+                 "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"add": [{"name": "x-route", "value": "web"}]}}],
+                 "backendRefs": [{"name": "podinfo-primary", "port": 9898, "weight": 90}, {"name": "podinfo-canary", "port": 9898, "weight": 10}]}
+            ]}
+    }))
+    .unwrap();
+    let routes = routes_api(&client);
+    routes
+        .create(&PostParams::default(), &user_route)
+        .await
+        .unwrap();
+    let before = serde_json::to_value(routes.get("web").await.unwrap()).unwrap();
+    let _stop = start_controller(&client);
+    let c = wait_phase(&client, CanaryPhase::Initialized, None).await;
+    let first = c.status.unwrap().last_applied_spec.unwrap();
+    let seen = observe(&client, "web");
+    set_image(&client, "podinfo:6.0.1", json!({})).await;
+    wait_phase(&client, CanaryPhase::Succeeded, Some(&first)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(*seen.lock().unwrap(), [(100, 0), (50, 50), (100, 0)]);
+    let after = serde_json::to_value(routes.get("web").await.unwrap()).unwrap();
+    assert_eq!(
+        after["spec"]["rules"][0], before["spec"]["rules"][0],
+        "the user's other rule is untouched"
+    );
+    assert_eq!(
+        after["spec"]["rules"][1]["matches"],
+        before["spec"]["rules"][1]["matches"]
+    );
+    assert_eq!(
+        after["spec"]["rules"][1]["filters"],
+        before["spec"]["rules"][1]["filters"]
+    );
+    assert_eq!(after["spec"]["parentRefs"], before["spec"]["parentRefs"]);
+    assert!(
+        after["metadata"]["ownerReferences"].is_null(),
+        "never owned"
+    );
+    let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
+    canaries
+        .delete("podinfo", &DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while canaries.get_opt("podinfo").await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "canary not finalized"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let restored = serde_json::to_value(routes.get("web").await.unwrap()).unwrap();
+    assert_eq!(
+        restored["spec"], before["spec"],
+        "the route is given back as it was"
+    );
+    assert!(
+        restored["metadata"]["annotations"][serin::router::gateway_api::ORIGINAL_WEIGHTS].is_null()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_route_without_our_backends_is_an_invalid_spec_naming_it() {
+    let (_cluster, client) = setup_with(json!({"provider": "gatewayapi:v1",
+        "routeRef": {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "name": "web"},
+        "service": {"port": 9898}, "analysis": {"interval": "1s", "threshold": 2, "iterations": 1}}))
+    .await;
+    install_gateway_api(&client).await;
+    let user_route: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "web"},
+        "spec": {"rules": [{"backendRefs": [{"name": "somewhere-else", "port": 80}]}]}
+    }))
+    .unwrap();
+    routes_api(&client)
+        .create(&PostParams::default(), &user_route)
+        .await
+        .unwrap();
+    let _stop = start_controller(&client);
+    let st = wait_status(&client, "a Ready condition", |st| {
+        st.conditions
+            .iter()
+            .any(|c| c.r#type == "Ready" && c.status == "False")
+    })
+    .await;
+    let ready = st.conditions.iter().find(|c| c.r#type == "Ready").unwrap();
+    assert!(
+        ready.message.as_deref().unwrap_or_default().contains(
+            "HTTPRoute web has no rule with backendRefs to both podinfo-primary and podinfo-canary"
+        ),
+        "{ready:?}"
+    );
+}
