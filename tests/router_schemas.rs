@@ -220,3 +220,78 @@ fn a_route_with_every_option_is_valid_and_shaped_as_documented() {
         json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public", "namespace": "gw", "sectionName": "https"})
     );
 }
+
+#[test]
+fn generated_istio_objects_satisfy_the_istio_crds() {
+    use serin::router::istio_objects::{destination_rule, routes_of as vs_routes, virtual_service};
+    let vs_schema = crd_schema("istio/virtualservices.networking.istio.io.yaml", "v1");
+    let dr_schema = crd_schema("istio/destinationrules.networking.istio.io.yaml", "v1");
+    let mut variants = example_canaries("istio");
+    // Every option at once, a TCP service and a delegate.
+    let full: Canary = serde_json::from_value(json!({
+        "apiVersion": "serin.io/v1beta1", "kind": "Canary", "metadata": {"name": "podinfo", "namespace": "test", "uid": "u"},
+        "spec": {"provider": "istio", "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+            "service": {"port": 9898, "hosts": ["app.example.com"], "gateways": ["public-gateway.istio-system.svc.cluster.local", "mesh"],
+                "timeout": "15s", "retries": {"attempts": 3, "perTryTimeout": "1s", "retryOn": "gateway-error,connect-failure"},
+                "headers": {"request": {"add": {"x-some-header": "value"}}, "response": {"remove": ["x-envoy-upstream-service-time"]}},
+                "corsPolicy": {"allowOrigins": [{"exact": "https://example.com"}], "allowMethods": ["GET", "POST"], "maxAge": "24h"},
+                "rewrite": {"uri": "/", "authority": "podinfo.internal"},
+                "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}, "loadBalancer": {"simple": "LEAST_REQUEST"}}},
+            "analysis": {"interval": "1m", "threshold": 2, "iterations": 2, "mirrorWeight": 25,
+                "match": [{"headers": {"x-canary": {"suffix": ".beta"}}, "queryParams": {"b": {"prefix": "1"}}, "sourceLabels": {"app": "web"}}]}}
+    }))
+    .unwrap();
+    let mut tcp = full.clone();
+    tcp.spec.service.port_name = Some("tcp-db".into());
+    let mut delegate = full.clone();
+    delegate.spec.service.delegation = Some(true);
+    // The check has teeth here too: a wrong type and an unknown field are caught.
+    let mut bad = virtual_service(&full, Routes::split(10), owner());
+    bad["spec"]["http"][0]["route"][0]["weight"] = json!("ten");
+    bad["spec"]["http"][0]["retries"]["tries"] = json!(3);
+    let causes = serin::schema::validate(&vs_schema, &bad, None);
+    assert!(
+        causes.iter().any(|c| c.field.ends_with("weight")),
+        "{causes:?}"
+    );
+    assert_eq!(
+        serin::schema::unknown_fields(&vs_schema, &bad),
+        ["spec.http[0].retries.tries"]
+    );
+    variants.extend([
+        ("full".to_string(), full),
+        ("tcp".to_string(), tcp),
+        ("delegate".to_string(), delegate),
+    ]);
+    for (file, canary) in variants {
+        for (strategy, routes) in strategies() {
+            let vs = virtual_service(&canary, routes, owner());
+            let what = format!("{file} {strategy}");
+            assert_valid(&vs_schema, &vs, &what);
+            let tcp = serin::router::istio_objects::is_tcp(&canary);
+            let has_match = canary
+                .spec
+                .analysis
+                .r#match
+                .as_ref()
+                .is_some_and(|m| !m.is_empty());
+            let expected = Routes {
+                ab_match: routes.ab_match && has_match && !tcp,
+                mirror: routes.mirror && !tcp,
+                ..routes
+            };
+            assert_eq!(
+                vs_routes(&canary, &vs),
+                Some(expected),
+                "{what}: weights read back"
+            );
+        }
+        for side in ["podinfo-primary", "podinfo-canary"] {
+            assert_valid(
+                &dr_schema,
+                &destination_rule(&canary, side, owner()),
+                &format!("{file} {side}"),
+            );
+        }
+    }
+}

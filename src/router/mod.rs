@@ -4,6 +4,8 @@
 
 pub mod gateway_api;
 pub mod gateway_api_route;
+pub mod istio;
+pub mod istio_objects;
 pub mod kubernetes;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
@@ -14,6 +16,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use crate::analysis::Routes;
 use crate::api::Canary;
 pub use gateway_api::GatewayApiRouter;
+pub use istio::IstioRouter;
 pub use kubernetes::KubernetesRouter;
 
 /// Why a router could not do its job.
@@ -106,6 +109,8 @@ pub enum Router {
     Kubernetes(KubernetesRouter),
     /// Weights in a Gateway API HTTPRoute (gatewayapi, linkerd).
     GatewayApi(GatewayApiRouter),
+    /// Weights in an Istio VirtualService.
+    Istio(IstioRouter),
 }
 
 impl Router {
@@ -123,6 +128,7 @@ impl Router {
             "gatewayapi:v1beta1" => Ok(Router::GatewayApi(GatewayApiRouter::new(
                 client, lookups, "v1beta1", false,
             ))),
+            "istio" => Ok(Router::Istio(IstioRouter::new(client, lookups))),
             "linkerd" => Ok(Router::GatewayApi(GatewayApiRouter::new(
                 client, lookups, "v1", true,
             ))),
@@ -135,6 +141,7 @@ impl Router {
         match self {
             Router::Kubernetes(r) => r.reconcile(canary).await,
             Router::GatewayApi(r) => r.reconcile(canary).await,
+            Router::Istio(r) => r.reconcile(canary).await,
         }
     }
 
@@ -145,7 +152,7 @@ impl Router {
         canary: &Canary,
     ) -> Result<Vec<crate::api::FieldError>, RouterError> {
         match self {
-            Router::Kubernetes(_) => Ok(Vec::new()),
+            Router::Kubernetes(_) | Router::Istio(_) => Ok(Vec::new()),
             Router::GatewayApi(r) => r.problems(canary).await,
         }
     }
@@ -155,6 +162,7 @@ impl Router {
         match self {
             Router::Kubernetes(r) => r.set_routes(canary, routes).await,
             Router::GatewayApi(r) => r.set_routes(canary, routes).await,
+            Router::Istio(r) => r.set_routes(canary, routes).await,
         }
     }
 
@@ -163,6 +171,7 @@ impl Router {
         match self {
             Router::Kubernetes(r) => r.get_routes(canary).await,
             Router::GatewayApi(r) => r.get_routes(canary).await,
+            Router::Istio(r) => r.get_routes(canary).await,
         }
     }
 
@@ -171,6 +180,7 @@ impl Router {
         match self {
             Router::Kubernetes(r) => r.finalize(canary).await,
             Router::GatewayApi(r) => r.finalize(canary).await,
+            Router::Istio(r) => r.finalize(canary).await,
         }
     }
 }

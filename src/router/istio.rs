@@ -1,0 +1,169 @@
+//! The `istio` provider: the three Services of the kubernetes router (the apex stays on the
+//! primary), DestinationRules for both sides, and a VirtualService carrying the weights, all by
+//! server-side apply (Serin owns them). A VirtualService the user already had under the apex name
+//! is taken over: its spec is saved in an annotation first and put back by `finalize`; it gets no
+//! owner reference, so deleting the Canary never deletes it.
+
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use super::gateway_api_route::backends;
+use super::istio_objects::{destination_rule, routes_of, virtual_service};
+use super::kubernetes::owner;
+use super::{KubernetesRouter, Lookups, RouterError};
+use crate::analysis::Routes;
+use crate::api::{Canary, FIELD_MANAGER};
+
+/// Annotation holding the spec of a taken-over VirtualService.
+pub const ORIGINAL_SPEC: &str = "serin.io/original-spec";
+
+/// Routes by VirtualService weights.
+pub struct IstioRouter {
+    client: kube::Client,
+    services: KubernetesRouter,
+}
+
+impl IstioRouter {
+    /// A router on this client.
+    pub fn new(client: kube::Client, lookups: Lookups) -> IstioRouter {
+        IstioRouter {
+            services: KubernetesRouter::new(client.clone(), lookups),
+            client,
+        }
+    }
+
+    fn api(&self, canary: &Canary, kind: &str, plural: &str) -> Api<DynamicObject> {
+        let gvk = GroupVersionKind::gvk("networking.istio.io", "v1", kind);
+        let ar = ApiResource::from_gvk_with_plural(&gvk, plural);
+        Api::namespaced_with(self.client.clone(), &canary.namespace_or_default(), &ar)
+    }
+
+    fn virtual_services(&self, canary: &Canary) -> Api<DynamicObject> {
+        self.api(canary, "VirtualService", "virtualservices")
+    }
+
+    async fn apply(&self, api: &Api<DynamicObject>, obj: Value) -> Result<(), RouterError> {
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let data: DynamicObject = serde_json::from_value(obj)
+            .map_err(|e| RouterError::Invalid(format!("{name}: {e}")))?;
+        api.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(data),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The current VirtualService and whether Serin owns it (else it was taken over).
+    async fn current(&self, canary: &Canary) -> Result<Option<(Value, bool)>, RouterError> {
+        let vs = self
+            .virtual_services(canary)
+            .get_opt(&canary.apex_name())
+            .await?;
+        Ok(vs.map(|v| {
+            let ours = v
+                .owner_references()
+                .iter()
+                .any(|o| Some(o.uid.as_str()) == canary.meta().uid.as_deref());
+            (serde_json::to_value(v).unwrap_or_default(), ours)
+        }))
+    }
+
+    async fn apply_vs(
+        &self,
+        canary: &Canary,
+        routes: Routes,
+        owned: bool,
+    ) -> Result<(), RouterError> {
+        let mut vs = virtual_service(canary, routes, owner(canary));
+        if !owned {
+            vs["metadata"]
+                .as_object_mut()
+                .map(|m| m.remove("ownerReferences"));
+        }
+        self.apply(&self.virtual_services(canary), vs).await
+    }
+
+    /// Creates the Services and DestinationRules, and the VirtualService (keeping its weights),
+    /// saving the spec of a VirtualService the user had.
+    pub async fn reconcile(&self, canary: &Canary) -> Result<(), RouterError> {
+        self.services.reconcile(canary).await?;
+        let rules = self.api(canary, "DestinationRule", "destinationrules");
+        let (primary, canary_svc) = backends(canary);
+        for name in [primary, canary_svc] {
+            self.apply(&rules, destination_rule(canary, &name, owner(canary)))
+                .await?;
+        }
+        let current = self.current(canary).await?;
+        let owned = current.as_ref().is_none_or(|(_, ours)| *ours);
+        if let Some((vs, false)) = &current
+            && vs["metadata"]["annotations"][ORIGINAL_SPEC].is_null()
+        {
+            let saved = serde_json::to_string(&vs["spec"]).unwrap_or_default();
+            let patch = json!({"metadata": {"annotations": {ORIGINAL_SPEC: saved}}});
+            self.virtual_services(canary)
+                .patch(
+                    &canary.apex_name(),
+                    &PatchParams::default(),
+                    &Patch::Merge(patch),
+                )
+                .await?;
+        }
+        let routes = current
+            .as_ref()
+            .filter(|(_, ours)| *ours)
+            .and_then(|(vs, _)| routes_of(canary, vs))
+            .unwrap_or(Routes::PRIMARY);
+        self.apply_vs(canary, routes, owned).await
+    }
+
+    /// Sets the weights, A/B routes and mirroring.
+    pub async fn set_routes(&self, canary: &Canary, routes: Routes) -> Result<(), RouterError> {
+        let owned = self.current(canary).await?.is_none_or(|(_, ours)| ours);
+        self.apply_vs(canary, routes, owned).await
+    }
+
+    /// The weights in the cluster.
+    pub async fn get_routes(&self, canary: &Canary) -> Result<Option<Routes>, RouterError> {
+        Ok(self
+            .current(canary)
+            .await?
+            .and_then(|(vs, _)| routes_of(canary, &vs)))
+    }
+
+    /// Gives traffic back: a taken-over VirtualService gets its saved spec back; Serin's own
+    /// sends everything to the target (behind the canary host) until it is garbage-collected.
+    pub async fn finalize(&self, canary: &Canary) -> Result<(), RouterError> {
+        let Some((vs, ours)) = self.current(canary).await? else {
+            return Ok(());
+        };
+        if ours {
+            return self.apply_vs(canary, Routes::CANARY, true).await;
+        }
+        let Some(original) = vs["metadata"]["annotations"][ORIGINAL_SPEC]
+            .as_str()
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        else {
+            return Ok(());
+        };
+        // Serin's field manager lets go of everything; the user's spec comes back whole.
+        let patch: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "replace", "path": "/spec", "value": original},
+            {"op": "remove", "path": format!("/metadata/annotations/{}", ORIGINAL_SPEC.replace('/', "~1"))},
+        ]))
+        .map_err(|e| RouterError::Invalid(e.to_string()))?;
+        self.virtual_services(canary)
+            .patch(
+                &canary.apex_name(),
+                &PatchParams::default(),
+                &Patch::<()>::Json(patch),
+            )
+            .await?;
+        Ok(())
+    }
+}
