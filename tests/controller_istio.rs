@@ -36,7 +36,9 @@ fn api(client: &kube::Client, kind: &str, plural: &str) -> Api<DynamicObject> {
 }
 
 /// (primary weight, canary weight, mirrored, A/B match routes) of a VirtualService.
-fn state(vs: &Value) -> (i64, i64, bool, usize) {
+type State = (i64, i64, bool, usize);
+
+fn state(vs: &Value) -> State {
     let http = vs["spec"]["http"].as_array().cloned().unwrap_or_default();
     let main = http
         .iter()
@@ -60,8 +62,8 @@ fn state(vs: &Value) -> (i64, i64, bool, usize) {
     )
 }
 
-fn observe(client: &kube::Client) -> Arc<Mutex<Vec<(i64, i64, bool, usize)>>> {
-    let seen: Arc<Mutex<Vec<(i64, i64, bool, usize)>>> = Default::default();
+fn observe(client: &kube::Client) -> Arc<Mutex<Vec<State>>> {
+    let seen: Arc<Mutex<Vec<State>>> = Default::default();
     let (vs, log) = (
         api(client, "VirtualService", "virtualservices"),
         seen.clone(),
