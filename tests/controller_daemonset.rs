@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use serin::api::{Canary, CanaryPhase};
+use serin::api::CanaryPhase;
 use serin::workload::daemonset::SCALE_TO_ZERO_SELECTOR;
 
 fn image(ds: &DaemonSet) -> String {
@@ -50,20 +50,9 @@ async fn setup(overrides: serde_json::Value) -> (serin::sim::Cluster, kube::Clie
             "template": {"metadata": {"labels": {"app": "podinfo"}}, "spec": {"nodeSelector": {"kubernetes.io/os": "linux"},
                 "containers": [{"name": "agent", "image": "agent:1", "ports": [{"containerPort": 8080}]}]}}}
     })).unwrap()).await.unwrap();
-    let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
-    let mut canary = json!({
-        "apiVersion": "serin.io/v1beta1", "kind": "Canary", "metadata": {"name": "podinfo"},
-        "spec": {"provider": "kubernetes", "targetRef": {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "podinfo"},
-            "service": {"port": 80, "targetPort": 8080}, "analysis": {"interval": "1s", "threshold": 2, "iterations": 2}}
-    });
-    json_patch::merge(&mut canary["spec"], &overrides);
-    canaries
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(canary).unwrap(),
-        )
-        .await
-        .unwrap();
+    let base = json!({"provider": "kubernetes", "targetRef": {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "podinfo"},
+        "service": {"port": 80, "targetPort": 8080}, "analysis": {"interval": "1s", "threshold": 2, "iterations": 2}});
+    common::scenario::create_canary(&client, base, &overrides).await;
     (cluster, client)
 }
 

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use common::scenario::{set_image, setup_with, start_controller, wait_phase, wait_status};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{Value, json};
-use serin::api::{Canary, CanaryPhase};
+use serin::api::CanaryPhase;
 
 async fn install_gateway_api(client: &kube::Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
@@ -149,19 +149,7 @@ async fn route_preserving_mode_changes_only_our_weights_and_gives_them_back() {
         after["metadata"]["ownerReferences"].is_null(),
         "never owned"
     );
-    let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
-    canaries
-        .delete("podinfo", &DeleteParams::default())
-        .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while canaries.get_opt("podinfo").await.unwrap().is_some() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "canary not finalized"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::scenario::delete_canary_and_wait(&client).await;
     let restored = serde_json::to_value(routes.get("web").await.unwrap()).unwrap();
     assert_eq!(
         restored["spec"], before["spec"],

@@ -303,18 +303,9 @@ async fn alerts_reach_their_providers_by_severity_and_a_bad_secret_is_an_event()
         !chat.paths().contains(&"/pager".to_string()),
         "info alerts do not reach an error-only provider"
     );
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "test");
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let notes: Vec<String> = events
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter(|e| e.reason.as_deref() == Some("AlertFailed"))
-            .filter_map(|e| e.note)
-            .collect();
+        let notes = common::scenario::event_notes(&client, "AlertFailed").await;
         if let Some(n) = notes.first() {
             assert_eq!(
                 n,

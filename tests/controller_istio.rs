@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use common::scenario::{set_image, setup_with, start_controller, wait_phase};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{Value, json};
-use serin::api::{Canary, CanaryPhase};
+use serin::api::CanaryPhase;
 
 async fn install_istio(client: &kube::Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
@@ -173,19 +173,7 @@ async fn a_users_virtualservice_is_taken_over_and_given_back_whole() {
         "a taken-over VirtualService is never owned"
     );
     assert_eq!(during["metadata"]["labels"]["team"], "shop");
-    let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
-    canaries
-        .delete("podinfo", &DeleteParams::default())
-        .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while canaries.get_opt("podinfo").await.unwrap().is_some() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "canary not finalized"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::scenario::delete_canary_and_wait(&client).await;
     let after = serde_json::to_value(vs_api.get("podinfo").await.unwrap()).unwrap();
     assert_eq!(after["spec"], before["spec"], "the user's spec is back");
     assert!(after["metadata"]["annotations"][serin::router::istio::ORIGINAL_SPEC].is_null());

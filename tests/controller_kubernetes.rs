@@ -372,7 +372,6 @@ async fn an_existing_apex_service_is_adopted_not_owned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_target_is_a_condition_and_an_event_and_nothing_is_created() {
-    use k8s_openapi::api::events::v1::Event;
     let (_cluster, client) = setup_with(
         json!({"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "nope"}}),
     )
@@ -401,19 +400,8 @@ async fn a_missing_target_is_a_condition_and_an_event_and_nothing_is_created() {
         ready.message.as_deref(),
         Some("Deployment nope.test not found")
     );
-    let events: Api<Event> = Api::namespaced(client.clone(), "test");
-    let reasons: Vec<String> = events
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|e| e.reason)
-        .collect();
-    assert!(
-        reasons.contains(&"TargetNotFound".to_string()),
-        "{reasons:?}"
-    );
+    let notes = common::scenario::event_notes(&client, "TargetNotFound").await;
+    assert!(!notes.is_empty(), "a TargetNotFound event");
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
     assert!(deploys.get_opt("nope-primary").await.unwrap().is_none());
     let services: Api<Service> = Api::namespaced(client.clone(), "test");

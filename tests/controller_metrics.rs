@@ -150,16 +150,7 @@ async fn a_canary_whose_error_rate_breaks_the_threshold_is_rolled_back() {
         deploys.get("podinfo").await.unwrap().spec.unwrap().replicas,
         Some(0)
     );
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "test");
-    let notes: Vec<String> = events
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("CheckFailed"))
-        .filter_map(|e| e.note)
-        .collect();
+    let notes = common::scenario::event_notes(&client, "CheckFailed").await;
     assert!(
         notes
             .iter()

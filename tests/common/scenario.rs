@@ -61,20 +61,9 @@ pub async fn setup_with(overrides: serde_json::Value) -> (Cluster, kube::Client)
             "template": {"metadata": {"labels": {"app": "podinfo"}}, "spec": {"containers": [{"name": "podinfo", "image": "podinfo:6.0.0",
                 "ports": [{"containerPort": 9898}], "envFrom": [{"configMapRef": {"name": "podinfo-config"}}]}]}}}
     })).unwrap()).await.unwrap();
-    let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
-    let mut canary = json!({
-        "apiVersion": "serin.io/v1beta1", "kind": "Canary", "metadata": {"name": "podinfo"},
-        "spec": {"provider": "kubernetes", "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
-            "service": {"port": 80, "targetPort": 9898}, "analysis": {"interval": "1s", "threshold": 2, "iterations": 2}}
-    });
-    json_patch::merge(&mut canary["spec"], &overrides);
-    canaries
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(canary).unwrap(),
-        )
-        .await
-        .unwrap();
+    let base = json!({"provider": "kubernetes", "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+        "service": {"port": 80, "targetPort": 9898}, "analysis": {"interval": "1s", "threshold": 2, "iterations": 2}});
+    create_canary(&client, base, &overrides).await;
     (cluster, client)
 }
 
@@ -161,5 +150,54 @@ pub async fn wait_status(
             "timed out waiting for {what}: {st:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Creates the Canary `podinfo` in `test`: `base` spec with `overrides` merged in.
+pub async fn create_canary(
+    client: &kube::Client,
+    base: serde_json::Value,
+    overrides: &serde_json::Value,
+) {
+    let mut canary = json!({"apiVersion": "serin.io/v1beta1", "kind": "Canary", "metadata": {"name": "podinfo"}, "spec": base});
+    json_patch::merge(&mut canary["spec"], overrides);
+    let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
+    canaries
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(canary).unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
+/// The notes of the Events in `test` with this reason.
+pub async fn event_notes(client: &kube::Client, reason: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "test");
+    events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .filter_map(|e| e.note)
+        .collect()
+}
+
+/// Deletes the Canary and waits (20 s at most) until its finalizer let it go.
+pub async fn delete_canary_and_wait(client: &kube::Client) {
+    let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
+    canaries
+        .delete("podinfo", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while canaries.get_opt("podinfo").await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "canary not finalized"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
