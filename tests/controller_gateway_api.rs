@@ -191,3 +191,58 @@ async fn a_user_route_without_our_backends_is_an_invalid_spec_naming_it() {
         "{ready:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_its_gateway_refuses_is_surfaced_in_the_canary_status() {
+    use kube::api::{Patch, PatchParams};
+    let (_cluster, client) = setup_with(json!({"provider": "gatewayapi:v1",
+        "service": {"port": 9898, "gatewayRefs": [{"name": "missing", "namespace": "gateways"}]},
+        "analysis": {"interval": "1s", "threshold": 2, "iterations": 1}}))
+    .await;
+    install_gateway_api(&client).await;
+    let _stop = start_controller(&client);
+    wait_phase(&client, CanaryPhase::Initialized, None).await;
+    // What a Gateway API implementation writes when the parent Gateway does not exist.
+    let status = json!({"status": {"parents": [{"controllerName": "example.com/gateway", "parentRef": {"name": "missing", "namespace": "gateways"},
+        "conditions": [{"type": "Accepted", "status": "False", "reason": "NoMatchingParent", "message": "Gateway not found",
+            "lastTransitionTime": "2026-11-27T00:00:00Z", "observedGeneration": 1}]}]}});
+    routes_api(&client)
+        .patch_status("podinfo", &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .unwrap();
+    // Any change of the target brings the Canary back (HTTPRoutes are read, not watched).
+    let deploys: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "test");
+    deploys
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"poke": "1"}}})),
+        )
+        .await
+        .unwrap();
+    let st = wait_status(&client, "RouteAccepted=False", |st| {
+        st.conditions
+            .iter()
+            .any(|c| c.r#type == "RouteAccepted" && c.status == "False")
+    })
+    .await;
+    let c = st
+        .conditions
+        .iter()
+        .find(|c| c.r#type == "RouteAccepted")
+        .unwrap();
+    assert_eq!(
+        c.message.as_deref(),
+        Some(
+            "HTTPRoute podinfo not accepted by gateways/missing: NoMatchingParent: Gateway not found"
+        )
+    );
+    assert_eq!(
+        st.phase,
+        CanaryPhase::Initialized,
+        "the canary itself carries on"
+    );
+    let notes = common::scenario::event_notes(&client, "RouteNotAccepted").await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+}

@@ -45,6 +45,9 @@ pub struct Observation {
     pub hooks: BTreeMap<String, HookOutcome>,
     /// False when a global cap on concurrent rollouts has no free slot for this canary.
     pub rollout_slot_free: Option<bool>,
+    /// What the routing objects' own status says (e.g. an HTTPRoute a Gateway did not accept):
+    /// Ok when accepted, Err with the reason; None when the router has no such status.
+    pub routing_accepted: Option<Result<(), String>>,
 }
 
 /// The target workload as observed.

@@ -83,7 +83,33 @@ pub fn decide(input: &Input) -> Decision {
         CanaryPhase::Terminating | CanaryPhase::Terminated => phase_init::initialize(input, &mut t),
     }
     repair_drift(input, &plan, &mut t);
+    routing_condition(input, &mut t);
     t.finish()
+}
+
+/// `RouteAccepted` mirrors what the gateway or mesh said of Serin's routing objects, with a
+/// Warning Event when it turns False. It does not stop the analysis: the route exists and is
+/// valid, and a Gateway that appears later will take it.
+fn routing_condition(input: &Input, t: &mut Tick) {
+    let Some(accepted) = &input.observed.routing_accepted else {
+        return;
+    };
+    let (status, reason, message) = match accepted {
+        Ok(()) => ("True", "Accepted", "The routing objects were accepted."),
+        Err(why) => ("False", "NotAccepted", why.as_str()),
+    };
+    let was = condition_status(&input.status.conditions, "RouteAccepted");
+    if status == "False" && was != Some("False") {
+        t.event(EventType::Warning, "RouteNotAccepted", message.to_string());
+    }
+    set_condition(
+        &mut t.status.conditions,
+        "RouteAccepted",
+        status,
+        reason,
+        message,
+        t.now,
+    );
 }
 
 fn set_ready(t: &mut Tick, status: &str, reason: &str, message: &str) {

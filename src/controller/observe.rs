@@ -148,14 +148,15 @@ pub async fn observe(
             workload::readiness(p, a.primary_ready_threshold.unwrap_or(100)),
         ),
     });
-    let routes = match (router, &w.primary) {
-        (Some(r), Some(_)) => r.get_routes(canary).await?,
-        _ => None,
+    let state = match (router, &w.primary) {
+        (Some(r), Some(_)) => r.get_state(canary).await?,
+        _ => Default::default(),
     };
     Ok(Observation {
         target,
         primary,
-        routes,
+        routes: state.routes,
+        routing_accepted: state.accepted,
         ..Default::default()
     })
 }

@@ -202,6 +202,15 @@ impl GatewayApiRouter {
         Ok(self.read(canary).await?.and_then(|r| routes_of(canary, &r)))
     }
 
+    /// The weights and what the route's parents said of it.
+    pub async fn get_state(&self, canary: &Canary) -> Result<super::RouteState, RouterError> {
+        let route = self.read(canary).await?;
+        Ok(super::RouteState {
+            routes: route.as_ref().and_then(|r| routes_of(canary, r)),
+            accepted: route.as_ref().and_then(accepted),
+        })
+    }
+
     /// Gives traffic back: Serin's route sends everything to the target (its own pods, behind
     /// the canary Service); an adopted route gets its original weights back.
     pub async fn finalize(&self, canary: &Canary) -> Result<(), RouterError> {
@@ -224,6 +233,45 @@ impl GatewayApiRouter {
             .await?;
         Ok(())
     }
+}
+
+/// What the route's parents (Gateways, or the mesh) say: Err naming each parent that did not
+/// accept it and why; Ok when all did; None before any parent wrote status.
+pub fn accepted(route: &Value) -> Option<Result<(), String>> {
+    let parents = route["status"]["parents"].as_array()?;
+    if parents.is_empty() {
+        return None;
+    }
+    let name = route["metadata"]["name"].as_str().unwrap_or_default();
+    let refused: Vec<String> = parents
+        .iter()
+        .filter_map(|p| {
+            let c = p["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "Accepted")?;
+            (c["status"] == "False").then(|| {
+                let parent = &p["parentRef"];
+                let who = match parent["namespace"].as_str() {
+                    Some(ns) => format!("{ns}/{}", parent["name"].as_str().unwrap_or_default()),
+                    None => parent["name"].as_str().unwrap_or_default().to_string(),
+                };
+                format!(
+                    "{who}: {}: {}",
+                    c["reason"].as_str().unwrap_or_default(),
+                    c["message"].as_str().unwrap_or_default()
+                )
+            })
+        })
+        .collect();
+    Some(if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "HTTPRoute {name} not accepted by {}",
+            refused.join("; ")
+        ))
+    })
 }
 
 /// Where our two backendRefs sit in a rule, and their weights.

@@ -103,6 +103,15 @@ impl Lookups {
     }
 }
 
+/// What a router reads back from the cluster.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RouteState {
+    /// The weights; None when the routing objects do not exist yet.
+    pub routes: Option<Routes>,
+    /// Whether the routing objects were accepted (Err with the reason); None when unknown.
+    pub accepted: Option<Result<(), String>>,
+}
+
 /// The router for a Canary's provider (the controller's default when the spec names none).
 pub enum Router {
     /// Blue/green by switching the apex Service's selector.
@@ -163,6 +172,18 @@ impl Router {
             Router::Kubernetes(r) => r.set_routes(canary, routes).await,
             Router::GatewayApi(r) => r.set_routes(canary, routes).await,
             Router::Istio(r) => r.set_routes(canary, routes).await,
+        }
+    }
+
+    /// Reads where traffic goes and whether the gateway or mesh accepted the routing objects
+    /// (None when the router has no such status).
+    pub async fn get_state(&self, canary: &Canary) -> Result<RouteState, RouterError> {
+        match self {
+            Router::GatewayApi(r) => r.get_state(canary).await,
+            _ => Ok(RouteState {
+                routes: self.get_routes(canary).await?,
+                accepted: None,
+            }),
         }
     }
 
