@@ -246,3 +246,54 @@ async fn a_route_its_gateway_refuses_is_surfaced_in_the_canary_status() {
     let notes = common::scenario::event_notes(&client, "RouteNotAccepted").await;
     assert_eq!(notes.len(), 1, "{notes:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_affinity_cookies_are_in_status_and_in_the_route() {
+    let (_cluster, client) = setup_with(json!({"provider": "gatewayapi:v1",
+        "service": {"port": 9898, "gatewayRefs": [{"name": "public", "namespace": "gateways"}]},
+        "analysis": {"interval": "1s", "threshold": 2, "iterations": null, "stepWeight": 50, "maxWeight": 50,
+            "sessionAffinity": {"cookieName": "canary-cookie", "maxAge": 120}}}))
+    .await;
+    install_gateway_api(&client).await;
+    let _stop = start_controller(&client);
+    let c = wait_phase(&client, CanaryPhase::Initialized, None).await;
+    let first = c.status.unwrap().last_applied_spec.unwrap();
+    set_image(&client, "podinfo:6.0.1", json!({})).await;
+    let st = wait_status(&client, "weight 50", |st| {
+        st.canary_weight == 50 && st.phase == CanaryPhase::Progressing
+    })
+    .await;
+    let cookie = st
+        .session_affinity_cookie
+        .clone()
+        .expect("a canary cookie in status");
+    assert!(cookie.starts_with("canary-cookie="), "{cookie}");
+    let route = serde_json::to_value(routes_api(&client).get("podinfo").await.unwrap()).unwrap();
+    let sticky = &route["spec"]["rules"][0];
+    assert_eq!(
+        sticky["matches"][0]["headers"][0]["value"],
+        serin::router::affinity::cookie_regex(&cookie)
+    );
+    assert_eq!(weights(&route), [(0, 100), (50, 50)]);
+    let set = &route["spec"]["rules"][1]["backendRefs"][1]["filters"][0]["responseHeaderModifier"]
+        ["add"][0]["value"];
+    assert_eq!(
+        set.as_str(),
+        Some(format!("{cookie}; Max-Age=120").as_str())
+    );
+    let c = wait_phase(&client, CanaryPhase::Succeeded, Some(&first)).await;
+    let st = c.status.unwrap();
+    assert_eq!(st.session_affinity_cookie, None);
+    assert_eq!(
+        st.previous_session_affinity_cookie.as_deref(),
+        Some(cookie.as_str())
+    );
+    let route = serde_json::to_value(routes_api(&client).get("podinfo").await.unwrap()).unwrap();
+    assert_eq!(weights(&route), [(100, 0)]);
+    let expire = &route["spec"]["rules"][0]["backendRefs"][0]["filters"][0]["responseHeaderModifier"]
+        ["add"][0]["value"];
+    assert_eq!(
+        expire.as_str(),
+        Some(format!("{cookie}; Max-Age=-1").as_str())
+    );
+}

@@ -295,3 +295,80 @@ fn generated_istio_objects_satisfy_the_istio_crds() {
         }
     }
 }
+
+#[test]
+fn session_affinity_pins_clients_and_stays_valid() {
+    use serin::router::istio_objects::{routes_of as vs_routes, virtual_service};
+    let mut canary: Canary = serde_json::from_value(json!({
+        "apiVersion": "serin.io/v1beta1", "kind": "Canary", "metadata": {"name": "podinfo", "namespace": "test", "uid": "u"},
+        "spec": {"provider": "gatewayapi", "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+            "service": {"port": 9898, "gatewayRefs": [{"name": "public", "namespace": "gw"}]},
+            "analysis": {"interval": "1m", "threshold": 2, "maxWeight": 50, "stepWeight": 10,
+                "sessionAffinity": {"cookieName": "flagger-cookie", "primaryCookieName": "primary-cookie", "maxAge": 600, "path": "/", "secure": true}}},
+        "status": {"phase": "Progressing", "sessionAffinityCookie": "flagger-cookie=abc123", "primarySessionAffinityCookie": "primary-cookie=abc123"}
+    }))
+    .unwrap();
+    let http_schema = crd_schema(
+        "gateway-api/gateway.networking.k8s.io_httproutes.yaml",
+        "v1",
+    );
+    let vs_schema = crd_schema("istio/virtualservices.networking.istio.io.yaml", "v1");
+    let routes = Routes::split(20);
+    let route = build(
+        &canary,
+        routes,
+        "gateway.networking.k8s.io/v1",
+        owner(),
+        false,
+    );
+    assert_valid(&http_schema, &route, "sticky HTTPRoute");
+    assert_eq!(
+        routes_of(&canary, &route),
+        Some(routes),
+        "sticky rules are not A/B rules"
+    );
+    let rules = route["spec"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 3);
+    assert_eq!(
+        rules[0]["matches"][0]["headers"][0],
+        json!({"type": "RegularExpression", "name": "Cookie", "value": ".*flagger\\-cookie=abc123.*"})
+    );
+    assert_eq!(rules[0]["backendRefs"][1]["weight"], 100);
+    assert_eq!(
+        rules[1]["backendRefs"][0]["weight"], 100,
+        "primary cookie rule"
+    );
+    assert_eq!(
+        rules[2]["backendRefs"][1]["filters"][0]["responseHeaderModifier"]["add"][0],
+        json!({"name": "Set-Cookie", "value": "flagger-cookie=abc123; Max-Age=600; Path=/; Secure"})
+    );
+    let vs = virtual_service(&canary, routes, owner());
+    assert_valid(&vs_schema, &vs, "sticky VirtualService");
+    assert_eq!(vs_routes(&canary, &vs), Some(routes));
+    assert_eq!(
+        vs["spec"]["http"][0]["match"][0]["headers"]["cookie"]["regex"],
+        ".*flagger\\-cookie=abc123.*"
+    );
+    assert_eq!(
+        vs["spec"]["http"][2]["route"][1]["headers"]["response"]["add"]["Set-Cookie"],
+        "flagger-cookie=abc123; Max-Age=600; Path=/; Secure"
+    );
+    // After the rollout the retired cookie is expired by the primary's responses.
+    let st = canary.status.as_mut().unwrap();
+    st.previous_session_affinity_cookie = st.session_affinity_cookie.take();
+    st.primary_session_affinity_cookie = None;
+    let route = build(
+        &canary,
+        Routes::PRIMARY,
+        "gateway.networking.k8s.io/v1",
+        owner(),
+        false,
+    );
+    assert_valid(&http_schema, &route, "expiring HTTPRoute");
+    let rules = route["spec"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        rules[0]["backendRefs"][0]["filters"][0]["responseHeaderModifier"]["add"][0]["value"],
+        "flagger-cookie=abc123; Max-Age=-1; Path=/; Secure"
+    );
+}

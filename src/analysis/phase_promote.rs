@@ -137,6 +137,10 @@ pub(crate) fn finalising(input: &Input, plan: &Plan, t: &mut Tick) {
         t.requeue(left);
         return;
     }
+    if input.spec.analysis.session_affinity.is_some() {
+        // Same weights (all on the primary); the routers now expire the retired cookie.
+        t.effect(Effect::SetRoutes(Routes::PRIMARY));
+    }
     t.effect(Effect::ScaleTarget(ScaleTo::Zero));
     t.effect(Effect::CallHooks(HookType::PostRollout));
     retire_cookie(&mut t.status);

@@ -53,6 +53,11 @@ pub async fn act(
     let owner = canary.controller_owner_ref(&()).unwrap_or_default();
     let target_name = &canary.spec.target_ref.name;
     let mut left = Leftover::default();
+    // Routers read the session-affinity cookies this decision minted or retired.
+    let next = Canary {
+        status: Some(decision.status.clone()),
+        ..canary.clone()
+    };
     for effect in &decision.effects {
         match effect {
             Effect::CopyConfigs => {
@@ -108,7 +113,7 @@ pub async fn act(
             }
             Effect::SetRoutes(routes) => {
                 if let Some(r) = router {
-                    r.set_routes(canary, *routes).await?;
+                    r.set_routes(&next, *routes).await?;
                 }
             }
             Effect::FinalizeRouting => {

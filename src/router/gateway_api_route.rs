@@ -6,6 +6,7 @@
 
 use serde_json::{Value, json};
 
+use super::affinity::{cookie_regex, is_sticky_match, set_cookie, sticky};
 use crate::analysis::Routes;
 use crate::api::{AnalysisMatch, Canary, HeaderOperation};
 use crate::workload::primary_name;
@@ -129,12 +130,32 @@ fn timeouts(canary: &Canary) -> Option<Value> {
     (t != json!({})).then_some(t)
 }
 
+/// A backendRef whose responses set these cookies.
+fn with_cookies(mut b: Value, cookies: &[String]) -> Value {
+    if !cookies.is_empty() {
+        let add: Vec<Value> = cookies
+            .iter()
+            .map(|c| json!({"name": "Set-Cookie", "value": c}))
+            .collect();
+        b["filters"] =
+            json!([{"type": "ResponseHeaderModifier", "responseHeaderModifier": {"add": add}}]);
+    }
+    b
+}
+
 fn rule(canary: &Canary, matches: Value, routes: Routes, mirror: bool) -> Value {
     let (primary, canary_svc) = backends(canary);
     let port = canary.spec.service.port;
+    let (mut on_primary, mut on_canary) = (Vec::new(), Vec::new());
+    if let Some((sa, s)) = sticky(canary, routes) {
+        on_canary.extend(s.canary.iter().map(|c| set_cookie(sa, c, sa.max_age)));
+        on_primary.extend(s.primary.iter().map(|c| set_cookie(sa, c, sa.max_age)));
+        on_primary.extend(s.expire.iter().map(|c| set_cookie(sa, c, -1)));
+    }
     let mut r = json!({
         "matches": [matches],
-        "backendRefs": [backend(&primary, port, routes.primary), backend(&canary_svc, port, routes.canary)],
+        "backendRefs": [with_cookies(backend(&primary, port, routes.primary), &on_primary),
+            with_cookies(backend(&canary_svc, port, routes.canary), &on_canary)],
     });
     let f = filters(canary, mirror);
     if !f.is_empty() {
@@ -157,6 +178,20 @@ pub fn build(
 ) -> Value {
     let s = &canary.spec.service;
     let mut rules = Vec::new();
+    if let Some((_, s)) = sticky(canary, routes) {
+        // Clients that hold a cookie stay where it pins them.
+        for (cookie, to) in [(&s.canary, Routes::CANARY), (&s.primary, Routes::PRIMARY)] {
+            if let Some(c) = cookie {
+                let m = json!({"path": {"type": "PathPrefix", "value": "/"},
+                    "headers": [{"type": "RegularExpression", "name": "Cookie", "value": cookie_regex(c)}]});
+                let mut r = rule(canary, m, to, false);
+                for b in r["backendRefs"].as_array_mut().into_iter().flatten() {
+                    b.as_object_mut().map(|o| o.remove("filters"));
+                }
+                rules.push(r);
+            }
+        }
+    }
     if routes.ab_match {
         for m in canary.spec.analysis.r#match.iter().flatten() {
             rules.push(rule(canary, matches_of(m), Routes::CANARY, false));
@@ -230,14 +265,25 @@ pub fn routes_of(canary: &Canary, route: &Value) -> Option<Routes> {
             .flatten()
             .any(|m| m.get("headers").is_some() || m.get("queryParams").is_some())
     };
+    let is_sticky = |r: &Value| {
+        r["matches"].as_array().into_iter().flatten().any(|m| {
+            m["headers"].as_array().into_iter().flatten().any(|h| {
+                is_sticky_match(
+                    canary,
+                    h["name"].as_str().unwrap_or_default(),
+                    h["value"].as_str().unwrap_or_default(),
+                )
+            })
+        })
+    };
     let main = rules.iter().find(|r| {
         weight_of(r, &primary).is_some()
             && weight_of(r, &canary_svc).is_some()
             && !has_conditions(r)
     })?;
-    let ab_match = rules
-        .iter()
-        .any(|r| has_conditions(r) && weight_of(r, &canary_svc).is_some_and(|w| w > 0));
+    let ab_match = rules.iter().any(|r| {
+        has_conditions(r) && !is_sticky(r) && weight_of(r, &canary_svc).is_some_and(|w| w > 0)
+    });
     let mirror = main["filters"].as_array().into_iter().flatten().any(|f| {
         f["type"] == "RequestMirror"
             && f["requestMirror"]["backendRef"]["name"] == canary_svc.as_str()

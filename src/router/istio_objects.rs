@@ -6,6 +6,7 @@
 
 use serde_json::{Value, json};
 
+use super::affinity::{cookie_regex, is_sticky_match, set_cookie, sticky};
 use super::gateway_api_route::backends;
 use crate::analysis::Routes;
 use crate::api::{AnalysisMatch, Canary, HeaderOperations};
@@ -77,10 +78,28 @@ pub fn is_tcp(canary: &Canary) -> bool {
             .is_some_and(|n| n == "tcp" || n.starts_with("tcp-"))
 }
 
+/// A destination whose responses set `cookie` (Istio headers are a map: one Set-Cookie each).
+fn with_cookie(mut d: Value, cookie: Option<String>) -> Value {
+    if let Some(c) = cookie {
+        d["headers"] = json!({"response": {"add": {"Set-Cookie": c}}});
+    }
+    d
+}
+
 fn http_route(canary: &Canary, routes: Routes, matches: Option<Value>, mirror: bool) -> Value {
     let s = &canary.spec.service;
     let (primary, canary_svc) = backends(canary);
-    let mut r = json!({"route": [destination(&primary, s.port, routes.primary), destination(&canary_svc, s.port, routes.canary)]});
+    let (mut on_primary, mut on_canary) = (None, None);
+    if let (Some((sa, st)), None) = (sticky(canary, routes), &matches) {
+        on_canary = st.canary.as_ref().map(|c| set_cookie(sa, c, sa.max_age));
+        on_primary = st
+            .primary
+            .as_ref()
+            .map(|c| set_cookie(sa, c, sa.max_age))
+            .or_else(|| st.expire.as_ref().map(|c| set_cookie(sa, c, -1)));
+    }
+    let mut r = json!({"route": [with_cookie(destination(&primary, s.port, routes.primary), on_primary),
+        with_cookie(destination(&canary_svc, s.port, routes.canary), on_canary)]});
     if let Some(m) = matches {
         r["match"] = json!([m]);
     }
@@ -137,6 +156,15 @@ pub fn virtual_service(canary: &Canary, routes: Routes, owner: Value) -> Value {
         spec["tcp"] = json!([{"route": [destination(&primary, s.port, main.primary), destination(&canary_svc, s.port, main.canary)]}]);
     } else {
         let mut http = Vec::new();
+        if let Some((_, st)) = sticky(canary, routes) {
+            // Clients that hold a cookie stay where it pins them.
+            for (cookie, to) in [(&st.canary, Routes::CANARY), (&st.primary, Routes::PRIMARY)] {
+                if let Some(c) = cookie {
+                    let m = json!({"headers": {"cookie": {"regex": cookie_regex(c)}}});
+                    http.push(http_route(canary, to, Some(m), false));
+                }
+            }
+        }
         if routes.ab_match {
             for m in canary.spec.analysis.r#match.iter().flatten() {
                 http.push(http_route(canary, Routes::CANARY, Some(match_of(m)), false));
@@ -187,9 +215,20 @@ pub fn routes_of(canary: &Canary, vs: &Value) -> Option<Routes> {
             && weight(r, &primary).is_some()
             && weight(r, &canary_svc).is_some()
     })?;
-    let ab_match = all
-        .iter()
-        .any(|r| r.get("match").is_some() && weight(r, &canary_svc).is_some_and(|w| w > 0));
+    let sticky_route = |r: &Value| {
+        r["match"].as_array().into_iter().flatten().any(|m| {
+            m["headers"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .any(|(k, v)| is_sticky_match(canary, k, v["regex"].as_str().unwrap_or_default()))
+        })
+    };
+    let ab_match = all.iter().any(|r| {
+        r.get("match").is_some()
+            && !sticky_route(r)
+            && weight(r, &canary_svc).is_some_and(|w| w > 0)
+    });
     Some(Routes {
         primary: weight(main, &primary)?,
         canary: weight(main, &canary_svc)?,

@@ -2,6 +2,7 @@
 //! set and read the weights, and give the user's routing back on deletion. Routers act; they do
 //! not decide (the weights come from `analysis`).
 
+pub mod affinity;
 pub mod gateway_api;
 pub mod gateway_api_route;
 pub mod istio;
