@@ -19,6 +19,7 @@ async fn install_gateway_api(client: &kube::Client) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/crds/gateway-api");
     for file in [
         "gateway.networking.k8s.io_httproutes.yaml",
+        "gateway.networking.k8s.io_grpcroutes.yaml",
         "gateway.networking.k8s.io_gateways.yaml",
     ] {
         let crd: CustomResourceDefinition =
@@ -295,5 +296,67 @@ async fn session_affinity_cookies_are_in_status_and_in_the_route() {
     assert_eq!(
         expire.as_str(),
         Some(format!("{cookie}; Max-Age=-1").as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_service_gets_a_grpcroute() {
+    let (_cluster, client) = setup_with(json!({"provider": "gatewayapi:v1",
+        "service": {"port": 9898, "appProtocol": "grpc", "gatewayRefs": [{"name": "public", "namespace": "gateways"}]},
+        "analysis": {"interval": "1s", "threshold": 2, "iterations": null, "stepWeight": 50, "maxWeight": 50}}))
+    .await;
+    install_gateway_api(&client).await;
+    let _stop = start_controller(&client);
+    let c = wait_phase(&client, CanaryPhase::Initialized, None).await;
+    let first = c.status.unwrap().last_applied_spec.unwrap();
+    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "GRPCRoute");
+    let grpc: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "test",
+        &ApiResource::from_gvk_with_plural(&gvk, "grpcroutes"),
+    );
+    let route = serde_json::to_value(grpc.get("podinfo").await.unwrap()).unwrap();
+    assert_eq!(weights(&route), [(100, 0)]);
+    assert!(
+        routes_api(&client)
+            .get_opt("podinfo")
+            .await
+            .unwrap()
+            .is_none(),
+        "no HTTPRoute for gRPC"
+    );
+    set_image(&client, "podinfo:6.0.1", json!({})).await;
+    wait_status(&client, "weight 50", |st| st.canary_weight == 50).await;
+    let route = serde_json::to_value(grpc.get("podinfo").await.unwrap()).unwrap();
+    assert_eq!(weights(&route), [(50, 50)]);
+    wait_phase(&client, CanaryPhase::Succeeded, Some(&first)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_without_the_gateway_api_says_so_in_the_canary_status() {
+    let (_cluster, client) = setup_with(
+        json!({"provider": "gatewayapi:v1", "service": {"port": 9898},
+        "analysis": {"interval": "1s", "threshold": 2, "iterations": 1}}),
+    )
+    .await;
+    let _stop = start_controller(&client);
+    let st = wait_status(&client, "Ready=False", |st| {
+        st.conditions
+            .iter()
+            .any(|c| c.r#type == "Ready" && c.status == "False")
+    })
+    .await;
+    let ready = st.conditions.iter().find(|c| c.r#type == "Ready").unwrap();
+    assert_eq!(
+        ready.message.as_deref(),
+        Some(
+            "spec.provider: this cluster does not serve HTTPRoute (gateway.networking.k8s.io/v1); install the Gateway API CRDs"
+        )
+    );
+    let deploys: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "test");
+    assert!(
+        deploys.get_opt("podinfo-primary").await.unwrap().is_none(),
+        "nothing created half-way"
     );
 }

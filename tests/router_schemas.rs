@@ -75,6 +75,9 @@ fn owner() -> Value {
 }
 
 fn assert_valid(schema: &Value, obj: &Value, what: &str) {
+    // A null where the schema wants a value is refused by the API server (nullable aside).
+    let causes = serin::schema::validate(schema, obj, None);
+    assert!(causes.is_empty(), "{what} (before defaults): {causes:?}");
     let defaulted = serin::schema::apply_defaults(schema, obj);
     let causes = serin::schema::validate(schema, &defaulted, None);
     assert!(
@@ -124,6 +127,51 @@ fn generated_httproutes_satisfy_the_gateway_api_crd() {
                         "{what}: weights read back"
                     );
                 }
+            }
+        }
+    }
+}
+
+#[test]
+fn generated_grpcroutes_satisfy_the_gateway_api_crd() {
+    let schema = crd_schema(
+        "gateway-api/gateway.networking.k8s.io_grpcroutes.yaml",
+        "v1",
+    );
+    for (file, mut canary) in example_canaries("gatewayapi") {
+        canary.spec.service.app_protocol = Some("grpc".into());
+        canary.spec.service.rewrite = Some(serde_json::from_value(json!({"uri": "/v2"})).unwrap());
+        canary.spec.analysis.r#match = Some(vec![
+            serde_json::from_value(json!({"headers": {"x-canary": {"exact": "1"}}})).unwrap(),
+            serde_json::from_value(json!({"queryParams": {"beta": {"exact": "1"}}})).unwrap(),
+        ]);
+        for (strategy, routes) in strategies() {
+            let obj = build(
+                &canary,
+                routes,
+                "gateway.networking.k8s.io/v1",
+                owner(),
+                false,
+            );
+            let what = format!("{file} {strategy} grpc");
+            assert_eq!(obj["kind"], "GRPCRoute", "{what}");
+            assert_valid(&schema, &obj, &what);
+            assert_eq!(
+                routes_of(&canary, &obj),
+                Some(routes),
+                "{what}: weights read back"
+            );
+            if routes.ab_match {
+                let rules = obj["spec"]["rules"].as_array().unwrap();
+                assert_eq!(
+                    rules.len(),
+                    2,
+                    "{what}: the query-only condition is left out, not made a catch-all"
+                );
+                assert_eq!(
+                    rules[0]["matches"][0],
+                    json!({"headers": [{"type": "Exact", "name": "x-canary", "value": "1"}]})
+                );
             }
         }
     }
@@ -370,5 +418,20 @@ fn session_affinity_pins_clients_and_stays_valid() {
     assert_eq!(
         rules[0]["backendRefs"][0]["filters"][0]["responseHeaderModifier"]["add"][0]["value"],
         "flagger-cookie=abc123; Max-Age=-1; Path=/; Secure"
+    );
+}
+
+#[test]
+fn a_null_where_a_list_belongs_is_refused() {
+    let schema = crd_schema(
+        "gateway-api/gateway.networking.k8s.io_grpcroutes.yaml",
+        "v1",
+    );
+    let obj = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute", "metadata": {"name": "x"},
+        "spec": {"rules": [{"filters": null, "backendRefs": [{"name": "a", "port": 80}]}]}});
+    let causes = serin::schema::validate(&schema, &obj, None);
+    assert!(
+        causes.iter().any(|c| c.field == "spec.rules[0].filters"),
+        "{causes:?}"
     );
 }

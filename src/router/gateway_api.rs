@@ -9,7 +9,7 @@
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use super::gateway_api_route::{backends, build, routes_of};
+use super::gateway_api_route::{backends, build, route_kind, routes_of};
 use super::kubernetes::owner;
 use super::{KubernetesRouter, Lookups, RouterError};
 use crate::analysis::Routes;
@@ -39,8 +39,15 @@ impl GatewayApiRouter {
     }
 
     fn api(&self, canary: &Canary) -> Api<DynamicObject> {
-        let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", self.version, "HTTPRoute");
-        let ar = ApiResource::from_gvk_with_plural(&gvk, "httproutes");
+        let (kind, plural) = route_kind(canary);
+        // GRPCRoute is served as v1 only.
+        let version = if kind == "GRPCRoute" {
+            "v1"
+        } else {
+            self.version
+        };
+        let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", version, kind);
+        let ar = ApiResource::from_gvk_with_plural(&gvk, plural);
         Api::namespaced_with(self.client.clone(), &canary.namespace_or_default(), &ar)
     }
 
@@ -101,7 +108,12 @@ impl GatewayApiRouter {
     }
 
     async fn apply(&self, canary: &Canary, routes: Routes) -> Result<(), RouterError> {
-        let api_version = format!("gateway.networking.k8s.io/{}", self.version);
+        let version = if route_kind(canary).0 == "GRPCRoute" {
+            "v1"
+        } else {
+            self.version
+        };
+        let api_version = format!("gateway.networking.k8s.io/{version}");
         let obj = build(canary, routes, &api_version, owner(canary), self.mesh);
         let name = canary.apex_name();
         let data: DynamicObject = serde_json::from_value(obj)
@@ -119,6 +131,16 @@ impl GatewayApiRouter {
     /// What makes the spec unusable with this router (checked before deciding): in
     /// route-preserving mode, a missing route or one without a rule naming both our Services.
     pub async fn problems(&self, canary: &Canary) -> Result<Vec<FieldError>, RouterError> {
+        if !self.served(canary).await? {
+            let (kind, _) = route_kind(canary);
+            return Ok(vec![FieldError {
+                path: "spec.provider".into(),
+                message: format!(
+                    "this cluster does not serve {kind} (gateway.networking.k8s.io/{}); install the Gateway API CRDs",
+                    self.version
+                ),
+            }]);
+        }
         let Some(name) = Self::adopted(canary) else {
             return Ok(Vec::new());
         };
@@ -136,6 +158,20 @@ impl GatewayApiRouter {
             ))]);
         }
         Ok(Vec::new())
+    }
+
+    /// Whether the API server serves the route kind at all (a missing CRD answers 404 to a list,
+    /// where a missing route only answers 404 to a get).
+    async fn served(&self, canary: &Canary) -> Result<bool, RouterError> {
+        match self
+            .api(canary)
+            .list_metadata(&kube::api::ListParams::default().limit(1))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Sets the weights (and A/B rules and mirroring, on Serin's own route).

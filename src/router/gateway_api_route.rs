@@ -11,6 +11,51 @@ use crate::analysis::Routes;
 use crate::api::{AnalysisMatch, Canary, HeaderOperation};
 use crate::workload::primary_name;
 
+/// Whether the Canary's service speaks gRPC (then a GRPCRoute replaces the HTTPRoute).
+pub fn is_grpc(canary: &Canary) -> bool {
+    let s = &canary.spec.service;
+    s.app_protocol
+        .as_deref()
+        .is_some_and(|p| p.eq_ignore_ascii_case("grpc") || p == "kubernetes.io/h2c")
+        || s.port_name
+            .as_deref()
+            .is_some_and(|n| n == "grpc" || n.starts_with("grpc-"))
+}
+
+/// Kind and plural of the route for this Canary.
+pub fn route_kind(canary: &Canary) -> (&'static str, &'static str) {
+    if is_grpc(canary) {
+        ("GRPCRoute", "grpcroutes")
+    } else {
+        ("HTTPRoute", "httproutes")
+    }
+}
+
+/// A GRPCRoute knows no paths, query parameters, URL rewrites or timeouts: keep what it has.
+fn grpc_rule(mut r: Value) -> Value {
+    if let Some(o) = r.as_object_mut() {
+        o.remove("timeouts");
+    }
+    // `get_mut`, not indexing: indexing a missing key would insert a null the API refuses.
+    if let Some(ms) = r.get_mut("matches").and_then(Value::as_array_mut) {
+        for m in ms.iter_mut().filter_map(Value::as_object_mut) {
+            m.remove("path");
+            m.remove("queryParams");
+        }
+        ms.retain(|m| m.as_object().is_some_and(|o| !o.is_empty()));
+        if ms.is_empty() {
+            r.as_object_mut().map(|o| o.remove("matches"));
+        }
+    }
+    if let Some(fs) = r.get_mut("filters").and_then(Value::as_array_mut) {
+        fs.retain(|f| f["type"] != "URLRewrite");
+        if fs.is_empty() {
+            r.as_object_mut().map(|o| o.remove("filters"));
+        }
+    }
+    r
+}
+
 /// Names of the primary and canary Services of a Canary.
 pub fn backends(canary: &Canary) -> (String, String) {
     let apex = canary.apex_name();
@@ -177,8 +222,10 @@ pub fn build(
     mesh: bool,
 ) -> Value {
     let s = &canary.spec.service;
+    let grpc = is_grpc(canary);
     let mut rules = Vec::new();
-    if let Some((_, s)) = sticky(canary, routes) {
+    // Cookies mean nothing to gRPC clients: no session affinity on a GRPCRoute.
+    if let Some((_, s)) = sticky(canary, routes).filter(|_| !grpc) {
         // Clients that hold a cookie stay where it pins them.
         for (cookie, to) in [(&s.canary, Routes::CANARY), (&s.primary, Routes::PRIMARY)] {
             if let Some(c) = cookie {
@@ -194,6 +241,11 @@ pub fn build(
     }
     if routes.ab_match {
         for m in canary.spec.analysis.r#match.iter().flatten() {
+            // A GRPCRoute matches headers only; a condition it cannot express must not
+            // become a rule that catches everything.
+            if grpc && m.headers.as_ref().is_none_or(|h| h.is_empty()) {
+                continue;
+            }
             rules.push(rule(canary, matches_of(m), Routes::CANARY, false));
         }
     }
@@ -231,13 +283,17 @@ pub fn build(
         parents
     };
     let meta = s.apex.clone().unwrap_or_default();
+    let (kind, _) = route_kind(canary);
+    if grpc {
+        rules = rules.into_iter().map(grpc_rule).collect();
+    }
     let mut spec = json!({"parentRefs": parents, "rules": rules});
     if let Some(h) = &s.hosts {
         spec["hostnames"] = json!(h);
     }
     json!({
         "apiVersion": api_version,
-        "kind": "HTTPRoute",
+        "kind": kind,
         "metadata": {"name": canary.apex_name(), "labels": meta.labels.unwrap_or_default(),
             "annotations": meta.annotations.unwrap_or_default(), "ownerReferences": [owner]},
         "spec": spec,
