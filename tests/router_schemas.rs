@@ -435,3 +435,21 @@ fn a_null_where_a_list_belongs_is_refused() {
         "{causes:?}"
     );
 }
+
+#[test]
+fn generated_traffic_splits_satisfy_the_smi_crd() {
+    use serin::router::smi::{routes_of as split_routes, traffic_split};
+    let schema = crd_schema("linkerd/trafficsplits.split.smi-spec.io.yaml", "v1alpha1");
+    for (file, canary) in example_canaries("linkerd") {
+        for routes in [Routes::PRIMARY, Routes::split(35), Routes::CANARY] {
+            let obj = traffic_split(&canary, routes, owner());
+            assert_valid(&schema, &obj, &file);
+            assert_eq!(
+                obj["spec"]["backends"][1]["weight"],
+                json!(routes.canary.to_string()),
+                "a quantity string, as Flagger"
+            );
+            assert_eq!(split_routes(&canary, &obj), Some(routes));
+        }
+    }
+}

@@ -162,7 +162,7 @@ impl GatewayApiRouter {
 
     /// Whether the API server serves the route kind at all (a missing CRD answers 404 to a list,
     /// where a missing route only answers 404 to a get).
-    async fn served(&self, canary: &Canary) -> Result<bool, RouterError> {
+    pub(crate) async fn served(&self, canary: &Canary) -> Result<bool, RouterError> {
         match self
             .api(canary)
             .list_metadata(&kube::api::ListParams::default().limit(1))

@@ -13,7 +13,7 @@ use super::istio_objects::{destination_rule, routes_of, virtual_service};
 use super::kubernetes::owner;
 use super::{KubernetesRouter, Lookups, RouterError};
 use crate::analysis::Routes;
-use crate::api::{Canary, FIELD_MANAGER};
+use crate::api::{Canary, FIELD_MANAGER, FieldError};
 
 /// Annotation holding the spec of a taken-over VirtualService.
 pub const ORIGINAL_SPEC: &str = "serin.io/original-spec";
@@ -87,6 +87,19 @@ impl IstioRouter {
                 .map(|m| m.remove("ownerReferences"));
         }
         self.apply(&self.virtual_services(canary), vs).await
+    }
+
+    /// A cluster without Istio's CRDs cannot take a VirtualService: say so before acting.
+    pub async fn problems(&self, canary: &Canary) -> Result<Vec<FieldError>, RouterError> {
+        let list = kube::api::ListParams::default().limit(1);
+        match self.virtual_services(canary).list_metadata(&list).await {
+            Ok(_) => Ok(Vec::new()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(vec![FieldError {
+                path: "spec.provider".into(),
+                message: "this cluster does not serve VirtualService (networking.istio.io/v1); install Istio's CRDs".into(),
+            }]),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Creates the Services and DestinationRules, and the VirtualService (keeping its weights),

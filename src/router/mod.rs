@@ -8,6 +8,8 @@ pub mod gateway_api_route;
 pub mod istio;
 pub mod istio_objects;
 pub mod kubernetes;
+pub mod linkerd;
+pub mod smi;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::Service;
@@ -121,6 +123,8 @@ pub enum Router {
     GatewayApi(GatewayApiRouter),
     /// Weights in an Istio VirtualService.
     Istio(IstioRouter),
+    /// Linkerd: mesh HTTPRoutes, or SMI TrafficSplits on older installations.
+    Linkerd(Box<linkerd::LinkerdRouter>),
 }
 
 impl Router {
@@ -139,9 +143,9 @@ impl Router {
                 client, lookups, "v1beta1", false,
             ))),
             "istio" => Ok(Router::Istio(IstioRouter::new(client, lookups))),
-            "linkerd" => Ok(Router::GatewayApi(GatewayApiRouter::new(
-                client, lookups, "v1", true,
-            ))),
+            "linkerd" => Ok(Router::Linkerd(Box::new(linkerd::LinkerdRouter::new(
+                client, lookups,
+            )))),
             other => Err(RouterError::NotImplemented(other.to_string())),
         }
     }
@@ -152,6 +156,7 @@ impl Router {
             Router::Kubernetes(r) => r.reconcile(canary).await,
             Router::GatewayApi(r) => r.reconcile(canary).await,
             Router::Istio(r) => r.reconcile(canary).await,
+            Router::Linkerd(r) => r.reconcile(canary).await,
         }
     }
 
@@ -162,8 +167,10 @@ impl Router {
         canary: &Canary,
     ) -> Result<Vec<crate::api::FieldError>, RouterError> {
         match self {
-            Router::Kubernetes(_) | Router::Istio(_) => Ok(Vec::new()),
+            Router::Kubernetes(_) => Ok(Vec::new()),
+            Router::Istio(r) => r.problems(canary).await,
             Router::GatewayApi(r) => r.problems(canary).await,
+            Router::Linkerd(r) => r.problems(canary).await,
         }
     }
 
@@ -173,6 +180,7 @@ impl Router {
             Router::Kubernetes(r) => r.set_routes(canary, routes).await,
             Router::GatewayApi(r) => r.set_routes(canary, routes).await,
             Router::Istio(r) => r.set_routes(canary, routes).await,
+            Router::Linkerd(r) => r.set_routes(canary, routes).await,
         }
     }
 
@@ -181,6 +189,7 @@ impl Router {
     pub async fn get_state(&self, canary: &Canary) -> Result<RouteState, RouterError> {
         match self {
             Router::GatewayApi(r) => r.get_state(canary).await,
+            Router::Linkerd(r) => r.get_state(canary).await,
             _ => Ok(RouteState {
                 routes: self.get_routes(canary).await?,
                 accepted: None,
@@ -194,6 +203,7 @@ impl Router {
             Router::Kubernetes(r) => r.get_routes(canary).await,
             Router::GatewayApi(r) => r.get_routes(canary).await,
             Router::Istio(r) => r.get_routes(canary).await,
+            Router::Linkerd(r) => r.get_routes(canary).await,
         }
     }
 
@@ -203,6 +213,7 @@ impl Router {
             Router::Kubernetes(r) => r.finalize(canary).await,
             Router::GatewayApi(r) => r.finalize(canary).await,
             Router::Istio(r) => r.finalize(canary).await,
+            Router::Linkerd(r) => r.finalize(canary).await,
         }
     }
 }

@@ -1,0 +1,121 @@
+//! SMI TrafficSplit (`split.smi-spec.io/v1alpha1`, as Flagger's linkerd router writes it: weights
+//! as quantity strings) for Linkerd installations with the linkerd-smi extension, which predate
+//! Gateway API routes. Weighted splits only: no request matching, no mirroring.
+
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use serde_json::{Value, json};
+
+use super::gateway_api_route::backends;
+use super::kubernetes::owner;
+use super::{KubernetesRouter, Lookups, RouterError};
+use crate::analysis::Routes;
+use crate::api::{Canary, FIELD_MANAGER, FieldError};
+
+/// Routes by TrafficSplit weights.
+pub struct SmiRouter {
+    client: kube::Client,
+    services: KubernetesRouter,
+}
+
+/// The TrafficSplit for these routes.
+pub fn traffic_split(canary: &Canary, routes: Routes, owner: Value) -> Value {
+    let (primary, canary_svc) = backends(canary);
+    json!({
+        "apiVersion": "split.smi-spec.io/v1alpha1", "kind": "TrafficSplit",
+        "metadata": {"name": canary.apex_name(), "ownerReferences": [owner]},
+        "spec": {"service": canary.apex_name(), "backends": [
+            {"service": primary, "weight": routes.primary.to_string()},
+            {"service": canary_svc, "weight": routes.canary.to_string()}]}
+    })
+}
+
+/// The weights of a TrafficSplit (strings or numbers).
+pub fn routes_of(canary: &Canary, split: &Value) -> Option<Routes> {
+    let (primary, canary_svc) = backends(canary);
+    let weight = |name: &str| {
+        let b = split["spec"]["backends"]
+            .as_array()?
+            .iter()
+            .find(|b| b["service"] == name)?;
+        match &b["weight"] {
+            Value::String(s) => s.trim_end_matches('m').parse::<i32>().ok(),
+            v => v.as_f64().map(|f| f as i32),
+        }
+    };
+    Some(Routes {
+        primary: weight(&primary)?,
+        canary: weight(&canary_svc)?,
+        mirror: false,
+        ab_match: false,
+    })
+}
+
+impl SmiRouter {
+    /// A router on this client.
+    pub fn new(client: kube::Client, lookups: Lookups) -> SmiRouter {
+        SmiRouter {
+            services: KubernetesRouter::new(client.clone(), lookups),
+            client,
+        }
+    }
+
+    pub(crate) fn api(&self, canary: &Canary) -> Api<DynamicObject> {
+        let gvk = GroupVersionKind::gvk("split.smi-spec.io", "v1alpha1", "TrafficSplit");
+        let ar = ApiResource::from_gvk_with_plural(&gvk, "trafficsplits");
+        Api::namespaced_with(self.client.clone(), &canary.namespace_or_default(), &ar)
+    }
+
+    /// What a TrafficSplit cannot do.
+    pub fn problems(canary: &Canary) -> Vec<FieldError> {
+        let a = &canary.spec.analysis;
+        let mut out = Vec::new();
+        if a.r#match.as_ref().is_some_and(|m| !m.is_empty()) {
+            out.push(FieldError {
+                path: "spec.analysis.match".into(),
+                message:
+                    "an SMI TrafficSplit cannot route by request conditions; use Gateway API routes"
+                        .into(),
+            });
+        }
+        if a.mirror == Some(true) {
+            out.push(FieldError {
+                path: "spec.analysis.mirror".into(),
+                message: "an SMI TrafficSplit cannot mirror traffic; use Gateway API routes".into(),
+            });
+        }
+        out
+    }
+
+    /// Creates the Services and the TrafficSplit (keeping its weights).
+    pub async fn reconcile(&self, canary: &Canary) -> Result<(), RouterError> {
+        self.services.reconcile(canary).await?;
+        let routes = self.get_routes(canary).await?.unwrap_or(Routes::PRIMARY);
+        self.set_routes(canary, routes).await
+    }
+
+    /// Sets the weights.
+    pub async fn set_routes(&self, canary: &Canary, routes: Routes) -> Result<(), RouterError> {
+        let obj = traffic_split(canary, routes, owner(canary));
+        let data: DynamicObject =
+            serde_json::from_value(obj).map_err(|e| RouterError::Invalid(e.to_string()))?;
+        self.api(canary)
+            .patch(
+                &canary.apex_name(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(data),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The weights in the cluster.
+    pub async fn get_routes(&self, canary: &Canary) -> Result<Option<Routes>, RouterError> {
+        let split = self.api(canary).get_opt(&canary.apex_name()).await?;
+        Ok(split.and_then(|s| routes_of(canary, &serde_json::to_value(s).unwrap_or_default())))
+    }
+
+    /// Sends everything to the target (behind the canary Service).
+    pub async fn finalize(&self, canary: &Canary) -> Result<(), RouterError> {
+        self.set_routes(canary, Routes::CANARY).await
+    }
+}
