@@ -178,3 +178,55 @@ async fn a_users_virtualservice_is_taken_over_and_given_back_whole() {
     assert_eq!(after["spec"], before["spec"], "the user's spec is back");
     assert!(after["metadata"]["annotations"][serin::router::istio::ORIGINAL_SPEC].is_null());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_edited_by_hand_are_put_back() {
+    use kube::api::{Patch, PatchParams};
+    let (_cluster, client) = setup_with(json!({"provider": "istio", "service": {"port": 9898},
+        "analysis": {"interval": "1s", "threshold": 2, "iterations": 1}}))
+    .await;
+    install_istio(&client).await;
+    let _stop = start_controller(&client);
+    wait_phase(&client, CanaryPhase::Initialized, None).await;
+    let vs = api(&client, "VirtualService", "virtualservices");
+    let hand_edit: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 50},
+        {"op": "replace", "path": "/spec/http/0/route/1/weight", "value": 50}
+    ]))
+    .unwrap();
+    vs.patch(
+        "podinfo",
+        &PatchParams::default(),
+        &Patch::<()>::Json(hand_edit),
+    )
+    .await
+    .unwrap();
+    // The next reconcile (a resync in a cluster; here a poke at the target) repairs it.
+    let deploys: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "test");
+    deploys
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"poke": "1"}}})),
+        )
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = state(&serde_json::to_value(vs.get("podinfo").await.unwrap()).unwrap());
+        if now == (100, 0, false, 0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not repaired: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let notes = common::scenario::event_notes(&client, "RoutesRepaired").await;
+    assert_eq!(
+        notes,
+        ["routes of podinfo.test were 50/50 (primary/canary), restored to 100/0"]
+    );
+}
