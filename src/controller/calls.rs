@@ -15,6 +15,7 @@ use crate::analysis::{EventType, HookOutcome, hooks_of};
 use crate::api::{AlertProvider, AlertSeverity, Canary, CanaryStatus, HookType};
 use crate::hooks::{self, EventInfo, Prepared, Subject};
 use crate::notify::{Notification, Notifier, routes};
+use crate::telemetry::CallLabels;
 
 /// The payload's view of the Canary with this status.
 pub fn subject(canary: &Canary, status: &CanaryStatus) -> Subject {
@@ -52,8 +53,10 @@ pub async fn call_hooks(
     let ns = canary.namespace_or_default();
     let mut ready = Vec::new();
     let mut out = BTreeMap::new();
+    let mut kind_of = BTreeMap::new();
     for kind in kinds {
         for hook in hooks_of(&canary.spec, *kind) {
+            kind_of.insert(hook.name.clone(), *kind);
             let key = match &hook.secret_ref {
                 Some(s) => match secret_key(ctx, &ns, &s.name, "token").await {
                     Ok(k) => k,
@@ -68,7 +71,31 @@ pub async fn call_hooks(
         }
     }
     out.extend(hooks::call_all(&ready, subject, event).await);
+    for (name, outcome) in &out {
+        let kind = kind_of.get(name).map(label_of).unwrap_or_default();
+        let outcome = if outcome.is_success() {
+            "success"
+        } else {
+            "failure"
+        };
+        ctx.settings
+            .telemetry
+            .webhooks
+            .get_or_create(&CallLabels {
+                kind,
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
     out
+}
+
+/// The serde name of an enum value (`confirm-rollout`, `slack`) for metric labels.
+fn label_of(v: &impl serde::Serialize) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 /// Posts an Event to the `event` hooks and the controller's `--event-webhook`, in the background.
@@ -114,6 +141,17 @@ pub fn post_event(
             }
         }
     });
+}
+
+fn count_alert(ctx: &Context, notifier: &Notifier, ok: bool) {
+    ctx.settings
+        .telemetry
+        .alerts
+        .get_or_create(&CallLabels {
+            kind: label_of(&notifier.kind),
+            outcome: if ok { "success" } else { "failure" }.into(),
+        })
+        .inc();
 }
 
 /// The notifier of one AlertProvider (address and signing key from its Secret when it has one).
@@ -172,9 +210,12 @@ pub fn alert(
         if alerts.is_empty() {
             if let Some((notifier, min)) = &ctx.settings.default_alerts
                 && routes(*min, n.severity)
-                && let Err(e) = notifier.send(&n).await
             {
-                tracing::warn!(error = %e, "default alert provider");
+                let sent = notifier.send(&n).await;
+                count_alert(&ctx, notifier, sent.is_ok());
+                if let Err(e) = sent {
+                    tracing::warn!(error = %e, "default alert provider");
+                }
             }
             return;
         }
@@ -188,7 +229,11 @@ pub fn alert(
                 .clone()
                 .unwrap_or_else(|| canary.namespace_or_default());
             let sent = match notifier_of(&ctx, &ns, &a.provider_ref.name).await {
-                Ok(notifier) => notifier.send(&n).await,
+                Ok(notifier) => {
+                    let sent = notifier.send(&n).await;
+                    count_alert(&ctx, &notifier, sent.is_ok());
+                    sent
+                }
                 Err(e) => Err(e),
             };
             if let Err(e) = sent {

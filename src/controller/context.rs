@@ -56,6 +56,8 @@ pub struct Caches {
     pub deployments: Option<Store<Deployment>>,
     /// ConfigMaps and Secrets' metadata (tracked configs).
     pub configs: crate::workload::apply::ConfigSources,
+    /// Canaries (for the per-namespace count).
+    pub canaries: Option<Store<crate::api::Canary>>,
     /// DaemonSets (targets and primaries).
     pub daemonsets: Option<Store<k8s_openapi::api::apps::v1::DaemonSet>>,
     /// Services (the routers' objects and adopted apex Services).

@@ -9,6 +9,7 @@ pub mod leader;
 mod metrics;
 mod observe;
 mod reconcile;
+mod report;
 
 use std::sync::Arc;
 
@@ -98,20 +99,24 @@ pub async fn run(
             Api::<Service>::all(client.clone()),
         ),
     };
+    let probe = canaries.clone();
     let controller = Controller::new(canaries, watcher::Config::default()).with_config(
         kube::runtime::controller::Config::default().concurrency(settings.concurrency),
     );
     let store = controller.store();
     let telemetry = settings.telemetry.clone();
-    let ready_store = store.clone();
-    // Ready only after the first successful list of Canaries (and, with election, while leading:
-    // run() only runs while this instance holds the lease).
+    // Ready only after a successful list of Canaries (and, with election, while leading: run()
+    // only runs while this instance holds the lease). A list of our own: waiting on the
+    // controller's store (`wait_until_ready`) never resolved with kube 4.2 here, and /readyz
+    // stayed 503 — caught by tests/controller_telemetry.rs.
     let _readiness = AbortOnDrop(tokio::spawn(async move {
-        if ready_store.wait_until_ready().await.is_ok() {
-            telemetry
-                .ready
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+        let one = kube::api::ListParams::default().limit(1);
+        while probe.list_metadata(&one).await.is_err() {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
+        telemetry
+            .ready
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }));
     let by_deployment = store.clone();
     let by_config = store.clone();
@@ -149,6 +154,7 @@ pub async fn run(
     let by_service = store.clone();
     let mut context = Context::new(client, settings);
     context.caches = Caches {
+        canaries: Some(store.clone()),
         deployments: Some(deploy_cache),
         daemonsets: Some(daemonset_cache),
         configs: crate::workload::apply::ConfigSources {

@@ -12,7 +12,7 @@ use super::Context;
 use super::act::{act, publish};
 use super::error::{Error, Result};
 use super::observe::{observe, workloads};
-use super::{calls, metrics};
+use super::{calls, metrics, report};
 use crate::analysis::{self, EventType, Input, revision};
 use crate::api::{self, Canary, FIELD_MANAGER, FINALIZER, FieldError};
 use crate::router::{Router, RouterError};
@@ -57,6 +57,7 @@ async fn remove_finalizer(api: &Api<Canary>, canary: &Canary) -> Result<()> {
 
 /// Reconciles one Canary.
 pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action> {
+    let started = std::time::Instant::now();
     let ns = canary.namespace_or_default();
     let name = canary.metadata.name.clone().unwrap_or_default();
     let api: Api<Canary> = Api::namespaced(ctx.client.clone(), &ns);
@@ -164,17 +165,14 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
         remove_finalizer(&api, &canary).await?;
     }
     let t = &ctx.settings.telemetry;
-    t.reconciles
-        .get_or_create(&crate::telemetry::ResultLabels {
-            result: "ok".into(),
-        })
-        .inc();
-    t.weight
-        .get_or_create(&crate::telemetry::CanaryLabels {
-            name: name.clone(),
-            namespace: ns.clone(),
-        })
-        .set(i64::from(decision.status.canary_weight));
+    let ok = crate::telemetry::ResultLabels {
+        result: "ok".into(),
+    };
+    t.reconciles.get_or_create(&ok).inc();
+    t.reconcile_seconds
+        .get_or_create(&ok)
+        .observe(started.elapsed().as_secs_f64());
+    report::record(&ctx, &canary, &status, &decision.status, started.elapsed());
     Ok(match decision.requeue_after {
         Some(d) => Action::requeue(d.max(Duration::from_millis(100))),
         None => Action::requeue(ctx.settings.resync),
