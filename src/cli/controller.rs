@@ -1,0 +1,245 @@
+//! `serin controller`: its flags (clap, with environment variables) and start-up — client, settings
+//! from the flags, the optional /metrics server, leader election — then `controller::run`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{init_logging, load_kube_config, wait_for_shutdown};
+use crate::manifest;
+
+/// Options of `serin controller`.
+#[derive(Args, Debug, Clone)]
+pub struct ControllerArgs {
+    /// Path of a kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster).
+    #[arg(long, env = "KUBECONFIG", value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Watch Canaries in this namespace only (default: all namespaces).
+    #[arg(long, env = "SERIN_NAMESPACE", value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Provider for Canaries whose spec names none.
+    #[arg(long, env = "SERIN_MESH_PROVIDER", default_value = "kubernetes")]
+    pub mesh_provider: String,
+    /// Log format.
+    #[arg(long, env = "SERIN_LOG_FORMAT", value_parser = ["text", "json"], default_value = "text")]
+    pub log_format: String,
+    /// Log filter, e.g. info or serin=debug,kube=warn.
+    #[arg(long, env = "SERIN_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Run only while holding a coordination.k8s.io Lease (for more than one replica).
+    #[arg(long, env = "SERIN_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// Seconds a leader that stopped renewing keeps the Lease.
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration: u64,
+    /// Canaries reconciled at once (0: no limit).
+    #[arg(long, env = "SERIN_CONCURRENCY", default_value_t = 0)]
+    pub concurrency: u16,
+    /// Serve /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:8080 in a cluster).
+    #[arg(long, env = "SERIN_METRICS_ADDR", value_name = "HOST:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Prometheus address for Canaries that set no spec.metricsServer (e.g.
+    /// http://prometheus.monitoring:9090).
+    #[arg(long, env = "SERIN_METRICS_SERVER", value_name = "URL")]
+    pub metrics_server: Option<String>,
+    /// Timeout of one metric query (Go duration, e.g. 10s).
+    #[arg(long, env = "SERIN_METRICS_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub metrics_timeout: std::time::Duration,
+    /// Webhook URL alerts go to for Canaries with no spec.analysis.alerts (a secret: prefer the
+    /// environment variable).
+    #[arg(
+        long,
+        env = "SERIN_ALERT_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub alert_url: Option<String>,
+    /// Service of --alert-url.
+    #[arg(long, env = "SERIN_ALERT_TYPE", default_value = "slack",
+        value_parser = ["slack", "msteams", "discord", "rocket", "gchat", "webhook"])]
+    pub alert_type: String,
+    /// Channel of the default alerts (Slack, Rocket.Chat).
+    #[arg(long, env = "SERIN_ALERT_CHANNEL")]
+    pub alert_channel: Option<String>,
+    /// User name of the default alerts.
+    #[arg(long, env = "SERIN_ALERT_USERNAME")]
+    pub alert_username: Option<String>,
+    /// Lowest severity of the default alerts.
+    #[arg(long, env = "SERIN_ALERT_SEVERITY", default_value = "info", value_parser = ["info", "warn", "error"])]
+    pub alert_severity: String,
+    /// URL every Event of every Canary is POSTed to (as `event` webhooks).
+    #[arg(long, env = "SERIN_EVENT_WEBHOOK", value_name = "URL")]
+    pub event_webhook: Option<String>,
+    /// Cluster name shown in alerts.
+    #[arg(long, env = "SERIN_CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+    /// Prefixes of target labels the primary copies (comma-separated; `*` for all). Selector
+    /// labels are always copied.
+    #[arg(
+        long,
+        env = "SERIN_INCLUDE_LABEL_PREFIX",
+        value_delimiter = ',',
+        default_value = "*"
+    )]
+    pub include_label_prefix: Vec<String>,
+    /// Prefixes of target labels the primary never copies (GitOps ownership labels by default,
+    /// so Argo CD or Flux never take the primary for theirs and prune it).
+    #[arg(
+        long,
+        env = "SERIN_EXCLUDE_LABEL_PREFIX",
+        value_delimiter = ',',
+        default_value = "serin.io/,argocd.argoproj.io/,app.kubernetes.io/instance,kustomize.toolkit.fluxcd.io/,helm.toolkit.fluxcd.io/"
+    )]
+    pub exclude_label_prefix: Vec<String>,
+}
+/// The default alert provider from the flags, if --alert-url is set.
+fn default_alerts(
+    args: &ControllerArgs,
+) -> Option<(crate::notify::Notifier, crate::api::AlertSeverity)> {
+    let url = args.alert_url.clone()?;
+    let kind = serde_json::from_value(serde_json::json!(args.alert_type)).ok()?;
+    let severity = serde_json::from_value(serde_json::json!(args.alert_severity)).ok()?;
+    let notifier = crate::notify::Notifier {
+        kind,
+        url,
+        channel: args.alert_channel.clone(),
+        username: args.alert_username.clone(),
+        proxy: None,
+        key: None,
+        timeout: crate::notify::TIMEOUT,
+    };
+    Some((notifier, severity))
+}
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    match crate::api::duration::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be more than 0".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+/// Runs `serin controller` until SIGTERM / Ctrl-C.
+pub async fn controller(args: ControllerArgs) -> i32 {
+    init_logging(&args.log_format, &args.log_level);
+    let config = match load_kube_config(args.kubeconfig.clone()).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let client = match kube::Client::try_from(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "error: cannot build a Kubernetes client: {}",
+                manifest::one_line(&e.to_string())
+            );
+            return 2;
+        }
+    };
+    if crate::api::validate::SUPPORTED_PROVIDERS
+        .iter()
+        .all(|p| *p != args.mesh_provider)
+    {
+        eprintln!(
+            "error: --mesh-provider '{}' is not one of {}",
+            args.mesh_provider,
+            crate::api::validate::SUPPORTED_PROVIDERS.join(", ")
+        );
+        return 2;
+    }
+    let bad_url = |s: &str| {
+        !(s.starts_with("http://") || s.starts_with("https://")) || url::Url::parse(s).is_err()
+    };
+    for (flag, value) in [
+        ("--alert-url", &args.alert_url),
+        ("--event-webhook", &args.event_webhook),
+    ] {
+        if value.as_deref().is_some_and(bad_url) {
+            // Never echo the value: a chat webhook URL holds its token.
+            eprintln!("error: {flag} is not an http(s) URL");
+            return 2;
+        }
+    }
+    if args.metrics_server.as_deref().is_some_and(bad_url) {
+        eprintln!(
+            "error: --metrics-server '{}' is not an http(s) URL",
+            args.metrics_server.as_deref().unwrap_or_default()
+        );
+        return 2;
+    }
+    let settings = crate::controller::Settings {
+        default_provider: args.mesh_provider.clone(),
+        concurrency: args.concurrency,
+        telemetry: crate::telemetry::Telemetry::new(&args.mesh_provider),
+        metrics_server: args.metrics_server.clone(),
+        default_alerts: default_alerts(&args),
+        event_webhook: args.event_webhook.clone(),
+        cluster_name: args.cluster_name.clone(),
+        metrics_timeout: args.metrics_timeout,
+        labels: crate::workload::LabelFilter {
+            include: args.include_label_prefix.clone(),
+            exclude: args.exclude_label_prefix.clone(),
+        },
+        ..Default::default()
+    };
+    if let Some(addr) = args.metrics_addr {
+        match crate::telemetry::serve(addr, settings.telemetry.clone()).await {
+            Ok(bound) => tracing::info!(%bound, "serving /metrics, /healthz, /readyz"),
+            Err(e) => {
+                eprintln!("error: cannot listen on {addr}: {e}");
+                return 2;
+            }
+        }
+    }
+    tracing::info!(namespace = args.namespace.as_deref().unwrap_or("<all>"), provider = %args.mesh_provider, "serin controller starting");
+    if args.leader_elect {
+        let identity =
+            std::env::var("POD_NAME").unwrap_or_else(|_| format!("serin-{}", std::process::id()));
+        let lease = crate::controller::leader::LeaseSettings {
+            name: "serin-leader".into(),
+            namespace: args.lease_namespace.clone(),
+            identity,
+            duration: std::time::Duration::from_secs(args.lease_duration.max(2)),
+            renew_every: std::time::Duration::from_secs((args.lease_duration / 3).max(1)),
+        };
+        crate::controller::run_elected(
+            client,
+            args.namespace,
+            settings,
+            lease,
+            wait_for_shutdown(),
+        )
+        .await;
+    } else {
+        crate::controller::run(client, args.namespace, settings, wait_for_shutdown()).await;
+    }
+    tracing::info!("serin controller stopped");
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    #[test]
+    fn label_prefix_flags_default_to_the_library_defaults() {
+        let Command::Controller(args) = Cli::parse_from(["serin", "controller"]).command else {
+            panic!("controller args")
+        };
+        let d = crate::workload::LabelFilter::default();
+        assert_eq!(args.include_label_prefix, d.include);
+        assert_eq!(args.exclude_label_prefix, d.exclude);
+        let Command::Controller(args) =
+            Cli::parse_from(["serin", "controller", "--include-label-prefix", "app,team"]).command
+        else {
+            panic!("controller args")
+        };
+        assert_eq!(args.include_label_prefix, ["app", "team"]);
+    }
+}

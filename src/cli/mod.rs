@@ -1,0 +1,284 @@
+//! Command-line front end: argument definitions (clap) and the commands that need no cluster.
+//! Commands return an exit code; only `main` exits. Must not hold decision logic. `serin
+//! controller`'s flags and start-up live in `controller.rs`.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use crate::api::crd;
+use crate::manifest;
+
+mod controller;
+pub use controller::{ControllerArgs, controller};
+
+/// Serin: progressive delivery for Kubernetes — canary, A/B and blue/green rollouts driven by
+/// metrics and webhooks, compatible with Flagger's Canary API.
+#[derive(Parser, Debug)]
+#[command(name = "serin", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Serin's commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the CustomResourceDefinitions of Canary, MetricTemplate and AlertProvider as YAML.
+    Crds {
+        /// Write one file per CRD into this directory instead of printing them.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+    /// Check Canary, MetricTemplate and AlertProvider manifests (serin.io or flagger.app) offline.
+    ///
+    /// Prints `ok` per valid object, or each problem with its field path; exits 1 on any problem.
+    Check {
+        /// YAML files to check (multi-document files are fine); `-` reads standard input.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Run the controller against the cluster of the current kubeconfig or in-cluster config.
+    Controller(Box<ControllerArgs>),
+    /// Play a promotion and a rollback on an embedded cluster, no Kubernetes needed.
+    Demo,
+    /// Load tester and gates for webhooks (drop-in for the common parts of Flagger's loadtester).
+    Loadtester {
+        /// Address to listen on (0.0.0.0:8080 in a cluster).
+        #[arg(
+            long,
+            env = "SERIN_LOADTESTER_LISTEN",
+            default_value = "127.0.0.1:8080"
+        )]
+        listen: std::net::SocketAddr,
+        /// Load tests running at once; more are answered 429.
+        #[arg(long, default_value_t = 32)]
+        max_tasks: usize,
+    },
+    /// The embedded Kubernetes API server (serin::sim) for local experiments and tests.
+    Sim {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: SimCommand,
+    },
+}
+
+/// `serin sim` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum SimCommand {
+    /// Serve an in-memory cluster on 127.0.0.1 until interrupted (kubectl works against it).
+    Serve {
+        /// Port to listen on; 0 picks a free one.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Write a kubeconfig for the cluster to this file.
+        #[arg(long, value_name = "PATH")]
+        kubeconfig_out: Option<PathBuf>,
+        /// How long simulated pods take to become ready, in milliseconds.
+        #[arg(long, default_value_t = 300)]
+        pod_ready_ms: u64,
+    },
+}
+
+/// Runs `serin crds`.
+pub fn crds(out_dir: Option<&Path>) -> i32 {
+    match out_dir {
+        None => {
+            use std::io::Write;
+            // A closed pipe (`serin crds | head`) is not an error worth a panic.
+            let _ = std::io::stdout().write_all(crd::render_all().as_bytes());
+            0
+        }
+        Some(dir) => {
+            for (file, c) in crd::all() {
+                let path = dir.join(file);
+                if let Err(e) = std::fs::write(&path, crd::to_yaml(&c)) {
+                    eprintln!("error: cannot write {}: {e}", path.display());
+                    return 1;
+                }
+            }
+            0
+        }
+    }
+}
+
+/// Runs `serin check`; returns the exit code (0 all valid, 1 any problem).
+pub fn check(files: &[PathBuf], out: &mut impl std::io::Write) -> i32 {
+    let mut failed = false;
+    for file in files {
+        let label = file.display().to_string();
+        let text = if label == "-" {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map(|_| s)
+        } else {
+            std::fs::read_to_string(file)
+        };
+        let text = match text {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = writeln!(out, "{label}: cannot read: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        failed |= !check_one(&label, &text, out);
+    }
+    i32::from(failed)
+}
+
+fn check_one(label: &str, text: &str, out: &mut impl std::io::Write) -> bool {
+    let reports = match manifest::check_text(text) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(out, "{label}: invalid YAML: {e}");
+            return false;
+        }
+    };
+    if reports.is_empty() {
+        let _ = writeln!(out, "{label}: no objects");
+        return false;
+    }
+    let mut ok = true;
+    if reports.iter().all(|r| r.skipped) {
+        // Informational: `serin check k8s/*.yaml` over a whole directory is a normal thing to run.
+        let _ = writeln!(out, "{label}: no Serin or Flagger objects");
+        return true;
+    }
+    for r in reports.iter().filter(|r| !r.skipped) {
+        let what = format!(
+            "{label}: {} {}",
+            if r.kind.is_empty() {
+                "<no kind>"
+            } else {
+                &r.kind
+            },
+            r.name
+        );
+        if r.errors.is_empty() {
+            let note = if r.from_flagger {
+                " (flagger.app/v1beta1, convertible: serin migrate)"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "{what}: ok{note}");
+        } else {
+            ok = false;
+            for e in &r.errors {
+                let _ = writeln!(out, "{what}: {e}");
+            }
+        }
+    }
+    ok
+}
+
+pub(crate) fn init_logging(format: &str, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Runs `serin loadtester` until interrupted.
+pub async fn loadtester(listen: std::net::SocketAddr, max_tasks: usize) -> i32 {
+    init_logging("text", "info");
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {listen}: {e}");
+            return 2;
+        }
+    };
+    tracing::info!(%listen, max_tasks, "serin loadtester listening");
+    tokio::select! {
+        r = crate::loadtester::serve(listener, max_tasks) => match r {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        },
+        _ = tokio::signal::ctrl_c() => 0,
+    }
+}
+
+/// Runs `serin sim serve` until Ctrl-C / SIGTERM.
+pub async fn sim_serve(port: u16, kubeconfig_out: Option<PathBuf>, pod_ready_ms: u64) -> i32 {
+    let opts = crate::sim::SimOptions {
+        port,
+        kubelet: crate::sim::KubeletOptions {
+            ready_delay: std::time::Duration::from_millis(pod_ready_ms),
+        },
+        ..Default::default()
+    };
+    let cluster = match crate::sim::Cluster::start_with(opts).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: cannot listen on 127.0.0.1:{port}: {e}");
+            return 1;
+        }
+    };
+    if let Some(path) = &kubeconfig_out {
+        // Written to a temporary name first so a reader never sees half a file.
+        let tmp = path.with_extension("tmp");
+        if let Err(e) = cluster
+            .write_kubeconfig(&tmp)
+            .and_then(|_| std::fs::rename(&tmp, path))
+        {
+            eprintln!("error: cannot write kubeconfig {}: {e}", path.display());
+            return 1;
+        }
+    }
+    println!("serin sim serving {}", cluster.url());
+    if let Some(path) = &kubeconfig_out {
+        println!(
+            "kubeconfig: {}  (export KUBECONFIG={})",
+            path.display(),
+            path.display()
+        );
+    }
+    wait_for_shutdown().await;
+    0
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn wait_for_shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}
+
+/// Resolves the kube config: an explicit kubeconfig path, else kube's inference (KUBECONFIG,
+/// ~/.kube/config, in-cluster). The error says where it looked.
+pub async fn load_kube_config(path: Option<PathBuf>) -> Result<kube::Config, String> {
+    match path {
+        Some(p) => {
+            let kc = kube::config::Kubeconfig::read_from(&p)
+                .map_err(|e| format!("cannot read kubeconfig {}: {}", p.display(), manifest::one_line(&e.to_string())))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .map_err(|e| format!("kubeconfig {} is not usable: {}", p.display(), manifest::one_line(&e.to_string())))
+        }
+        None => kube::Config::infer().await.map_err(|e| {
+            format!(
+                "no Kubernetes configuration found (no --kubeconfig, $KUBECONFIG, ~/.kube/config or in-cluster service account): {}",
+                manifest::one_line(&e.to_string())
+            )
+        }),
+    }
+}
