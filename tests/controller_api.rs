@@ -111,15 +111,7 @@ async fn a_reconcile_reads_from_the_caches_not_the_api() {
     cluster.state().lock().unwrap().request_counts.clear();
     let before = ok();
     // A metadata-only change of the target: the Canary reconciles, nothing is due.
-    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
-    deploys
-        .patch(
-            "podinfo",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"note": "x"}}})),
-        )
-        .await
-        .unwrap();
+    common::scenario::poke_target(&client, "x").await;
     let services: Api<Service> = Api::namespaced(client.clone(), "test");
     services
         .patch(
@@ -179,14 +171,7 @@ async fn a_tracked_secret_is_read_only_when_it_changes() {
     assert_eq!(copy.data.unwrap()["TOKEN"].0, b"one");
     tokio::time::sleep(Duration::from_millis(500)).await;
     cluster.state().lock().unwrap().request_counts.clear();
-    deploys
-        .patch(
-            "podinfo",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"note": "x"}}})),
-        )
-        .await
-        .unwrap();
+    common::scenario::poke_target(&client, "x").await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     let counts = cluster.state().lock().unwrap().request_counts.clone();
     assert!(

@@ -212,16 +212,7 @@ async fn a_route_its_gateway_refuses_is_surfaced_in_the_canary_status() {
         .await
         .unwrap();
     // Any change of the target brings the Canary back (HTTPRoutes are read, not watched).
-    let deploys: Api<k8s_openapi::api::apps::v1::Deployment> =
-        Api::namespaced(client.clone(), "test");
-    deploys
-        .patch(
-            "podinfo",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"poke": "1"}}})),
-        )
-        .await
-        .unwrap();
+    common::scenario::poke_target(&client, "1").await;
     let st = wait_status(&client, "RouteAccepted=False", |st| {
         st.conditions
             .iter()

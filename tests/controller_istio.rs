@@ -202,16 +202,7 @@ async fn weights_edited_by_hand_are_put_back() {
     .await
     .unwrap();
     // The next reconcile (a resync in a cluster; here a poke at the target) repairs it.
-    let deploys: Api<k8s_openapi::api::apps::v1::Deployment> =
-        Api::namespaced(client.clone(), "test");
-    deploys
-        .patch(
-            "podinfo",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"poke": "1"}}})),
-        )
-        .await
-        .unwrap();
+    common::scenario::poke_target(&client, "1").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let now = state(&serde_json::to_value(vs.get("podinfo").await.unwrap()).unwrap());

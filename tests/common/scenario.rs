@@ -201,3 +201,14 @@ pub async fn delete_canary_and_wait(client: &kube::Client) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A metadata-only change of the target Deployment (not a new revision): the Canaries using it
+/// reconcile, as a resync would make them.
+pub async fn poke_target(client: &kube::Client, value: &str) {
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
+    let patch = json!({"metadata": {"annotations": {"poke": value}}});
+    deploys
+        .patch("podinfo", &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+}
