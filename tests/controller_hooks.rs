@@ -8,7 +8,9 @@ mod common;
 use std::sync::Arc;
 
 use common::receiver::{self, Receiver};
-use common::scenario::{set_image, setup_with, start_controller, wait_phase, wait_status};
+use common::scenario::{
+    initialized_then_new_image, set_image, setup_with, start_controller, wait_phase, wait_status,
+};
 use serde_json::json;
 use serin::api::CanaryPhase;
 
@@ -168,9 +170,7 @@ async fn a_closed_promotion_gate_holds_until_opened_and_load_is_generated() {
     ]}}))
     .await;
     let _stop = start_controller(&client);
-    let c = wait_phase(&client, CanaryPhase::Initialized, None).await;
-    let first = c.status.unwrap().last_applied_spec.unwrap();
-    set_image(&client, "podinfo:6.0.1", json!({})).await;
+    let first = initialized_then_new_image(&client).await;
     wait_phase(&client, CanaryPhase::WaitingPromotion, Some(&first)).await;
     // Held: still waiting a few ticks later.
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
@@ -195,9 +195,7 @@ async fn an_opened_rollback_gate_rolls_back_while_progressing() {
     )
     .await;
     let _stop = start_controller(&client);
-    let c = wait_phase(&client, CanaryPhase::Initialized, None).await;
-    let first = c.status.unwrap().last_applied_spec.unwrap();
-    set_image(&client, "podinfo:6.0.1", json!({})).await;
+    let first = initialized_then_new_image(&client).await;
     wait_status(&client, "progressing", |st| {
         st.phase == CanaryPhase::Progressing && st.iterations >= 1
     })
@@ -217,9 +215,7 @@ async fn an_opened_rollback_gate_rolls_back_while_waiting() {
     )
     .await;
     let _stop = start_controller(&client);
-    let c = wait_phase(&client, CanaryPhase::Initialized, None).await;
-    let first = c.status.unwrap().last_applied_spec.unwrap();
-    set_image(&client, "podinfo:6.0.1", json!({})).await;
+    let first = initialized_then_new_image(&client).await;
     // Waiting: the new revision is held before its rollout starts.
     wait_status(&client, "waiting", |st| st.phase == CanaryPhase::Waiting).await;
     post(&format!("{lt}/rollback/open")).await;
@@ -338,9 +334,7 @@ async fn an_alert_receiver_that_never_answers_does_not_hold_up_the_canary() {
     })).unwrap()).await.unwrap();
     let _stop = start_controller(&client);
     let started = tokio::time::Instant::now();
-    let c = wait_phase(&client, CanaryPhase::Initialized, None).await;
-    let first = c.status.unwrap().last_applied_spec.unwrap();
-    set_image(&client, "podinfo:6.0.1", json!({})).await;
+    let first = initialized_then_new_image(&client).await;
     wait_phase(&client, CanaryPhase::Succeeded, Some(&first)).await;
     // Each alert may wait 3 x 10 s on this receiver; the rollout did not.
     assert!(started.elapsed() < std::time::Duration::from_secs(20));

@@ -212,3 +212,12 @@ pub async fn poke_target(client: &kube::Client, value: &str) {
         .await
         .unwrap();
 }
+
+/// Waits for the running controller to initialise the Canary, then sets a new image on the
+/// target; returns the revision the primary ran before (for `wait_phase(.., Some(&first))`).
+pub async fn initialized_then_new_image(client: &kube::Client) -> String {
+    let c = wait_phase(client, CanaryPhase::Initialized, None).await;
+    let first = c.status.unwrap().last_applied_spec.unwrap();
+    set_image(client, "podinfo:6.0.1", json!({})).await;
+    first
+}
