@@ -111,6 +111,18 @@ async fn every_hook_type_fires_at_its_moment_with_its_phase() {
     let rollbacks = calls(&r, &["rollback"]);
     assert!(rollbacks.len() >= 3, "{rollbacks:?}");
     assert!(rollbacks.iter().all(|(_, phase)| phase == "Progressing"));
+    // Event hooks are posted in the background: give the last Event's post time to arrive.
+    let promoted = |r: &Receiver| {
+        r.hits().iter().any(|h| {
+            h.body["eventMessage"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Promotion completed"))
+        })
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !promoted(&r) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let events: Vec<serde_json::Value> = r
         .hits()
         .into_iter()
