@@ -74,6 +74,10 @@ async fn metrics_show_the_canary_families() {
         "serin_reconcile_total{result=\"ok\"}",
         "serin_alerts_total{kind=\"webhook\",outcome=\"success\"}",
         "serin_webhook_calls_total{kind=\"rollout\",outcome=\"success\"}",
+        // Every API call is counted: the one status write per tick, the watches, the primary.
+        "serin_kube_api_requests_total{verb=\"patch\",resource=\"canaries.serin.io/status\",code=\"200\"}",
+        "serin_kube_api_requests_total{verb=\"watch\",resource=\"deployments.apps\",code=\"200\"}",
+        "serin_kube_api_requests_total{verb=\"patch\",resource=\"deployments.apps\",code=\"201\"}",
     ] {
         assert!(text.contains(family), "missing {family}\n{text}");
     }

@@ -3,6 +3,7 @@
 
 mod act;
 mod calls;
+pub mod client;
 mod context;
 mod error;
 pub mod leader;
@@ -37,6 +38,7 @@ pub async fn run_elected(
     lease: leader::LeaseSettings,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let client = client::instrumented(client, settings.telemetry.clone());
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
         Api::namespaced(client.clone(), &lease.namespace);
     let mut shutdown = Box::pin(shutdown);
@@ -50,7 +52,7 @@ pub async fn run_elected(
         // controller future is dropped, so nothing acts without the lease.
         let ready = settings.telemetry.clone();
         tokio::select! {
-            _ = run(client.clone(), namespace.clone(), settings.clone(), std::future::pending::<()>()) => {}
+            _ = run_with(client.clone(), namespace.clone(), settings.clone(), std::future::pending::<()>()) => {}
             _ = leader::hold(&leases, &lease) => {
                 tracing::warn!(identity = %lease.identity, "leader election: lost the lease; standing by");
             }
@@ -73,6 +75,17 @@ impl Drop for AbortOnDrop {
 
 /// Runs the controller until `shutdown` resolves. `namespace` limits it to one namespace.
 pub async fn run(
+    client: kube::Client,
+    namespace: Option<String>,
+    settings: Settings,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = client::instrumented(client, settings.telemetry.clone());
+    run_with(client, namespace, settings, shutdown).await
+}
+
+/// `run` with a client already instrumented (run_elected shares one with its Lease calls).
+async fn run_with(
     client: kube::Client,
     namespace: Option<String>,
     settings: Settings,

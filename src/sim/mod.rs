@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use kubelet::{KubeletOptions, NEVER_READY, template_hash};
-pub use state::SimState;
+pub use state::{Access, SimState};
 
 /// Options of an embedded cluster.
 #[derive(Debug, Clone)]

@@ -237,7 +237,13 @@ pub async fn dispatch(
     *st.request_counts
         .entry(format!("{method} {}{sub} {verb}", target.rt.qualified()))
         .or_default() += 1;
+    let agent = headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split('/').next())
+        .unwrap_or("unknown");
     if is_watch && method == Method::GET && target.name.is_none() {
+        record_access(&mut st, agent, &target, "watch");
         return match watch::start(&st, &target, &q) {
             Ok(stream) => {
                 drop(st);
@@ -272,6 +278,39 @@ pub async fn dispatch(
         (Method::DELETE, false) => handlers::delete_collection(&mut st, &target, &q, &ctx),
         (m, _) => status::method_not_allowed(m.as_str()),
     };
+    for verb in rbac_verbs(&method, target.name.is_some(), reply.code) {
+        record_access(&mut st, agent, &target, verb);
+    }
     drop(st);
     to_response(reply)
+}
+
+/// The RBAC verbs kube-apiserver's authorizer checks for a request: an apply PATCH that created
+/// the object needs `create` as well as `patch`.
+fn rbac_verbs(method: &Method, named: bool, code: StatusCode) -> Vec<&'static str> {
+    match (method, named) {
+        (&Method::GET, true) => vec!["get"],
+        (&Method::GET, false) => vec!["list"],
+        (&Method::POST, _) => vec!["create"],
+        (&Method::PUT, _) => vec!["update"],
+        (&Method::PATCH, _) if code == StatusCode::CREATED => vec!["patch", "create"],
+        (&Method::PATCH, _) => vec!["patch"],
+        (&Method::DELETE, true) => vec!["delete"],
+        (&Method::DELETE, false) => vec!["deletecollection"],
+        _ => vec![],
+    }
+}
+
+fn record_access(st: &mut SimState, agent: &str, target: &Target, verb: &'static str) {
+    let resource = match &target.sub {
+        Some(sub) => format!("{}/{sub}", target.rt.plural),
+        None => target.rt.plural.clone(),
+    };
+    st.access_log.insert(super::state::Access {
+        agent: agent.to_string(),
+        group: target.rt.group.clone(),
+        resource,
+        verb,
+        all_namespaces: target.rt.namespaced && target.namespace.is_none(),
+    });
 }

@@ -46,6 +46,25 @@ pub struct SimState {
     injected_conflicts: HashMap<String, u32>,
     /// Requests served, by `"<METHOD> <resource> <get|list|watch|write>"` (API economy checks).
     pub request_counts: std::collections::BTreeMap<String, u64>,
+    /// Every distinct access as an RBAC authorizer would see it, by client (User-Agent).
+    pub access_log: std::collections::BTreeSet<Access>,
+}
+
+/// One request in RBAC terms: who asked for which verb on which resource, and whether the request
+/// spanned all namespaces (which only a ClusterRole can grant). Kept so tests can hold the chart's
+/// RBAC rules to the calls the controller really makes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Access {
+    /// The client's User-Agent up to the first `/` (`serin`, `kubectl`, `unknown`).
+    pub agent: String,
+    /// API group (`""` for core).
+    pub group: String,
+    /// Plural resource name, with `/subresource` when there is one (`canaries/status`).
+    pub resource: String,
+    /// RBAC verb: get, list, watch, create, update, patch, delete, deletecollection.
+    pub verb: &'static str,
+    /// A namespaced resource requested across all namespaces.
+    pub all_namespaces: bool,
 }
 
 impl Default for SimState {
@@ -83,6 +102,7 @@ impl SimState {
             snapshots: HashMap::new(),
             injected_conflicts: HashMap::new(),
             request_counts: Default::default(),
+            access_log: Default::default(),
         };
         for ns in ["default", "kube-system"] {
             let uid = st.next_uid();

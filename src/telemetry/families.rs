@@ -84,6 +84,17 @@ pub struct CallLabels {
     pub outcome: String,
 }
 
+/// Labels of the Kubernetes API request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiCallLabels {
+    /// RBAC verb: get, list, watch, create, update, patch, delete.
+    pub verb: String,
+    /// Group-qualified resource, with `/subresource` (`canaries.serin.io/status`).
+    pub resource: String,
+    /// HTTP status code, or `error` when no answer came.
+    pub code: String,
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn seconds() -> Histogram {
@@ -114,6 +125,8 @@ pub struct Families {
     pub webhooks: Family<CallLabels, Counter>,
     /// Alerts by provider type and outcome.
     pub alerts: Family<CallLabels, Counter>,
+    /// Kubernetes API requests by verb, resource and status code.
+    pub api_calls: Family<ApiCallLabels, Counter>,
 }
 
 impl Families {
@@ -138,6 +151,7 @@ impl Families {
             failures: Default::default(),
             webhooks: Default::default(),
             alerts: Default::default(),
+            api_calls: Default::default(),
         };
         registry.register(
             "serin_reconcile",
@@ -185,6 +199,11 @@ impl Families {
             "serin_alerts",
             "Alerts sent by provider type and outcome",
             f.alerts.clone(),
+        );
+        registry.register(
+            "serin_kube_api_requests",
+            "Kubernetes API requests by verb, resource and status code",
+            f.api_calls.clone(),
         );
         f
     }

@@ -2,6 +2,7 @@
 //! only after the first successful list of Canaries, and only while leading when leader election
 //! is on) and `/metrics` (prometheus-client text format, the families of `families`).
 
+pub mod api_calls;
 mod families;
 
 use std::net::SocketAddr;
