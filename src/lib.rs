@@ -13,6 +13,7 @@ pub mod loadtester;
 pub mod manifest;
 pub mod metrics;
 pub mod notify;
+pub mod rbac;
 pub mod router;
 
 pub mod schema;

@@ -198,4 +198,5 @@ async fn a_tracked_secret_is_read_only_when_it_changes() {
         env_from[1].secret_ref.as_ref().unwrap().name,
         "podinfo-token-primary"
     );
+    common::scenario::assert_calls_are_granted(&cluster, &[], false);
 }

@@ -58,7 +58,7 @@ async fn setup(overrides: serde_json::Value) -> (serin::sim::Cluster, kube::Clie
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemonset_target_runs_blue_green_to_succeeded() {
-    let (_cluster, client) = setup(json!({})).await;
+    let (cluster, client) = setup(json!({})).await;
     let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), "test");
     let _stop = start_controller(&client);
 
@@ -134,11 +134,12 @@ async fn a_daemonset_target_runs_blue_green_to_succeeded() {
         phases.contains(&CanaryPhase::Progressing) && phases.contains(&CanaryPhase::Promoting),
         "{phases:?}"
     );
+    common::scenario::assert_calls_are_granted(&cluster, &[], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemonset_canary_that_never_becomes_ready_is_rolled_back_after_the_deadline() {
-    let (_cluster, client) = setup(json!({"progressDeadlineSeconds": 2})).await;
+    let (cluster, client) = setup(json!({"progressDeadlineSeconds": 2})).await;
     let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), "test");
     let _stop = start_controller(&client);
     let c = wait_phase(&client, CanaryPhase::Initialized, None).await;
@@ -168,4 +169,5 @@ async fn a_daemonset_canary_that_never_becomes_ready_is_rolled_back_after_the_de
     );
     let last = c.status.unwrap().decisions.last().cloned().unwrap();
     assert!(last.action.contains("2s"), "{last:?}");
+    common::scenario::assert_calls_are_granted(&cluster, &[], false);
 }

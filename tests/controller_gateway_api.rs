@@ -77,7 +77,7 @@ fn observe(client: &kube::Client, name: &'static str) -> Arc<Mutex<Vec<(i64, i64
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_run_moves_the_httproute_weights_step_by_step() {
-    let (_cluster, client) = setup_with(json!({"provider": "gatewayapi:v1",
+    let (cluster, client) = setup_with(json!({"provider": "gatewayapi:v1",
         "service": {"port": 9898, "hosts": ["podinfo.example.com"], "gatewayRefs": [{"name": "public", "namespace": "gateways"}], "timeout": "15s"},
         "analysis": {"interval": "1s", "threshold": 2, "iterations": null, "stepWeight": 20, "maxWeight": 40}}))
     .await;
@@ -97,11 +97,12 @@ async fn a_canary_run_moves_the_httproute_weights_step_by_step() {
         *seen.lock().unwrap(),
         [(100, 0), (80, 20), (60, 40), (100, 0)]
     );
+    common::scenario::assert_calls_are_granted(&cluster, &["gatewayApi"], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_preserving_mode_changes_only_our_weights_and_gives_them_back() {
-    let (_cluster, client) = setup_with(json!({"provider": "gatewayapi:v1", "revertOnDeletion": true,
+    let (cluster, client) = setup_with(json!({"provider": "gatewayapi:v1", "revertOnDeletion": true,
         "routeRef": {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "name": "web"},
         "service": {"port": 9898},
         "analysis": {"interval": "1s", "threshold": 2, "iterations": null, "stepWeight": 50, "maxWeight": 50}}))
@@ -159,6 +160,7 @@ async fn route_preserving_mode_changes_only_our_weights_and_gives_them_back() {
     assert!(
         restored["metadata"]["annotations"][serin::router::gateway_api::ORIGINAL_WEIGHTS].is_null()
     );
+    common::scenario::assert_calls_are_granted(&cluster, &["gatewayApi"], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,7 +243,7 @@ async fn a_route_its_gateway_refuses_is_surfaced_in_the_canary_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_affinity_cookies_are_in_status_and_in_the_route() {
-    let (_cluster, client) = setup_with(json!({"provider": "gatewayapi:v1",
+    let (cluster, client) = setup_with(json!({"provider": "gatewayapi:v1",
         "service": {"port": 9898, "gatewayRefs": [{"name": "public", "namespace": "gateways"}]},
         "analysis": {"interval": "1s", "threshold": 2, "iterations": null, "stepWeight": 50, "maxWeight": 50,
             "sessionAffinity": {"cookieName": "canary-cookie", "maxAge": 120}}}))
@@ -288,11 +290,12 @@ async fn session_affinity_cookies_are_in_status_and_in_the_route() {
         expire.as_str(),
         Some(format!("{cookie}; Max-Age=-1").as_str())
     );
+    common::scenario::assert_calls_are_granted(&cluster, &["gatewayApi"], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grpc_service_gets_a_grpcroute() {
-    let (_cluster, client) = setup_with(json!({"provider": "gatewayapi:v1",
+    let (cluster, client) = setup_with(json!({"provider": "gatewayapi:v1",
         "service": {"port": 9898, "appProtocol": "grpc", "gatewayRefs": [{"name": "public", "namespace": "gateways"}]},
         "analysis": {"interval": "1s", "threshold": 2, "iterations": null, "stepWeight": 50, "maxWeight": 50}}))
     .await;
@@ -321,6 +324,7 @@ async fn a_grpc_service_gets_a_grpcroute() {
     let route = serde_json::to_value(grpc.get("podinfo").await.unwrap()).unwrap();
     assert_eq!(weights(&route), [(50, 50)]);
     wait_phase(&client, CanaryPhase::Succeeded, Some(&first)).await;
+    common::scenario::assert_calls_are_granted(&cluster, &["gatewayApi"], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,7 +59,7 @@ async fn every_hook_type_fires_at_its_moment_with_its_phase() {
         Some(if path == "/rollback" { 404 } else { 200 })
     }))
     .await;
-    let (_cluster, client) = setup_with(hooks(&r.url)).await;
+    let (cluster, client) = setup_with(hooks(&r.url)).await;
     let _stop = start_controller(&client);
     let c = wait_phase(&client, CanaryPhase::Initialized, None).await;
     let first = c.status.unwrap().last_applied_spec.unwrap();
@@ -150,6 +150,7 @@ async fn every_hook_type_fires_at_its_moment_with_its_phase() {
             .iter()
             .all(|e| e["eventType"] == "Normal" && e["timestamp"].is_string())
     );
+    common::scenario::assert_calls_are_granted(&cluster, &[], false);
 }
 
 /// `serin loadtester` in-process on a free port; its base URL.
@@ -245,7 +246,7 @@ async fn alerts_reach_their_providers_by_severity_and_a_bad_secret_is_an_event()
     use kube::api::{Api, PostParams};
     use serin::api::AlertProvider;
     let chat = receiver::ok().await;
-    let (_cluster, client) = setup_with(
+    let (cluster, client) = setup_with(
         json!({"analysis": {"interval": "1s", "threshold": 1, "iterations": 1, "alerts": [
             {"name": "all", "severity": "info", "providerRef": {"name": "slack"}},
             {"name": "errors-only", "severity": "error", "providerRef": {"name": "pager"}},
@@ -327,6 +328,7 @@ async fn alerts_reach_their_providers_by_severity_and_a_bad_secret_is_an_event()
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    common::scenario::assert_calls_are_granted(&cluster, &[], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -96,7 +96,7 @@ async fn run(client: &kube::Client) -> tokio::sync::oneshot::Sender<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirrored_canary_run_moves_the_virtualservice_weights() {
-    let (_cluster, client) = setup_with(json!({"provider": "istio", "service": {"port": 9898, "hosts": ["app.example.com"],
+    let (cluster, client) = setup_with(json!({"provider": "istio", "service": {"port": 9898, "hosts": ["app.example.com"],
             "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}},
         "analysis": {"interval": "1s", "threshold": 2, "iterations": null, "stepWeight": 25, "maxWeight": 50, "mirror": true}}))
     .await;
@@ -126,6 +126,7 @@ async fn a_mirrored_canary_run_moves_the_virtualservice_weights() {
             (100, 0, false, 0)
         ]
     );
+    common::scenario::assert_calls_are_granted(&cluster, &["istio"], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,7 +153,7 @@ async fn ab_testing_sends_matching_requests_to_the_canary() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_users_virtualservice_is_taken_over_and_given_back_whole() {
-    let (_cluster, client) = setup_with(
+    let (cluster, client) = setup_with(
         json!({"provider": "istio", "revertOnDeletion": true, "service": {"port": 9898},
         "analysis": {"interval": "1s", "threshold": 2, "iterations": 1}}),
     )
@@ -177,6 +178,7 @@ async fn a_users_virtualservice_is_taken_over_and_given_back_whole() {
     let after = serde_json::to_value(vs_api.get("podinfo").await.unwrap()).unwrap();
     assert_eq!(after["spec"], before["spec"], "the user's spec is back");
     assert!(after["metadata"]["annotations"][serin::router::istio::ORIGINAL_SPEC].is_null());
+    common::scenario::assert_calls_are_granted(&cluster, &["istio"], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,7 @@ use serin::controller::{self, Settings};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blue_green_runs_init_new_image_and_config_change_to_succeeded() {
-    let (_cluster, client) = setup().await;
+    let (cluster, client) = setup().await;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(controller::run(
         client.clone(),
@@ -108,6 +108,7 @@ async fn blue_green_runs_init_new_image_and_config_change_to_succeeded() {
 
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), run).await;
+    common::scenario::assert_calls_are_granted(&cluster, &[], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,7 +188,7 @@ async fn skip_analysis_promotes_without_steps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revert_on_deletion_gives_the_target_its_traffic_back() {
-    let (_cluster, client) = setup_with(json!({"revertOnDeletion": true})).await;
+    let (cluster, client) = setup_with(json!({"revertOnDeletion": true})).await;
     let _stop = start_controller(&client);
     wait_phase(&client, CanaryPhase::Initialized, None).await;
     let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
@@ -227,6 +228,7 @@ async fn revert_on_deletion_gives_the_target_its_traffic_back() {
             "apex points at the target"
         );
     }
+    common::scenario::assert_calls_are_granted(&cluster, &[], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,7 +327,7 @@ async fn a_newer_image_mid_analysis_restarts_it_and_suspend_freezes_everything()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_target_hpa_gets_a_primary_copy() {
     use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-    let (_cluster, client) = setup_with(json!({"autoscalerRef": {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "podinfo"}})).await;
+    let (cluster, client) = setup_with(json!({"autoscalerRef": {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "podinfo"}})).await;
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), "test");
     hpas.create(&Default::default(), &serde_json::from_value(json!({
         "metadata": {"name": "podinfo"},
@@ -337,6 +339,7 @@ async fn the_target_hpa_gets_a_primary_copy() {
     let copy = hpas.get("podinfo-primary").await.unwrap().spec;
     assert_eq!(copy.scale_target_ref.name, "podinfo-primary");
     assert_eq!((copy.min_replicas, copy.max_replicas), (Some(2), 4));
+    common::scenario::assert_calls_are_granted(&cluster, &[], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,7 +375,7 @@ async fn an_existing_apex_service_is_adopted_not_owned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_target_is_a_condition_and_an_event_and_nothing_is_created() {
-    let (_cluster, client) = setup_with(
+    let (cluster, client) = setup_with(
         json!({"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "nope"}}),
     )
     .await;
@@ -411,4 +414,5 @@ async fn a_missing_target_is_a_condition_and_an_event_and_nothing_is_created() {
             "{name} created half-way"
         );
     }
+    common::scenario::assert_calls_are_granted(&cluster, &[], false);
 }

@@ -49,7 +49,7 @@ async fn instances(client: &kube::Client) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_leader_acts_and_a_standby_takes_over() {
-    let (_cluster, client) = setup_with(json!({})).await;
+    let (cluster, client) = setup_with(json!({})).await;
     let a = elected(&client, "serin-a");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let b = elected(&client, "serin-b");
@@ -88,4 +88,5 @@ async fn only_the_leader_acts_and_a_standby_takes_over() {
         "the standby took over"
     );
     b.abort();
+    common::scenario::assert_calls_are_granted(&cluster, &[], true);
 }

@@ -46,7 +46,7 @@ fn spec() -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn linkerd_with_smi_runs_through_traffic_split_weights() {
-    let (_cluster, client) = setup_with(spec()).await;
+    let (cluster, client) = setup_with(spec()).await;
     install(&client, "linkerd/trafficsplits.split.smi-spec.io.yaml").await;
     let _stop = start_controller(&client);
     let c = wait_phase(&client, CanaryPhase::Initialized, None).await;
@@ -71,11 +71,12 @@ async fn linkerd_with_smi_runs_through_traffic_split_weights() {
     wait_phase(&client, CanaryPhase::Succeeded, Some(&first)).await;
     let split = serde_json::to_value(splits.get("podinfo").await.unwrap()).unwrap();
     assert_eq!(split["spec"]["backends"][0]["weight"], "100");
+    common::scenario::assert_calls_are_granted(&cluster, &["smi"], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn linkerd_with_the_gateway_api_writes_a_mesh_httproute() {
-    let (_cluster, client) = setup_with(spec()).await;
+    let (cluster, client) = setup_with(spec()).await;
     install(
         &client,
         "gateway-api/gateway.networking.k8s.io_httproutes.yaml",
@@ -95,4 +96,5 @@ async fn linkerd_with_the_gateway_api_writes_a_mesh_httproute() {
         route["spec"]["parentRefs"],
         json!([{"group": "", "kind": "Service", "name": "podinfo", "port": 9898}])
     );
+    common::scenario::assert_calls_are_granted(&cluster, &["gatewayApi"], false);
 }

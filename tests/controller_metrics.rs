@@ -83,7 +83,7 @@ fn checks(st: &CanaryStatus, name: &str) -> Vec<(Option<f64>, Verdict)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_within_its_thresholds_is_promoted() {
     let prom = Prometheus::start(&traffic(100.0, 0.0, FAST));
-    let (_cluster, client, settings) = start(&prom).await;
+    let (cluster, client, settings) = start(&prom).await;
     let telemetry = settings.telemetry.clone();
     let _stop = start_controller_with(&client, settings);
     let c = wait_phase(&client, CanaryPhase::Initialized, None).await;
@@ -113,12 +113,13 @@ async fn a_canary_within_its_thresholds_is_promoted() {
         exposed.contains(r#"serin_canary_metric_analysis{name="podinfo",namespace="test",metric="request-success-rate"} 100.0"#),
         "{exposed}"
     );
+    common::scenario::assert_calls_are_granted(&cluster, &[], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_whose_error_rate_breaks_the_threshold_is_rolled_back() {
     let prom = Prometheus::start(&traffic(6.0, 2.0, FAST));
-    let (_cluster, client, settings) = start(&prom).await;
+    let (cluster, client, settings) = start(&prom).await;
     let _stop = start_controller_with(&client, settings);
     let c = wait_phase(&client, CanaryPhase::Initialized, None).await;
     let first = c.status.unwrap().last_applied_spec.unwrap();
@@ -157,6 +158,7 @@ async fn a_canary_whose_error_rate_breaks_the_threshold_is_rolled_back() {
             .any(|n| n.contains("request-success-rate 75.00")),
         "{notes:?}"
     );
+    common::scenario::assert_calls_are_granted(&cluster, &[], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

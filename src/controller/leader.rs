@@ -10,6 +10,15 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
 
+/// Leader election reads, creates and renews one Lease in the controller's namespace.
+pub const RBAC: &[crate::rbac::Rule] = &[crate::rbac::Rule {
+    group: "coordination.k8s.io",
+    resources: &["leases"],
+    verbs: &["get", "create", "update"],
+    needed: crate::rbac::Needed::LeaderElection,
+    why: "leader election: one Lease in the controller's namespace",
+}];
+
 /// Lease settings.
 #[derive(Debug, Clone)]
 pub struct LeaseSettings {

@@ -29,6 +29,70 @@ pub use reconcile::{error_policy, reconcile};
 use crate::api::{Canary, TargetKind};
 use crate::workload::PRIMARY_SUFFIX;
 
+/// What the controller itself calls: its watches and caches, the Canary writes, the objects a
+/// Canary names, and Events. (Objects it creates are in `workload::RBAC` and the routers'.)
+pub const RBAC: &[crate::rbac::Rule] = {
+    use crate::rbac::{Needed::Always, Rule};
+    &[
+        Rule {
+            group: "serin.io",
+            resources: &["canaries"],
+            verbs: &["get", "list", "watch", "patch"],
+            needed: Always,
+            why: "watch Canaries; add and remove Serin's finalizer",
+        },
+        Rule {
+            group: "serin.io",
+            resources: &["canaries/status"],
+            verbs: &["patch"],
+            needed: Always,
+            why: "one server-side-apply status write per tick",
+        },
+        Rule {
+            group: "serin.io",
+            resources: &["canaries/finalizers"],
+            verbs: &["update"],
+            needed: Always,
+            why: "own the -primary objects with blockOwnerDeletion (OwnerReferencesPermissionEnforcement)",
+        },
+        Rule {
+            group: "serin.io",
+            resources: &["metrictemplates", "alertproviders"],
+            verbs: &["get"],
+            needed: Always,
+            why: "read the MetricTemplates and AlertProviders a Canary names",
+        },
+        Rule {
+            group: "apps",
+            resources: &["deployments", "daemonsets"],
+            verbs: &["list", "watch"],
+            needed: Always,
+            why: "watch targets and primaries into caches (no per-tick reads)",
+        },
+        Rule {
+            group: "",
+            resources: &["configmaps", "services"],
+            verbs: &["list", "watch"],
+            needed: Always,
+            why: "watch tracked ConfigMaps and the Canary's Services into caches",
+        },
+        Rule {
+            group: "",
+            resources: &["secrets"],
+            verbs: &["list", "watch"],
+            needed: Always,
+            why: "watch Secret metadata only (values are read when a referenced Secret changes)",
+        },
+        Rule {
+            group: "events.k8s.io",
+            resources: &["events"],
+            verbs: &["create", "patch"],
+            needed: Always,
+            why: "record what Serin did and why as Kubernetes Events",
+        },
+    ]
+};
+
 /// Runs the controller while this instance holds the Lease, until `shutdown` resolves: waits for
 /// leadership, reconciles while renewing, and goes back to waiting if leadership is lost.
 pub async fn run_elected(

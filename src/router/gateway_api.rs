@@ -15,6 +15,16 @@ use super::{KubernetesRouter, Lookups, RouterError};
 use crate::analysis::Routes;
 use crate::api::{Canary, FIELD_MANAGER, FieldError};
 
+/// Gateway API routes (also Linkerd's GAMMA routes): read, apply, patch weights; `list` (limit 1)
+/// tells "the CRD is not installed" apart from other errors.
+pub const RBAC: &[crate::rbac::Rule] = &[crate::rbac::Rule {
+    group: "gateway.networking.k8s.io",
+    resources: &["httproutes", "grpcroutes"],
+    verbs: &["get", "list", "create", "patch"],
+    needed: crate::rbac::Needed::Router("gatewayApi"),
+    why: "Gateway API (and Linkerd GAMMA) routes: weights per step",
+}];
+
 /// Annotation on an adopted route holding the weights it had, restored on deletion.
 pub const ORIGINAL_WEIGHTS: &str = "serin.io/original-weights";
 

@@ -15,6 +15,25 @@ use super::{KubernetesRouter, Lookups, RouterError};
 use crate::analysis::Routes;
 use crate::api::{Canary, FIELD_MANAGER, FieldError};
 
+/// Istio: the VirtualService is read, applied and patched (`list`, limit 1, tells "Istio is not
+/// installed" apart); DestinationRules are only applied.
+pub const RBAC: &[crate::rbac::Rule] = &[
+    crate::rbac::Rule {
+        group: "networking.istio.io",
+        resources: &["virtualservices"],
+        verbs: &["get", "list", "create", "patch"],
+        needed: crate::rbac::Needed::Router("istio"),
+        why: "Istio: VirtualService weights per step",
+    },
+    crate::rbac::Rule {
+        group: "networking.istio.io",
+        resources: &["destinationrules"],
+        verbs: &["create", "patch"],
+        needed: crate::rbac::Needed::Router("istio"),
+        why: "Istio: one DestinationRule per side",
+    },
+];
+
 /// Annotation holding the spec of a taken-over VirtualService.
 pub const ORIGINAL_SPEC: &str = "serin.io/original-spec";
 

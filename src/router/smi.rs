@@ -11,6 +11,15 @@ use super::{KubernetesRouter, Lookups, RouterError};
 use crate::analysis::Routes;
 use crate::api::{Canary, FIELD_MANAGER, FieldError};
 
+/// SMI TrafficSplits (Linkerd without the Gateway API); `list`, limit 1, tells "not installed" apart.
+pub const RBAC: &[crate::rbac::Rule] = &[crate::rbac::Rule {
+    group: "split.smi-spec.io",
+    resources: &["trafficsplits"],
+    verbs: &["get", "list", "create", "patch"],
+    needed: crate::rbac::Needed::Router("smi"),
+    why: "Linkerd without the Gateway API: SMI TrafficSplit weights",
+}];
+
 /// Routes by TrafficSplit weights.
 pub struct SmiRouter {
     client: kube::Client,

@@ -13,6 +13,42 @@ pub use configs::{ConfigRef, config_checksum, referenced_configs, rewrite_config
 pub use primary::{LabelFilter, PRIMARY_SUFFIX, build_primary, primary_name, template_hash};
 pub use readiness::readiness;
 
+/// What applying a workload calls: reading the target and its tracked ConfigMaps/Secrets, and
+/// server-side applying the `-primary` copies, the Services and the primary HPA.
+pub const RBAC: &[crate::rbac::Rule] = {
+    use crate::rbac::{Needed::Always, Rule};
+    &[
+        Rule {
+            group: "apps",
+            resources: &["deployments", "daemonsets"],
+            verbs: &["get", "create", "patch"],
+            needed: Always,
+            why: "read the target; apply its -primary copy; scale the target to zero",
+        },
+        Rule {
+            group: "",
+            resources: &["services"],
+            verbs: &["create", "patch"],
+            needed: Always,
+            why: "apply the apex, -primary and -canary Services (read from the watch cache)",
+        },
+        Rule {
+            group: "",
+            resources: &["configmaps", "secrets"],
+            verbs: &["get", "create", "patch"],
+            needed: Always,
+            why: "read tracked ConfigMaps/Secrets; apply their -primary copies",
+        },
+        Rule {
+            group: "autoscaling",
+            resources: &["horizontalpodautoscalers"],
+            verbs: &["get", "create", "patch"],
+            needed: Always,
+            why: "read the target's HPA; apply the -primary HPA",
+        },
+    ]
+};
+
 /// Annotation (on the Canary or the target) that turns config tracking off.
 pub const CONFIG_TRACKING_ANNOTATION: &str = "serin.io/config-tracking";
 

@@ -221,3 +221,28 @@ pub async fn initialized_then_new_image(client: &kube::Client) -> String {
     set_image(client, "podinfo:6.0.1", json!({})).await;
     first
 }
+
+/// Asserts that every API call the controller made (requests with Serin's User-Agent) is granted
+/// by the RBAC rules Serin declares (`serin::rbac`) with `routers` enabled — so a new call without
+/// a rule fails here, and the chart test holds the chart to the same rules.
+pub fn assert_calls_are_granted(cluster: &Cluster, routers: &[&str], leader_election: bool) {
+    let mut granted = serin::rbac::grants(routers);
+    if leader_election {
+        granted.extend(serin::rbac::leader_election_grants());
+    }
+    let log = cluster.state().lock().unwrap().access_log.clone();
+    let made: Vec<_> = log.iter().filter(|a| a.agent == "serin").collect();
+    if std::env::var("SERIN_DUMP_ACCESS").is_ok() {
+        eprintln!("ACCESS {made:?}");
+    }
+    assert!(!made.is_empty(), "the controller made no calls: {log:?}");
+    let missing: Vec<String> = made
+        .iter()
+        .filter(|a| !granted.contains(&(a.group.clone(), a.resource.clone(), a.verb.to_string())))
+        .map(|a| format!("{} {}/{}", a.verb, a.group, a.resource))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "calls without an RBAC rule in serin::rbac: {missing:?}"
+    );
+}
