@@ -21,6 +21,18 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+# Helm's own engine for the chart tests: the PyPI package helm-sdkpy (a binding of Helm's Go
+# library). It declares Python >= 3.12 but runs on 3.11, hence --ignore-requires-python.
+HELM_VENV=target/helm-venv
+HELM_SDKPY_VERSION=0.1.32
+if ! "$HELM_VENV/bin/python" -c 'import helm_sdkpy' >/dev/null 2>&1; then
+  log "installing helm-sdkpy $HELM_SDKPY_VERSION into $HELM_VENV (pip)"
+  python3 -m venv "$HELM_VENV"
+  "$HELM_VENV/bin/pip" install -q --disable-pip-version-check --ignore-requires-python \
+    "helm-sdkpy==$HELM_SDKPY_VERSION"
+fi
+export SERIN_HELM_PYTHON="$PWD/$HELM_VENV/bin/python"
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -1,0 +1,314 @@
+//! The Helm chart with Helm's own engine (helm-sdkpy, set up by scripts/test.sh in
+//! target/helm-venv): lint, install into `serin sim serve` in each mode, RBAC rules equal to the
+//! ones the code declares (`serin::rbac`), the values schema refusing bad values, and the README's
+//! configuration table in step with values.yaml.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use common::{Server, ok, root, serve};
+use serde_json::{Value, json};
+
+/// The Python with helm-sdkpy: $SERIN_HELM_PYTHON, else the venv scripts/test.sh makes.
+fn helm_python() -> std::path::PathBuf {
+    let path = std::env::var_os("SERIN_HELM_PYTHON")
+        .map(Into::into)
+        .unwrap_or_else(|| root().join("target/helm-venv/bin/python"));
+    assert!(
+        path.exists(),
+        "{} not found: run ./scripts/test.sh once (it creates the helm-sdkpy venv) or set SERIN_HELM_PYTHON",
+        path.display()
+    );
+    path
+}
+
+/// Runs tests/chart/helm.py; Ok(stdout JSON) or Err(Helm's message).
+fn helm(args: &[&str]) -> Result<Value, String> {
+    let out = Command::new(helm_python())
+        .arg(root().join("tests/chart/helm.py"))
+        .args(args)
+        // Release records in memory: see tests/chart/helm.py.
+        .env("HELM_DRIVER", "memory")
+        .output()
+        .expect("python runs");
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).expect("helm.py prints JSON"))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+fn chart() -> String {
+    root().join("charts/serin").display().to_string()
+}
+
+/// A sim with the release namespace `serin-system` (and `apps`, for namespaced mode).
+fn cluster() -> Server {
+    let s = serve();
+    let out = common::kubectl(
+        &s,
+        &["apply", "-f", "-"],
+        Some(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: serin-system\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: apps\n",
+        ),
+    );
+    assert!(out.status.success(), "{out:?}");
+    s
+}
+
+fn install(s: &Server, values: Value) -> Result<Value, String> {
+    let kubeconfig = s.kubeconfig.display().to_string();
+    helm(&[
+        "install",
+        &kubeconfig,
+        "serin-system",
+        "serin",
+        &chart(),
+        &values.to_string(),
+    ])
+}
+
+fn get(s: &Server, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    serde_json::from_str(&ok(s, &all)).unwrap()
+}
+
+/// The (group, resource, verb) triples a Role or ClusterRole grants.
+fn grants(role: &Value) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    for rule in role["rules"].as_array().unwrap() {
+        for g in rule["apiGroups"].as_array().unwrap() {
+            for r in rule["resources"].as_array().unwrap() {
+                for v in rule["verbs"].as_array().unwrap() {
+                    let s = |x: &Value| x.as_str().unwrap().to_string();
+                    out.insert((s(g), s(r), s(v)));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn args(deploy: &Value) -> Vec<String> {
+    deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn helm_lint_is_clean() {
+    let result = helm(&["lint", &chart()]).unwrap();
+    assert_eq!(result["Errors"], Value::Null, "{result}");
+    // Severity 1 is INFO (e.g. "icon is recommended"); 2 and above are warnings and errors.
+    for m in result["Messages"].as_array().unwrap() {
+        assert!(m["Severity"].as_i64().unwrap() < 2, "lint: {m}");
+    }
+}
+
+#[test]
+fn chart_version_follows_the_crate() {
+    let text = std::fs::read_to_string(root().join("charts/serin/Chart.yaml")).unwrap();
+    let chart: Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn default_install_holds_a_hardened_deployment_least_privilege_rbac_and_the_crds() {
+    let s = cluster();
+    install(&s, json!({})).unwrap();
+    let d = get(&s, &["-n", "serin-system", "get", "deployment", "serin"]);
+    assert_eq!(d["spec"]["replicas"], 1);
+    let pod = &d["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert_eq!(
+        c["image"],
+        format!("ghcr.io/serin-dev/serin:{}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let a = args(&d);
+    assert!(
+        a.contains(&"--mesh-provider=kubernetes".to_string()),
+        "{a:?}"
+    );
+    assert!(
+        a.contains(&"--metrics-addr=0.0.0.0:8080".to_string()),
+        "{a:?}"
+    );
+    assert!(
+        !a.iter()
+            .any(|x| x.starts_with("--namespace") || x == "--leader-elect"),
+        "{a:?}"
+    );
+
+    let role = get(&s, &["get", "clusterrole", "serin"]);
+    assert_eq!(
+        grants(&role),
+        serin::rbac::grants(&[]),
+        "chart vs serin::rbac"
+    );
+    let binding = get(&s, &["get", "clusterrolebinding", "serin"]);
+    assert_eq!(binding["subjects"][0]["name"], "serin");
+    assert_eq!(binding["subjects"][0]["namespace"], "serin-system");
+    get(
+        &s,
+        &["-n", "serin-system", "get", "serviceaccount", "serin"],
+    );
+    let svc = get(&s, &["-n", "serin-system", "get", "service", "serin"]);
+    assert_eq!(svc["spec"]["ports"][0]["port"], 8080);
+    let roles = get(&s, &["-n", "serin-system", "get", "roles"]);
+    assert_eq!(
+        roles["items"],
+        json!([]),
+        "no Lease role without leader election"
+    );
+    for crd in [
+        "canaries.serin.io",
+        "metrictemplates.serin.io",
+        "alertproviders.serin.io",
+    ] {
+        get(&s, &["get", "crd", crd]);
+    }
+}
+
+#[test]
+fn namespaced_mode_uses_a_role_in_the_watched_namespace() {
+    let s = cluster();
+    install(
+        &s,
+        json!({"rbac": {"scope": "namespace"}, "namespace": "apps"}),
+    )
+    .unwrap();
+    let role = get(&s, &["-n", "apps", "get", "role", "serin"]);
+    assert_eq!(grants(&role), serin::rbac::grants(&[]));
+    let binding = get(&s, &["-n", "apps", "get", "rolebinding", "serin"]);
+    assert_eq!(binding["roleRef"]["kind"], "Role");
+    let cluster_roles = get(&s, &["get", "clusterroles"]);
+    assert!(
+        !cluster_roles["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["metadata"]["name"] == "serin"),
+        "no ClusterRole in namespaced mode"
+    );
+    let d = get(&s, &["-n", "serin-system", "get", "deployment", "serin"]);
+    assert!(args(&d).contains(&"--namespace=apps".to_string()));
+}
+
+#[test]
+fn leader_election_and_routers_add_exactly_their_rules() {
+    let s = cluster();
+    let routers = json!({"gatewayApi": true, "istio": true, "smi": true});
+    install(
+        &s,
+        json!({"leaderElection": {"enabled": true}, "routers": routers, "meshProvider": "istio"}),
+    )
+    .unwrap();
+    let d = get(&s, &["-n", "serin-system", "get", "deployment", "serin"]);
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert!(args(&d).contains(&"--leader-elect".to_string()));
+    let role = get(&s, &["get", "clusterrole", "serin"]);
+    assert_eq!(grants(&role), serin::rbac::grants(serin::rbac::ROUTERS));
+    let lease_role = get(
+        &s,
+        &["-n", "serin-system", "get", "role", "serin-leader-election"],
+    );
+    assert_eq!(grants(&lease_role), serin::rbac::leader_election_grants());
+    get(
+        &s,
+        &[
+            "-n",
+            "serin-system",
+            "get",
+            "rolebinding",
+            "serin-leader-election",
+        ],
+    );
+}
+
+#[test]
+fn optional_monitoring_policy_and_budget_objects_install() {
+    let s = cluster();
+    // Stand-ins for the Prometheus Operator CRDs (not in ../shared/crds): they accept any spec, so
+    // this checks that Helm renders and applies the objects, not their schema.
+    let stand_in = |plural: &str, kind: &str| {
+        format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {plural}.monitoring.coreos.com\nspec:\n  group: monitoring.coreos.com\n  scope: Namespaced\n  names: {{plural: {plural}, kind: {kind}, singular: {}}}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        x-kubernetes-preserve-unknown-fields: true\n",
+            kind.to_lowercase()
+        )
+    };
+    let crds = format!(
+        "{}---\n{}",
+        stand_in("servicemonitors", "ServiceMonitor"),
+        stand_in("podmonitors", "PodMonitor")
+    );
+    let out = common::kubectl(&s, &["apply", "-f", "-"], Some(&crds));
+    assert!(out.status.success(), "{out:?}");
+    install(
+        &s,
+        json!({"serviceMonitor": {"enabled": true}, "podMonitor": {"enabled": true},
+        "networkPolicy": {"enabled": true}, "podDisruptionBudget": {"enabled": true}}),
+    )
+    .unwrap();
+    let sm = get(
+        &s,
+        &[
+            "-n",
+            "serin-system",
+            "get",
+            "servicemonitors.monitoring.coreos.com",
+            "serin",
+        ],
+    );
+    assert_eq!(sm["spec"]["endpoints"][0]["port"], "metrics");
+    get(
+        &s,
+        &[
+            "-n",
+            "serin-system",
+            "get",
+            "podmonitors.monitoring.coreos.com",
+            "serin",
+        ],
+    );
+    let np = get(&s, &["-n", "serin-system", "get", "networkpolicy", "serin"]);
+    assert_eq!(np["spec"]["ingress"][0]["ports"][0]["port"], 8080);
+    let pdb = get(
+        &s,
+        &["-n", "serin-system", "get", "poddisruptionbudget", "serin"],
+    );
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+}
+
+#[test]
+fn bad_values_are_refused_naming_the_value_and_nothing_is_installed() {
+    let s = cluster();
+    let err = install(&s, json!({"logFormat": "xml"})).unwrap_err();
+    assert!(err.contains("logFormat"), "{err}");
+    let err = install(&s, json!({"leaderElection": {"replicaCount": 0}})).unwrap_err();
+    assert!(err.contains("replicaCount"), "{err}");
+    let err = install(&s, json!({"routers": {"nginx": true}})).unwrap_err();
+    assert!(err.contains("nginx"), "{err}");
+    let err = install(&s, json!({"rbac": {"scope": "namespace"}})).unwrap_err();
+    assert!(
+        err.contains("namespace is required when rbac.scope is namespace"),
+        "{err}"
+    );
+    let deploys = get(&s, &["-n", "serin-system", "get", "deployments"]);
+    assert_eq!(deploys["items"], json!([]), "nothing half-applied");
+}
