@@ -29,8 +29,7 @@ fn helm(args: &[&str]) -> Result<Value, String> {
     let out = Command::new(helm_python())
         .arg(root().join("tests/chart/helm.py"))
         .args(args)
-        // Release records in memory: see tests/chart/helm.py.
-        .env("HELM_DRIVER", "memory")
+        .env_remove("HELM_DRIVER")
         .output()
         .expect("python runs");
     if out.status.success() {
@@ -59,9 +58,13 @@ fn cluster() -> Server {
 }
 
 fn install(s: &Server, values: Value) -> Result<Value, String> {
+    release("install", s, values)
+}
+
+fn release(action: &str, s: &Server, values: Value) -> Result<Value, String> {
     let kubeconfig = s.kubeconfig.display().to_string();
     helm(&[
-        "install",
+        action,
         &kubeconfig,
         "serin-system",
         "serin",
@@ -311,4 +314,31 @@ fn bad_values_are_refused_naming_the_value_and_nothing_is_installed() {
     );
     let deploys = get(&s, &["-n", "serin-system", "get", "deployments"]);
     assert_eq!(deploys["items"], json!([]), "nothing half-applied");
+}
+
+#[test]
+fn an_upgrade_keeps_the_release_record_and_changes_the_deployment() {
+    let s = cluster();
+    install(&s, json!({})).unwrap();
+    let up = release("upgrade", &s, json!({"leaderElection": {"enabled": true}})).unwrap();
+    assert_eq!(up["version"], 2, "{up}");
+    // Helm's release records: Secrets labelled owner=helm, written as protobuf.
+    let records = get(
+        &s,
+        &[
+            "-n",
+            "serin-system",
+            "get",
+            "secrets",
+            "-l",
+            "owner=helm,name=serin",
+        ],
+    );
+    assert_eq!(records["items"].as_array().unwrap().len(), 2, "{records}");
+    let d = get(&s, &["-n", "serin-system", "get", "deployment", "serin"]);
+    assert_eq!(d["spec"]["replicas"], 2);
+    get(
+        &s,
+        &["-n", "serin-system", "get", "role", "serin-leader-election"],
+    );
 }

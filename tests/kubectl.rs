@@ -190,3 +190,68 @@ fn kubectl_sees_serin_crds_with_printer_columns_and_field_docs() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+/// kubectl's `create namespace|secret|configmap` send protobuf (client-go's typed clients), as
+/// Helm's release records do; the sim reads them and applies kube-apiserver's defaults.
+#[test]
+fn kubectl_create_sends_protobuf_and_the_sim_reads_it() {
+    if !kubectl_available() {
+        return;
+    }
+    let s = serve();
+    ok(&s, &["create", "namespace", "made"]);
+    let ns: serde_json::Value =
+        serde_json::from_str(&ok(&s, &["get", "namespace", "made", "-o", "json"])).unwrap();
+    assert_eq!(
+        ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        "made"
+    );
+    assert_eq!(ns["spec"]["finalizers"], serde_json::json!(["kubernetes"]));
+    assert_eq!(ns["status"]["phase"], "Active");
+    ok(
+        &s,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "token",
+            "-n",
+            "made",
+            "--from-literal=token=s3cr3t",
+        ],
+    );
+    ok(
+        &s,
+        &[
+            "create",
+            "configmap",
+            "settings",
+            "-n",
+            "made",
+            "--from-literal=level=debug",
+        ],
+    );
+    let secret: serde_json::Value = serde_json::from_str(&ok(
+        &s,
+        &["get", "secret", "token", "-n", "made", "-o", "json"],
+    ))
+    .unwrap();
+    assert_eq!(secret["type"], "Opaque");
+    assert_eq!(secret["data"]["token"], "czNjcjN0");
+    assert!(secret["metadata"].get("generateName").is_none(), "{secret}");
+    let cm = ok(
+        &s,
+        &[
+            "get",
+            "configmap",
+            "settings",
+            "-n",
+            "made",
+            "-o",
+            "jsonpath={.data.level}",
+        ],
+    );
+    assert_eq!(cm, "debug");
+    ok(&s, &["delete", "secret", "token", "-n", "made"]);
+    ok(&s, &["delete", "namespace", "made"]);
+}

@@ -86,6 +86,29 @@ fn object_at<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut Map<String, 
         .as_object_mut()
 }
 
+/// kube-apiserver labels every Namespace with its name, and gives a new one the `kubernetes`
+/// finalizer and phase Active.
+fn namespace_defaults(obj: &mut Value) {
+    let name = obj["metadata"]["name"].clone();
+    if let Some(meta) = object_at(obj, &["metadata"]) {
+        set_default(meta, "labels", json!({}));
+        if let Some(labels) = meta.get_mut("labels").and_then(Value::as_object_mut) {
+            labels.insert("kubernetes.io/metadata.name".into(), name);
+        }
+    }
+    let Some(o) = obj.as_object_mut() else {
+        return;
+    };
+    set_default(o, "spec", json!({}));
+    if let Some(spec) = o.get_mut("spec").and_then(Value::as_object_mut) {
+        set_default(spec, "finalizers", json!(["kubernetes"]));
+    }
+    set_default(o, "status", json!({}));
+    if let Some(status) = o.get_mut("status").and_then(Value::as_object_mut) {
+        set_default(status, "phase", json!("Active"));
+    }
+}
+
 /// kube-apiserver folds the write-only `stringData` into `data` (base64, stringData wins) and
 /// defaults `type` to Opaque.
 fn secret_defaults(obj: &mut Value) {
@@ -154,6 +177,7 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
         }
         Some(Builtin::Service) => service_defaults(obj),
         _ if rt.group.is_empty() && rt.kind == "Secret" => secret_defaults(obj),
+        _ if rt.group.is_empty() && rt.kind == "Namespace" => namespace_defaults(obj),
         _ if super::views::is_event(rt) => super::views::event_defaults(obj),
         _ if rt.kind == "HorizontalPodAutoscaler" => {
             if let Some(o) = obj.as_object_mut() {

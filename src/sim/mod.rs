@@ -18,6 +18,7 @@ mod kubelet;
 mod managed;
 mod patch;
 mod patching;
+mod protobuf;
 mod resources;
 mod selector;
 mod server;

@@ -211,10 +211,20 @@ pub async fn dispatch(
         );
         return resp;
     }
-    if ctype.contains("protobuf") && !body.is_empty() {
-        // The sim speaks JSON and YAML only; client-go falls back to JSON on 415.
-        return to_response(status::unsupported_media("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml".to_string()));
-    }
+    // client-go's typed clients send some built-in kinds as protobuf (kubectl create secret,
+    // Helm's release records); those are read and handled as their JSON form.
+    let (ctype, body) = if ctype.contains("protobuf") && !body.is_empty() {
+        match super::protobuf::to_json(&body) {
+            Ok(obj) => ("application/json".to_string(), Bytes::from(obj.to_string())),
+            Err(why) => {
+                return to_response(status::unsupported_media(format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({why})"
+                )));
+            }
+        }
+    } else {
+        (ctype, body)
+    };
     let target = match route(&st, &app.addr, uri.path()) {
         Route::Doc(doc) if method == Method::GET => {
             return to_response(Reply::json(StatusCode::OK, doc));
