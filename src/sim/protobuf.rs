@@ -236,7 +236,7 @@ fn message(b: &[u8], schema: &[Field]) -> Result<Value, String> {
         match (kind, wire) {
             // Go writes every non-pointer string, empty or not; JSON omits empty ones, and the
             // server's defaults (a Secret's type) apply only to absent fields.
-            (Kind::Str, Wire::Len(v)) if v.is_empty() => {}
+            (Kind::Str, Wire::Len([])) => {}
             (Kind::Str, Wire::Len(v)) => {
                 out.insert(name.into(), json!(text(v)?));
             }
