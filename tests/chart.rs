@@ -265,7 +265,8 @@ fn optional_monitoring_policy_and_budget_objects_install() {
     install(
         &s,
         json!({"serviceMonitor": {"enabled": true}, "podMonitor": {"enabled": true},
-        "networkPolicy": {"enabled": true}, "podDisruptionBudget": {"enabled": true}}),
+        "networkPolicy": {"enabled": true}, "podDisruptionBudget": {"enabled": true},
+        "grafanaDashboard": {"enabled": true}}),
     )
     .unwrap();
     let sm = get(
@@ -296,6 +297,14 @@ fn optional_monitoring_policy_and_budget_objects_install() {
         &["-n", "serin-system", "get", "poddisruptionbudget", "serin"],
     );
     assert_eq!(pdb["spec"]["minAvailable"], 1);
+    let dashboard = get(
+        &s,
+        &["-n", "serin-system", "get", "configmap", "serin-dashboard"],
+    );
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    let json: Value =
+        serde_json::from_str(dashboard["data"]["serin.json"].as_str().unwrap()).unwrap();
+    assert_eq!(json["uid"], "serin-overview");
 }
 
 #[test]
@@ -341,4 +350,122 @@ fn an_upgrade_keeps_the_release_record_and_changes_the_deployment() {
         &s,
         &["-n", "serin-system", "get", "role", "serin-leader-election"],
     );
+}
+
+/// Every query of the Grafana dashboard parses (promtool, Prometheus's own parser, on a rules file
+/// made of them) and names only families the controller exports.
+#[test]
+fn the_dashboard_queries_parse_and_use_exported_families() {
+    let text = std::fs::read_to_string(root().join("charts/serin/dashboards/serin.json")).unwrap();
+    let dashboard: Value = serde_json::from_str(&text).unwrap();
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().clone())
+        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .collect();
+    assert!(exprs.len() >= 8);
+    let exposition = every_family_with_one_series();
+    let names = regex::Regex::new(r"serin_[a-z_]+").unwrap();
+    for expr in &exprs {
+        for m in names.find_iter(expr) {
+            let name = m.as_str();
+            let family = ["_bucket", "_count", "_sum", "_total"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(name);
+            let typed = |f: &str| exposition.contains(&format!("# TYPE {f} "));
+            assert!(
+                typed(name) || typed(family),
+                "{family} (in {expr}) is not exported"
+            );
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rules: Vec<Value> = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let e = e
+                .replace("$__rate_interval", "5m")
+                .replace("$namespace", ".*");
+            json!({"record": format!("dashboard:query{i}"), "expr": e})
+        })
+        .collect();
+    let file = dir.path().join("rules.json");
+    std::fs::write(
+        &file,
+        json!({"groups": [{"name": "dashboard", "rules": rules}]}).to_string(),
+    )
+    .unwrap();
+    let out = Command::new("promtool")
+        .arg("check")
+        .arg("rules")
+        .arg(&file)
+        .output()
+        .expect("promtool (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The exposition with one series in every family (prometheus-client omits empty families).
+fn every_family_with_one_series() -> String {
+    use serin::telemetry::*;
+    let t = Telemetry::new("kubernetes");
+    let x = || "x".to_string();
+    let canary = CanaryLabels {
+        name: x(),
+        namespace: x(),
+    };
+    let outcome = OutcomeLabels {
+        name: x(),
+        namespace: x(),
+        deployment_strategy: x(),
+        analysis_status: x(),
+    };
+    let call = CallLabels {
+        kind: x(),
+        outcome: x(),
+    };
+    t.reconciles
+        .get_or_create(&ResultLabels { result: x() })
+        .inc();
+    t.reconcile_seconds
+        .get_or_create(&ResultLabels { result: x() })
+        .observe(0.1);
+    t.canaries
+        .get_or_create(&NamespaceLabels { namespace: x() })
+        .set(1);
+    t.status.get_or_create(&canary).set(0);
+    t.weight
+        .get_or_create(&WorkloadLabels {
+            workload: x(),
+            namespace: x(),
+        })
+        .set(0);
+    t.duration.get_or_create(&canary).observe(1.0);
+    t.metric_analysis
+        .get_or_create(&MetricLabels {
+            name: x(),
+            namespace: x(),
+            metric: x(),
+        })
+        .set(1.0);
+    t.successes.get_or_create(&outcome).inc();
+    t.failures.get_or_create(&outcome).inc();
+    t.webhooks.get_or_create(&call).inc();
+    t.alerts.get_or_create(&call).inc();
+    t.api_calls
+        .get_or_create(&ApiCallLabels {
+            verb: x(),
+            resource: x(),
+            code: x(),
+        })
+        .inc();
+    t.encode()
 }
