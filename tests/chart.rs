@@ -469,3 +469,165 @@ fn every_family_with_one_series() -> String {
         .inc();
     t.encode()
 }
+
+/// The Dockerfile packages the release binary and runs as the chart's non-root user.
+#[test]
+fn the_image_runs_the_release_binary_as_the_charts_user() {
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    assert!(dockerfile.contains("cargo build --release --locked --bin serin"));
+    assert!(dockerfile.contains("COPY --from=build /src/target/release/serin "));
+    let values: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(root().join("charts/serin/values.yaml")).unwrap(),
+    )
+    .unwrap();
+    let uid = &values["podSecurityContext"]["runAsUser"];
+    let gid = &values["podSecurityContext"]["runAsGroup"];
+    assert!(
+        dockerfile.contains(&format!("USER {uid}:{gid}")),
+        "USER {uid}:{gid}"
+    );
+}
+
+/// One README Security row per rule of `serin::rbac`.
+fn security_row(rule: &serin::rbac::Rule) -> String {
+    use serin::rbac::Needed;
+    let group = if rule.group.is_empty() {
+        "core"
+    } else {
+        rule.group
+    };
+    let needed = match rule.needed {
+        Needed::Always => "always".to_string(),
+        Needed::LeaderElection => "`leaderElection.enabled`".to_string(),
+        Needed::Router(r) => format!("`routers.{r}`"),
+    };
+    format!(
+        "| `{group}` | {} | {} | {needed} | {} |",
+        rule.resources.join(", "),
+        rule.verbs.join(", "),
+        rule.why
+    )
+}
+
+/// The README's Security table lists exactly the rules the code declares, and its Configuration
+/// table every value of values.yaml with its default (`scripts/values-table.py` prints it).
+#[test]
+fn the_readme_tables_follow_the_code_and_values() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let rows: Vec<String> = serin::rbac::all().iter().map(security_row).collect();
+    let missing: Vec<&String> = rows
+        .iter()
+        .filter(|r| !readme.contains(r.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "README Security table lacks:\n{}",
+        missing
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+
+    let values: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(root().join("charts/serin/values.yaml")).unwrap(),
+    )
+    .unwrap();
+    let row = regex::Regex::new(r"(?m)^\| `([A-Za-z][A-Za-z0-9.]*)` \| `(.*)` \| .* \|$").unwrap();
+    let mut documented = BTreeSet::new();
+    for c in row.captures_iter(&readme) {
+        let path = c[1].to_string();
+        if path.contains('/') || !path.chars().next().unwrap().is_ascii_lowercase() {
+            continue;
+        }
+        let value = path.split('.').fold(&values, |v, k| &v[k]);
+        if value.is_null() {
+            continue; // not a values row (the Security table's groups are not key paths)
+        }
+        let default: Value =
+            serde_json::from_str(&c[2]).unwrap_or_else(|_| panic!("{path}: default is not JSON"));
+        assert_eq!(&default, value, "README default of {path}");
+        documented.insert(path);
+    }
+    let mut leaves = Vec::new();
+    fn walk(v: &Value, path: String, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                for (k, child) in m {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    walk(child, p, out);
+                }
+            }
+            _ => out.push(path),
+        }
+    }
+    walk(&values, String::new(), &mut leaves);
+    for leaf in leaves {
+        let covered = documented
+            .iter()
+            .any(|d| leaf == *d || leaf.starts_with(&format!("{d}.")));
+        assert!(
+            covered,
+            "values.yaml key {leaf} is not in the README Configuration table (scripts/values-table.py)"
+        );
+    }
+}
+
+/// Every value that becomes a flag or an environment variable is one `serin controller` accepts.
+#[test]
+fn every_rendered_flag_and_variable_is_accepted_by_serin_controller() {
+    use clap::{CommandFactory, Parser};
+    let s = cluster();
+    install(
+        &s,
+        json!({"namespace": "apps", "metricsServer": "http://prometheus.monitoring:9090",
+            "leaderElection": {"enabled": true}, "concurrency": 4, "clusterName": "prod-eu",
+            "eventWebhook": "https://events.example.com/serin", "extraArgs": ["--metrics-timeout=5s"],
+            "alerts": {"channel": "deploys", "severity": "warn", "urlSecretRef": {"name": "serin-alerts"}},
+            "labelPrefixes": {"include": "app,team", "exclude": "argocd.argoproj.io/"}}),
+    )
+    .unwrap();
+    let d = get(&s, &["-n", "serin-system", "get", "deployment", "serin"]);
+    let mut argv = vec!["serin".to_string()];
+    argv.extend(args(&d));
+    let parsed = serin::cli::Cli::try_parse_from(&argv);
+    let Ok(serin::cli::Cli {
+        command: serin::cli::Command::Controller(parsed),
+    }) = parsed
+    else {
+        panic!("{argv:?}: {:?}", parsed.err());
+    };
+    assert_eq!(
+        parsed.metrics_timeout,
+        std::time::Duration::from_secs(5),
+        "extraArgs override the chart's flags"
+    );
+    for flag in [
+        "--namespace=apps",
+        "--cluster-name=prod-eu",
+        "--alert-channel=deploys",
+        "--concurrency=4",
+    ] {
+        assert!(argv.contains(&flag.to_string()), "{flag} in {argv:?}");
+    }
+    let command = serin::cli::Cli::command();
+    let controller = command.find_subcommand("controller").unwrap();
+    let envs: BTreeSet<String> = controller
+        .get_arguments()
+        .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+        .collect();
+    for var in d["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+    {
+        let name = var["name"].as_str().unwrap();
+        assert!(
+            envs.contains(name) || name == "POD_NAME",
+            "{name} is not read by serin controller"
+        );
+    }
+}

@@ -40,6 +40,10 @@ pub enum Command {
         files: Vec<PathBuf>,
     },
     /// Run the controller against the cluster of the current kubeconfig or in-cluster config.
+    ///
+    /// A flag given twice takes its last value, so the Helm chart's `extraArgs` can override any
+    /// flag the chart renders.
+    #[command(args_override_self = true)]
     Controller(Box<ControllerArgs>),
     /// Play a promotion and a rollback on an embedded cluster, no Kubernetes needed.
     Demo,
