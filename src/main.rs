@@ -19,11 +19,17 @@ async fn main() {
                 },
         } => cli::sim_serve(port, kubeconfig_out, pod_ready_ms).await,
         Command::Loadtester { listen, max_tasks } => cli::loadtester(listen, max_tasks).await,
-        Command::Demo => {
-            eprintln!(
-                "serin demo is coming: it needs the metrics, routers and hooks of issues 6-8 (issue 10)"
-            );
-            2
+        Command::Demo {
+            prometheus,
+            keep,
+            plain,
+        } => {
+            serin::demo::run(serin::demo::DemoOptions {
+                prometheus,
+                keep,
+                plain,
+            })
+            .await
         }
     };
     std::process::exit(code);

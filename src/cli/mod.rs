@@ -46,7 +46,23 @@ pub enum Command {
     #[command(args_override_self = true)]
     Controller(Box<ControllerArgs>),
     /// Play a promotion and a rollback on an embedded cluster, no Kubernetes needed.
-    Demo,
+    ///
+    /// Starts serin::sim, installs the CRDs, a sample app and its Canary, runs the real controller
+    /// and rolls out v2 (healthy: promoted) and v3 (15% errors: rolled back) with 1 s intervals.
+    /// Metrics come from a simulated traffic source unless --prometheus is given. Exit code 0 when
+    /// both rollouts end as expected.
+    Demo {
+        /// Query this Prometheus instead of the simulated source; it must scrape the demo's
+        /// /metrics (the address is printed at start).
+        #[arg(long, value_name = "URL")]
+        prometheus: Option<String>,
+        /// Leave the embedded cluster running afterwards and print a kubeconfig for kubectl.
+        #[arg(long)]
+        keep: bool,
+        /// Plain line output even on a terminal.
+        #[arg(long)]
+        plain: bool,
+    },
     /// Load tester and gates for webhooks (drop-in for the common parts of Flagger's loadtester).
     Loadtester {
         /// Address to listen on (0.0.0.0:8080 in a cluster).
