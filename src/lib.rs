@@ -13,6 +13,7 @@ pub mod hooks;
 pub mod loadtester;
 pub mod manifest;
 pub mod metrics;
+pub mod migrate;
 pub mod notify;
 pub mod rbac;
 pub mod router;

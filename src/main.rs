@@ -1,6 +1,7 @@
 //! The `serin` binary: parses the command line and hands over to `serin::cli`.
 
 use clap::Parser;
+use serin::analysis::Action;
 use serin::cli::{self, Cli, Command, SimCommand};
 
 #[tokio::main]
@@ -18,6 +19,15 @@ async fn main() {
                     pod_ready_ms,
                 },
         } => cli::sim_serve(port, kubeconfig_out, pod_ready_ms).await,
+        Command::Status(args) => cli::operate::status(args).await,
+        Command::Promote(args) => cli::operate::act(Action::Promote, args).await,
+        Command::Abort(args) => cli::operate::act(Action::Abort, args).await,
+        Command::Pause(args) => cli::operate::act(Action::Pause, args).await,
+        Command::Resume(args) => cli::operate::act(Action::Resume, args).await,
+        Command::Migrate { files } => {
+            cli::migrate(&files, &mut std::io::stdout(), &mut std::io::stderr())
+        }
+        Command::Completions { shell } => cli::completions(shell),
         Command::Loadtester { listen, max_tasks } => cli::loadtester(listen, max_tasks).await,
         Command::Demo {
             prometheus,

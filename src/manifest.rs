@@ -41,6 +41,11 @@ pub fn one_line(message: &str) -> String {
         .to_string()
 }
 
+/// The served schema of one of Serin's kinds (Canary, MetricTemplate, AlertProvider).
+pub fn served_schema_of(kind: &str) -> Option<&'static Value> {
+    schema_for(kind)
+}
+
 fn schema_for(kind: &str) -> Option<&'static Value> {
     static SCHEMAS: OnceLock<Vec<(String, Value)>> = OnceLock::new();
     let all = SCHEMAS.get_or_init(|| {

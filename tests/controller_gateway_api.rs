@@ -8,25 +8,12 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::scenario::{set_image, setup_with, start_controller, wait_phase, wait_status};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use common::scenario::{
+    install_gateway_api, set_image, setup_with, start_controller, wait_phase, wait_status,
+};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{Value, json};
 use serin::api::CanaryPhase;
-
-async fn install_gateway_api(client: &kube::Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/crds/gateway-api");
-    for file in [
-        "gateway.networking.k8s.io_httproutes.yaml",
-        "gateway.networking.k8s.io_grpcroutes.yaml",
-        "gateway.networking.k8s.io_gateways.yaml",
-    ] {
-        let crd: CustomResourceDefinition =
-            serde_saphyr::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
-        crds.create(&PostParams::default(), &crd).await.unwrap();
-    }
-}
 
 fn routes_api(client: &kube::Client) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");

@@ -120,6 +120,13 @@ impl Tick {
     /// Moves to `phase`, stamping lastTransitionTime only on a real change, and keeps the
     /// Flagger-compatible `Promoted` condition in step.
     pub fn set_phase(&mut self, phase: CanaryPhase) {
+        if !matches!(
+            phase,
+            CanaryPhase::Progressing | CanaryPhase::WaitingPromotion
+        ) {
+            // An operator's promote request ends with the analysis it was made for.
+            self.status.promote_requested = false;
+        }
         if self.status.phase != phase {
             self.status.phase = phase;
             self.status.last_transition_time = Some(self.now);

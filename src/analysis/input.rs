@@ -28,6 +28,8 @@ pub struct Input<'a> {
     pub now: DateTime<Utc>,
     /// What the adapters saw.
     pub observed: &'a Observation,
+    /// The Canary's `serin.io/action` annotation (an operator's promote/abort/pause/resume).
+    pub action: Option<&'a str>,
 }
 
 /// The world as the adapters saw it for this reconcile.

@@ -11,6 +11,7 @@ mod conditions;
 mod decision;
 mod input;
 mod needs;
+mod operator;
 mod phase_analysis;
 mod phase_init;
 mod phase_promote;
@@ -27,6 +28,7 @@ pub use input::{
     hooks_of,
 };
 pub use needs::{Needs, hooks_due, metrics_due, needs};
+pub use operator::{ACTION_ANNOTATION, Action};
 pub use revision::{RevisionChange, classify, revision};
 pub use schedule::{Plan, Strategy, expected_routes, until_due, weight_steps};
 
@@ -65,6 +67,10 @@ pub fn decide(input: &Input) -> Decision {
         "Spec is valid and the target exists.",
     );
     if input.spec.suspend.unwrap_or(false) {
+        return t.finish();
+    }
+    if operator::operate(input, &plan, &mut t) {
+        routing_condition(input, &mut t);
         return t.finish();
     }
     match input.status.phase {

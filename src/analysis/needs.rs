@@ -34,7 +34,11 @@ pub(crate) fn tick_kind(input: &Input, plan: &Plan) -> TickKind {
     let Some(target) = input.observed.target.as_ref() else {
         return TickKind::Idle;
     };
-    if input.deleting || !input.invalid.is_empty() || input.spec.suspend.unwrap_or(false) {
+    if input.deleting
+        || !input.invalid.is_empty()
+        || input.spec.suspend.unwrap_or(false)
+        || super::operator::takes_the_tick(input)
+    {
         return TickKind::Idle;
     }
     let status = input.status;
@@ -108,7 +112,9 @@ pub fn needs(input: &Input) -> Needs {
         }
         TickKind::Analysis { last } => {
             let mut hooks = vec![HookType::Rollback, HookType::Rollout];
-            if last {
+            if input.status.promote_requested {
+                // An operator's promote replaces the gates.
+            } else if last {
                 hooks.push(HookType::ConfirmPromotion);
             } else if plan.strategy == Strategy::Canary {
                 hooks.push(HookType::ConfirmTrafficIncrease);

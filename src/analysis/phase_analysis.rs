@@ -184,6 +184,10 @@ fn failed_tick(
 
 fn advance(input: &Input, plan: &Plan, t: &mut Tick, mut checks: Checked) {
     let from = input.status.phase;
+    if t.status.promote_requested {
+        // `serin promote`: the checks passed once more; skip the remaining steps and the gate.
+        return promote(input, plan, t, checks.records);
+    }
     let at_last = match plan.strategy {
         _ if from == CanaryPhase::WaitingPromotion => true,
         Strategy::Canary => {

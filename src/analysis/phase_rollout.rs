@@ -148,6 +148,7 @@ fn start(
 /// Restart the analysis for a newer revision that arrived mid-analysis: all traffic back to the
 /// primary first, then begin again (the canary stays scaled up).
 pub(crate) fn restart(input: &Input, plan: &Plan, t: &mut Tick, target: &TargetState, rev: &str) {
+    t.status.promote_requested = false;
     t.effect(Effect::SetRoutes(Routes::PRIMARY));
     start(input, plan, t, target, rev, Vec::new());
 }

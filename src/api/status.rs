@@ -63,6 +63,16 @@ pub struct CanaryStatus {
     /// What the last analysis ticks decided and why (at most 20, newest last).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<DecisionRecord>,
+    /// The last `serin.io/action` annotation value acted on (each value is acted on once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_action: Option<String>,
+    /// Set while an operator has paused the analysis (`serin pause`): when it was paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_at: Option<DateTime<Utc>>,
+    /// An operator asked to promote (`serin promote`): the next analysis tick whose checks pass
+    /// promotes, skipping the remaining steps and the confirm-promotion gate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub promote_requested: bool,
 }
 
 /// Life-cycle phases, as Flagger names them.

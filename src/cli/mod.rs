@@ -10,7 +10,10 @@ use crate::api::crd;
 use crate::manifest;
 
 mod controller;
+mod migrate;
+pub mod operate;
 pub use controller::{ControllerArgs, controller};
+pub use migrate::{completions, migrate};
 
 /// Serin: progressive delivery for Kubernetes — canary, A/B and blue/green rollouts driven by
 /// metrics and webhooks, compatible with Flagger's Canary API.
@@ -75,6 +78,35 @@ pub enum Command {
         /// Load tests running at once; more are answered 429.
         #[arg(long, default_value_t = 32)]
         max_tasks: usize,
+    },
+    /// Show canaries: phase, weight, failed checks, last transition, step and next step due;
+    /// for one canary, its decision record too.
+    Status(operate::StatusArgs),
+    /// Promote at the next analysis tick whose checks pass, skipping the remaining steps.
+    ///
+    /// Sets the annotation serin.io/action, which the controller honours and GitOps tools leave
+    /// alone; recorded in the decision record and as an Event.
+    Promote(operate::ActionArgs),
+    /// Roll back now (serin.io/action: abort).
+    Abort(operate::ActionArgs),
+    /// Freeze the analysis clock: no step, check or webhook until resumed (serin.io/action: pause).
+    Pause(operate::ActionArgs),
+    /// Thaw it: the step in progress gets the time it had left (serin.io/action: resume).
+    Resume(operate::ActionArgs),
+    /// Convert Flagger (flagger.app/v1beta1) Canary, MetricTemplate and AlertProvider manifests
+    /// to serin.io/v1beta1.
+    ///
+    /// Prints the converted YAML stream (other documents unchanged) and reports on stderr what
+    /// could not be carried over; exit 1 when anything could not.
+    Migrate {
+        /// YAML files (multi-document is fine); `-` reads standard input.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Print a shell completion script: `serin completions bash > /etc/bash_completion.d/serin`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
     /// The embedded Kubernetes API server (serin::sim) for local experiments and tests.
     Sim {

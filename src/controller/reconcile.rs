@@ -106,6 +106,12 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
         invalid: &invalid,
         now,
         observed: &unobserved,
+        action: canary
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(analysis::ACTION_ANNOTATION))
+            .map(String::as_str),
     };
     let due = analysis::metrics_due(&Input {
         observed: &observed,

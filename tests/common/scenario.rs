@@ -246,3 +246,18 @@ pub fn assert_calls_are_granted(cluster: &Cluster, routers: &[&str], leader_elec
         "calls without an RBAC rule in serin::rbac: {missing:?}"
     );
 }
+
+/// Installs the official Gateway API CRDs (HTTPRoute, GRPCRoute, Gateway) from ../shared/crds.
+pub async fn install_gateway_api(client: &kube::Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/crds/gateway-api");
+    for file in [
+        "gateway.networking.k8s.io_httproutes.yaml",
+        "gateway.networking.k8s.io_grpcroutes.yaml",
+        "gateway.networking.k8s.io_gateways.yaml",
+    ] {
+        let crd: CustomResourceDefinition =
+            serde_saphyr::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+    }
+}

@@ -4,6 +4,7 @@
 
 mod behaviour;
 mod lifecycle;
+mod operator;
 mod props;
 mod purity;
 mod strategies;
@@ -46,6 +47,8 @@ pub(super) struct World {
     pub log: Vec<Decision>,
     pub deleting: bool,
     pub invalid: Vec<FieldError>,
+    /// The `serin.io/action` annotation.
+    pub action: Option<String>,
 }
 
 impl World {
@@ -71,6 +74,7 @@ impl World {
             log: Vec::new(),
             deleting: false,
             invalid: Vec::new(),
+            action: None,
         }
     }
 
@@ -94,6 +98,7 @@ impl World {
             invalid: &self.invalid,
             now: self.now,
             observed: &self.observed,
+            action: self.action.as_deref(),
         }
     }
 
