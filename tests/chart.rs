@@ -353,7 +353,7 @@ fn every_rendered_flag_and_variable_is_accepted_by_serin_controller() {
     install(
         &s,
         json!({"namespace": "apps", "metricsServer": "http://prometheus.monitoring:9090",
-            "leaderElection": {"enabled": true}, "concurrency": 4, "clusterName": "prod-eu",
+            "leaderElection": {"enabled": true}, "concurrency": 4, "maxConcurrentCanaries": 10, "clusterName": "prod-eu",
             "eventWebhook": "https://events.example.com/serin", "extraArgs": ["--metrics-timeout=5s"],
             "alerts": {"channel": "deploys", "severity": "warn", "urlSecretRef": {"name": "serin-alerts"}},
             "labelPrefixes": {"include": "app,team", "exclude": "argocd.argoproj.io/"}}),

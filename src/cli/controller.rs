@@ -76,6 +76,10 @@ pub struct ControllerArgs {
     /// Cluster name shown in alerts.
     #[arg(long, env = "SERIN_CLUSTER_NAME")]
     pub cluster_name: Option<String>,
+    /// Rollouts running at once across all Canaries (0: no limit); more wait in Waiting and start
+    /// first come, first served.
+    #[arg(long, env = "SERIN_MAX_CONCURRENT_CANARIES", default_value_t = 0)]
+    pub max_concurrent_canaries: usize,
     /// Prefixes of target labels the primary copies (comma-separated; `*` for all). Selector
     /// labels are always copied.
     #[arg(
@@ -180,6 +184,8 @@ pub async fn controller(args: ControllerArgs) -> i32 {
         default_alerts: default_alerts(&args),
         event_webhook: args.event_webhook.clone(),
         cluster_name: args.cluster_name.clone(),
+        max_concurrent_canaries: (args.max_concurrent_canaries > 0)
+            .then_some(args.max_concurrent_canaries),
         metrics_timeout: args.metrics_timeout,
         labels: crate::workload::LabelFilter {
             include: args.include_label_prefix.clone(),

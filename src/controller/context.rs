@@ -29,6 +29,8 @@ pub struct Settings {
     pub event_webhook: Option<String>,
     /// Cluster name shown in alerts.
     pub cluster_name: Option<String>,
+    /// Rollouts running at once across all Canaries (None: no limit).
+    pub max_concurrent_canaries: Option<usize>,
 }
 
 impl Default for Settings {
@@ -45,6 +47,7 @@ impl Default for Settings {
             default_alerts: None,
             event_webhook: None,
             cluster_name: None,
+            max_concurrent_canaries: None,
         }
     }
 }
@@ -62,6 +65,32 @@ pub struct Caches {
     pub daemonsets: Option<Store<k8s_openapi::api::apps::v1::DaemonSet>>,
     /// Services (the routers' objects and adopted apex Services).
     pub services: Option<Store<k8s_openapi::api::core::v1::Service>>,
+    /// Which caches have finished their first list.
+    pub synced: Synced,
+}
+
+/// Whether each watch cache has finished its first list, as watch channels. kube 4.2's
+/// `Store::wait_until_ready` wakes only the last of several concurrent waiters (its oneshot
+/// receiver keeps one waker): with three Canaries at start-up, two reconciles waited forever.
+/// A watch channel wakes every waiter.
+#[derive(Clone, Default)]
+pub struct Synced {
+    /// The Service cache.
+    pub services: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The Deployment cache.
+    pub deployments: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The DaemonSet cache.
+    pub daemonsets: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+impl Synced {
+    /// Waits until `cache` (one of the fields) has listed once; returns at once without it.
+    pub async fn wait(cache: &Option<tokio::sync::watch::Receiver<bool>>) {
+        if let Some(rx) = cache {
+            let mut rx = rx.clone();
+            let _ = rx.wait_for(|listed| *listed).await;
+        }
+    }
 }
 
 impl Caches {
@@ -87,6 +116,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Settings.
     pub settings: Settings,
+    /// Rollout slots under `max_concurrent_canaries`.
+    pub slots: super::slots::Slots,
 }
 
 impl Context {
@@ -102,6 +133,7 @@ impl Context {
             settings,
             caches: Caches::default(),
             written: Default::default(),
+            slots: Default::default(),
         }
     }
 

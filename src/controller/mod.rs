@@ -11,10 +11,11 @@ mod metrics;
 mod observe;
 mod reconcile;
 mod report;
+pub mod slots;
 
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::Api;
@@ -22,7 +23,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 
-pub use context::{Caches, Context, Settings};
+pub use context::{Caches, Context, Settings, Synced};
 pub use error::Error;
 pub use reconcile::{error_policy, reconcile};
 
@@ -183,9 +184,9 @@ async fn run_with(
     let store = controller.store();
     let telemetry = settings.telemetry.clone();
     // Ready only after a successful list of Canaries (and, with election, while leading: run()
-    // only runs while this instance holds the lease). A list of our own: waiting on the
-    // controller's store (`wait_until_ready`) never resolved with kube 4.2 here, and /readyz
-    // stayed 503 — caught by tests/controller_telemetry.rs.
+    // only runs while this instance holds the lease). A list of our own: the controller's runner
+    // already waits on its store's `wait_until_ready`, and kube 4.2 wakes only one of several
+    // concurrent waiters (see `Synced`) — /readyz stayed 503, caught by controller_telemetry.rs.
     let _readiness = AbortOnDrop(tokio::spawn(async move {
         let one = kube::api::ListParams::default().limit(1);
         while probe.list_metadata(&one).await.is_err() {
@@ -202,9 +203,11 @@ async fn run_with(
     // reads from (no per-reconcile GETs) and trigger the Canaries that use them.
     let (deploy_cache, deploy_writer) = reflector::store::<Deployment>();
     let (daemonset_cache, daemonset_writer) = reflector::store::<DaemonSet>();
+    let (daemonsets_synced, daemonsets_listed) = synced_channel();
     let daemonset_stream = watcher(daemons, watcher::Config::default())
         .default_backoff()
         .reflect(daemonset_writer)
+        .inspect_ok(daemonsets_synced)
         .touched_objects();
     let by_daemonset = store.clone();
     let (config_cache, config_writer) = reflector::store::<ConfigMap>();
@@ -213,9 +216,11 @@ async fn run_with(
         .default_backoff()
         .reflect(secret_writer)
         .touched_objects();
+    let (deployments_synced, deployments_listed) = synced_channel();
     let deploy_stream = watcher(deploys, watcher::Config::default())
         .default_backoff()
         .reflect(deploy_writer)
+        .inspect_ok(deployments_synced)
         .touched_objects();
     let config_stream = watcher(configs, watcher::Config::default())
         .default_backoff()
@@ -224,9 +229,11 @@ async fn run_with(
     // Services feed the routers' reads, and a change to one of ours (or an adopted apex) brings
     // the Canary back to put it right.
     let (service_cache, service_writer) = reflector::store::<Service>();
+    let (services_synced, services_listed) = synced_channel();
     let service_stream = watcher(services, watcher::Config::default())
         .default_backoff()
         .reflect(service_writer)
+        .inspect_ok(services_synced)
         .touched_objects();
     let by_service = store.clone();
     let mut context = Context::new(client, settings);
@@ -240,6 +247,11 @@ async fn run_with(
             secret_sums: Default::default(),
         },
         services: Some(service_cache),
+        synced: Synced {
+            services: Some(services_listed),
+            deployments: Some(deployments_listed),
+            daemonsets: Some(daemonsets_listed),
+        },
     };
     let ctx = Arc::new(context);
     controller
@@ -281,6 +293,20 @@ async fn run_with(
             }
         })
         .await;
+}
+
+/// A cache's "first list done" signal: the returned closure marks it on the watcher's InitDone.
+fn synced_channel<K>() -> (
+    impl FnMut(&watcher::Event<K>),
+    tokio::sync::watch::Receiver<bool>,
+) {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mark = move |event: &watcher::Event<K>| {
+        if matches!(event, watcher::Event::InitDone) {
+            tx.send_replace(true);
+        }
+    };
+    (mark, rx)
 }
 
 /// The Canaries whose target (or its primary) is this workload: they reconcile (from the cache).

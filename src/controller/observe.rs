@@ -7,6 +7,7 @@ use kube::Api;
 use kube::runtime::reflector::ObjectRef;
 
 use super::Context;
+use super::context::Synced;
 use super::error::Result;
 use crate::analysis::{Observation, PrimaryState, Readiness, TargetState};
 use crate::api::{Canary, TargetKind};
@@ -28,18 +29,16 @@ pub struct Workloads {
 /// Reads the workloads of a Canary, from the controller's caches when it has them.
 pub async fn workloads(ctx: &Context, canary: &Canary) -> Result<Workloads> {
     let ns = canary.namespace_or_default();
-    if let Some(services) = &ctx.caches.services {
-        // Never decide on a cache that has not finished its first list: an apex the user owns
-        // must not look missing (it would be taken over).
-        let _ = services.wait_until_ready().await;
-    }
+    // Never decide on a cache that has not finished its first list: an apex the user owns must
+    // not look missing (it would be taken over).
+    Synced::wait(&ctx.caches.synced.services).await;
     if canary.spec.target_ref.kind == TargetKind::DaemonSet {
         return daemonsets(ctx, canary, &ns).await;
     }
     if let Some(store) = &ctx.caches.deployments {
         // Never decide on a cache that has not finished its first list: an empty cache would
         // look like a missing target.
-        let _ = store.wait_until_ready().await;
+        Synced::wait(&ctx.caches.synced.deployments).await;
         let get = |name: &str| {
             store
                 .get(&ObjectRef::new(name).within(&ns))
@@ -69,7 +68,7 @@ async fn daemonsets(ctx: &Context, canary: &Canary, ns: &str) -> Result<Workload
     let name = &canary.spec.target_ref.name;
     let (target, primary) = match &ctx.caches.daemonsets {
         Some(store) => {
-            let _ = store.wait_until_ready().await;
+            Synced::wait(&ctx.caches.synced.daemonsets).await;
             let get = |n: &str| {
                 store
                     .get(&ObjectRef::new(n).within(ns))

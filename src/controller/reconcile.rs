@@ -121,6 +121,18 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
         observed: &observed,
         ..base
     });
+    if hook_kinds.contains(&crate::api::HookType::ConfirmRollout)
+        && let Some(cap) = ctx.settings.max_concurrent_canaries
+    {
+        // A rollout may start in this tick: it needs one of the global slots.
+        let all = ctx
+            .caches
+            .canaries
+            .as_ref()
+            .map(|s| s.state())
+            .unwrap_or_default();
+        observed.rollout_slot_free = Some(ctx.slots.free(cap, &canary, &all, now));
+    }
     if !hook_kinds.is_empty() {
         let subject = calls::subject(&canary, &status);
         observed.hooks = calls::call_hooks(&ctx, &canary, &hook_kinds, &subject, None).await;
@@ -145,6 +157,10 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
         observed: &observed,
         ..base
     });
+    if observed.rollout_slot_free == Some(true) {
+        ctx.slots
+            .release_unless_active(&canary, decision.status.phase);
+    }
     let rev = observed.target.as_ref().map(revision);
     let left = act(
         &ctx,

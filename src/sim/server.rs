@@ -316,11 +316,12 @@ fn record_access(st: &mut SimState, agent: &str, target: &Target, verb: &'static
         Some(sub) => format!("{}/{sub}", target.rt.plural),
         None => target.rt.plural.clone(),
     };
-    st.access_log.insert(super::state::Access {
+    let access = super::state::Access {
         agent: agent.to_string(),
         group: target.rt.group.clone(),
         resource,
         verb,
         all_namespaces: target.rt.namespaced && target.namespace.is_none(),
-    });
+    };
+    *st.access_log.entry(access).or_default() += 1;
 }

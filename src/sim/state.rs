@@ -46,8 +46,8 @@ pub struct SimState {
     injected_conflicts: HashMap<String, u32>,
     /// Requests served, by `"<METHOD> <resource> <get|list|watch|write>"` (API economy checks).
     pub request_counts: std::collections::BTreeMap<String, u64>,
-    /// Every distinct access as an RBAC authorizer would see it, by client (User-Agent).
-    pub access_log: std::collections::BTreeSet<Access>,
+    /// Every access as an RBAC authorizer would see it, by client (User-Agent), with its count.
+    pub access_log: std::collections::BTreeMap<Access, u64>,
 }
 
 /// One request in RBAC terms: who asked for which verb on which resource, and whether the request

@@ -111,6 +111,10 @@ pub fn start_controller_with(
     client: &kube::Client,
     settings: Settings,
 ) -> tokio::sync::oneshot::Sender<()> {
+    if let Ok(filter) = std::env::var("SERIN_TEST_LOG") {
+        // e.g. SERIN_TEST_LOG=serin=debug to see the controller's log in a failing scenario.
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(controller::run(
         client.clone(),
@@ -231,7 +235,7 @@ pub fn assert_calls_are_granted(cluster: &Cluster, routers: &[&str], leader_elec
         granted.extend(serin::rbac::leader_election_grants());
     }
     let log = cluster.state().lock().unwrap().access_log.clone();
-    let made: Vec<_> = log.iter().filter(|a| a.agent == "serin").collect();
+    let made: Vec<_> = log.keys().filter(|a| a.agent == "serin").collect();
     if std::env::var("SERIN_DUMP_ACCESS").is_ok() {
         eprintln!("ACCESS {made:?}");
     }

@@ -1,0 +1,151 @@
+//! The benchmark's numbers and its budget (issue 11), printed as a report with PASS/FAIL lines.
+
+use std::time::Duration;
+
+use serin::api::{Canary, CanaryPhase};
+
+use crate::cluster::{Counts, Size};
+
+/// How late each analysis step started after its due time, from the decision records: the gap
+/// between two consecutive Progressing ticks minus the interval. Seconds, sorted.
+pub fn lateness(canaries: &[Canary], interval: Duration) -> Vec<f64> {
+    let mut out = Vec::new();
+    for c in canaries {
+        let decisions = c
+            .status
+            .as_ref()
+            .map(|s| s.decisions.clone())
+            .unwrap_or_default();
+        for pair in decisions.windows(2) {
+            if pair[0].phase == CanaryPhase::Progressing
+                && pair[1].phase == CanaryPhase::Progressing
+            {
+                let gap = (pair[1].time - pair[0].time).num_milliseconds() as f64 / 1000.0;
+                out.push((gap - interval.as_secs_f64()).max(0.0));
+            }
+        }
+    }
+    out.sort_by(f64::total_cmp);
+    out
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// After a restart, every canary's last rollout still stepped up one weight at a time, each once.
+pub fn no_step_repeated(canaries: &[Canary]) -> bool {
+    canaries.iter().all(|c| {
+        let decisions = c
+            .status
+            .as_ref()
+            .map(|s| s.decisions.clone())
+            .unwrap_or_default();
+        let start = decisions
+            .iter()
+            .rposition(|d| d.action.starts_with("start rollout"))
+            .unwrap_or(0);
+        let advances: Vec<&str> = decisions[start..]
+            .iter()
+            .filter(|d| d.action.starts_with("advance weight"))
+            .map(|d| d.action.as_str())
+            .collect();
+        let mut unique = advances.clone();
+        unique.dedup();
+        unique.len() == advances.len()
+    })
+}
+
+pub struct Report<'a> {
+    pub size: &'a Size,
+    pub rollout: Duration,
+    pub requests: Counts,
+    pub cpu_seconds: f64,
+    pub peak_rss_mib: f64,
+    pub steady_rss_mib: f64,
+    pub steady_writes: u64,
+    pub lateness: Vec<f64>,
+    pub resume: Duration,
+    pub restarted_ok: bool,
+}
+
+fn check(ok: bool, line: String) {
+    println!("{} {line}", if ok { "PASS" } else { "FAIL" });
+}
+
+impl Report<'_> {
+    pub fn print(&self) {
+        let n = self.size.canaries as f64;
+        // One rollout: start tick, 5 weight steps (10 to 50) and the promotion tick.
+        let ticks = n * 7.0;
+        println!(
+            "rollout of all {} canaries: {:.1}s wall, controller CPU {:.1}s",
+            self.size.canaries,
+            self.rollout.as_secs_f64(),
+            self.cpu_seconds
+        );
+        println!(
+            "controller RSS: peak {:.1} MiB, steady {:.1} MiB",
+            self.peak_rss_mib, self.steady_rss_mib
+        );
+        println!(
+            "API requests during the rollout, by verb and resource (per canary, per analysis tick):"
+        );
+        for (k, v) in &self.requests.0 {
+            println!(
+                "  {k:<48} {v:>8}  {:>6.2}  {:>6.3}",
+                *v as f64 / n,
+                *v as f64 / ticks
+            );
+        }
+        let writes = self.requests.object_writes() as f64 / ticks;
+        let with_events = self.requests.writes() as f64 / ticks;
+        let (p50, p99, max) = (
+            quantile(&self.lateness, 0.5),
+            quantile(&self.lateness, 0.99),
+            quantile(&self.lateness, 1.0),
+        );
+        println!(
+            "step lateness over {} steps: p50 {p50:.3}s p99 {p99:.3}s max {max:.3}s",
+            self.lateness.len()
+        );
+        println!(
+            "restart mid-rollout: every canary reconciled {:.2}s after the restart",
+            self.resume.as_secs_f64()
+        );
+        println!("-- budget (N = {}):", self.size.canaries);
+        check(
+            self.steady_rss_mib <= 64.0,
+            format!("steady RSS {:.1} MiB <= 64 MiB", self.steady_rss_mib),
+        );
+        check(
+            writes <= 2.0,
+            format!(
+                "{writes:.2} object writes per analysis tick per canary <= 2 ({with_events:.2} with Events)"
+            ),
+        );
+        check(
+            self.steady_writes == 0,
+            format!(
+                "{} writes in {}s of steady state == 0",
+                self.steady_writes,
+                self.size.steady.as_secs()
+            ),
+        );
+        check(p99 <= 1.0, format!("p99 step lateness {p99:.3}s <= 1s"));
+        check(
+            self.resume <= Duration::from_secs(2),
+            format!(
+                "resume after restart {:.2}s <= 2s",
+                self.resume.as_secs_f64()
+            ),
+        );
+        check(
+            self.restarted_ok,
+            "no weight step repeated after the restart".to_string(),
+        );
+    }
+}
