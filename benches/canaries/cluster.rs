@@ -292,6 +292,44 @@ impl Bench {
         .await
     }
 
+    /// Each canary's weight, counting one that is past its weight steps as at the last (50).
+    pub async fn weights(&self) -> Result<Vec<i32>, String> {
+        Ok(self
+            .canaries()
+            .await?
+            .iter()
+            .map(|c| match &c.status {
+                Some(s)
+                    if matches!(
+                        s.phase,
+                        serin::api::CanaryPhase::Promoting
+                            | serin::api::CanaryPhase::Finalising
+                            | serin::api::CanaryPhase::Succeeded
+                    ) =>
+                {
+                    50
+                }
+                Some(s) => s.canary_weight,
+                None => 0,
+            })
+            .collect())
+    }
+
+    /// Waits until every canary is at `w` or past it.
+    pub async fn wait_all_reached(&self, w: i32, limit: Duration) -> Result<(), String> {
+        use serin::api::CanaryPhase::*;
+        self.wait_until(
+            "at weight",
+            |c| {
+                c.status.as_ref().is_some_and(|s| {
+                    s.canary_weight >= w || matches!(s.phase, Promoting | Finalising | Succeeded)
+                })
+            },
+            limit,
+        )
+        .await
+    }
+
     pub async fn new_revision_on_all(&self, version: &str) -> Result<(), String> {
         let results: Vec<Result<(), String>> = stream::iter(0..self.canaries)
             .map(|i| {

@@ -64,9 +64,16 @@ async fn run(size: Size) -> Result<(), String> {
     let cpu_before = bench.controller_cpu();
     let t = Instant::now();
     bench.new_revision_on_all("2").await?;
-    bench
-        .wait_all(|p| p == "Succeeded", Duration::from_secs(1800))
-        .await?;
+    // Writes per weight step: between "all at 20" and "all at 30" every canary takes weight
+    // steps only; the weights say exactly how many.
+    let limit = Duration::from_secs(1800);
+    bench.wait_all_reached(20, limit).await?;
+    let (c1, w1) = (bench.counts(), bench.weights().await?);
+    bench.wait_all_reached(30, limit).await?;
+    let (c2, w2) = (bench.counts(), bench.weights().await?);
+    let steps: i32 = w1.iter().zip(&w2).map(|(a, b)| (b - a).max(0) / 10).sum();
+    let step_writes = (c2.since(&c1), steps);
+    bench.wait_all(|p| p == "Succeeded", limit).await?;
     let rollout = t.elapsed();
     let during = bench.counts().since(&before);
     let cpu = bench.controller_cpu() - cpu_before;
@@ -95,6 +102,7 @@ async fn run(size: Size) -> Result<(), String> {
         size: &size,
         rollout,
         requests: during,
+        step_writes,
         cpu_seconds: cpu,
         peak_rss_mib: peak,
         steady_rss_mib: steady_rss,

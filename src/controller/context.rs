@@ -67,6 +67,8 @@ pub struct Caches {
     pub services: Option<Store<k8s_openapi::api::core::v1::Service>>,
     /// Which caches have finished their first list.
     pub synced: Synced,
+    /// Route kinds seen served (the routers' memo).
+    pub served: crate::router::ServedMemo,
 }
 
 /// Whether each watch cache has finished its first list, as watch channels. kube 4.2's
@@ -100,6 +102,7 @@ impl Caches {
             services: self.services.clone(),
             deployments: self.deployments.clone(),
             daemonsets: self.daemonsets.clone(),
+            served: self.served.clone(),
         }
     }
 }

@@ -252,6 +252,7 @@ async fn run_with(
             deployments: Some(deployments_listed),
             daemonsets: Some(daemonsets_listed),
         },
+        served: Default::default(),
     };
     let ctx = Arc::new(context);
     controller

@@ -173,15 +173,9 @@ impl GatewayApiRouter {
     /// Whether the API server serves the route kind at all (a missing CRD answers 404 to a list,
     /// where a missing route only answers 404 to a get).
     pub(crate) async fn served(&self, canary: &Canary) -> Result<bool, RouterError> {
-        match self
-            .api(canary)
-            .list_metadata(&kube::api::ListParams::default().limit(1))
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        let api = self.api(canary);
+        let resource = api.resource_url().to_string();
+        Ok(super::served(&self.services.lookups().served, &api, &resource).await?)
     }
 
     /// Sets the weights (and A/B rules and mirroring, on Serin's own route).

@@ -110,15 +110,15 @@ impl IstioRouter {
 
     /// A cluster without Istio's CRDs cannot take a VirtualService: say so before acting.
     pub async fn problems(&self, canary: &Canary) -> Result<Vec<FieldError>, RouterError> {
-        let list = kube::api::ListParams::default().limit(1);
-        match self.virtual_services(canary).list_metadata(&list).await {
-            Ok(_) => Ok(Vec::new()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(vec![FieldError {
-                path: "spec.provider".into(),
-                message: "this cluster does not serve VirtualService (networking.istio.io/v1); install Istio's CRDs".into(),
-            }]),
-            Err(e) => Err(e.into()),
+        let api = self.virtual_services(canary);
+        let memo = &self.services.lookups().served;
+        if super::served(memo, &api, "virtualservices.networking.istio.io").await? {
+            return Ok(Vec::new());
         }
+        Ok(vec![FieldError {
+            path: "spec.provider".into(),
+            message: "this cluster does not serve VirtualService (networking.istio.io/v1); install Istio's CRDs".into(),
+        }])
     }
 
     /// Creates the Services and DestinationRules, and the VirtualService (keeping its weights),

@@ -39,6 +39,11 @@ fn meta_of(m: Option<&CustomMetadata>) -> (Value, Value) {
 }
 
 impl KubernetesRouter {
+    /// The caches and memos this router reads.
+    pub(crate) fn lookups(&self) -> &Lookups {
+        &self.lookups
+    }
+
     /// A router on this client.
     pub fn new(client: kube::Client, lookups: Lookups) -> KubernetesRouter {
         KubernetesRouter { client, lookups }

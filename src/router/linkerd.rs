@@ -42,18 +42,14 @@ impl LinkerdRouter {
         match self.pick(canary).await? {
             Picked::Gamma(g) => g.problems(canary).await,
             Picked::Smi(s) => {
-                let served = s
-                    .api(canary)
-                    .list_metadata(&kube::api::ListParams::default().limit(1))
-                    .await;
-                match served {
-                    Ok(_) => Ok(SmiRouter::problems(canary)),
-                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(vec![FieldError {
-                        path: "spec.provider".into(),
-                        message: "this cluster serves neither HTTPRoute (gateway.networking.k8s.io/v1) nor TrafficSplit (split.smi-spec.io/v1alpha1); install the Gateway API CRDs".into(),
-                    }]),
-                    Err(e) => Err(e.into()),
+                let memo = &s.services().lookups().served;
+                if super::served(memo, &s.api(canary), "trafficsplits.split.smi-spec.io").await? {
+                    return Ok(SmiRouter::problems(canary));
                 }
+                Ok(vec![FieldError {
+                    path: "spec.provider".into(),
+                    message: "this cluster serves neither HTTPRoute (gateway.networking.k8s.io/v1) nor TrafficSplit (split.smi-spec.io/v1alpha1); install the Gateway API CRDs".into(),
+                }])
             }
         }
     }

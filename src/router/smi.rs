@@ -60,6 +60,11 @@ pub fn routes_of(canary: &Canary, split: &Value) -> Option<Routes> {
 }
 
 impl SmiRouter {
+    /// The Services router this one builds on.
+    pub(crate) fn services(&self) -> &KubernetesRouter {
+        &self.services
+    }
+
     /// A router on this client.
     pub fn new(client: kube::Client, lookups: Lookups) -> SmiRouter {
         SmiRouter {
