@@ -8,7 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::scenario::{
-    install_gateway_api, set_image, setup_with, start_controller, wait_phase, wait_status,
+    initialized_then_new_image, install_gateway_api, set_image, setup_with, start_controller,
+    wait_phase, wait_status,
 };
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
@@ -73,14 +74,7 @@ async fn pause_resume_promote_abort_and_status_drive_the_controller() {
     let kc = dir.path().join("kubeconfig");
     cluster.write_kubeconfig(&kc).unwrap();
     let _stop = start_controller(&client);
-    let first = wait_phase(&client, CanaryPhase::Initialized, None)
-        .await
-        .status
-        .unwrap()
-        .last_applied_spec
-        .unwrap();
-
-    set_image(&client, "podinfo:6.0.1", json!({})).await;
+    let first = initialized_then_new_image(&client).await;
     wait_status(&client, "weight 10", |s| s.canary_weight >= 10).await;
     let (code, out, err) = serin(args(&kc, &["pause", "podinfo"])).await;
     assert_eq!(code, 0, "{out}{err}");
