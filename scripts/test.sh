@@ -33,6 +33,10 @@ if ! "$HELM_VENV/bin/python" -c 'import helm_sdkpy' >/dev/null 2>&1; then
 fi
 export SERIN_HELM_PYTHON="$PWD/$HELM_VENV/bin/python"
 
+# A from-scratch build gains nothing from incremental caches, and they doubled the disk it used.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+log "disk before the build: $(df -h --output=avail . | tail -1 | tr -d ' ') free"
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -41,3 +45,4 @@ cargo clippy --all-targets --quiet -- -D warnings
 
 log "cargo test --all-targets"
 cargo test --all-targets
+log "disk after the tests: $(df -h --output=avail . | tail -1 | tr -d ' ') free; target/ is $(du -sh target | cut -f1)"
