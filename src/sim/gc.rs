@@ -4,10 +4,11 @@
 
 use std::collections::HashSet;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::handlers::{self, Target};
 use super::state::{Ctx, FieldValidation, SimState};
+use super::store::{Change, EventType, Key};
 
 fn ctx() -> Ctx {
     Ctx {
@@ -18,7 +19,7 @@ fn ctx() -> Ctx {
     }
 }
 
-fn target_of(st: &SimState, key: &(String, String, String)) -> Option<Target> {
+fn target_of(st: &SimState, key: &Key) -> Option<Target> {
     let rt = st.types.iter().find(|t| t.storage_key() == key.0)?.clone();
     let namespace = (!key.1.is_empty()).then(|| key.1.clone());
     Some(Target {
@@ -29,12 +30,7 @@ fn target_of(st: &SimState, key: &(String, String, String)) -> Option<Target> {
     })
 }
 
-fn remove_finalizer(
-    st: &mut SimState,
-    key: &(String, String, String),
-    obj: &Value,
-    finalizer: &str,
-) {
+fn remove_finalizer(st: &mut SimState, key: &Key, obj: &Value, finalizer: &str) {
     let Some(t) = target_of(st, key) else { return };
     let mut next = obj.clone();
     if let Some(list) = next["metadata"]["finalizers"].as_array_mut() {
@@ -43,128 +39,196 @@ fn remove_finalizer(
     handlers::update(st, &t, next, &ctx());
 }
 
-/// One collection pass; returns whether it changed anything.
-pub fn collect(st: &mut SimState) -> bool {
-    let objects: Vec<((String, String, String), Value)> = st
-        .store
-        .all()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let uids: HashSet<&str> = objects
-        .iter()
-        .filter_map(|(_, o)| o["metadata"]["uid"].as_str())
-        .collect();
-    let namespaces: HashSet<&str> = objects
-        .iter()
-        .filter(|(k, _)| k.0 == "/namespaces")
-        .map(|(k, _)| k.2.as_str())
-        .collect();
-    let deleting = |uid: &str, finalizer: &str| {
-        objects.iter().any(|(_, o)| {
-            o["metadata"]["uid"] == uid
-                && o["metadata"]["deletionTimestamp"].is_string()
-                && o["metadata"]["finalizers"]
-                    .as_array()
-                    .is_some_and(|f| f.contains(&json!(finalizer)))
-        })
-    };
-    let mut changed = false;
-    let mut referenced: HashSet<String> = HashSet::new();
-    for (key, obj) in &objects {
-        if !key.1.is_empty() && !namespaces.contains(key.1.as_str()) {
-            if let Some(t) = target_of(st, key) {
-                handlers::delete(st, &t, &Default::default(), b"", &ctx());
-                changed = true;
-            }
-            continue;
-        }
-        let refs = obj["metadata"]["ownerReferences"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if refs.is_empty() {
-            continue;
-        }
-        let owner_uids: Vec<&str> = refs.iter().filter_map(|r| r["uid"].as_str()).collect();
-        for u in &owner_uids {
-            referenced.insert(u.to_string());
-        }
-        let Some(t) = target_of(st, key) else {
-            continue;
-        };
-        if owner_uids.iter().any(|u| deleting(u, "orphan")) {
-            let mut next = obj.clone();
-            let keep: Vec<Value> = refs
-                .iter()
-                .filter(|r| !r["uid"].as_str().is_some_and(|u| deleting(u, "orphan")))
-                .cloned()
-                .collect();
-            next["metadata"]["ownerReferences"] = if keep.is_empty() {
-                Value::Null
-            } else {
-                Value::Array(keep)
-            };
-            if next["metadata"]["ownerReferences"].is_null() {
-                next["metadata"]
-                    .as_object_mut()
-                    .map(|m| m.remove("ownerReferences"));
-            }
-            handlers::update(st, &t, next, &ctx());
-            changed = true;
-        } else if owner_uids.iter().all(|u| !uids.contains(u)) {
-            handlers::delete(st, &t, &Default::default(), b"", &ctx());
-            changed = true;
-        } else if owner_uids.iter().any(|u| deleting(u, "foregroundDeletion"))
-            && obj["metadata"]["deletionTimestamp"].is_null()
-        {
-            let q = [("propagationPolicy".to_string(), "Foreground".to_string())]
-                .into_iter()
-                .collect();
-            handlers::delete(st, &t, &q, b"", &ctx());
-            changed = true;
-        }
-    }
-    for (key, obj) in &objects {
-        if obj["metadata"]["deletionTimestamp"].is_null() {
-            continue;
-        }
-        let uid = obj["metadata"]["uid"].as_str().unwrap_or_default();
-        for f in ["foregroundDeletion", "orphan"] {
-            let has = obj["metadata"]["finalizers"]
-                .as_array()
-                .is_some_and(|l| l.contains(&json!(f)));
-            if has
-                && !referenced.contains(uid)
-                && let Some(current) = st.store.get(key).cloned()
-            {
-                remove_finalizer(st, key, &current, f);
-                changed = true;
-            }
-        }
-    }
-    changed | cleanup_crds(st, &objects)
+/// Whether a change can give the collector work: something went or is going, a namespace
+/// changed, or an object's owners changed (a new dependent may name an owner that is gone).
+pub fn needed_after(change: &Change) -> bool {
+    let owners = |o: &Value| o["metadata"].get("ownerReferences").cloned();
+    change.kind == EventType::Deleted
+        || change.object["metadata"]["deletionTimestamp"].is_string()
+        || change.resource == "/namespaces"
+        || owners(&change.object) != change.old.as_ref().and_then(owners)
 }
 
-/// A deleted CRD's custom objects go first; then its cleanup finalizer is removed.
-fn cleanup_crds(st: &mut SimState, objects: &[((String, String, String), Value)]) -> bool {
-    let mut changed = false;
-    let crds = objects.iter().filter(|(k, o)| {
-        k.0 == "apiextensions.k8s.io/customresourcedefinitions"
-            && o["metadata"]["deletionTimestamp"].is_string()
-    });
-    for (key, crd) in crds {
-        let group = crd["spec"]["group"].as_str().unwrap_or_default();
-        let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or_default();
-        st.remove_custom_objects(group, plural);
-        if let Some(current) = st.store.get(key).cloned() {
+/// What one pass decided to do to one object.
+enum Action {
+    /// Delete (background), e.g. its namespace or every owner is gone.
+    Delete(Key),
+    /// Delete with foreground propagation (an owner is being deleted in the foreground).
+    DeleteForeground(Key),
+    /// Drop the owner references to these uids (their owners are deleted with "orphan").
+    StripOwners(Key, HashSet<String>),
+    /// Remove a GC finalizer from an object being deleted that no longer has dependents.
+    RemoveFinalizer(Key, &'static str),
+}
+
+/// The uids of objects being deleted that still carry a GC finalizer.
+#[derive(Default)]
+struct Deleting<'a> {
+    orphan: HashSet<&'a str>,
+    foreground: HashSet<&'a str>,
+}
+
+/// One collection pass; returns whether it changed anything.
+///
+/// The plan is made over references (one pass, sets for lookups) and applied afterwards: the
+/// earlier version cloned every object and searched all of them per owner reference, which made
+/// a pass O(objects²) and stalled the API server at a thousand apps.
+pub fn collect(st: &mut SimState) -> bool {
+    let actions = plan(st);
+    let crds = deleted_crds(st);
+    let changed = !actions.is_empty() || !crds.is_empty();
+    for action in actions {
+        apply(st, action);
+    }
+    for (key, group, plural) in crds {
+        st.remove_custom_objects(&group, &plural);
+        if let Some(current) = st.store.get(&key).cloned() {
             remove_finalizer(
                 st,
-                key,
+                &key,
                 &current,
                 "customresourcecleanup.apiextensions.k8s.io",
             );
-            changed = true;
         }
     }
     changed
+}
+
+fn plan(st: &SimState) -> Vec<Action> {
+    let mut uids: HashSet<&str> = HashSet::new();
+    let mut namespaces: HashSet<&str> = HashSet::new();
+    let mut deleting = Deleting::default();
+    for (key, o) in st.store.all() {
+        if key.0 == "/namespaces" {
+            namespaces.insert(key.2.as_str());
+        }
+        let meta = &o["metadata"];
+        let Some(uid) = meta["uid"].as_str() else {
+            continue;
+        };
+        uids.insert(uid);
+        if meta["deletionTimestamp"].is_string() {
+            let has = |f: &str| {
+                meta["finalizers"]
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|x| x == f))
+            };
+            if has("orphan") {
+                deleting.orphan.insert(uid);
+            }
+            if has("foregroundDeletion") {
+                deleting.foreground.insert(uid);
+            }
+        }
+    }
+    let mut actions = Vec::new();
+    let mut referenced: HashSet<&str> = HashSet::new();
+    for (key, obj) in st.store.all() {
+        if !key.1.is_empty() && !namespaces.contains(key.1.as_str()) {
+            actions.push(Action::Delete(key.clone()));
+            continue;
+        }
+        let owners: Vec<&str> = obj["metadata"]["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["uid"].as_str())
+            .collect();
+        if owners.is_empty() {
+            continue;
+        }
+        referenced.extend(owners.iter().copied());
+        let orphaning: HashSet<String> = owners
+            .iter()
+            .filter(|u| deleting.orphan.contains(*u))
+            .map(|u| u.to_string())
+            .collect();
+        if !orphaning.is_empty() {
+            actions.push(Action::StripOwners(key.clone(), orphaning));
+        } else if owners.iter().all(|u| !uids.contains(u)) {
+            actions.push(Action::Delete(key.clone()));
+        } else if owners.iter().any(|u| deleting.foreground.contains(u))
+            && obj["metadata"]["deletionTimestamp"].is_null()
+        {
+            actions.push(Action::DeleteForeground(key.clone()));
+        }
+    }
+    for (key, obj) in st.store.all() {
+        let uid = obj["metadata"]["uid"].as_str().unwrap_or_default();
+        if referenced.contains(uid) {
+            continue;
+        }
+        if deleting.foreground.contains(uid) {
+            actions.push(Action::RemoveFinalizer(key.clone(), "foregroundDeletion"));
+        }
+        if deleting.orphan.contains(uid) {
+            actions.push(Action::RemoveFinalizer(key.clone(), "orphan"));
+        }
+    }
+    actions
+}
+
+fn apply(st: &mut SimState, action: Action) {
+    match action {
+        Action::Delete(key) => {
+            if let Some(t) = target_of(st, &key) {
+                handlers::delete(st, &t, &Default::default(), b"", &ctx());
+            }
+        }
+        Action::DeleteForeground(key) => {
+            if let Some(t) = target_of(st, &key) {
+                let q = [("propagationPolicy".to_string(), "Foreground".to_string())]
+                    .into_iter()
+                    .collect();
+                handlers::delete(st, &t, &q, b"", &ctx());
+            }
+        }
+        Action::StripOwners(key, gone) => strip_owners(st, &key, &gone),
+        Action::RemoveFinalizer(key, f) => {
+            if let Some(current) = st.store.get(&key).cloned() {
+                remove_finalizer(st, &key, &current, f);
+            }
+        }
+    }
+}
+
+fn strip_owners(st: &mut SimState, key: &Key, gone: &HashSet<String>) {
+    let (Some(t), Some(mut next)) = (target_of(st, key), st.store.get(key).cloned()) else {
+        return;
+    };
+    let keep: Vec<Value> = next["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| !r["uid"].as_str().is_some_and(|u| gone.contains(u)))
+        .cloned()
+        .collect();
+    if keep.is_empty() {
+        next["metadata"]
+            .as_object_mut()
+            .map(|m| m.remove("ownerReferences"));
+    } else {
+        next["metadata"]["ownerReferences"] = Value::Array(keep);
+    }
+    handlers::update(st, &t, next, &ctx());
+}
+
+/// Deleted CRDs (key, group, plural): their custom objects go first, then the cleanup finalizer.
+fn deleted_crds(st: &SimState) -> Vec<(Key, String, String)> {
+    st.store
+        .list("apiextensions.k8s.io/customresourcedefinitions", None)
+        .into_iter()
+        .filter(|o| o["metadata"]["deletionTimestamp"].is_string())
+        .map(|crd| {
+            let name = crd["metadata"]["name"].as_str().unwrap_or_default();
+            let key = (
+                "apiextensions.k8s.io/customresourcedefinitions".to_string(),
+                String::new(),
+                name.to_string(),
+            );
+            let group = crd["spec"]["group"].as_str().unwrap_or_default();
+            let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or_default();
+            (key, group.to_string(), plural.to_string())
+        })
+        .collect()
 }

@@ -3,7 +3,7 @@
 //! pod-template annotation `sim.serin.io/ready: "false"`), Deployment status and conditions with
 //! the real reasons, and ProgressDeadlineExceeded.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -14,6 +14,7 @@ use super::deploy_status;
 use super::handlers::{self, Target};
 use super::resources::ResourceType;
 use super::state::{Ctx, FieldValidation, SimState};
+use super::store::Change;
 
 /// Annotations on a pod template that keep its pods from ever becoming ready.
 pub const NEVER_READY: [&str; 2] = ["sim.serin.io/ready", "harness.local/ready"];
@@ -33,11 +34,17 @@ impl Default for KubeletOptions {
     }
 }
 
-/// Per-pod readiness timers (the kubelet's memory).
+/// Per-pod readiness timers (the kubelet's memory) and the Deployments it has to look at next.
 #[derive(Default)]
 pub struct Kubelet {
     born: HashMap<String, Instant>,
     progress: HashMap<String, (String, Instant)>,
+    /// Deployments (namespace, name) touched by a change since the last pass.
+    dirty: BTreeSet<(String, String)>,
+    /// Deployments still in motion after the last pass (pods to ready, deadlines to watch).
+    moving: BTreeSet<(String, String)>,
+    /// Look at every Deployment next pass (start, missed changes, idle resync).
+    everything: bool,
 }
 
 pub(super) fn ctx() -> Ctx {
@@ -95,34 +102,73 @@ pub(super) fn owned_by<'a>(
     ns: &str,
     uid: &str,
 ) -> Vec<&'a Value> {
-    st.store
-        .list(resource, Some(ns))
-        .into_iter()
-        .filter(|o| {
-            o["metadata"]["ownerReferences"]
-                .as_array()
-                .is_some_and(|r| r.iter().any(|r| r["uid"] == uid))
-        })
-        .collect()
+    st.store.dependents(resource, ns, uid)
 }
 
 impl Kubelet {
-    /// One pass over every Deployment; returns whether anything is still in motion.
+    /// Makes the next pass look at every Deployment (the change stream lagged, or a resync).
+    pub fn resync(&mut self) {
+        self.everything = true;
+    }
+
+    /// Notes the Deployment a change belongs to (itself, or the owner of a ReplicaSet or Pod), so
+    /// that a pass visits only what changed: visiting all of them every 50 ms held the state lock
+    /// most of the time at a thousand apps.
+    pub fn note(&mut self, st: &SimState, change: &Change) {
+        let o = &change.object;
+        let owner = |o: &Value, kind: &str| -> Option<String> {
+            o["metadata"]["ownerReferences"]
+                .as_array()?
+                .iter()
+                .find(|r| r["kind"] == kind)?["name"]
+                .as_str()
+                .map(String::from)
+        };
+        let deployment = match change.resource.as_str() {
+            "apps/deployments" => Some(meta_str(o, "name")),
+            "apps/replicasets" => owner(o, "Deployment"),
+            "/pods" => owner(o, "ReplicaSet").and_then(|rs| {
+                let key = ("apps/replicasets".into(), change.namespace.clone(), rs);
+                owner(st.store.get(&key)?, "Deployment")
+            }),
+            _ => None,
+        };
+        if let Some(name) = deployment {
+            self.dirty.insert((change.namespace.clone(), name));
+        }
+    }
+
+    /// One pass over the Deployments that changed or are still in motion (all of them after
+    /// `resync`); returns whether anything is still in motion.
     pub fn tick(&mut self, st: &mut SimState, opts: &KubeletOptions) -> bool {
-        let deployments: Vec<Value> = st
-            .store
-            .list("apps/deployments", None)
-            .into_iter()
-            .cloned()
-            .collect();
-        let mut busy = false;
+        let deployments: Vec<Value> = if std::mem::take(&mut self.everything) {
+            self.dirty.clear();
+            st.store
+                .list("apps/deployments", None)
+                .into_iter()
+                .cloned()
+                .collect()
+        } else {
+            let mut keys = std::mem::take(&mut self.dirty);
+            keys.append(&mut self.moving);
+            keys.into_iter()
+                .filter_map(|(ns, name)| {
+                    let key = ("apps/deployments".to_string(), ns, name);
+                    st.store.get(&key).cloned()
+                })
+                .collect()
+        };
+        self.moving.clear();
         for d in deployments {
             if d["metadata"].get("deletionTimestamp").is_some() {
                 continue;
             }
-            busy |= self.reconcile_deployment(st, &d, opts);
+            if self.reconcile_deployment(st, &d, opts) {
+                self.moving
+                    .insert((meta_str(&d, "namespace"), meta_str(&d, "name")));
+            }
         }
-        busy
+        !self.moving.is_empty()
     }
 
     fn reconcile_deployment(

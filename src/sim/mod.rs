@@ -25,6 +25,8 @@ mod server;
 mod state;
 mod status;
 mod store;
+#[cfg(test)]
+mod store_tests;
 mod table;
 mod views;
 mod watch;
@@ -151,29 +153,56 @@ impl Drop for Cluster {
 }
 
 async fn run_controllers(state: Arc<Mutex<SimState>>, opts: SimOptions) {
+    use tokio::sync::broadcast::error::TryRecvError;
     let mut kubelet = kubelet::Kubelet::default();
     let mut daemonsets = daemonset::DaemonSets::default();
     let mut rx = match state.lock() {
         Ok(s) => s.store.subscribe(),
         Err(p) => p.into_inner().store.subscribe(),
     };
+    kubelet.resync();
+    let mut gc_due = true;
     let mut busy = true;
+    let mut first = None;
     loop {
         if !busy {
-            // Sleep until something changes (or a period passes, for timers like deadlines).
-            let _ = tokio::time::timeout(opts.controller_period * 20, rx.recv()).await;
+            // Sleep until something changes; when nothing does for a while, look at everything
+            // (timers like progress deadlines, and a safety net for the change bookkeeping).
+            match tokio::time::timeout(opts.controller_period * 20, rx.recv()).await {
+                Ok(Ok(change)) => first = Some(change),
+                Ok(Err(_)) | Err(_) => {
+                    kubelet.resync();
+                    gc_due = true;
+                }
+            }
         }
         tokio::time::sleep(opts.controller_period).await;
-        while rx.try_recv().is_ok() {}
         let mut st = match state.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
-        let gc = gc::collect(&mut st);
+        // Everything that changed since the last pass, our own writes included: they may have
+        // made more work (a new ReplicaSet needs pods; pods need a status).
+        let mut changes: Vec<_> = first.take().into_iter().collect();
+        loop {
+            match rx.try_recv() {
+                Ok(change) => changes.push(change),
+                Err(TryRecvError::Lagged(_)) => {
+                    kubelet.resync();
+                    gc_due = true;
+                }
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
+        for change in &changes {
+            kubelet.note(&st, change);
+            gc_due |= gc::needed_after(change);
+        }
+        let gc = std::mem::take(&mut gc_due) && gc::collect(&mut st);
         let k = kubelet.tick(&mut st, &opts.kubelet);
         let k = daemonsets.tick(&mut st, &opts.kubelet) || k;
         drop(st);
-        while rx.try_recv().is_ok() {}
-        busy = gc || k;
+        gc_due |= gc;
+        busy = gc || k || !changes.is_empty();
     }
 }

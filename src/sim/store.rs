@@ -2,7 +2,7 @@
 //! watches replay from. One global counter, as in etcd; history older than the window is
 //! "compacted" and a watch from there gets 410 Expired.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -57,6 +57,9 @@ pub type Key = (String, String, String);
 /// The storage. Callers hold it behind a mutex; every method is short.
 pub struct Store {
     objects: BTreeMap<Key, Value>,
+    /// Keys of the objects that name each uid in their ownerReferences: the simulated controllers
+    /// look up dependents per owner, and scanning the namespace made a pass O(objects²).
+    dependents: HashMap<String, BTreeSet<Key>>,
     rv: u64,
     history: VecDeque<Arc<Change>>,
     compacted: u64,
@@ -75,6 +78,7 @@ impl Store {
         let (tx, _) = broadcast::channel(8192);
         Store {
             objects: BTreeMap::new(),
+            dependents: HashMap::new(),
             rv: 1,
             history: VecDeque::new(),
             compacted: 0,
@@ -116,6 +120,17 @@ impl Store {
             .collect()
     }
 
+    /// Objects of a resource in one namespace whose ownerReferences name `owner_uid`, in key order.
+    pub fn dependents(&self, resource: &str, namespace: &str, owner_uid: &str) -> Vec<&Value> {
+        let Some(keys) = self.dependents.get(owner_uid) else {
+            return Vec::new();
+        };
+        keys.iter()
+            .filter(|(r, ns, _)| r == resource && ns == namespace)
+            .filter_map(|k| self.objects.get(k))
+            .collect()
+    }
+
     /// Every stored object with its key (for garbage collection and controllers).
     pub fn all(&self) -> impl Iterator<Item = (&Key, &Value)> {
         self.objects.iter()
@@ -136,6 +151,10 @@ impl Store {
         self.rv += 1;
         object["metadata"]["resourceVersion"] = Value::String(self.rv.to_string());
         let old = self.objects.insert(key.clone(), object.clone());
+        if let Some(old) = &old {
+            self.unindex(&key, old);
+        }
+        self.index(&key, &object);
         self.record(key, kind, object.clone(), old);
         object
     }
@@ -143,10 +162,31 @@ impl Store {
     /// Removes an object; the DELETED event carries it with the deletion's resourceVersion.
     pub fn remove(&mut self, key: &Key) -> Option<Value> {
         let mut object = self.objects.remove(key)?;
+        self.unindex(key, &object);
         self.rv += 1;
         object["metadata"]["resourceVersion"] = Value::String(self.rv.to_string());
         self.record(key.clone(), EventType::Deleted, object.clone(), None);
         Some(object)
+    }
+
+    fn index(&mut self, key: &Key, object: &Value) {
+        for uid in owner_uids(object) {
+            self.dependents
+                .entry(uid.to_string())
+                .or_default()
+                .insert(key.clone());
+        }
+    }
+
+    fn unindex(&mut self, key: &Key, object: &Value) {
+        for uid in owner_uids(object) {
+            if let Some(keys) = self.dependents.get_mut(uid) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.dependents.remove(uid);
+                }
+            }
+        }
     }
 
     fn record(&mut self, key: Key, kind: EventType, object: Value, old: Option<Value>) {
@@ -180,4 +220,12 @@ impl Store {
         self.compacted = self.rv;
         self.history.clear();
     }
+}
+
+fn owner_uids(object: &Value) -> impl Iterator<Item = &str> {
+    object["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["uid"].as_str())
 }
