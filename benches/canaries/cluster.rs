@@ -16,6 +16,8 @@ use serin::api::Canary;
 use serin::sim::{Cluster, KubeletOptions, SimOptions};
 
 const NS: &str = "bench";
+/// The ConfigMap all apps read besides their own.
+const SHARED_CONFIG: &str = "shared-config";
 
 /// How big and how fast.
 pub struct Size {
@@ -91,6 +93,8 @@ pub struct Bench {
     metrics_port: u16,
     canaries: usize,
     interval: Duration,
+    /// Flags the controller is (re)started with beyond the fixed ones.
+    extra_args: Vec<String>,
 }
 
 async fn prometheus_stand_in() -> std::io::Result<std::net::SocketAddr> {
@@ -146,6 +150,15 @@ impl Bench {
         ns.create(&PostParams::default(), &obj)
             .await
             .map_err(|e| e.to_string())?;
+        // One ConfigMap every app reads: changing it starts every rollout at once.
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+        let shared = json!({"metadata": {"name": SHARED_CONFIG}, "data": {"FEATURE": "off"}});
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(shared).unwrap(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let kubeconfig = dir.path().join("kubeconfig");
         cluster
@@ -162,6 +175,7 @@ impl Bench {
             metrics_port: free_port(),
             canaries: size.canaries,
             interval: size.interval,
+            extra_args: Vec::new(),
         })
     }
 
@@ -185,7 +199,10 @@ impl Bench {
             .arg("controller")
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
-            .args(["--namespace", NS, "--log-level", "error"])
+            .args(["--namespace", NS, "--log-level"])
+            // SERIN_BENCH_LOG (e.g. `warn`, `serin=debug`) shows the controller's log.
+            .arg(std::env::var("SERIN_BENCH_LOG").unwrap_or_else(|_| "error".into()))
+            .args(&self.extra_args)
             .arg(format!("--metrics-server=http://{}", self.prometheus))
             .arg(format!("--metrics-addr=127.0.0.1:{}", self.metrics_port))
             .stdout(Stdio::null())
@@ -285,13 +302,36 @@ impl Bench {
             .await
     }
 
-    pub async fn wait_all_weight_at_least(&self, w: i32, limit: Duration) -> Result<(), String> {
-        self.wait_until(
-            "at weight",
-            |c| c.status.as_ref().is_some_and(|s| s.canary_weight >= w),
-            limit,
-        )
-        .await
+    /// Waits until every canary has been seen past its first weight step of the current
+    /// rollout (sticky across polls: the first may finish before the last starts). Returns how
+    /// many were still in flight at the last poll.
+    pub async fn wait_each_stepped(&self, limit: Duration) -> Result<usize, String> {
+        use serin::api::CanaryPhase::*;
+        let deadline = Instant::now() + limit;
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let all = self.canaries().await?;
+            let mut in_flight = 0;
+            for c in &all {
+                let Some(s) = &c.status else { continue };
+                if s.canary_weight >= 10 || matches!(s.phase, Promoting | Finalising) {
+                    seen.insert(c.metadata.name.clone().unwrap_or_default());
+                }
+                in_flight += usize::from(!matches!(s.phase, Succeeded | Failed));
+            }
+            if seen.len() == self.canaries {
+                return Ok(in_flight);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "only {}/{} canaries took a weight step within {}s",
+                    seen.len(),
+                    self.canaries,
+                    limit.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     /// Each canary's weight, counting one that is past its weight steps as at the last (50).
@@ -380,6 +420,26 @@ impl Bench {
         }
     }
 
+    /// Flags for the next (re)start of the controller.
+    pub fn set_extra_args(&mut self, args: Vec<String>) {
+        self.extra_args = args;
+    }
+
+    /// The number of apps.
+    pub fn size(&self) -> usize {
+        self.canaries
+    }
+
+    /// Changes the ConfigMap every app reads.
+    pub async fn change_shared_config(&self, value: &str) -> Result<(), String> {
+        let cms: Api<ConfigMap> = Api::namespaced(self.client.clone(), NS);
+        let patch = json!({"data": {"FEATURE": value}});
+        cms.patch(SHARED_CONFIG, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut c) = self.controller.take() {
             let _ = c.kill();
@@ -408,7 +468,7 @@ async fn create_app(client: &kube::Client, i: usize, interval: &str) -> Result<(
     let d = serde_json::from_value(json!({
         "metadata": {"name": name, "labels": labels},
         "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels},
-            "spec": {"containers": [{"name": "app", "image": "app:1", "envFrom": [{"configMapRef": {"name": format!("{name}-config")}}]}]}}}
+            "spec": {"containers": [{"name": "app", "image": "app:1", "envFrom": [{"configMapRef": {"name": format!("{name}-config")}}, {"configMapRef": {"name": SHARED_CONFIG}}]}]}}}
     })).unwrap();
     deploys
         .create(&PostParams::default(), &d)

@@ -3,11 +3,14 @@
 //! (so its RSS and CPU are its own), against the embedded cluster in this process; a fast
 //! in-process stand-in for Prometheus answers every query with 99.9.
 //!
+//! Last, `--max-concurrent-canaries` at half of N while a ConfigMap every app reads changes.
+//!
 //! `cargo bench --bench canaries` runs N = 100 and N = 1,000 (interval 10 s, stepWeight 10 to 50);
 //! `-- --canaries N` picks one size. Without `--bench` (as `cargo test --all-targets` runs it) a
 //! smoke size (N = 10, interval 2 s, 5 s of steady state). Prints a report with PASS/FAIL lines
 //! against the budget; asserts nothing about speed (a busy machine must not fail the build).
 
+mod cap;
 mod cluster;
 mod report;
 
@@ -87,12 +90,14 @@ async fn run(size: Size) -> Result<(), String> {
     let steady_writes = bench.counts().since(&steady_before).writes();
     let steady_rss = bench.controller_rss_mib();
 
-    // Restart mid-run: a second rollout, killed once every canary has taken a step.
+    // Restart mid-run: a second rollout, killed once every canary has taken a step in it.
     bench.new_revision_on_all("3").await?;
-    bench
-        .wait_all_weight_at_least(10, Duration::from_secs(600))
-        .await?;
+    let in_flight = bench.wait_each_stepped(Duration::from_secs(600)).await?;
     let resume = bench.restart_controller().await?;
+    println!(
+        "restart: killed with {in_flight} canaries in flight, all reconciled again after {:.1}s",
+        resume.as_secs_f64()
+    );
     bench
         .wait_all(|p| p == "Succeeded", Duration::from_secs(1800))
         .await?;
@@ -112,6 +117,10 @@ async fn run(size: Size) -> Result<(), String> {
         restarted_ok,
     };
     r.print();
+
+    // A ConfigMap every app reads changes, under a cap of half the apps at once.
+    let cap = cap::run(&mut bench, (size.canaries / 2).max(1)).await?;
+    cap.print(report::check);
     bench.stop();
     Ok(())
 }

@@ -74,7 +74,7 @@ pub struct Report<'a> {
     pub restarted_ok: bool,
 }
 
-fn check(ok: bool, line: String) {
+pub fn check(ok: bool, line: String) {
     println!("{} {line}", if ok { "PASS" } else { "FAIL" });
 }
 

@@ -39,7 +39,7 @@ impl Default for Settings {
             default_provider: "kubernetes".into(),
             resync: std::time::Duration::from_secs(300),
             instance: std::env::var("POD_NAME").ok(),
-            concurrency: 0,
+            concurrency: 32,
             telemetry: crate::telemetry::Telemetry::new("kubernetes"),
             labels: Default::default(),
             metrics_server: None,

@@ -129,6 +129,13 @@ pub async fn run_elected(
     }
 }
 
+/// Drops what Serin never reads from a cached object: its managedFields, which for objects
+/// written by several managers (server-side apply) are most of their size in memory — at a
+/// thousand Canaries they were most of the controller's RSS.
+fn slim<K: kube::Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+}
+
 /// Aborts a helper task when the future that owns it is dropped (leadership lost, shutdown).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -178,10 +185,15 @@ async fn run_with(
         ),
     };
     let probe = canaries.clone();
-    let controller = Controller::new(canaries, watcher::Config::default()).with_config(
+    let (store, canary_writer) = reflector::store::<Canary>();
+    let canary_stream = watcher(canaries, watcher::Config::default())
+        .default_backoff()
+        .modify(slim)
+        .reflect(canary_writer)
+        .applied_objects();
+    let controller = Controller::for_stream(canary_stream, store.clone()).with_config(
         kube::runtime::controller::Config::default().concurrency(settings.concurrency),
     );
-    let store = controller.store();
     let telemetry = settings.telemetry.clone();
     // Ready only after a successful list of Canaries (and, with election, while leading: run()
     // only runs while this instance holds the lease). A list of our own: the controller's runner
@@ -206,6 +218,7 @@ async fn run_with(
     let (daemonsets_synced, daemonsets_listed) = synced_channel();
     let daemonset_stream = watcher(daemons, watcher::Config::default())
         .default_backoff()
+        .modify(slim)
         .reflect(daemonset_writer)
         .inspect_ok(daemonsets_synced)
         .touched_objects();
@@ -214,16 +227,19 @@ async fn run_with(
     let (secret_cache, secret_writer) = reflector::store::<PartialObjectMeta<Secret>>();
     let secret_stream = watcher(secrets, watcher::Config::default())
         .default_backoff()
+        .modify(slim)
         .reflect(secret_writer)
         .touched_objects();
     let (deployments_synced, deployments_listed) = synced_channel();
     let deploy_stream = watcher(deploys, watcher::Config::default())
         .default_backoff()
+        .modify(slim)
         .reflect(deploy_writer)
         .inspect_ok(deployments_synced)
         .touched_objects();
     let config_stream = watcher(configs, watcher::Config::default())
         .default_backoff()
+        .modify(slim)
         .reflect(config_writer)
         .touched_objects();
     // Services feed the routers' reads, and a change to one of ours (or an adopted apex) brings
@@ -232,6 +248,7 @@ async fn run_with(
     let (services_synced, services_listed) = synced_channel();
     let service_stream = watcher(services, watcher::Config::default())
         .default_backoff()
+        .modify(slim)
         .reflect(service_writer)
         .inspect_ok(services_synced)
         .touched_objects();
@@ -289,8 +306,14 @@ async fn run_with(
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "reconcile stream");
+            match res {
+                // A watch that keeps failing leaves the caches stale and changes unnoticed: say so.
+                Err(kube::runtime::controller::Error::QueueError(e)) => {
+                    tracing::warn!(error = %e, "watch failed; retrying with backoff");
+                }
+                // Failed reconciles were reported by error_policy.
+                Err(e) => tracing::debug!(error = %e, "reconcile stream"),
+                Ok(_) => {}
             }
         })
         .await;

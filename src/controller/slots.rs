@@ -62,15 +62,13 @@ impl Slots {
         };
         // A grant stands until the cache shows a phase change made at or after it (the rollout
         // started, so the cache counts it; or it is already over), or it is too old.
-        let changed_since = |k: &String, at: &DateTime<Utc>| {
-            all.iter().any(|c| {
-                key(c) == *k
-                    && c.status
-                        .as_ref()
-                        .and_then(|s| s.last_transition_time)
-                        .is_some_and(|t| t >= *at)
-            })
-        };
+        // One map per call, not a scan per grant: every waiting Canary asks on every tick.
+        let transitions: HashMap<String, DateTime<Utc>> = all
+            .iter()
+            .filter_map(|c| Some((key(c), c.status.as_ref()?.last_transition_time?)))
+            .collect();
+        let changed_since =
+            |k: &String, at: &DateTime<Utc>| transitions.get(k).is_some_and(|t| t >= at);
         let ttl = chrono::Duration::from_std(GRANT_TTL).unwrap_or_default();
         granted.retain(|k, at| now - *at < ttl && !changed_since(k, at));
         let phase = |c: &Canary| c.status.as_ref().map(|s| s.phase).unwrap_or_default();

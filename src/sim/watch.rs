@@ -74,6 +74,9 @@ struct Watch {
     done: bool,
 }
 
+/// How often a watch that asked for bookmarks gets one (kube-apiserver: about once a minute).
+const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
+
 /// Starts a watch; the stream ends at timeoutSeconds or when the client goes away.
 pub fn start(
     st: &SimState,
@@ -139,9 +142,11 @@ pub fn start(
     let deadline = Instant::now() + Duration::from_secs(timeout);
     let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
     let bookmark_at = bookmarks.then(|| {
-        deadline
-            .checked_sub(Duration::from_secs(2))
-            .unwrap_or(deadline)
+        (Instant::now() + BOOKMARK_EVERY).min(
+            deadline
+                .checked_sub(Duration::from_secs(2))
+                .unwrap_or(deadline),
+        )
     });
     let w = Watch {
         queue,
@@ -180,7 +185,13 @@ async fn next(mut w: Watch) -> Option<(Result<Bytes, Infallible>, Watch)> {
                 if Instant::now() >= w.deadline {
                     return None;
                 }
-                w.bookmark_at = None;
+                // Like kube-apiserver: a bookmark about once a minute and one just before the
+                // timeout, so that an idle watcher's resourceVersion stays recent and its next
+                // watch resumes instead of failing with 410 Expired and re-listing everything.
+                let before_end = w.deadline.checked_sub(Duration::from_secs(2)).unwrap_or(w.deadline);
+                w.bookmark_at = w.bookmark_at.filter(|b| *b < before_end).map(|_| {
+                    (Instant::now() + BOOKMARK_EVERY).min(before_end)
+                });
                 if w.last_rv > w.start_rv {
                     let bm = json!({"kind": w.filter.target.rt.kind, "apiVersion": w.filter.target.rt.api_version(),
                         "metadata": {"resourceVersion": w.last_rv.to_string()}});
