@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::handlers::{self, Target};
-use super::kubelet::{KubeletOptions, NEVER_READY, ctx, meta_str, rt, template_hash};
+use super::kubelet::{KubeletOptions, NEVER_READY, ctx, meta_str, rt};
+use super::revision::template_hash;
 use super::state::SimState;
 
 /// The labels of the one simulated node.

@@ -7,12 +7,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::deploy_status;
 use super::handlers::{self, Target};
 use super::resources::ResourceType;
+use super::revision::{next_revision, percent_or_int, rev_string, template_hash};
 use super::state::{Ctx, FieldValidation, SimState};
 use super::store::Change;
 
@@ -67,33 +67,6 @@ pub(super) fn rt(st: &SimState, group: &str, plural: &str) -> ResourceType {
 /// `metadata.<key>` of an object as an owned string ("" when absent).
 pub(super) fn meta_str(v: &Value, key: &str) -> String {
     v["metadata"][key].as_str().unwrap_or_default().to_string()
-}
-
-/// The pod-template-hash of a template (deterministic, 10 characters).
-pub fn template_hash(template: &Value) -> String {
-    let mut t = template.clone();
-    if let Some(labels) = t["metadata"]["labels"].as_object_mut() {
-        labels.remove("pod-template-hash");
-    }
-    let digest = Sha256::digest(serde_json::to_vec(&t).unwrap_or_default());
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    digest
-        .iter()
-        .take(10)
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect()
-}
-
-fn percent_or_int(v: &Value, of: i64, round_up: bool) -> i64 {
-    match v {
-        Value::Number(n) => n.as_i64().unwrap_or(0),
-        Value::String(s) => {
-            let p: f64 = s.trim_end_matches('%').parse().unwrap_or(25.0);
-            let x = p * of as f64 / 100.0;
-            (if round_up { x.ceil() } else { x.floor() }) as i64
-        }
-        _ => 0,
-    }
 }
 
 pub(super) fn owned_by<'a>(
@@ -467,47 +440,5 @@ impl Kubelet {
             busy = true;
         }
         busy
-    }
-}
-
-fn next_revision(st: &SimState, d: &Value) -> i64 {
-    let ns = d["metadata"]["namespace"].as_str().unwrap_or_default();
-    let uid = d["metadata"]["uid"].as_str().unwrap_or_default();
-    owned_by(st, "apps/replicasets", ns, uid)
-        .iter()
-        .filter_map(|r| {
-            r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
-                .as_str()?
-                .parse::<i64>()
-                .ok()
-        })
-        .max()
-        .unwrap_or(0)
-        + 1
-}
-
-/// The revision an existing ReplicaSet should carry: unchanged if it is already the newest,
-/// otherwise the next number (a reused old ReplicaSet becomes the newest revision).
-fn rev_string(st: &SimState, d: &Value, rs: &Value) -> String {
-    let ns = d["metadata"]["namespace"].as_str().unwrap_or_default();
-    let uid = d["metadata"]["uid"].as_str().unwrap_or_default();
-    let mine = rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
-        .as_str()
-        .and_then(|r| r.parse::<i64>().ok())
-        .unwrap_or(0);
-    let max = owned_by(st, "apps/replicasets", ns, uid)
-        .iter()
-        .filter_map(|r| {
-            r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
-                .as_str()?
-                .parse::<i64>()
-                .ok()
-        })
-        .max()
-        .unwrap_or(0);
-    if mine == max {
-        mine.to_string()
-    } else {
-        (max + 1).to_string()
     }
 }

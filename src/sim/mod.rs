@@ -20,6 +20,7 @@ mod patch;
 mod patching;
 mod protobuf;
 mod resources;
+mod revision;
 mod selector;
 mod server;
 mod state;
@@ -36,7 +37,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use kubelet::{KubeletOptions, NEVER_READY, template_hash};
+pub use kubelet::{KubeletOptions, NEVER_READY};
+pub use revision::template_hash;
 pub use state::{Access, SimState};
 
 /// Options of an embedded cluster.

@@ -1,0 +1,78 @@
+//! Deployment revision bookkeeping for the simulated controller-manager: the pod-template-hash,
+//! the `deployment.kubernetes.io/revision` numbers of ReplicaSets, and maxSurge/maxUnavailable
+//! arithmetic. Reads the state only; writes nothing.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::kubelet::owned_by;
+use super::state::SimState;
+
+/// The pod-template-hash of a template (deterministic, 10 characters).
+pub fn template_hash(template: &Value) -> String {
+    let mut t = template.clone();
+    if let Some(labels) = t["metadata"]["labels"].as_object_mut() {
+        labels.remove("pod-template-hash");
+    }
+    let digest = Sha256::digest(serde_json::to_vec(&t).unwrap_or_default());
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    digest
+        .iter()
+        .take(10)
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+pub(super) fn percent_or_int(v: &Value, of: i64, round_up: bool) -> i64 {
+    match v {
+        Value::Number(n) => n.as_i64().unwrap_or(0),
+        Value::String(s) => {
+            let p: f64 = s.trim_end_matches('%').parse().unwrap_or(25.0);
+            let x = p * of as f64 / 100.0;
+            (if round_up { x.ceil() } else { x.floor() }) as i64
+        }
+        _ => 0,
+    }
+}
+
+pub(super) fn next_revision(st: &SimState, d: &Value) -> i64 {
+    let ns = d["metadata"]["namespace"].as_str().unwrap_or_default();
+    let uid = d["metadata"]["uid"].as_str().unwrap_or_default();
+    owned_by(st, "apps/replicasets", ns, uid)
+        .iter()
+        .filter_map(|r| {
+            r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                .as_str()?
+                .parse::<i64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0)
+        + 1
+}
+
+/// The revision an existing ReplicaSet should carry: unchanged if it is already the newest,
+/// otherwise the next number (a reused old ReplicaSet becomes the newest revision).
+pub(super) fn rev_string(st: &SimState, d: &Value, rs: &Value) -> String {
+    let ns = d["metadata"]["namespace"].as_str().unwrap_or_default();
+    let uid = d["metadata"]["uid"].as_str().unwrap_or_default();
+    let mine = rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+        .as_str()
+        .and_then(|r| r.parse::<i64>().ok())
+        .unwrap_or(0);
+    let max = owned_by(st, "apps/replicasets", ns, uid)
+        .iter()
+        .filter_map(|r| {
+            r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                .as_str()?
+                .parse::<i64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    if mine == max {
+        mine.to_string()
+    } else {
+        (max + 1).to_string()
+    }
+}
