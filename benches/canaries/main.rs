@@ -71,9 +71,9 @@ async fn run(size: Size) -> Result<(), String> {
     // steps only; the weights say exactly how many.
     let limit = Duration::from_secs(1800);
     bench.wait_all_reached(20, limit).await?;
-    let (c1, w1) = (bench.counts(), bench.weights().await?);
+    let (c1, w1, t1) = (bench.counts(), bench.weights().await?, chrono::Utc::now());
     bench.wait_all_reached(30, limit).await?;
-    let (c2, w2) = (bench.counts(), bench.weights().await?);
+    let (c2, w2, t2) = (bench.counts(), bench.weights().await?, chrono::Utc::now());
     let steps: i32 = w1.iter().zip(&w2).map(|(a, b)| (b - a).max(0) / 10).sum();
     let step_writes = (c2.since(&c1), steps);
     bench.wait_all(|p| p == "Succeeded", limit).await?;
@@ -83,6 +83,7 @@ async fn run(size: Size) -> Result<(), String> {
     let peak = bench.controller_peak_rss_mib();
     println!("rollout: all promoted in {:.1}s", rollout.as_secs_f64());
     let canaries = bench.canaries().await?;
+    let other_ticks = report::other_ticks_between(&canaries, t1, t2);
 
     // Steady state: nothing to do, so nothing may be written.
     let steady_before = bench.counts();
@@ -108,6 +109,7 @@ async fn run(size: Size) -> Result<(), String> {
         rollout,
         requests: during,
         step_writes,
+        other_ticks,
         cpu_seconds: cpu,
         peak_rss_mib: peak,
         steady_rss_mib: steady_rss,
