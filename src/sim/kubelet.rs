@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::deploy_status;
 use super::handlers::{self, Target};
 use super::resources::ResourceType;
-use super::revision::{next_revision, percent_or_int, rev_string, template_hash};
+use super::revision::{next_revision, percent_or_int, rev_string, revision_of, template_hash};
 use super::state::{Ctx, FieldValidation, SimState};
 use super::store::Change;
 
@@ -160,16 +160,7 @@ impl Kubelet {
             .into_iter()
             .cloned()
             .collect();
-        let revision = rss
-            .iter()
-            .filter_map(|r| {
-                r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
-                    .as_str()?
-                    .parse::<i64>()
-                    .ok()
-            })
-            .max()
-            .unwrap_or(0);
+        let revision = rss.iter().filter_map(revision_of).max().unwrap_or(0);
         let existing_new = rss
             .iter()
             .find(|r| r["metadata"]["name"] == new_rs_name.as_str())
@@ -219,17 +210,11 @@ impl Kubelet {
         } else {
             desired.min((desired + surge - old_pods).max(new_pods))
         };
-        let rev_of_new = existing_new.as_ref().and_then(|r| {
-            r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
-                .as_str()
-                .map(String::from)
-        });
-        let new_revision =
-            if rev_of_new.as_deref().and_then(|r| r.parse::<i64>().ok()) == Some(revision) {
-                revision
-            } else {
-                revision + 1
-            };
+        let new_revision = if existing_new.as_ref().and_then(revision_of) == Some(revision) {
+            revision
+        } else {
+            revision + 1
+        };
         let new_rs = self.ensure_rs(
             st,
             d,

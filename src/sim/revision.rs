@@ -35,41 +35,34 @@ pub(super) fn percent_or_int(v: &Value, of: i64, round_up: bool) -> i64 {
     }
 }
 
-pub(super) fn next_revision(st: &SimState, d: &Value) -> i64 {
+/// The `deployment.kubernetes.io/revision` a ReplicaSet carries.
+pub(super) fn revision_of(rs: &Value) -> Option<i64> {
+    rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+        .as_str()?
+        .parse::<i64>()
+        .ok()
+}
+
+/// The highest revision among a Deployment's ReplicaSets (0 when it has none).
+pub(super) fn max_revision(st: &SimState, d: &Value) -> i64 {
     let ns = d["metadata"]["namespace"].as_str().unwrap_or_default();
     let uid = d["metadata"]["uid"].as_str().unwrap_or_default();
     owned_by(st, "apps/replicasets", ns, uid)
-        .iter()
-        .filter_map(|r| {
-            r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
-                .as_str()?
-                .parse::<i64>()
-                .ok()
-        })
+        .into_iter()
+        .filter_map(revision_of)
         .max()
         .unwrap_or(0)
-        + 1
+}
+
+pub(super) fn next_revision(st: &SimState, d: &Value) -> i64 {
+    max_revision(st, d) + 1
 }
 
 /// The revision an existing ReplicaSet should carry: unchanged if it is already the newest,
 /// otherwise the next number (a reused old ReplicaSet becomes the newest revision).
 pub(super) fn rev_string(st: &SimState, d: &Value, rs: &Value) -> String {
-    let ns = d["metadata"]["namespace"].as_str().unwrap_or_default();
-    let uid = d["metadata"]["uid"].as_str().unwrap_or_default();
-    let mine = rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
-        .as_str()
-        .and_then(|r| r.parse::<i64>().ok())
-        .unwrap_or(0);
-    let max = owned_by(st, "apps/replicasets", ns, uid)
-        .iter()
-        .filter_map(|r| {
-            r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
-                .as_str()?
-                .parse::<i64>()
-                .ok()
-        })
-        .max()
-        .unwrap_or(0);
+    let mine = revision_of(rs).unwrap_or(0);
+    let max = max_revision(st, d);
     if mine == max {
         mine.to_string()
     } else {
