@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::handlers::{self, Target};
-use super::kubelet::{ctx, meta_str, owned_by, rt};
+use super::kubelet::{ctx, meta_str, rt};
 use super::state::SimState;
 
 #[allow(clippy::too_many_arguments)]
@@ -27,8 +27,7 @@ pub(super) fn write_status(
     let key = format!("{ns}/{name}");
     let desired = d["spec"]["replicas"].as_i64().unwrap_or(1);
     let count = |rs: &Value| -> (i64, i64) {
-        let pods = owned_by(
-            st,
+        let pods = st.store.dependents(
             "/pods",
             &ns,
             rs["metadata"]["uid"].as_str().unwrap_or_default(),

@@ -7,17 +7,9 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::handlers::{self, Target};
-use super::state::{Ctx, FieldValidation, SimState};
+use super::kubelet::ctx;
+use super::state::SimState;
 use super::store::{Change, EventType, Key};
-
-fn ctx() -> Ctx {
-    Ctx {
-        manager: "kube-controller-manager".into(),
-        field_validation: FieldValidation::Ignore,
-        dry_run: false,
-        now: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-    }
-}
 
 fn target_of(st: &SimState, key: &Key) -> Option<Target> {
     let rt = st.types.iter().find(|t| t.storage_key() == key.0)?.clone();

@@ -69,15 +69,6 @@ pub(super) fn meta_str(v: &Value, key: &str) -> String {
     v["metadata"][key].as_str().unwrap_or_default().to_string()
 }
 
-pub(super) fn owned_by<'a>(
-    st: &'a SimState,
-    resource: &str,
-    ns: &str,
-    uid: &str,
-) -> Vec<&'a Value> {
-    st.store.dependents(resource, ns, uid)
-}
-
 impl Kubelet {
     /// Makes the next pass look at every Deployment (the change stream lagged, or a resync).
     pub fn resync(&mut self) {
@@ -156,7 +147,9 @@ impl Kubelet {
         let desired = d["spec"]["replicas"].as_i64().unwrap_or(1);
         let hash = template_hash(&d["spec"]["template"]);
         let new_rs_name = format!("{name}-{hash}");
-        let rss: Vec<Value> = owned_by(st, "apps/replicasets", &ns, &uid)
+        let rss: Vec<Value> = st
+            .store
+            .dependents("apps/replicasets", &ns, &uid)
             .into_iter()
             .cloned()
             .collect();
@@ -181,7 +174,7 @@ impl Kubelet {
         let recreate = d["spec"]["strategy"]["type"] == "Recreate";
         let pods_of = |st: &SimState, rs: &Value| -> (i64, i64) {
             let rs_uid = rs["metadata"]["uid"].as_str().unwrap_or_default();
-            let pods = owned_by(st, "/pods", &ns, rs_uid);
+            let pods = st.store.dependents("/pods", &ns, rs_uid);
             let ready = pods
                 .iter()
                 .filter(|p| {
@@ -245,7 +238,9 @@ impl Kubelet {
             }
         }
         let mut busy = false;
-        let all_rs: Vec<Value> = owned_by(st, "apps/replicasets", &ns, &uid)
+        let all_rs: Vec<Value> = st
+            .store
+            .dependents("apps/replicasets", &ns, &uid)
             .into_iter()
             .cloned()
             .collect();
@@ -342,7 +337,9 @@ impl Kubelet {
         let ns = meta_str(rs, "namespace");
         let uid = meta_str(rs, "uid");
         let want = rs["spec"]["replicas"].as_i64().unwrap_or(0);
-        let pods: Vec<Value> = owned_by(st, "/pods", &ns, &uid)
+        let pods: Vec<Value> = st
+            .store
+            .dependents("/pods", &ns, &uid)
             .into_iter()
             .cloned()
             .collect();
@@ -384,7 +381,9 @@ impl Kubelet {
         let never = NEVER_READY
             .iter()
             .any(|k| rs["spec"]["template"]["metadata"]["annotations"][*k] == "false");
-        let pods: Vec<Value> = owned_by(st, "/pods", &ns, &uid)
+        let pods: Vec<Value> = st
+            .store
+            .dependents("/pods", &ns, &uid)
             .into_iter()
             .cloned()
             .collect();

@@ -5,7 +5,6 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::kubelet::owned_by;
 use super::state::SimState;
 
 /// The pod-template-hash of a template (deterministic, 10 characters).
@@ -47,7 +46,8 @@ pub(super) fn revision_of(rs: &Value) -> Option<i64> {
 pub(super) fn max_revision(st: &SimState, d: &Value) -> i64 {
     let ns = d["metadata"]["namespace"].as_str().unwrap_or_default();
     let uid = d["metadata"]["uid"].as_str().unwrap_or_default();
-    owned_by(st, "apps/replicasets", ns, uid)
+    st.store
+        .dependents("apps/replicasets", ns, uid)
         .into_iter()
         .filter_map(revision_of)
         .max()

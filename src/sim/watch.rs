@@ -77,6 +77,13 @@ struct Watch {
 /// How often a watch that asked for bookmarks gets one (kube-apiserver: about once a minute).
 const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
 
+/// When the last bookmark goes: just before the watch times out.
+fn last_bookmark(deadline: Instant) -> Instant {
+    deadline
+        .checked_sub(Duration::from_secs(2))
+        .unwrap_or(deadline)
+}
+
 /// Starts a watch; the stream ends at timeoutSeconds or when the client goes away.
 pub fn start(
     st: &SimState,
@@ -141,13 +148,8 @@ pub fn start(
         .unwrap_or(1800);
     let deadline = Instant::now() + Duration::from_secs(timeout);
     let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
-    let bookmark_at = bookmarks.then(|| {
-        (Instant::now() + BOOKMARK_EVERY).min(
-            deadline
-                .checked_sub(Duration::from_secs(2))
-                .unwrap_or(deadline),
-        )
-    });
+    let bookmark_at =
+        bookmarks.then(|| (Instant::now() + BOOKMARK_EVERY).min(last_bookmark(deadline)));
     let w = Watch {
         queue,
         rx,
@@ -188,7 +190,7 @@ async fn next(mut w: Watch) -> Option<(Result<Bytes, Infallible>, Watch)> {
                 // Like kube-apiserver: a bookmark about once a minute and one just before the
                 // timeout, so that an idle watcher's resourceVersion stays recent and its next
                 // watch resumes instead of failing with 410 Expired and re-listing everything.
-                let before_end = w.deadline.checked_sub(Duration::from_secs(2)).unwrap_or(w.deadline);
+                let before_end = last_bookmark(w.deadline);
                 w.bookmark_at = w.bookmark_at.filter(|b| *b < before_end).map(|_| {
                     (Instant::now() + BOOKMARK_EVERY).min(before_end)
                 });
