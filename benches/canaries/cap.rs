@@ -48,7 +48,7 @@ pub async fn run(bench: &mut Bench, cap: usize) -> Result<CapReport, String> {
                 started.len()
             ));
         }
-        tokio::time::sleep(Duration::from_millis(if n > 50 { 2000 } else { 250 })).await;
+        tokio::time::sleep(bench.poll_every()).await;
     }
     let took = t.elapsed();
     let pairs: Vec<(DateTime<Utc>, DateTime<Utc>)> = bench

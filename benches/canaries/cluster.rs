@@ -281,9 +281,7 @@ impl Bench {
                     limit.as_secs()
                 ));
             }
-            // Listing every Canary is the bench's own load on the sim: keep it light at scale.
-            let every = if self.canaries > 50 { 2000 } else { 500 };
-            tokio::time::sleep(Duration::from_millis(every)).await;
+            tokio::time::sleep(self.poll_every()).await;
         }
     }
 
@@ -330,7 +328,7 @@ impl Bench {
                     limit.as_secs()
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(self.poll_every()).await;
         }
     }
 
@@ -423,6 +421,12 @@ impl Bench {
     /// Flags for the next (re)start of the controller.
     pub fn set_extra_args(&mut self, args: Vec<String>) {
         self.extra_args = args;
+    }
+
+    /// How often the benchmark lists every Canary: that listing is its own load on the sim, so
+    /// keep it light at scale.
+    pub fn poll_every(&self) -> Duration {
+        Duration::from_millis(if self.canaries > 50 { 2000 } else { 500 })
     }
 
     /// The number of apps.
