@@ -9,7 +9,10 @@ async fn main() {
     let args = Cli::parse();
     let code = match args.command {
         Command::Crds { out_dir } => cli::crds(out_dir.as_deref()),
-        Command::Check { files } => cli::check(&files, &mut std::io::stdout()),
+        Command::Check {
+            files,
+            mesh_provider,
+        } => cli::check(&files, &mesh_provider, &mut std::io::stdout()),
         Command::Controller(args) => cli::controller(*args).await,
         Command::Sim {
             action:
@@ -24,9 +27,15 @@ async fn main() {
         Command::Abort(args) => cli::operate::act(Action::Abort, args).await,
         Command::Pause(args) => cli::operate::act(Action::Pause, args).await,
         Command::Resume(args) => cli::operate::act(Action::Resume, args).await,
-        Command::Migrate { files } => {
-            cli::migrate(&files, &mut std::io::stdout(), &mut std::io::stderr())
-        }
+        Command::Migrate {
+            files,
+            mesh_provider,
+        } => cli::migrate(
+            &files,
+            &mesh_provider,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        ),
         Command::Completions { shell } => cli::completions(shell),
         Command::Loadtester { listen, max_tasks } => cli::loadtester(listen, max_tasks).await,
         Command::Demo {

@@ -57,8 +57,14 @@ fn schema_for(kind: &str) -> Option<&'static Value> {
     all.iter().find(|(k, _)| k == kind).map(|(_, s)| s)
 }
 
-/// Checks one document: envelope, unknown fields, schema and CEL rules, then `api::validate`.
+/// Checks one document: envelope, unknown fields, schema and CEL rules, then `api::validate`
+/// with the default provider (a Canary without `spec.provider` gets `kubernetes`).
 pub fn check_document(doc: &Value) -> DocReport {
+    check_document_with(doc, api::validate::DEFAULT_PROVIDER)
+}
+
+/// `check_document` for a controller whose default provider (`--mesh-provider`) is `provider`.
+pub fn check_document_with(doc: &Value, provider: &str) -> DocReport {
     let kind = doc
         .get("kind")
         .and_then(Value::as_str)
@@ -118,7 +124,7 @@ pub fn check_document(doc: &Value) -> DocReport {
     if !causes.iter().any(|c| c.reason.is_blocking()) {
         let seen: Vec<String> = causes.iter().map(|c| format!("{}: ", c.field)).collect();
         report.errors.extend(
-            typed_errors(&kind, defaulted)
+            typed_errors(&kind, defaulted, provider)
                 .into_iter()
                 .filter(|e| !seen.iter().any(|p| e.starts_with(p.as_str()))),
         );
@@ -126,7 +132,7 @@ pub fn check_document(doc: &Value) -> DocReport {
     report
 }
 
-fn typed_errors(kind: &str, value: Value) -> Vec<String> {
+fn typed_errors(kind: &str, value: Value, provider: &str) -> Vec<String> {
     fn run<T: serde::de::DeserializeOwned>(
         value: Value,
         check: impl Fn(&T) -> Result<(), Vec<api::FieldError>>,
@@ -142,16 +148,22 @@ fn typed_errors(kind: &str, value: Value) -> Vec<String> {
         }
     }
     match kind {
-        "Canary" => run::<Canary>(value, api::validate),
+        "Canary" => run::<Canary>(value, |c| {
+            let p = c.spec.provider.as_deref().filter(|p| !p.is_empty());
+            api::validate::validate_for(c, p.unwrap_or(provider))
+        }),
         "MetricTemplate" => run::<MetricTemplate>(value, api::validate::validate_metric_template),
         "AlertProvider" => run::<AlertProvider>(value, api::validate::validate_alert_provider),
         _ => Vec::new(),
     }
 }
 
-/// Parses and checks every document of a YAML stream.
-pub fn check_text(text: &str) -> Result<Vec<DocReport>, String> {
-    Ok(parse_documents(text)?.iter().map(check_document).collect())
+/// Parses and checks every document of a YAML stream (default provider `provider`).
+pub fn check_text(text: &str, provider: &str) -> Result<Vec<DocReport>, String> {
+    Ok(parse_documents(text)?
+        .iter()
+        .map(|d| check_document_with(d, provider))
+        .collect())
 }
 
 #[cfg(test)]
@@ -175,7 +187,7 @@ spec:
 
     #[test]
     fn a_valid_canary_has_no_errors() {
-        let reports = check_text(GOOD).unwrap();
+        let reports = check_text(GOOD, "kubernetes").unwrap();
         assert_eq!(reports.len(), 1);
         assert_eq!(reports[0].name, "test/podinfo");
         assert_eq!(reports[0].errors, Vec::<String>::new());
@@ -184,7 +196,7 @@ spec:
     #[test]
     fn flagger_objects_are_checked_as_converted() {
         let text = GOOD.replace("serin.io/v1beta1", "flagger.app/v1beta1");
-        let reports = check_text(&text).unwrap();
+        let reports = check_text(&text, "kubernetes").unwrap();
         assert!(reports[0].from_flagger);
         assert!(reports[0].errors.is_empty(), "{:?}", reports[0].errors);
     }
@@ -192,7 +204,7 @@ spec:
     #[test]
     fn unknown_fields_bounds_and_providers_are_named_by_path() {
         let text = GOOD.replace("maxWeight: 50", "maxWeight: 150\n    fooBar: 1");
-        let errors = &check_text(&text).unwrap()[0].errors;
+        let errors = &check_text(&text, "kubernetes").unwrap()[0].errors;
         assert!(
             errors.contains(&"spec.analysis.fooBar: unknown field".to_string()),
             "{errors:?}"
@@ -204,25 +216,31 @@ spec:
             "{errors:?}"
         );
         let text = GOOD.replace("provider: istio", "provider: nginx");
-        let errors = &check_text(&text).unwrap()[0].errors;
+        let errors = &check_text(&text, "kubernetes").unwrap()[0].errors;
         assert_eq!(errors, &vec!["spec.provider: 'nginx' is a Flagger provider Serin does not support; use one of kubernetes, gatewayapi, gatewayapi:v1, gatewayapi:v1beta1, istio, linkerd".to_string()]);
     }
 
     #[test]
     fn malformed_yaml_is_one_line() {
-        let err = check_text("kind: [unclosed").unwrap_err();
+        let err = check_text("kind: [unclosed", "kubernetes").unwrap_err();
         assert!(!err.contains('\n'));
         assert!(!err.is_empty());
     }
 
     #[test]
     fn foreign_documents_are_skipped_and_unknown_serin_kinds_are_errors() {
-        let reports = check_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n").unwrap();
+        let reports = check_text(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+            "kubernetes",
+        )
+        .unwrap();
         assert!(reports[0].skipped);
         assert!(reports[0].errors.is_empty());
-        let reports =
-            check_text("apiVersion: serin.io/v1beta1\nkind: Rollout\nmetadata: {name: x}\n")
-                .unwrap();
+        let reports = check_text(
+            "apiVersion: serin.io/v1beta1\nkind: Rollout\nmetadata: {name: x}\n",
+            "kubernetes",
+        )
+        .unwrap();
         assert_eq!(
             reports[0].errors,
             vec!["kind: 'Rollout' is not one of Canary, MetricTemplate, AlertProvider".to_string()]
@@ -235,7 +253,7 @@ spec:
             "interval: 1m",
             "interval: \"10\"\n    webhooks: [{name: a, url: \"ftp://x/\"}]",
         );
-        let errors = &check_text(&text).unwrap()[0].errors;
+        let errors = &check_text(&text, "kubernetes").unwrap()[0].errors;
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors[0].starts_with("spec.analysis.interval: Invalid value: \"10\""));
         assert_eq!(

@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use crate::api;
-use crate::manifest::{check_document, parse_documents, served_schema_of};
+use crate::manifest::{check_document_with, parse_documents, served_schema_of};
 
 /// The converted stream and what could not be carried over.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -20,13 +20,14 @@ pub struct Migrated {
     pub notes: Vec<String>,
 }
 
-/// Converts the documents of one YAML stream.
-pub fn migrate(text: &str) -> Result<Migrated, String> {
+/// Converts the documents of one YAML stream, checking Canaries that name no provider with
+/// `mesh_provider` (what `serin controller --mesh-provider` will give them).
+pub fn migrate(text: &str, mesh_provider: &str) -> Result<Migrated, String> {
     let mut out = Migrated::default();
     let mut docs = Vec::new();
     for mut doc in parse_documents(text)? {
         if doc.get("apiVersion").and_then(Value::as_str) == Some(api::FLAGGER_API_VERSION) {
-            convert(&mut doc, &mut out);
+            convert(&mut doc, mesh_provider, &mut out);
         }
         docs.push(doc);
     }
@@ -38,7 +39,7 @@ pub fn migrate(text: &str) -> Result<Migrated, String> {
     Ok(out)
 }
 
-fn convert(doc: &mut Value, out: &mut Migrated) {
+fn convert(doc: &mut Value, mesh_provider: &str, out: &mut Migrated) {
     let kind = doc["kind"].as_str().unwrap_or_default().to_string();
     let ns = doc["metadata"]["namespace"].as_str().unwrap_or("default");
     let who = format!(
@@ -57,7 +58,7 @@ fn convert(doc: &mut Value, out: &mut Migrated) {
         out.notes
             .push(format!("{who}: {path}: dropped (Serin has no such field)"));
     }
-    for error in check_document(doc).errors {
+    for error in check_document_with(doc, mesh_provider).errors {
         out.notes.push(format!("{who}: {error}"));
     }
 }
@@ -70,13 +71,13 @@ mod tests {
 
     #[test]
     fn a_flagger_canary_becomes_a_serin_canary_field_for_field() {
-        let m = migrate(CANARY).unwrap();
+        let m = migrate(CANARY, "kubernetes").unwrap();
         assert_eq!((m.converted, m.notes.clone()), (1, vec![]));
         let docs = parse_documents(&m.yaml).unwrap();
         let before = parse_documents(CANARY).unwrap();
         assert_eq!(docs[0]["apiVersion"], "serin.io/v1beta1");
         assert_eq!(docs[0]["spec"], before[0]["spec"]);
-        assert!(check_document(&docs[0]).errors.is_empty());
+        assert!(crate::manifest::check_document(&docs[0]).errors.is_empty());
     }
 
     #[test]
@@ -84,7 +85,7 @@ mod tests {
         let text = CANARY
             .replace("provider: istio", "provider: nginx")
             .replace("  service:\n", "  notAServinField: 1\n  service:\n");
-        let m = migrate(&text).unwrap();
+        let m = migrate(&text, "kubernetes").unwrap();
         assert!(
             m.notes
                 .iter()
@@ -105,10 +106,10 @@ mod tests {
         let text = format!(
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: b\n---\n{CANARY}"
         );
-        let m = migrate(&text).unwrap();
+        let m = migrate(&text, "kubernetes").unwrap();
         let docs = parse_documents(&m.yaml).unwrap();
         assert_eq!(docs[0]["kind"], "ConfigMap");
         assert_eq!(docs[1]["apiVersion"], "serin.io/v1beta1");
-        assert!(migrate("a: [").is_err());
+        assert!(migrate("a: [", "kubernetes").is_err());
     }
 }

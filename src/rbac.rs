@@ -1,10 +1,7 @@
-//! The Kubernetes permissions Serin needs, declared next to the code that makes the calls
-//! (`controller::RBAC`, `workload::RBAC`, each router's `RBAC`, `controller::leader::RBAC`) and
-//! collected here. The Helm chart's ClusterRole/Role must grant exactly these; tests hold the chart
-//! to this list and this list to the calls the controller makes against the sim. Pure data: must
-//! not import kube.
-
-use std::collections::BTreeSet;
+//! The shape of an RBAC rule, a leaf every seam uses to declare the permissions its calls need next
+//! to the code that makes them (`controller::RBAC`, `workload::RBAC`, each router's `RBAC`,
+//! `controller::leader::RBAC`); the collection lives with the controller (`controller::rbac`).
+//! Pure data: must not import kube or any module that declares rules.
 
 /// When a rule is needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,86 +29,5 @@ pub struct Rule {
     pub why: &'static str,
 }
 
-/// Every rule Serin declares.
-pub fn all() -> Vec<Rule> {
-    [
-        crate::controller::RBAC,
-        crate::workload::RBAC,
-        crate::router::gateway_api::RBAC,
-        crate::router::istio::RBAC,
-        crate::router::smi::RBAC,
-        crate::controller::leader::RBAC,
-    ]
-    .concat()
-}
-
-/// Routers whose route kinds the chart can grant (`routers.<name>` values).
-pub const ROUTERS: &[&str] = &["gatewayApi", "istio", "smi"];
-
-/// One permission as an authorizer sees it.
+/// One permission as an authorizer sees it: (group, resource, verb).
 pub type Grant = (String, String, String);
-
-/// The (group, resource, verb) triples granted for the watched namespaces with these routers on.
-pub fn grants(routers: &[&str]) -> BTreeSet<Grant> {
-    expand(all().iter().filter(|r| match r.needed {
-        Needed::Always => true,
-        Needed::LeaderElection => false,
-        Needed::Router(name) => routers.contains(&name),
-    }))
-}
-
-/// The triples granted in the controller's namespace with leader election on.
-pub fn leader_election_grants() -> BTreeSet<Grant> {
-    expand(all().iter().filter(|r| r.needed == Needed::LeaderElection))
-}
-
-fn expand<'a>(rules: impl Iterator<Item = &'a Rule>) -> BTreeSet<Grant> {
-    let mut out = BTreeSet::new();
-    for rule in rules {
-        for resource in rule.resources {
-            for verb in rule.verbs {
-                out.insert((
-                    rule.group.to_string(),
-                    resource.to_string(),
-                    verb.to_string(),
-                ));
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_router_rule_names_a_known_router_and_verbs_are_real() {
-        let verbs = [
-            "get", "list", "watch", "create", "update", "patch", "delete",
-        ];
-        for rule in all() {
-            if let Needed::Router(name) = rule.needed {
-                assert!(ROUTERS.contains(&name), "{name}");
-            }
-            assert!(!rule.why.is_empty());
-            for verb in rule.verbs {
-                assert!(verbs.contains(verb), "{verb} in {rule:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn nothing_is_granted_twice_and_no_wildcards() {
-        let mut seen = BTreeSet::new();
-        for rule in all() {
-            for r in rule.resources {
-                assert!(!r.contains('*') && !rule.group.contains('*'));
-                for verb in rule.verbs {
-                    let grant = (rule.group, *r, *verb, format!("{:?}", rule.needed));
-                    assert!(seen.insert(grant), "{r} {verb} twice");
-                }
-            }
-        }
-    }
-}

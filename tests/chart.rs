@@ -154,7 +154,7 @@ fn default_install_holds_a_hardened_deployment_least_privilege_rbac_and_the_crds
     let role = get(&s, &["get", "clusterrole", "serin"]);
     assert_eq!(
         grants(&role),
-        serin::rbac::grants(&[]),
+        serin::controller::rbac::grants(&[]),
         "chart vs serin::rbac"
     );
     let binding = get(&s, &["get", "clusterrolebinding", "serin"]);
@@ -190,7 +190,7 @@ fn namespaced_mode_uses_a_role_in_the_watched_namespace() {
     )
     .unwrap();
     let role = get(&s, &["-n", "apps", "get", "role", "serin"]);
-    assert_eq!(grants(&role), serin::rbac::grants(&[]));
+    assert_eq!(grants(&role), serin::controller::rbac::grants(&[]));
     let binding = get(&s, &["-n", "apps", "get", "rolebinding", "serin"]);
     assert_eq!(binding["roleRef"]["kind"], "Role");
     let cluster_roles = get(&s, &["get", "clusterroles"]);
@@ -219,12 +219,18 @@ fn leader_election_and_routers_add_exactly_their_rules() {
     assert_eq!(d["spec"]["replicas"], 2);
     assert!(args(&d).contains(&"--leader-elect".to_string()));
     let role = get(&s, &["get", "clusterrole", "serin"]);
-    assert_eq!(grants(&role), serin::rbac::grants(serin::rbac::ROUTERS));
+    assert_eq!(
+        grants(&role),
+        serin::controller::rbac::grants(serin::controller::rbac::ROUTERS)
+    );
     let lease_role = get(
         &s,
         &["-n", "serin-system", "get", "role", "serin-leader-election"],
     );
-    assert_eq!(grants(&lease_role), serin::rbac::leader_election_grants());
+    assert_eq!(
+        grants(&lease_role),
+        serin::controller::rbac::leader_election_grants()
+    );
     get(
         &s,
         &[

@@ -181,7 +181,10 @@ fn security_row(rule: &serin::rbac::Rule) -> String {
 #[test]
 fn the_readme_tables_follow_the_code_and_values() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let rows: Vec<String> = serin::rbac::all().iter().map(security_row).collect();
+    let rows: Vec<String> = serin::controller::rbac::all()
+        .iter()
+        .map(security_row)
+        .collect();
     let missing: Vec<&String> = rows
         .iter()
         .filter(|r| !readme.contains(r.as_str()))

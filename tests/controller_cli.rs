@@ -6,7 +6,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{kubectl, kubectl_available, ok, serve, setup_test_namespace};
+use common::{kubectl, ok, require_kubectl, serve, setup_test_namespace};
 
 struct Controller(Child);
 
@@ -55,9 +55,7 @@ fn wait_for(s: &common::Server, want: &str, not_rev: Option<&str>) -> String {
 
 #[test]
 fn serin_controller_runs_the_bluegreen_example_to_succeeded() {
-    if !kubectl_available() {
-        return;
-    }
+    require_kubectl();
     let s = serve();
     setup_test_namespace(
         &s,

@@ -5,11 +5,12 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::prometheus::{Prometheus, series};
 use common::scenario::{set_image, setup_with, start_controller_with, wait_phase};
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use serin::api::{CanaryPhase, CanaryStatus, MetricTemplate, Verdict};
 use serin::controller::Settings;
@@ -161,20 +162,105 @@ async fn a_canary_whose_error_rate_breaks_the_threshold_is_rolled_back() {
     common::scenario::assert_calls_are_granted(&cluster, &[], false);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prometheus_stopping_mid_analysis_counts_as_failed_checks_and_the_controller_goes_on() {
-    let mut prom = Prometheus::start(&traffic(100.0, 0.0, FAST));
-    let (_cluster, client, settings) = start(&prom).await;
-    let _stop = start_controller_with(&client, settings);
-    let c = wait_phase(&client, CanaryPhase::Initialized, None).await;
+/// Starts the canary's rollout with `overrides` merged into the analysis, and waits for the
+/// first passed check; returns the revision the primary ran before.
+async fn rollout_until_a_check_passed(
+    client: &kube::Client,
+    overrides: serde_json::Value,
+) -> String {
+    let canaries: Api<serin::api::Canary> = Api::namespaced(client.clone(), "test");
+    canaries
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": overrides})),
+        )
+        .await
+        .unwrap();
+    let c = wait_phase(client, CanaryPhase::Initialized, None).await;
     let first = c.status.unwrap().last_applied_spec.unwrap();
-    set_image(&client, "podinfo:6.0.1", json!({})).await;
-    common::scenario::wait_status(&client, "a passed check", |st| {
+    set_image(client, "podinfo:6.0.1", json!({})).await;
+    common::scenario::wait_status(client, "a passed check", |st| {
         checks(st, "request-success-rate")
             .iter()
             .any(|(_, v)| *v == Verdict::Pass)
     })
     .await;
+    first
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_outage_holds_the_analysis_and_a_healthy_canary_is_still_promoted() {
+    let mut prom = Prometheus::start(&traffic(100.0, 0.0, FAST));
+    let (_cluster, client, settings) = start(&prom).await;
+    let _stop = start_controller_with(&client, settings);
+    let first = rollout_until_a_check_passed(&client, json!({"analysis": {"iterations": 6}})).await;
+    prom.stop();
+    let held =
+        common::scenario::wait_status(&client, "a held tick", |st| st.held_since.is_some()).await;
+    assert_eq!(
+        held.failed_checks, 0,
+        "an unreachable provider is not evidence against the canary"
+    );
+    assert_eq!(held.phase, CanaryPhase::Progressing);
+    let record = held.decisions.last().unwrap();
+    assert!(
+        record
+            .action
+            .starts_with("hold: metrics provider unreachable"),
+        "{}",
+        record.action
+    );
+    assert!(
+        record
+            .checks
+            .iter()
+            .all(|c| c.verdict == Verdict::Unreachable)
+    );
+    let iterations = held.iterations;
+    // Held for a while: no step forward, no failed check.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let api: Api<serin::api::Canary> = Api::namespaced(client.clone(), "test");
+    let st = api.get("podinfo").await.unwrap().status.unwrap();
+    assert_eq!((st.iterations, st.failed_checks), (iterations, 0));
+    let notes = common::scenario::event_notes(&client, "AnalysisHeld").await;
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("metrics provider unreachable")),
+        "{notes:?}"
+    );
+    prom.restart();
+    let c = wait_phase(&client, CanaryPhase::Succeeded, Some(&first)).await;
+    let st = c.status.unwrap();
+    assert_eq!((st.failed_checks, st.held_since), (0, None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_outage_longer_than_the_progress_deadline_rolls_back() {
+    let mut prom = Prometheus::start(&traffic(100.0, 0.0, FAST));
+    let (_cluster, client, settings) = start(&prom).await;
+    let _stop = start_controller_with(&client, settings);
+    let overrides = json!({"progressDeadlineSeconds": 3, "analysis": {"iterations": 6}});
+    let first = rollout_until_a_check_passed(&client, overrides).await;
+    prom.stop();
+    let c = wait_phase(&client, CanaryPhase::Failed, Some(&first)).await;
+    let st = c.status.unwrap();
+    let last = &st.decisions.last().unwrap().action;
+    assert!(
+        last.contains("without a verdict: metrics provider unreachable"),
+        "{last}"
+    );
+    assert_eq!(st.failed_checks, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_provider_error_fail_counts_failed_checks_as_flagger_and_the_controller_goes_on() {
+    let mut prom = Prometheus::start(&traffic(100.0, 0.0, FAST));
+    let (_cluster, client, settings) = start(&prom).await;
+    let _stop = start_controller_with(&client, settings);
+    let overrides = json!({"analysis": {"iterations": 6, "onProviderError": "fail"}});
+    let first = rollout_until_a_check_passed(&client, overrides).await;
     prom.stop();
     let c = wait_phase(&client, CanaryPhase::Failed, Some(&first)).await;
     let st = c.status.unwrap();

@@ -162,7 +162,7 @@ proptest! {
         let mut end = (at + cut).min(text.len());
         while !text.is_char_boundary(end) { end -= 1; }
         let mutated = format!("{}{}{}", &text[..at], junk, &text[end.max(at)..]);
-        let _ = manifest::check_text(&mutated);
+        let _ = manifest::check_text(&mutated, "kubernetes");
     }
 
     #[test]

@@ -7,13 +7,11 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{kubectl, kubectl_available, ok, root, serve, setup_test_namespace};
+use common::{kubectl, ok, require_kubectl, root, serve, setup_test_namespace};
 
 #[test]
 fn kubectl_drives_the_sim() {
-    if !kubectl_available() {
-        return;
-    }
+    require_kubectl();
     let s = serve();
     let ns = kubectl(
         &s,
@@ -148,9 +146,7 @@ fn kubectl_drives_the_sim() {
 
 #[test]
 fn kubectl_sees_serin_crds_with_printer_columns_and_field_docs() {
-    if !kubectl_available() {
-        return;
-    }
+    require_kubectl();
     let s = serve();
     setup_test_namespace(&s, &["crds", "examples/bluegreen-kubernetes.yaml"]);
     let table = ok(&s, &["get", "canaries", "-n", "test"]);
@@ -195,9 +191,7 @@ fn kubectl_sees_serin_crds_with_printer_columns_and_field_docs() {
 /// Helm's release records do; the sim reads them and applies kube-apiserver's defaults.
 #[test]
 fn kubectl_create_sends_protobuf_and_the_sim_reads_it() {
-    if !kubectl_available() {
-        return;
-    }
+    require_kubectl();
     let s = serve();
     ok(&s, &["create", "namespace", "made"]);
     let ns: serde_json::Value =

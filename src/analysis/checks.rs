@@ -2,7 +2,9 @@
 //! their bounds, with the `onNoData` policy. Produces the records for `status.decisions`.
 
 use super::input::{HookOutcome, MetricFailure, Observation, hooks_of};
-use crate::api::{CanaryMetric, CanarySpec, CheckRecord, HookType, OnNoData, Verdict};
+use crate::api::{
+    CanaryMetric, CanarySpec, CheckRecord, HookType, OnNoData, OnProviderError, Verdict,
+};
 
 /// What a set of checks says about the tick.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,6 +15,8 @@ pub(crate) enum TickVerdict {
     Fail { reason: String, mute_alert: bool },
     /// No failure, but a metric had no data under `onNoData: hold`.
     Hold(String),
+    /// No failure, but a metrics provider could not be reached (`onProviderError: hold`).
+    ProviderDown(String),
 }
 
 /// Records and verdict of a tick.
@@ -38,6 +42,10 @@ impl Checked {
                     reason: describe_failure(&record),
                     mute_alert,
                 };
+            }
+            (TickVerdict::Pass | TickVerdict::Hold(_), Verdict::Unreachable) => {
+                let why = record.message.clone().unwrap_or_default();
+                self.verdict = TickVerdict::ProviderDown(format!("{}: {why}", record.name));
             }
             (TickVerdict::Pass, Verdict::NoData) => {
                 self.verdict = TickVerdict::Hold(format!("{} has no data", record.name))
@@ -118,11 +126,18 @@ pub(crate) fn any_hook_succeeded(
         .map(|h| h.name.clone())
 }
 
+/// What a metric without a value counts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Policies {
+    pub no_data: OnNoData,
+    pub provider_error: OnProviderError,
+}
+
 /// Evaluates every metric of the spec against its observed value.
 pub(crate) fn check_metrics(
     spec: &CanarySpec,
     observed: &Observation,
-    policy: OnNoData,
+    policies: Policies,
 ) -> Checked {
     let mut out = Checked::pass();
     for metric in spec.analysis.metrics.iter().flatten() {
@@ -131,7 +146,7 @@ pub(crate) fn check_metrics(
             .get(&metric.name)
             .cloned()
             .unwrap_or(Err(MetricFailure::NotQueried));
-        out.add(evaluate_metric(metric, &result, policy), false);
+        out.add(evaluate_metric(metric, &result, policies), false);
     }
     out
 }
@@ -160,11 +175,11 @@ fn bound_text(min: Option<f64>, max: Option<f64>) -> Option<String> {
     }
 }
 
-/// One metric's record under the policy.
+/// One metric's record under the policies.
 pub(crate) fn evaluate_metric(
     m: &CanaryMetric,
     result: &Result<f64, MetricFailure>,
-    policy: OnNoData,
+    policies: Policies,
 ) -> CheckRecord {
     let (min, max) = bounds(m);
     let mut record = CheckRecord {
@@ -183,10 +198,17 @@ pub(crate) fn evaluate_metric(
         }
         Err(MetricFailure::NoData) => {
             record.message = Some("no data".to_string());
-            record.verdict = match policy {
+            record.verdict = match policies.no_data {
                 OnNoData::Fail => Verdict::Fail,
                 OnNoData::Skip => Verdict::Skipped,
                 OnNoData::Hold => Verdict::NoData,
+            };
+        }
+        Err(MetricFailure::Unreachable(why)) => {
+            record.message = Some(format!("provider unreachable: {why}"));
+            record.verdict = match policies.provider_error {
+                OnProviderError::Hold => Verdict::Unreachable,
+                OnProviderError::Fail => Verdict::Fail,
             };
         }
         Err(other) => {

@@ -168,17 +168,7 @@ impl Tick {
             checks,
             action: action.into(),
         };
-        // A tick that repeats the last one (a gate still closed, a canary still not ready) adds
-        // nothing: twenty copies would push the history that explains the rollout out of status.
-        if let Some(last) = self.status.decisions.last()
-            && (last.phase, last.weight, &last.checks, &last.action)
-                == (record.phase, record.weight, &record.checks, &record.action)
-        {
-            return;
-        }
-        self.status.decisions.push(record);
-        let excess = self.status.decisions.len().saturating_sub(MAX_DECISIONS);
-        self.status.decisions.drain(..excess);
+        append_record(&mut self.status, record);
     }
 
     pub fn finish(self) -> Decision {
@@ -188,6 +178,21 @@ impl Tick {
             requeue_after: self.requeue_after,
         }
     }
+}
+
+/// Appends a record to `status.decisions`, dropping the oldest beyond the bound. A record that
+/// repeats the last one (a gate still closed, a canary still not ready, a write still refused)
+/// adds nothing: twenty copies would push the history that explains the rollout out of status.
+pub fn append_record(status: &mut CanaryStatus, record: DecisionRecord) {
+    if let Some(last) = status.decisions.last()
+        && (last.phase, last.weight, &last.checks, &last.action)
+            == (record.phase, record.weight, &record.checks, &record.action)
+    {
+        return;
+    }
+    status.decisions.push(record);
+    let excess = status.decisions.len().saturating_sub(MAX_DECISIONS);
+    status.decisions.drain(..excess);
 }
 
 fn promoted_condition(phase: CanaryPhase) -> (&'static str, &'static str, &'static str) {

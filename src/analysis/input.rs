@@ -16,6 +16,9 @@ pub struct Input<'a> {
     pub namespace: &'a str,
     /// The spec as stored.
     pub spec: &'a CanarySpec,
+    /// The provider in effect: `spec.provider`, or the controller's default when the spec names
+    /// none. Decided once by the controller and used for validation, the plan and the routes.
+    pub provider: &'a str,
     /// The status as stored (the controller's memory between reconciles).
     pub status: &'a CanaryStatus,
     /// `metadata.generation` of the Canary.
@@ -30,6 +33,13 @@ pub struct Input<'a> {
     pub observed: &'a Observation,
     /// The Canary's `serin.io/action` annotation (an operator's promote/abort/pause/resume).
     pub action: Option<&'a str>,
+}
+
+impl Input<'_> {
+    /// `name.namespace`, as messages name the Canary.
+    pub fn who(&self) -> String {
+        format!("{}.{}", self.name, self.namespace)
+    }
 }
 
 /// The world as the adapters saw it for this reconcile.
@@ -47,6 +57,9 @@ pub struct Observation {
     pub hooks: BTreeMap<String, HookOutcome>,
     /// False when a global cap on concurrent rollouts has no free slot for this canary.
     pub rollout_slot_free: Option<bool>,
+    /// The last reconcile of this Canary had a write refused: routes that differ from what the
+    /// status says are most likely that write's, not a hand edit (no RoutesRepaired warning).
+    pub retrying: bool,
     /// What the routing objects' own status says (e.g. an HTTPRoute a Gateway did not accept):
     /// Ok when accepted, Err with the reason; None when the router has no such status.
     pub routing_accepted: Option<Result<(), String>>,
@@ -61,6 +74,23 @@ pub struct TargetState {
     pub configs: BTreeMap<String, String>,
     /// Readiness of the target's pods (meaningful once scaled up).
     pub readiness: Readiness,
+    /// Replicas the target is scaled to (`spec.replicas`; a DaemonSet scaled down counts 0).
+    pub replicas: i32,
+    /// Replicas available to serve (`status.availableReplicas`).
+    pub available: i32,
+}
+
+impl TargetState {
+    /// A target on `template_hash` with no tracked configs, scaled to `replicas` and ready.
+    pub fn ready(template_hash: &str, replicas: i32) -> TargetState {
+        TargetState {
+            template_hash: template_hash.to_string(),
+            configs: BTreeMap::new(),
+            readiness: Readiness::Ready,
+            replicas,
+            available: replicas,
+        }
+    }
 }
 
 /// The primary workload as observed.
@@ -72,14 +102,18 @@ pub struct PrimaryState {
     pub revision: Option<String>,
     /// Readiness of the primary's pods.
     pub readiness: Readiness,
+    /// Replicas available to serve. A primary stuck in a rollout still serves from the pods of
+    /// its last good revision: it can take traffic while this is above zero.
+    pub available: i32,
 }
 
 impl PrimaryState {
-    /// A ready primary running `revision`.
+    /// A ready primary running `revision` with one available replica.
     pub fn ready(revision: &str) -> PrimaryState {
         PrimaryState {
             revision: Some(revision.to_string()),
             readiness: Readiness::Ready,
+            available: 1,
         }
     }
 }
@@ -192,6 +226,11 @@ impl Routes {
         mirror: false,
         ab_match: false,
     };
+
+    /// Whether any request reaches the canary (by weight, mirroring or an A/B match).
+    pub fn reaches_canary(&self) -> bool {
+        self.canary > 0 || self.mirror || self.ab_match
+    }
 
     /// A weighted split with the canary at `canary` percent.
     pub fn split(canary: i32) -> Routes {

@@ -2,14 +2,19 @@
 //!
 //! Everything a canary does is decided here from the spec, the status, `now` and what the adapters
 //! observed. This module must not import kube, tokio, reqwest, hyper or axum, nor read the wall
-//! clock: `now` is an input. A test scans this folder for such imports and clock reads.
+//! clock: `now` is an input. Clippy enforces it: the clock, environment, file, process and task
+//! calls and the I/O client types listed in clippy.toml are denied here.
 //! The requeue is the scheduler: a step is due at `lastStepTime + interval`, and deciding twice at
 //! the same `now` advances at most one step.
 
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)]
+
 mod checks;
 mod conditions;
+mod converge;
 mod decision;
 mod input;
+pub mod invariants;
 mod needs;
 mod operator;
 mod phase_analysis;
@@ -22,12 +27,12 @@ mod schedule;
 
 pub use checks::bounds;
 pub use conditions::{condition_status, set_condition};
-pub use decision::{Decision, Effect, EventType, ScaleTo};
+pub use decision::{Decision, Effect, EventType, ScaleTo, append_record};
 pub use input::{
     HookOutcome, Input, MetricFailure, Observation, PrimaryState, Readiness, Routes, TargetState,
     hooks_of,
 };
-pub use needs::{Needs, hooks_due, metrics_due, needs};
+pub use needs::{Needs, may_start_rollout, needs};
 pub use operator::{ACTION_ANNOTATION, Action};
 pub use revision::{RevisionChange, classify, revision};
 pub use schedule::{Plan, Strategy, expected_routes, until_due, weight_steps};
@@ -45,7 +50,19 @@ pub(crate) const MISSING_TARGET_RETRY: Duration = Duration::from_secs(30);
 
 /// Decides what to do for one reconcile. Same input, same decision.
 pub fn decide(input: &Input) -> Decision {
-    let plan = Plan::from_spec(input.spec);
+    let decision = decide_unchecked(input);
+    // The traffic invariants hold for every decision; a debug build (every test) stops on the
+    // first that does not, with the input and decision that broke it.
+    debug_assert!(
+        invariants::check(input, &decision).is_empty(),
+        "traffic invariant broken: {:?}\ninput: {input:?}\ndecision: {decision:?}",
+        invariants::check(input, &decision)
+    );
+    decision
+}
+
+fn decide_unchecked(input: &Input) -> Decision {
+    let plan = Plan::of(input);
     let mut t = Tick::new(input.status, input.now);
     t.status.observed_generation = Some(input.generation);
     if input.deleting {
@@ -88,7 +105,7 @@ pub fn decide(input: &Input) -> Decision {
         // Kubernetes); start over from initialisation, which is idempotent.
         CanaryPhase::Terminating | CanaryPhase::Terminated => phase_init::initialize(input, &mut t),
     }
-    repair_drift(input, &plan, &mut t);
+    converge::converge(input, &plan, &mut t);
     routing_condition(input, &mut t);
     t.finish()
 }
@@ -158,28 +175,6 @@ fn target_missing(input: &Input, t: &mut Tick) {
     );
     not_ready(input, t, "TargetNotFound", &message);
     t.requeue(MISSING_TARGET_RETRY);
-}
-
-/// Someone changed the routes by hand: put back what the status says, unless this decision
-/// already sets them.
-fn repair_drift(input: &Input, plan: &Plan, t: &mut Tick) {
-    if t.effects.iter().any(|e| matches!(e, Effect::SetRoutes(_))) {
-        return;
-    }
-    let (Some(seen), Some(want)) = (input.observed.routes, expected_routes(plan, &t.status)) else {
-        return;
-    };
-    if seen != want {
-        t.event(
-            EventType::Warning,
-            "RoutesRepaired",
-            format!(
-                "routes of {}.{} were {}/{} (primary/canary), restored to {}/{}",
-                input.name, input.namespace, seen.primary, seen.canary, want.primary, want.canary
-            ),
-        );
-        t.effect(Effect::SetRoutes(want));
-    }
 }
 
 #[cfg(test)]

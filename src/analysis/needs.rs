@@ -1,19 +1,32 @@
-//! What a reconcile must observe before deciding: which webhook types to call and whether to query
-//! metrics. Metrics are queried only when an analysis step is due, never on a watch re-entry.
-//! `decide` classifies the reconcile with the same `tick_kind`, so the two cannot disagree.
+//! What a reconcile must observe before deciding, stage by stage: which webhook types to call and
+//! whether to query metrics. A tick's observations come in Flagger's order and only when due:
+//! rollback hooks first (a 2xx ends the tick), then pre-rollout or the rollout hooks and metrics
+//! (a failure ends the tick), and only then the gate of the step about to be taken
+//! (confirm-traffic-increase before a weight increase, confirm-promotion before promoting). The
+//! adapters ask `needs` again after each stage until it returns nothing. Metrics are queried only
+//! when an analysis step is due, never on a watch re-entry. `decide` classifies the reconcile with
+//! the same `tick_kind`, so the two cannot disagree.
 
-use super::input::Input;
+use super::checks::{Checked, TickVerdict, any_hook_succeeded, check_hooks, check_metrics};
+use super::input::{Input, hooks_of};
 use super::revision::{RevisionChange, classify, revision};
-use super::schedule::{Plan, Strategy, until_due};
+use super::schedule::{Plan, Strategy, expected_routes, until_due};
 use crate::api::{CanaryPhase, HookType};
 
-/// What the adapters must gather for this reconcile.
+/// What the adapters must gather next for this reconcile.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Needs {
     /// Webhook types to call (all hooks of each type), in this order.
     pub hooks: Vec<HookType>,
     /// Query every metric of the analysis.
     pub metrics: bool,
+}
+
+impl Needs {
+    /// Nothing more to observe: decide now.
+    pub fn is_empty(&self) -> bool {
+        self.hooks.is_empty() && !self.metrics
+    }
 }
 
 /// The kind of reconcile at hand, as far as observation is concerned.
@@ -46,13 +59,17 @@ pub(crate) fn tick_kind(input: &Input, plan: &Plan) -> TickKind {
     let change = classify(&revision(target), status);
     match status.phase {
         CanaryPhase::Initialized | CanaryPhase::Succeeded | CanaryPhase::Failed
-            if change == RevisionChange::New && !plan.skip_analysis =>
+            if change == RevisionChange::New =>
         {
+            // skipAnalysis too passes the confirm-rollout gate (as in Flagger).
             TickKind::RolloutGate { waiting: false }
         }
         CanaryPhase::Waiting if due => TickKind::RolloutGate { waiting: true },
         CanaryPhase::Progressing | CanaryPhase::WaitingPromotion
-            if change == RevisionChange::Same && target.readiness.is_ready() =>
+            if change == RevisionChange::Same
+                && target.readiness.is_ready()
+                && !plan.skip_analysis
+                && routes_in_place(input, plan) =>
         {
             // The start tick waits one interval after the scale-up too: a re-entry at the same `now`
             // must not take a second step, and the canary gets time to report real readiness.
@@ -70,6 +87,15 @@ pub(crate) fn tick_kind(input: &Input, plan: &Plan) -> TickKind {
     }
 }
 
+/// Whether the routes read back are those the status implies: a step whose route write was
+/// refused (or changed by hand) is not analysed until the routes are put right.
+pub(crate) fn routes_in_place(input: &Input, plan: &Plan) -> bool {
+    match (input.observed.routes, expected_routes(plan, input.status)) {
+        (Some(seen), Some(want)) => seen == want,
+        _ => true,
+    }
+}
+
 /// Whether passing this tick would reach the promotion gate.
 fn is_last_step(plan: &Plan, input: &Input) -> bool {
     let s = input.status;
@@ -84,60 +110,138 @@ fn is_last_step(plan: &Plan, input: &Input) -> bool {
     }
 }
 
-/// What to observe for this reconcile.
-pub fn needs(input: &Input) -> Needs {
-    let plan = Plan::from_spec(input.spec);
-    match tick_kind(input, &plan) {
-        TickKind::Idle => Needs::default(),
+/// One stage of observation: hooks of these types (and maybe the metrics), and whether what they
+/// answered ends the tick (no later stage is observed then).
+struct Stage {
+    hooks: Vec<HookType>,
+    metrics: bool,
+    ends_tick: fn(&Input, &Plan) -> bool,
+}
+
+fn never(_: &Input, _: &Plan) -> bool {
+    false
+}
+
+fn rollback_said_yes(input: &Input, _: &Plan) -> bool {
+    any_hook_succeeded(input.spec, input.observed, HookType::Rollback).is_some()
+}
+
+fn pre_rollout_failed(input: &Input, _: &Plan) -> bool {
+    matches!(
+        check_hooks(input.spec, input.observed, HookType::PreRollout).verdict,
+        TickVerdict::Fail { .. }
+    )
+}
+
+/// The verdict of the rollout hooks and metrics of a tick (as `decide` will judge them).
+pub(crate) fn tick_checks(input: &Input, plan: &Plan) -> Checked {
+    let mut checks = check_hooks(input.spec, input.observed, HookType::Rollout);
+    checks.extend(check_metrics(input.spec, input.observed, plan.policies()));
+    checks
+}
+
+fn checks_did_not_pass(input: &Input, plan: &Plan) -> bool {
+    tick_checks(input, plan).verdict != TickVerdict::Pass
+}
+
+fn stage(hooks: Vec<HookType>, metrics: bool, ends_tick: fn(&Input, &Plan) -> bool) -> Stage {
+    Stage {
+        hooks,
+        metrics,
+        ends_tick,
+    }
+}
+
+/// The stages of a tick, in the order they are observed.
+fn stages(input: &Input, plan: &Plan) -> Vec<Stage> {
+    let rollback = || stage(vec![HookType::Rollback], false, rollback_said_yes);
+    match tick_kind(input, plan) {
+        TickKind::Idle => Vec::new(),
         TickKind::RolloutGate { waiting } => {
-            let mut hooks = Vec::new();
+            let mut out = Vec::new();
             if waiting {
-                hooks.push(HookType::Rollback);
+                out.push(rollback());
             }
-            hooks.push(HookType::ConfirmRollout);
-            Needs {
-                hooks,
-                metrics: false,
+            // Without a free rollout slot the gate is not asked (the canary waits for a slot).
+            if input.observed.rollout_slot_free != Some(false) {
+                out.push(stage(vec![HookType::ConfirmRollout], false, never));
             }
+            out
         }
         TickKind::Start => {
-            let mut hooks = vec![HookType::Rollback, HookType::PreRollout];
+            let mut out = vec![
+                rollback(),
+                stage(vec![HookType::PreRollout], false, pre_rollout_failed),
+            ];
             if plan.strategy == Strategy::Canary && !plan.mirror {
-                hooks.push(HookType::ConfirmTrafficIncrease);
+                out.push(stage(vec![HookType::ConfirmTrafficIncrease], false, never));
             }
-            Needs {
-                hooks,
-                metrics: false,
-            }
+            out
         }
         TickKind::Analysis { last } => {
-            let mut hooks = vec![HookType::Rollback, HookType::Rollout];
+            let metrics = input
+                .spec
+                .analysis
+                .metrics
+                .as_ref()
+                .is_some_and(|m| !m.is_empty());
+            let mut out = vec![
+                rollback(),
+                stage(vec![HookType::Rollout], metrics, checks_did_not_pass),
+            ];
             if input.status.promote_requested {
                 // An operator's promote replaces the gates.
             } else if last {
-                hooks.push(HookType::ConfirmPromotion);
+                out.push(stage(vec![HookType::ConfirmPromotion], false, never));
             } else if plan.strategy == Strategy::Canary {
-                hooks.push(HookType::ConfirmTrafficIncrease);
+                out.push(stage(vec![HookType::ConfirmTrafficIncrease], false, never));
             }
-            Needs {
-                hooks,
-                metrics: input
-                    .spec
-                    .analysis
-                    .metrics
-                    .as_ref()
-                    .is_some_and(|m| !m.is_empty()),
-            }
+            out
         }
     }
 }
 
-/// Whether metrics must be queried for this reconcile.
-pub fn metrics_due(input: &Input) -> bool {
-    needs(input).metrics
+fn hooks_observed(input: &Input, kind: HookType) -> bool {
+    hooks_of(input.spec, kind).all(|h| input.observed.hooks.contains_key(&h.name))
 }
 
-/// Which webhook types must be called for this reconcile.
-pub fn hooks_due(input: &Input) -> Vec<HookType> {
-    needs(input).hooks
+fn metrics_observed(input: &Input) -> bool {
+    input
+        .spec
+        .analysis
+        .metrics
+        .iter()
+        .flatten()
+        .all(|m| input.observed.metrics.contains_key(&m.name))
+}
+
+/// What to observe next, given what this reconcile has observed so far; empty when it is time to
+/// decide. Hook types without hooks in the spec are never asked for.
+pub fn needs(input: &Input) -> Needs {
+    let plan = Plan::of(input);
+    for s in stages(input, &plan) {
+        let hooks: Vec<HookType> = s
+            .hooks
+            .iter()
+            .copied()
+            .filter(|k| !hooks_observed(input, *k))
+            .collect();
+        let metrics = s.metrics && !metrics_observed(input);
+        if !hooks.is_empty() || metrics {
+            return Needs { hooks, metrics };
+        }
+        if (s.ends_tick)(input, &plan) {
+            break;
+        }
+    }
+    Needs::default()
+}
+
+/// Whether this reconcile may start a rollout (a new revision at the rollout gate): it needs one
+/// of the global rollout slots when they are capped.
+pub fn may_start_rollout(input: &Input) -> bool {
+    matches!(
+        tick_kind(input, &Plan::of(input)),
+        TickKind::RolloutGate { .. }
+    )
 }

@@ -66,7 +66,7 @@ pub(crate) fn operate(input: &Input, plan: &Plan, t: &mut Tick) -> bool {
         input.status.phase,
         CanaryPhase::Progressing | CanaryPhase::WaitingPromotion | CanaryPhase::Waiting
     );
-    let who = format!("{}.{}", input.name, input.namespace);
+    let who = input.who();
     let phase = input.status.phase;
     match Action::parse(value) {
         Err(why) => {

@@ -3,19 +3,15 @@
 //! promotion gate. The tick that reaches the threshold rolls back.
 
 use super::READINESS_POLL;
-use super::checks::{Checked, TickVerdict, any_hook_succeeded, check_hooks, check_metrics};
+use super::checks::{Checked, TickVerdict, any_hook_succeeded, check_hooks};
 use super::decision::{Effect, EventType, Tick};
-use super::input::{Input, Readiness, Routes};
-use super::needs::{TickKind, tick_kind};
+use super::input::{Input, Readiness, Routes, TargetState};
+use super::needs::{TickKind, routes_in_place, tick_checks, tick_kind};
 use super::phase_promote::{promote, rollback};
 use super::phase_rollout::{back_to_promoted, restart};
 use super::revision::{RevisionChange, classify, revision};
 use super::schedule::{Plan, Strategy, analysis_routes, until_due};
 use crate::api::{AlertSeverity, CanaryPhase, HookType};
-
-fn who(input: &Input) -> String {
-    format!("{}.{}", input.name, input.namespace)
-}
 
 pub(crate) fn progressing(input: &Input, plan: &Plan, t: &mut Tick) {
     let Some(target) = input.observed.target.as_ref() else {
@@ -27,21 +23,21 @@ pub(crate) fn progressing(input: &Input, plan: &Plan, t: &mut Tick) {
         RevisionChange::BackToPromoted => return back_to_promoted(input, t, target, &rev),
         RevisionChange::New => return restart(input, plan, t, target, &rev),
     }
-    match &target.readiness {
-        Readiness::DeadlineExceeded(why) => {
-            return rollback(
-                input,
-                t,
-                &format!("canary {} did not become ready: {why}", who(input)),
-                Vec::new(),
-            );
+    if !canary_ready(input, plan, t, target) {
+        return;
+    }
+    if plan.skip_analysis {
+        // skipAnalysis: the gate was passed and the canary is ready; promote without analysis.
+        return promote(input, plan, t, Vec::new());
+    }
+    if !routes_in_place(input, plan) {
+        // A step whose routes are not in place (a refused or half-applied write, a hand edit) is
+        // not analysed: convergence puts them right first, and the step's interval starts again.
+        if until_due(input.status, plan.interval, input.now).is_zero() {
+            t.step_taken();
         }
-        Readiness::NotReady(_) => {
-            // No step and no failure while the canary rolls out; look again soon.
-            t.requeue(READINESS_POLL.min(plan.interval));
-            return;
-        }
-        Readiness::Ready => {}
+        t.requeue(READINESS_POLL.min(plan.interval));
+        return;
     }
     match tick_kind(input, plan) {
         TickKind::Start => start_tick(input, plan, t),
@@ -51,6 +47,44 @@ pub(crate) fn progressing(input: &Input, plan: &Plan, t: &mut Tick) {
                 .max(std::time::Duration::from_millis(1)),
         ),
     }
+}
+
+/// Whether the canary is ready to be analysed. A canary that is not ready takes no step and
+/// counts no failure; once it has not been ready for progressDeadlineSeconds (from the time
+/// recorded in status, so restarts of the controller cannot extend it) it is rolled back, as is a
+/// canary whose Deployment reports ProgressDeadlineExceeded. A target scaled to 0 is not ready.
+fn canary_ready(input: &Input, plan: &Plan, t: &mut Tick, target: &TargetState) -> bool {
+    let why = match &target.readiness {
+        Readiness::DeadlineExceeded(why) => {
+            let msg = format!("canary {} did not become ready: {why}", input.who());
+            rollback(input, t, &msg, Vec::new());
+            return false;
+        }
+        _ if target.replicas == 0 => "scaled to 0 replicas".to_string(),
+        Readiness::NotReady(why) => why.clone(),
+        Readiness::Ready => {
+            t.status.not_ready_since = None;
+            return true;
+        }
+    };
+    let since = *t.status.not_ready_since.get_or_insert(input.now);
+    let waited = (input.now - since).to_std().unwrap_or_default();
+    if waited >= plan.progress_deadline {
+        let msg = format!(
+            "canary {} not ready for {}s (progressDeadlineSeconds): {why}",
+            input.who(),
+            waited.as_secs()
+        );
+        rollback(input, t, &msg, Vec::new());
+        return false;
+    }
+    // No step and no failure while the canary rolls out; look again soon.
+    t.requeue(
+        READINESS_POLL
+            .min(plan.interval)
+            .min(plan.progress_deadline - waited),
+    );
+    false
 }
 
 /// Rollback hooks first: a 2xx from any of them ends the analysis now.
@@ -111,7 +145,7 @@ fn start_tick(input: &Input, plan: &Plan, t: &mut Tick) {
     t.event(
         EventType::Normal,
         "AnalysisStarted",
-        format!("Starting canary analysis for {}: {action}", who(input)),
+        format!("Starting canary analysis for {}: {action}", input.who()),
     );
     t.record(from, checks.records, action);
 }
@@ -120,32 +154,58 @@ fn analysis_tick(input: &Input, plan: &Plan, t: &mut Tick) {
     if rollback_requested(input, t) {
         return;
     }
-    let mut checks = check_hooks(input.spec, input.observed, HookType::Rollout);
-    checks.extend(check_metrics(input.spec, input.observed, plan.on_no_data));
+    let checks = tick_checks(input, plan);
     match checks.verdict.clone() {
         TickVerdict::Fail { reason, mute_alert } => {
+            t.status.held_since = None;
             failed_tick(input, plan, t, &reason, mute_alert, checks.records)
         }
-        TickVerdict::Hold(why) => {
-            t.step_taken();
-            t.requeue(plan.interval);
-            t.event(
-                EventType::Warning,
-                "AnalysisHeld",
-                format!(
-                    "Hold {} at weight {}: {why}",
-                    who(input),
-                    t.status.canary_weight
-                ),
-            );
-            t.record(
-                input.status.phase,
-                checks.records,
-                format!("hold: {why} (onNoData: hold)"),
-            );
+        TickVerdict::Hold(why) => held_tick(input, plan, t, &why, "onNoData: hold", checks),
+        TickVerdict::ProviderDown(why) => held_tick(
+            input,
+            plan,
+            t,
+            &format!("metrics provider unreachable ({why})"),
+            "onProviderError: hold",
+            checks,
+        ),
+        TickVerdict::Pass => {
+            t.status.held_since = None;
+            advance(input, plan, t, checks)
         }
-        TickVerdict::Pass => advance(input, plan, t, checks),
     }
+}
+
+/// A tick without a verdict (no data under `onNoData: hold`, or an unreachable metrics provider):
+/// no step forward and no failed check, until progressDeadlineSeconds after the hold began, when
+/// the rollout is rolled back — a hold must not last forever with traffic on the canary.
+fn held_tick(input: &Input, plan: &Plan, t: &mut Tick, why: &str, policy: &str, checks: Checked) {
+    let since = *t.status.held_since.get_or_insert(input.now);
+    let held = (input.now - since).to_std().unwrap_or_default();
+    if held >= plan.progress_deadline {
+        t.status.held_since = None;
+        let msg = format!(
+            "held for {}s (progressDeadlineSeconds) without a verdict: {why}",
+            held.as_secs()
+        );
+        return rollback(input, t, &msg, checks.records);
+    }
+    t.step_taken();
+    t.requeue(plan.interval);
+    t.event(
+        EventType::Warning,
+        "AnalysisHeld",
+        format!(
+            "Hold {} at weight {}: {why}",
+            input.who(),
+            t.status.canary_weight
+        ),
+    );
+    t.record(
+        input.status.phase,
+        checks.records,
+        format!("hold: {why} ({policy})"),
+    );
 }
 
 /// A failed check: count it, and roll back in this very tick when the threshold is reached.
@@ -167,7 +227,7 @@ fn failed_tick(
     }
     t.step_taken();
     t.requeue(plan.interval);
-    let msg = format!("Halt {} advancement: {reason}", who(input));
+    let msg = format!("Halt {} advancement: {reason}", input.who());
     t.event(EventType::Warning, "CheckFailed", msg.clone());
     if !mute {
         t.notify(AlertSeverity::Warn, msg);
@@ -211,7 +271,7 @@ fn advance(input: &Input, plan: &Plan, t: &mut Tick, mut checks: Checked) {
         t.requeue(plan.interval);
         let msg = format!(
             "Advance {} canary iteration {}/{}",
-            who(input),
+            input.who(),
             t.status.iterations,
             plan.iterations
         );
@@ -235,7 +295,7 @@ fn advance(input: &Input, plan: &Plan, t: &mut Tick, mut checks: Checked) {
     checks.extend(gate);
     if held {
         if from != CanaryPhase::WaitingPromotion {
-            let msg = format!("Halt {} promotion: confirm-promotion {reason}", who(input));
+            let msg = format!("Halt {} promotion: confirm-promotion {reason}", input.who());
             t.event(EventType::Normal, "WaitingPromotion", msg.clone());
             t.notify(AlertSeverity::Info, msg);
         }
@@ -266,7 +326,7 @@ fn increase(input: &Input, plan: &Plan, t: &mut Tick, mut checks: Checked, next:
     t.event(
         EventType::Normal,
         "WeightIncreased",
-        format!("Advance {} canary weight {next}", who(input)),
+        format!("Advance {} canary weight {next}", input.who()),
     );
     t.record(
         from,

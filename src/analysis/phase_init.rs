@@ -8,7 +8,7 @@ use super::{READINESS_POLL, not_ready};
 use crate::api::{AlertSeverity, CanaryPhase};
 
 pub(crate) fn initialize(input: &Input, t: &mut Tick) {
-    let who = format!("{}.{}", input.name, input.namespace);
+    let who = input.who();
     let first_time = t.status.phase != CanaryPhase::Initializing;
     t.set_phase(CanaryPhase::Initializing);
     let Some(target) = input.observed.target.as_ref() else {

@@ -9,15 +9,12 @@ use super::revision::retire_cookie;
 use super::schedule::{Plan, Strategy, analysis_routes, until_due};
 use crate::api::{AlertSeverity, CanaryPhase, CheckRecord, HookType};
 
-fn who(input: &Input) -> String {
-    format!("{}.{}", input.name, input.namespace)
-}
-
-/// Checks passed at the last step and promotion is confirmed: copy the spec into the primary.
-/// Blue/green first routes everything to the (ready, analysed) canary so the primary can roll.
+/// Checks passed at the last step and promotion is confirmed (or skipAnalysis and the canary is
+/// ready): copy the spec into the primary. Blue/green first routes everything to the (ready,
+/// analysed) canary so the primary can roll; with skipAnalysis the primary keeps the traffic.
 pub(crate) fn promote(input: &Input, plan: &Plan, t: &mut Tick, records: Vec<CheckRecord>) {
     let from = input.status.phase;
-    if plan.strategy == Strategy::BlueGreen {
+    if plan.strategy == Strategy::BlueGreen && !plan.skip_analysis {
         t.status.canary_weight = 100;
         t.effect(Effect::SetRoutes(Routes::CANARY));
     }
@@ -29,19 +26,20 @@ pub(crate) fn promote(input: &Input, plan: &Plan, t: &mut Tick, records: Vec<Che
     t.requeue(READINESS_POLL.min(plan.interval));
     let msg = format!(
         "Copying {} template spec to {}-primary.{}",
-        who(input),
+        input.who(),
         input.spec.target_ref.name,
         input.namespace
     );
     t.event(EventType::Normal, "Promoting", msg);
-    t.record(
-        from,
-        records,
+    let action = if plan.skip_analysis {
+        "analysis skipped (skipAnalysis), canary ready; promoting".to_string()
+    } else {
         format!(
             "checks passed at weight {}; promoting",
             t.status.canary_weight
-        ),
-    );
+        )
+    };
+    t.record(from, records, action);
 }
 
 pub(crate) fn promoting(input: &Input, plan: &Plan, t: &mut Tick) {
@@ -52,11 +50,26 @@ pub(crate) fn promoting(input: &Input, plan: &Plan, t: &mut Tick) {
         .primary
         .as_ref()
         .filter(|p| p.revision.is_some() && p.revision == input.status.last_promoted_spec);
+    // The primary's deadline counts from when Promoting began (a time in status, so restarts
+    // cannot extend it), besides its Deployment's own ProgressDeadlineExceeded.
+    let waited = input
+        .status
+        .last_transition_time
+        .and_then(|since| (input.now - since).to_std().ok())
+        .unwrap_or_default();
     match promoted.map(|p| &p.readiness) {
         Some(Readiness::Ready) => {}
         Some(Readiness::DeadlineExceeded(why)) => return primary_failed(input, t, why),
+        _ if waited >= plan.progress_deadline => {
+            let why = format!(
+                "not ready {}s after the promotion (progressDeadlineSeconds)",
+                waited.as_secs()
+            );
+            return primary_failed(input, t, &why);
+        }
         _ => {
-            t.requeue(READINESS_POLL.min(plan.interval));
+            let left = plan.progress_deadline - waited;
+            t.requeue(READINESS_POLL.min(plan.interval).min(left));
             return;
         }
     }
@@ -109,22 +122,41 @@ pub(crate) fn promoting(input: &Input, plan: &Plan, t: &mut Tick) {
     );
 }
 
-/// The primary will not become ready: keep (or put) traffic on the analysed canary and fail.
+/// The primary will not become ready with the promoted revision. A primary stuck in a rollout
+/// still serves from the pods of its last good revision: while it has any available replica, all
+/// traffic goes back to it and the canary is scaled down (Failed routes to the last good
+/// primary). Only when the primary has nothing left to serve does the analysed, ready canary keep
+/// the traffic (weight 100) — until the primary can serve again.
 fn primary_failed(input: &Input, t: &mut Tick, why: &str) {
+    let primary_serves = input
+        .observed
+        .primary
+        .as_ref()
+        .is_some_and(|p| p.available > 0);
     let canary_ready = input
         .observed
         .target
         .as_ref()
-        .is_some_and(|c| c.readiness.is_ready());
-    if canary_ready {
+        .is_some_and(|c| c.readiness.is_ready() && c.replicas > 0);
+    let keep_on_canary = !primary_serves && canary_ready;
+    let where_to = if keep_on_canary {
         t.status.canary_weight = 100;
         t.effect(Effect::SetRoutes(Routes::CANARY));
-    }
+        "the primary has no available replica, so traffic stays on the analysed canary until it has"
+    } else {
+        t.status.canary_weight = 0;
+        t.effect(Effect::SetRoutes(Routes::PRIMARY));
+        t.effect(Effect::ScaleTarget(ScaleTo::Zero));
+        "traffic is back on the primary's last good pods and the canary is scaled to 0"
+    };
+    t.effect(Effect::CallHooks(HookType::PostRollout));
+    t.status.analysis_started = false;
+    retire_cookie(&mut t.status);
     t.step_taken();
     t.set_phase(CanaryPhase::Failed);
     let msg = format!(
-        "Promotion of {} failed: primary did not become ready ({why}); traffic stays on the canary",
-        who(input)
+        "Promotion of {} failed: primary did not become ready ({why}); {where_to}",
+        input.who()
     );
     t.event(EventType::Warning, "PromotionFailed", msg.clone());
     t.notify(AlertSeverity::Error, msg.clone());
@@ -137,6 +169,12 @@ pub(crate) fn finalising(input: &Input, plan: &Plan, t: &mut Tick) {
         t.requeue(left);
         return;
     }
+    if input.observed.routes.is_some_and(|r| r.reaches_canary()) {
+        // The route back to the primary has not been applied (refused, or not seen yet): the
+        // canary keeps its replicas until no traffic reaches it (convergence sets the route).
+        t.requeue(READINESS_POLL.min(plan.interval));
+        return;
+    }
     if input.spec.analysis.session_affinity.is_some() {
         // Same weights (all on the primary); the routers now expire the retired cookie.
         t.effect(Effect::SetRoutes(Routes::PRIMARY));
@@ -147,7 +185,7 @@ pub(crate) fn finalising(input: &Input, plan: &Plan, t: &mut Tick) {
     t.status.analysis_started = false;
     t.step_taken();
     t.set_phase(CanaryPhase::Succeeded);
-    let msg = format!("Promotion completed! Scaling down {}", who(input));
+    let msg = format!("Promotion completed! Scaling down {}", input.who());
     t.event(EventType::Normal, "Promoted", msg.clone());
     t.notify(AlertSeverity::Info, msg);
     t.record(
@@ -165,14 +203,16 @@ pub(crate) fn rollback(input: &Input, t: &mut Tick, why: &str, records: Vec<Chec
     t.effect(Effect::CallHooks(HookType::PostRollout));
     t.status.canary_weight = 0;
     t.status.analysis_started = false;
+    t.status.not_ready_since = None;
+    t.status.held_since = None;
     retire_cookie(&mut t.status);
     t.step_taken();
     t.set_phase(CanaryPhase::Failed);
-    let msg = format!("Rolling back {}: {why}", who(input));
+    let msg = format!("Rolling back {}: {why}", input.who());
     t.event(EventType::Warning, "RolledBack", msg.clone());
     t.notify(
         AlertSeverity::Error,
-        format!("Canary analysis failed, {} rolled back: {why}", who(input)),
+        format!("Canary analysis failed, {} rolled back: {why}", input.who()),
     );
     t.record(from, records, format!("roll back: {why}"));
 }

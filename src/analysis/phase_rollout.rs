@@ -1,6 +1,6 @@
 //! Between rollouts (Initialized, Succeeded, Failed) and Waiting: detect a new revision, gate its
 //! start on a rollout slot and confirm-rollout hooks, honour rollback hooks while Waiting, and
-//! start the analysis (or promote at once with skipAnalysis).
+//! start the analysis (with skipAnalysis too: the canary is scaled up and promoted once ready).
 
 use super::checks::{TickVerdict, any_hook_succeeded, check_hooks};
 use super::decision::{Effect, EventType, ScaleTo, Tick};
@@ -8,10 +8,6 @@ use super::input::{Input, Routes, TargetState};
 use super::revision::{RevisionChange, classify, retire_cookie, revision, rotate_cookies};
 use super::schedule::{Plan, until_due};
 use crate::api::{AlertSeverity, CanaryPhase, HookType};
-
-fn who(input: &Input) -> String {
-    format!("{}.{}", input.name, input.namespace)
-}
 
 pub(crate) fn steady(input: &Input, plan: &Plan, t: &mut Tick) {
     let Some(target) = input.observed.target.as_ref() else {
@@ -21,7 +17,6 @@ pub(crate) fn steady(input: &Input, plan: &Plan, t: &mut Tick) {
     match classify(&rev, input.status) {
         RevisionChange::Same => {}
         RevisionChange::BackToPromoted => back_to_promoted(input, t, target, &rev),
-        RevisionChange::New if plan.skip_analysis => skip_analysis(input, t, target, &rev),
         RevisionChange::New => gate_and_start(input, plan, t, target, &rev),
     }
 }
@@ -42,7 +37,7 @@ pub(crate) fn back_to_promoted(input: &Input, t: &mut Tick, target: &TargetState
     }
     let msg = format!(
         "{} reverted to the promoted revision {rev}; nothing to roll out",
-        who(input)
+        input.who()
     );
     t.event(EventType::Normal, "RevisionReverted", msg.clone());
     t.record(from, Vec::new(), msg);
@@ -57,29 +52,8 @@ fn reset_counters(t: &mut Tick) {
     t.status.failed_checks = 0;
     t.status.iterations = 0;
     t.status.analysis_started = false;
-}
-
-/// skipAnalysis: promote in this very tick, as Flagger does.
-fn skip_analysis(input: &Input, t: &mut Tick, target: &TargetState, rev: &str) {
-    let from = t.status.phase;
-    t.effect(Effect::CopyConfigs);
-    t.effect(Effect::Promote);
-    t.effect(Effect::SetRoutes(Routes::PRIMARY));
-    t.effect(Effect::ScaleTarget(ScaleTo::Zero));
-    t.effect(Effect::CallHooks(HookType::PostRollout));
-    t.status.last_applied_spec = Some(rev.to_string());
-    t.status.last_promoted_spec = Some(rev.to_string());
-    t.status.tracked_configs = tracked(target);
-    reset_counters(t);
-    t.step_taken();
-    t.set_phase(CanaryPhase::Succeeded);
-    let msg = format!(
-        "Analysis skipped (skipAnalysis), promoted {} to revision {rev}",
-        who(input)
-    );
-    t.event(EventType::Normal, "Promoted", msg.clone());
-    t.notify(AlertSeverity::Info, msg.clone());
-    t.record(from, Vec::new(), msg);
+    t.status.not_ready_since = None;
+    t.status.held_since = None;
 }
 
 /// A new revision: wait for a rollout slot and the confirm-rollout hooks, then start.
@@ -112,7 +86,7 @@ fn wait(
     checks: Vec<crate::api::CheckRecord>,
 ) {
     if from != CanaryPhase::Waiting {
-        let msg = format!("Halt {} rollout: {why}", who(input));
+        let msg = format!("Halt {} rollout: {why}", input.who());
         t.event(EventType::Normal, "Waiting", msg.clone());
         t.notify(AlertSeverity::Info, msg);
     }
@@ -139,7 +113,7 @@ fn start(
     t.step_taken();
     t.set_phase(CanaryPhase::Progressing);
     t.requeue(plan.interval);
-    let msg = format!("New revision detected! Scaling up {}", who(input));
+    let msg = format!("New revision detected! Scaling up {}", input.who());
     t.event(EventType::Normal, "NewRevision", msg.clone());
     t.notify(AlertSeverity::Info, msg);
     t.record(from, checks, format!("start rollout of revision {rev}"));
@@ -175,9 +149,6 @@ pub(crate) fn waiting(input: &Input, plan: &Plan, t: &mut Tick) {
     if let Some(hook) = any_hook_succeeded(input.spec, input.observed, HookType::Rollback) {
         return rollback_waiting(input, t, &rev, &hook);
     }
-    if plan.skip_analysis {
-        return skip_analysis(input, t, target, &rev);
-    }
     gate_and_start(input, plan, t, target, &rev);
 }
 
@@ -192,7 +163,7 @@ fn rollback_waiting(input: &Input, t: &mut Tick, rev: &str, hook: &str) {
     t.set_phase(CanaryPhase::Failed);
     let msg = format!(
         "Rolling back {}: rollback hook {hook} answered 2xx while waiting",
-        who(input)
+        input.who()
     );
     t.event(EventType::Warning, "RolledBack", msg.clone());
     t.notify(AlertSeverity::Error, msg.clone());

@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 
 use super::input::Routes;
 use crate::api::duration::parse_duration;
-use crate::api::{CanaryAnalysis, CanaryPhase, CanarySpec, CanaryStatus, OnNoData};
+use crate::api::{
+    CanaryAnalysis, CanaryPhase, CanarySpec, CanaryStatus, OnNoData, OnProviderError,
+};
 
 /// Default analysis interval when the spec's cannot be parsed (validation reports it separately).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -44,17 +46,29 @@ pub struct Plan {
     pub step_weight_promotion: i32,
     /// What a metric without data counts as.
     pub on_no_data: OnNoData,
+    /// What an unreachable metrics provider means.
+    pub on_provider_error: OnProviderError,
+    /// How long a side may stay not ready, or the analysis held, before the rollout fails.
+    pub progress_deadline: Duration,
     /// Skip the analysis and promote at once.
     pub skip_analysis: bool,
 }
 
 impl Plan {
-    /// Reads the plan from a spec; never fails (validation reports bad values on its own).
-    pub fn from_spec(spec: &CanarySpec) -> Plan {
+    /// The plan of a decision's input (its spec and the provider in effect).
+    pub fn of(input: &super::Input) -> Plan {
+        Plan::new(input.spec, input.provider)
+    }
+
+    /// Reads the plan from a spec and the provider in effect (the spec's, else the controller's
+    /// default); never fails (validation reports bad values on its own).
+    pub fn new(spec: &CanarySpec, provider: &str) -> Plan {
         let a = &spec.analysis;
         let iterations = a.iterations.unwrap_or(0).max(0);
         let has_match = a.r#match.as_ref().is_some_and(|m| !m.is_empty());
-        let bluegreen_provider = spec.provider.as_deref() == Some("kubernetes");
+        // The kubernetes provider can only switch selectors: its plan is always blue/green (a
+        // weighted spec on it is refused by validation, never turned into a selector switch).
+        let bluegreen_provider = provider == "kubernetes";
         let strategy = if iterations > 0 && has_match && !bluegreen_provider {
             Strategy::AbTesting
         } else if iterations > 0 || bluegreen_provider {
@@ -74,7 +88,19 @@ impl Plan {
             weights: weight_steps(a),
             step_weight_promotion: a.step_weight_promotion.unwrap_or(0).clamp(0, 100),
             on_no_data: a.on_no_data.unwrap_or_default(),
+            on_provider_error: a.on_provider_error.unwrap_or_default(),
+            progress_deadline: Duration::from_secs(
+                u64::try_from(spec.progress_deadline_seconds.unwrap_or(600)).unwrap_or(600),
+            ),
             skip_analysis: spec.skip_analysis.unwrap_or(false),
+        }
+    }
+
+    /// The policies for metrics without a value.
+    pub(crate) fn policies(&self) -> super::checks::Policies {
+        super::checks::Policies {
+            no_data: self.on_no_data,
+            provider_error: self.on_provider_error,
         }
     }
 
@@ -124,10 +150,13 @@ pub fn until_due(status: &CanaryStatus, interval: Duration, now: DateTime<Utc>) 
 /// The routes a status implies, for drift detection; None where the phase does not pin them.
 pub fn expected_routes(plan: &Plan, status: &CanaryStatus) -> Option<Routes> {
     match status.phase {
-        CanaryPhase::Initialized
-        | CanaryPhase::Succeeded
-        | CanaryPhase::Failed
-        | CanaryPhase::Waiting => Some(Routes::PRIMARY),
+        CanaryPhase::Initialized | CanaryPhase::Succeeded | CanaryPhase::Waiting => {
+            Some(Routes::PRIMARY)
+        }
+        // Failed routes to the primary, except after a promotion whose primary had no replica
+        // left to serve: then the analysed canary keeps the traffic (weight 100) until it has.
+        CanaryPhase::Failed if status.canary_weight == 100 => Some(Routes::CANARY),
+        CanaryPhase::Failed => Some(Routes::PRIMARY),
         CanaryPhase::Progressing
         | CanaryPhase::WaitingPromotion
         | CanaryPhase::Promoting

@@ -77,6 +77,12 @@ pub struct CanaryAnalysis {
     /// pass nor fail) or hold (do not advance; no failed check).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_no_data: Option<OnNoData>,
+    /// What a metrics provider that cannot be reached (timeout, refused connection, 5xx) means for
+    /// the analysis: hold (default: no step forward and no failed check, for at most
+    /// progressDeadlineSeconds, then roll back) or fail (count a failed check, as Flagger does).
+    /// Serin's field; Flagger has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_provider_error: Option<OnProviderError>,
 }
 
 /// One entry of `stepWeights`: a canary traffic percentage (values above 100 are capped at 100).
@@ -93,6 +99,18 @@ pub enum OnNoData {
     Skip,
     /// Do not advance and do not count a failure; check again next interval.
     Hold,
+}
+
+/// Policy for metrics providers that cannot be reached.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnProviderError {
+    /// Hold the analysis (no step, no failed check) for at most progressDeadlineSeconds, then roll
+    /// back: an unreachable provider is not evidence against the canary.
+    #[default]
+    Hold,
+    /// Count a failed check (Flagger's behaviour).
+    Fail,
 }
 
 /// Request conditions for A/B testing: all must hold for a request to go to the canary.

@@ -14,6 +14,7 @@ mod mesh;
 mod metric_template;
 mod service;
 mod status;
+mod targets;
 pub mod validate;
 
 pub use alert_provider::*;

@@ -73,6 +73,15 @@ pub struct CanaryStatus {
     /// promotes, skipping the remaining steps and the confirm-promotion gate.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub promote_requested: bool,
+    /// Since when the canary (the scaled-up target) has not been ready during the analysis; it is
+    /// rolled back once this is progressDeadlineSeconds ago. A time in status, so restarts of the
+    /// controller cannot extend the deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_ready_since: Option<DateTime<Utc>>,
+    /// Since when the analysis has been held without a verdict (metrics provider unreachable, or
+    /// no data under `onNoData: hold`); it is rolled back once this is progressDeadlineSeconds ago.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_since: Option<DateTime<Utc>>,
 }
 
 /// Life-cycle phases, as Flagger names them.
@@ -201,4 +210,6 @@ pub enum Verdict {
     NoData,
     /// Not evaluated (skipped by policy).
     Skipped,
+    /// The metrics provider could not be reached; the analysis holds (`onProviderError: hold`).
+    Unreachable,
 }

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::duration::parse_duration;
+pub use super::targets::target_conflicts;
 use super::{
     AlertProvider, Canary, CanaryAnalysis, CanaryMetric, MetricProviderType, MetricTemplate,
     TargetKind,
@@ -39,6 +40,10 @@ pub const FLAGGER_ONLY_PROVIDERS: &[&str] = &[
     "traefik",
 ];
 
+/// The provider the controller uses for Canaries that name none, unless `--mesh-provider` says
+/// otherwise.
+pub const DEFAULT_PROVIDER: &str = "kubernetes";
+
 /// Names of the metrics Serin computes itself from the router's telemetry.
 pub const BUILTIN_METRICS: &[&str] = &["request-success-rate", "request-duration"];
 
@@ -57,11 +62,12 @@ impl std::fmt::Display for FieldError {
     }
 }
 
+/// Collected validation errors (shared with `targets`).
 #[derive(Default)]
-struct Errors(Vec<FieldError>);
+pub(super) struct Errors(Vec<FieldError>);
 
 impl Errors {
-    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(FieldError {
             path: path.into(),
             message: message.into(),
@@ -73,7 +79,7 @@ impl Errors {
         match parse_duration(v) {
             Ok(d) if d < min => self.add(
                 path,
-                format!("'{v}' is shorter than the minimum of {}s", min.as_secs()),
+                format!("'{v}' is shorter than the minimum of {}", human(min)),
             ),
             Ok(_) => {}
             Err(e) => self.add(path, e.to_string()),
@@ -103,12 +109,38 @@ impl Errors {
     }
 }
 
-/// Validates a Canary beyond its schema. Returns every problem found, not only the first.
+/// A duration as people write it: `1s`, `500ms`, `2m`.
+fn human(d: Duration) -> String {
+    match (d.as_secs(), d.subsec_millis()) {
+        (s, 0) if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        (s, 0) => format!("{s}s"),
+        _ => format!("{}ms", d.as_millis()),
+    }
+}
+
+/// Validates a Canary beyond its schema, with the provider it names or, when it names none,
+/// [`DEFAULT_PROVIDER`]. Returns every problem found, not only the first.
 pub fn validate(canary: &Canary) -> Result<(), Vec<FieldError>> {
+    let provider = canary
+        .spec
+        .provider
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .unwrap_or(DEFAULT_PROVIDER);
+    validate_for(canary, provider)
+}
+
+/// Validates a Canary beyond its schema, for the provider in effect (`spec.provider`, else the
+/// controller's default): the plan must be one that provider can route.
+pub fn validate_for(canary: &Canary, provider: &str) -> Result<(), Vec<FieldError>> {
     let mut errs = Errors::default();
     let spec = &canary.spec;
-    let provider = spec.provider.as_deref().unwrap_or("");
-    if !provider.is_empty() {
+    if spec.provider.as_deref() == Some("") {
+        errs.add(
+            "spec.provider",
+            "must not be empty; omit the field to use the controller's default provider",
+        );
+    } else {
         check_provider(&mut errs, provider);
     }
     match spec.target_ref.kind {
@@ -163,8 +195,18 @@ pub fn validate(canary: &Canary) -> Result<(), Vec<FieldError>> {
         Duration::ZERO,
     );
     check_strategy(&mut errs, provider, &spec.analysis);
+    super::targets::check_routing(&mut errs, provider, canary);
+    super::targets::check_names(&mut errs, canary);
+    let mut metric_names = HashSet::new();
     for (i, m) in spec.analysis.metrics.iter().flatten().enumerate() {
-        check_metric(&mut errs, &format!("spec.analysis.metrics[{i}]"), m);
+        let path = format!("spec.analysis.metrics[{i}]");
+        if !metric_names.insert(m.name.as_str()) {
+            errs.add(
+                format!("{path}.name"),
+                format!("metric name '{}' is used twice", m.name),
+            );
+        }
+        check_metric(&mut errs, &path, m);
     }
     check_webhooks(&mut errs, &spec.analysis);
     errs.finish()
@@ -224,6 +266,12 @@ fn check_strategy(errs: &mut Errors, provider: &str, a: &CanaryAnalysis) {
                 "weights must be greater than 0",
             );
         }
+        if let Some(i) = weights.iter().position(|w| *w > 100) {
+            errs.add(
+                format!("spec.analysis.stepWeights[{i}]"),
+                format!("{} exceeds 100 (a weight is a percentage)", weights[i]),
+            );
+        }
     }
     if let (Some(step), Some(max)) = (a.step_weight, a.max_weight)
         && step > max
@@ -242,7 +290,7 @@ fn check_strategy(errs: &mut Errors, provider: &str, a: &CanaryAnalysis) {
     if provider == "kubernetes" && a.iterations.is_none() {
         errs.add(
             "spec.analysis.iterations",
-            "the kubernetes provider does blue/green only; set iterations instead of step weights",
+            "the kubernetes provider cannot split traffic (it switches the Service selector, all users at once); use iterations (blue/green) or a mesh/gateway provider (spec.provider or the controller's --mesh-provider)",
         );
     }
     if a.r#match.as_ref().is_some_and(|m| !m.is_empty()) && a.iterations.is_none() {
@@ -272,6 +320,9 @@ fn check_metric(errs: &mut Errors, path: &str, m: &CanaryMetric) {
                 BUILTIN_METRICS.join(", ")
             ),
         );
+    }
+    if m.template_ref.as_ref().is_some_and(|t| t.name.is_empty()) {
+        errs.add(format!("{path}.templateRef.name"), "must not be empty");
     }
     if m.template_ref.is_some() && m.query.is_some() {
         errs.add(
@@ -322,11 +373,17 @@ fn check_webhooks(errs: &mut Errors, a: &CanaryAnalysis) {
         errs.duration(
             &format!("{path}.timeout"),
             w.timeout.as_deref(),
-            Duration::from_millis(1),
+            Duration::from_secs(1),
         );
     }
     let mut alert_names = HashSet::new();
     for (i, alert) in a.alerts.iter().flatten().enumerate() {
+        if alert.provider_ref.name.is_empty() {
+            errs.add(
+                format!("spec.analysis.alerts[{i}].providerRef.name"),
+                "must not be empty",
+            );
+        }
         if !alert_names.insert(alert.name.as_str()) {
             errs.add(
                 format!("spec.analysis.alerts[{i}].name"),

@@ -136,7 +136,7 @@ pub async fn controller(args: ControllerArgs) -> i32 {
             return 2;
         }
     };
-    let client = match kube::Client::try_from(config) {
+    let client = match crate::controller::client::connect(config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!(

@@ -8,7 +8,12 @@ use clap::CommandFactory;
 
 /// Converts every file; the YAML goes to `out`, notes to `err`. Exit 1 when a file cannot be read
 /// or parsed, or something could not be carried over.
-pub fn migrate(files: &[PathBuf], out: &mut impl Write, err: &mut impl Write) -> i32 {
+pub fn migrate(
+    files: &[PathBuf],
+    mesh_provider: &str,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> i32 {
     let mut code = 0;
     let mut streams = Vec::new();
     for file in files {
@@ -27,7 +32,7 @@ pub fn migrate(files: &[PathBuf], out: &mut impl Write, err: &mut impl Write) ->
                 continue;
             }
         };
-        match crate::migrate::migrate(&text) {
+        match crate::migrate::migrate(&text, mesh_provider) {
             Ok(m) => {
                 for note in &m.notes {
                     let _ = writeln!(err, "{label}: {note}");

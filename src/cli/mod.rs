@@ -41,6 +41,10 @@ pub enum Command {
         /// YAML files to check (multi-document files are fine); `-` reads standard input.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// The provider your controller uses for Canaries that name none (its --mesh-provider):
+        /// a weight plan on `kubernetes`, which can only switch Services, is an error.
+        #[arg(long, env = "SERIN_MESH_PROVIDER", default_value = "kubernetes")]
+        mesh_provider: String,
     },
     /// Run the controller against the cluster of the current kubeconfig or in-cluster config.
     ///
@@ -102,6 +106,10 @@ pub enum Command {
         /// YAML files (multi-document is fine); `-` reads standard input.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// The provider Serin's controller will give Canaries that name none (its
+        /// --mesh-provider; Flagger's was its own -mesh-provider flag).
+        #[arg(long, env = "SERIN_MESH_PROVIDER", default_value = "kubernetes")]
+        mesh_provider: String,
     },
     /// Print a shell completion script: `serin completions bash > /etc/bash_completion.d/serin`.
     Completions {
@@ -156,7 +164,7 @@ pub fn crds(out_dir: Option<&Path>) -> i32 {
 }
 
 /// Runs `serin check`; returns the exit code (0 all valid, 1 any problem).
-pub fn check(files: &[PathBuf], out: &mut impl std::io::Write) -> i32 {
+pub fn check(files: &[PathBuf], provider: &str, out: &mut impl std::io::Write) -> i32 {
     let mut failed = false;
     for file in files {
         let label = file.display().to_string();
@@ -174,13 +182,13 @@ pub fn check(files: &[PathBuf], out: &mut impl std::io::Write) -> i32 {
                 continue;
             }
         };
-        failed |= !check_one(&label, &text, out);
+        failed |= !check_one(&label, &text, provider, out);
     }
     i32::from(failed)
 }
 
-fn check_one(label: &str, text: &str, out: &mut impl std::io::Write) -> bool {
-    let reports = match manifest::check_text(text) {
+fn check_one(label: &str, text: &str, provider: &str, out: &mut impl std::io::Write) -> bool {
+    let reports = match manifest::check_text(text, provider) {
         Ok(r) => r,
         Err(e) => {
             let _ = writeln!(out, "{label}: invalid YAML: {e}");

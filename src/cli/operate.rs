@@ -91,7 +91,7 @@ fn step(c: &Canary) -> String {
     ) {
         return "-".into();
     }
-    let plan = Plan::from_spec(&c.spec);
+    let plan = Plan::new(&c.spec, c.spec.provider.as_deref().unwrap_or("kubernetes"));
     match plan.weights.last() {
         Some(max) if s.canary_weight > 0 || plan.iterations == 0 => {
             format!("weight {}/{max}", s.canary_weight)
@@ -115,7 +115,11 @@ fn next_step(c: &Canary, now: DateTime<Utc>) -> String {
     ) {
         return "-".into();
     }
-    let due = until_due(&s, Plan::from_spec(&c.spec).interval, now);
+    let due = until_due(
+        &s,
+        Plan::new(&c.spec, c.spec.provider.as_deref().unwrap_or("kubernetes")).interval,
+        now,
+    );
     let due = chrono::Duration::from_std(due).unwrap_or_default();
     if due.is_zero() {
         "now".into()

@@ -1,8 +1,9 @@
 //! Shared state of the controller: the client, the Events recorder and the defaults from flags.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
+
+use super::events::Recorder;
 
 /// Settings from the command line.
 #[derive(Clone)]
@@ -31,6 +32,8 @@ pub struct Settings {
     pub cluster_name: Option<String>,
     /// Rollouts running at once across all Canaries (None: no limit).
     pub max_concurrent_canaries: Option<usize>,
+    /// Longest pause between retries of a refused request (they back off exponentially up to it).
+    pub retry_max: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -48,6 +51,7 @@ impl Default for Settings {
             event_webhook: None,
             cluster_name: None,
             max_concurrent_canaries: None,
+            retry_max: std::time::Duration::from_secs(120),
         }
     }
 }
@@ -85,12 +89,24 @@ pub struct Synced {
     pub daemonsets: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
+/// How long a reconcile waits for a cache's first list before it gives up and comes back later
+/// (it never waits forever: a cache whose list keeps failing must not freeze every Canary).
+const SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Synced {
-    /// Waits until `cache` (one of the fields) has listed once; returns at once without it.
-    pub async fn wait(cache: &Option<tokio::sync::watch::Receiver<bool>>) {
-        if let Some(rx) = cache {
-            let mut rx = rx.clone();
-            let _ = rx.wait_for(|listed| *listed).await;
+    /// Waits (a few seconds at most) until `cache` (one of the fields, named `what`) has listed
+    /// once; returns at once without it.
+    pub async fn wait(
+        cache: &Option<tokio::sync::watch::Receiver<bool>>,
+        what: &'static str,
+    ) -> Result<(), super::Error> {
+        let Some(rx) = cache else {
+            return Ok(());
+        };
+        let mut rx = rx.clone();
+        match tokio::time::timeout(SYNC_WAIT, rx.wait_for(|listed| *listed)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(super::Error::CacheNotReady(what)),
         }
     }
 }
@@ -107,10 +123,23 @@ impl Caches {
     }
 }
 
+/// The refusals in a row of one Canary: how many (for the backoff), and how many of them were the
+/// same refusal as the last one (for showing it: a 409 on one write and then on another is
+/// ordinary weather; the same write refused again and again is news).
+#[derive(Debug, Clone)]
+struct Streak {
+    count: u32,
+    same: u32,
+    last: String,
+}
+
 /// Everything a reconcile needs besides the Canary.
 pub struct Context {
-    /// resourceVersion of the last status this controller wrote, per Canary (namespace/name).
-    written: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// resourceVersion of the last status this controller wrote, per Canary (namespace/name), and
+    /// since when the cache has been seen behind it.
+    written: std::sync::Mutex<std::collections::HashMap<String, (u64, Option<std::time::Instant>)>>,
+    /// Refusals in a row, per Canary (namespace/name); gone after a clean reconcile.
+    streaks: std::sync::Mutex<std::collections::HashMap<String, Streak>>,
     /// Reflector caches; None fields fall back to API reads.
     pub caches: Caches,
     /// API client.
@@ -126,16 +155,13 @@ pub struct Context {
 impl Context {
     /// A context for this client.
     pub fn new(client: kube::Client, settings: Settings) -> Context {
-        let reporter = Reporter {
-            controller: "serin".into(),
-            instance: settings.instance.clone(),
-        };
         Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: Recorder::new(client.clone(), "serin", settings.instance.clone()),
             client,
             settings,
             caches: Caches::default(),
             written: Default::default(),
+            streaks: Default::default(),
             slots: Default::default(),
         }
     }
@@ -143,21 +169,69 @@ impl Context {
     /// Records the resourceVersion our status write produced.
     pub fn remember_write(&self, ns: &str, name: &str, rv: Option<&str>) {
         if let (Some(rv), Ok(mut w)) = (rv.and_then(|r| r.parse().ok()), self.written.lock()) {
-            w.insert(format!("{ns}/{name}"), rv);
+            w.insert(format!("{ns}/{name}"), (rv, None));
         }
     }
 
-    /// Whether a Canary at `rv` predates our last status write to it. resourceVersions are
-    /// opaque by contract but etcd revisions (increasing integers) in practice; when one does
-    /// not parse, nothing is called stale.
-    pub fn is_stale(&self, ns: &str, name: &str, rv: Option<&str>) -> bool {
-        let Some(rv) = rv.and_then(|r| r.parse::<u64>().ok()) else {
-            return false;
+    /// How long the cache has shown this Canary at `rv`, older than our last status write to
+    /// it; None when it is not behind. resourceVersions are opaque by contract but etcd revisions
+    /// (increasing integers) in practice; when one does not parse, nothing is called stale.
+    pub fn stale_for(&self, ns: &str, name: &str, rv: Option<&str>) -> Option<std::time::Duration> {
+        let rv = rv.and_then(|r| r.parse::<u64>().ok())?;
+        let mut w = self.written.lock().ok()?;
+        let (last, since) = w.get_mut(&format!("{ns}/{name}"))?;
+        if rv >= *last {
+            return None;
+        }
+        Some(since.get_or_insert_with(std::time::Instant::now).elapsed())
+    }
+
+    /// Notes one more refusal in a row for this Canary; returns how many refusals in a row there
+    /// have been, and how many of them in a row were this same one.
+    pub fn note_refusal(&self, key: &str, refusal: &super::refusal::Refusal) -> (u32, u32) {
+        let Ok(mut s) = self.streaks.lock() else {
+            return (1, 1);
         };
-        self.written
-            .lock()
-            .ok()
-            .and_then(|w| w.get(&format!("{ns}/{name}")).copied())
-            .is_some_and(|last| rv < last)
+        let streak = s.entry(key.to_string()).or_insert(Streak {
+            count: 0,
+            same: 0,
+            last: String::new(),
+        });
+        streak.count = streak.count.saturating_add(1);
+        if streak.last == refusal.message {
+            streak.same = streak.same.saturating_add(1);
+        } else {
+            streak.same = 1;
+            streak.last = refusal.message.clone();
+        }
+        (streak.count, streak.same)
+    }
+
+    /// Whether the last reconcile of this Canary had a refusal.
+    pub fn retrying(&self, key: &str) -> bool {
+        self.streaks.lock().is_ok_and(|s| s.contains_key(key))
+    }
+
+    /// A reconcile went through cleanly: the next refusal starts a new streak.
+    pub fn note_success(&self, key: &str) {
+        if let Ok(mut s) = self.streaks.lock() {
+            s.remove(key);
+        }
+    }
+
+    /// The pause before retrying after `count` refusals in a row: exponential from 200 ms
+    /// (transient classes) or 2 s (a policy's or the server's "no"), capped — at 5 s for
+    /// transient ones, so a returning API server is noticed quickly — with ±20 % jitter so that
+    /// many Canaries refused together do not retry together.
+    pub fn retry_after(&self, count: u32, class: super::refusal::Class) -> std::time::Duration {
+        use std::time::Duration;
+        let (base, cap) = if class.transient() {
+            (Duration::from_millis(200), Duration::from_secs(5))
+        } else {
+            (Duration::from_secs(2), self.settings.retry_max)
+        };
+        let cap = cap.min(self.settings.retry_max).max(base);
+        let exp = base.saturating_mul(1u32 << count.saturating_sub(1).min(16));
+        exp.min(cap).mul_f64(0.8 + fastrand::f64() * 0.4)
     }
 }

@@ -13,6 +13,10 @@ pub enum Error {
     /// A write lost a race with another writer (409); retried, never surfaced as a failure.
     #[error("conflict while writing {0}; retrying")]
     Conflict(String),
+    /// A watch cache has not finished its first list (the API server may be unreachable): the
+    /// reconcile does not decide on an empty cache, it comes back soon.
+    #[error("waiting for the {0} cache's first list")]
+    CacheNotReady(&'static str),
 }
 
 impl Error {
@@ -25,6 +29,7 @@ impl Error {
             Error::Kube(_) => "kube",
             Error::Router(_) => "router",
             Error::Conflict(_) => "conflict",
+            Error::CacheNotReady(_) => "cache",
         }
     }
 

@@ -6,12 +6,16 @@ mod calls;
 pub mod client;
 mod context;
 mod error;
+pub mod events;
 pub mod leader;
 mod metrics;
 mod observe;
+pub mod rbac;
 mod reconcile;
+pub mod refusal;
 mod report;
 pub mod slots;
+pub mod watches;
 
 use std::sync::Arc;
 
@@ -129,18 +133,18 @@ pub async fn run_elected(
     }
 }
 
-/// Every cache's watch: retried with backoff, and without what Serin never reads — managedFields,
-/// which for objects written by several managers (server-side apply) are most of their size in
-/// memory; at a thousand Canaries they were most of the controller's RSS.
+/// Every cache's watch: each retried with its own backoff and never passing an error on (see
+/// `watches`), and without what Serin never reads — managedFields, which for objects written by
+/// several managers (server-side apply) are most of their size in memory; at a thousand Canaries
+/// they were most of the controller's RSS.
 fn slim_watch<K>(
     api: Api<K>,
+    what: &'static str,
 ) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
 where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
 {
-    watcher(api, watcher::Config::default())
-        .default_backoff()
-        .modify(|obj: &mut K| obj.meta_mut().managed_fields = None)
+    watches::resilient(api, what).modify(|obj: &mut K| obj.meta_mut().managed_fields = None)
 }
 
 /// Aborts a helper task when the future that owns it is dropped (leadership lost, shutdown).
@@ -193,7 +197,7 @@ async fn run_with(
     };
     let probe = canaries.clone();
     let (store, canary_writer) = reflector::store::<Canary>();
-    let canary_stream = slim_watch(canaries)
+    let canary_stream = slim_watch(canaries, "Canary")
         .reflect(canary_writer)
         .applied_objects();
     let controller = Controller::for_stream(canary_stream, store.clone()).with_config(
@@ -221,25 +225,29 @@ async fn run_with(
     let (deploy_cache, deploy_writer) = reflector::store::<Deployment>();
     let (daemonset_cache, daemonset_writer) = reflector::store::<DaemonSet>();
     let (daemonsets_synced, daemonsets_listed) = synced_channel();
-    let daemonset_stream = slim_watch(daemons)
+    let daemonset_stream = slim_watch(daemons, "DaemonSet")
         .reflect(daemonset_writer)
         .inspect_ok(daemonsets_synced)
         .touched_objects();
     let by_daemonset = store.clone();
     let (config_cache, config_writer) = reflector::store::<ConfigMap>();
     let (secret_cache, secret_writer) = reflector::store::<PartialObjectMeta<Secret>>();
-    let secret_stream = slim_watch(secrets).reflect(secret_writer).touched_objects();
+    let secret_stream = slim_watch(secrets, "Secret")
+        .reflect(secret_writer)
+        .touched_objects();
     let (deployments_synced, deployments_listed) = synced_channel();
-    let deploy_stream = slim_watch(deploys)
+    let deploy_stream = slim_watch(deploys, "Deployment")
         .reflect(deploy_writer)
         .inspect_ok(deployments_synced)
         .touched_objects();
-    let config_stream = slim_watch(configs).reflect(config_writer).touched_objects();
+    let config_stream = slim_watch(configs, "ConfigMap")
+        .reflect(config_writer)
+        .touched_objects();
     // Services feed the routers' reads, and a change to one of ours (or an adopted apex) brings
     // the Canary back to put it right.
     let (service_cache, service_writer) = reflector::store::<Service>();
     let (services_synced, services_listed) = synced_channel();
-    let service_stream = slim_watch(services)
+    let service_stream = slim_watch(services, "Service")
         .reflect(service_writer)
         .inspect_ok(services_synced)
         .touched_objects();

@@ -1,7 +1,6 @@
 //! Observation: reads what a decision needs (target, primary, configs, routes) into an
 //! `analysis::Observation`. Metrics and webhooks are observed only when `analysis::needs` asks.
 
-use chrono::Utc;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use kube::Api;
 use kube::runtime::reflector::ObjectRef;
@@ -9,7 +8,7 @@ use kube::runtime::reflector::ObjectRef;
 use super::Context;
 use super::context::Synced;
 use super::error::Result;
-use crate::analysis::{Observation, PrimaryState, Readiness, TargetState};
+use crate::analysis::{Observation, PrimaryState, TargetState};
 use crate::api::{Canary, TargetKind};
 use crate::router::Router;
 use crate::workload::{self, daemonset, primary_name};
@@ -31,14 +30,14 @@ pub async fn workloads(ctx: &Context, canary: &Canary) -> Result<Workloads> {
     let ns = canary.namespace_or_default();
     // Never decide on a cache that has not finished its first list: an apex the user owns must
     // not look missing (it would be taken over).
-    Synced::wait(&ctx.caches.synced.services).await;
+    Synced::wait(&ctx.caches.synced.services, "Service").await?;
     if canary.spec.target_ref.kind == TargetKind::DaemonSet {
         return daemonsets(ctx, canary, &ns).await;
     }
     if let Some(store) = &ctx.caches.deployments {
         // Never decide on a cache that has not finished its first list: an empty cache would
         // look like a missing target.
-        Synced::wait(&ctx.caches.synced.deployments).await;
+        Synced::wait(&ctx.caches.synced.deployments, "Deployment").await?;
         let get = |name: &str| {
             store
                 .get(&ObjectRef::new(name).within(&ns))
@@ -68,7 +67,7 @@ async fn daemonsets(ctx: &Context, canary: &Canary, ns: &str) -> Result<Workload
     let name = &canary.spec.target_ref.name;
     let (target, primary) = match &ctx.caches.daemonsets {
         Some(store) => {
-            Synced::wait(&ctx.caches.synced.daemonsets).await;
+            Synced::wait(&ctx.caches.synced.daemonsets, "DaemonSet").await?;
             let get = |n: &str| {
                 store
                     .get(&ObjectRef::new(n).within(ns))
@@ -91,23 +90,21 @@ async fn daemonsets(ctx: &Context, canary: &Canary, ns: &str) -> Result<Workload
     })
 }
 
-/// A DaemonSet has no progress deadline of its own: one that is still not ready
-/// `progressDeadlineSeconds` (the Canary's, default 600) after the phase began has missed it.
-fn with_daemonset_deadline(canary: &Canary, w: &Workloads, r: Readiness) -> Readiness {
-    let since = canary.status.as_ref().and_then(|s| s.last_transition_time);
-    match (&w.target_daemonset, r, since) {
-        (Some(_), Readiness::NotReady(why), Some(since)) => {
-            let limit = i64::from(canary.spec.progress_deadline_seconds.unwrap_or(600));
-            if (Utc::now() - since).num_seconds() >= limit {
-                Readiness::DeadlineExceeded(format!(
-                    "not ready {limit}s after the phase began ({why})"
-                ))
-            } else {
-                Readiness::NotReady(why)
-            }
-        }
-        (_, r, _) => r,
-    }
+/// Replicas a workload is scaled to, and how many are available to serve. A DaemonSet that Serin
+/// scaled down (its node selector matches no node) counts 0, else at least 1 while its status
+/// catches up.
+fn replicas_of(d: &Deployment, daemonset: Option<&DaemonSet>) -> (i32, i32) {
+    let available = d
+        .status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0);
+    let replicas = match daemonset {
+        Some(ds) if daemonset::scaled_to_zero(ds) => 0,
+        Some(_) => d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0).max(1),
+        None => d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+    };
+    (replicas, available)
 }
 
 /// Builds the observation (without metrics and hook answers).
@@ -120,19 +117,21 @@ pub async fn observe(
     let ns = canary.namespace_or_default();
     let a = &canary.spec.analysis;
     let target = match &w.target {
-        Some(t) => Some(TargetState {
-            template_hash: workload::template_hash(t),
-            configs: if workload::config_tracking_enabled(canary, Some(t)) {
-                workload::apply::tracked_configs(&ctx.client, &ns, t, &ctx.caches.configs).await?
-            } else {
-                Default::default()
-            },
-            readiness: with_daemonset_deadline(
-                canary,
-                w,
-                workload::readiness(t, a.canary_ready_threshold.unwrap_or(100)),
-            ),
-        }),
+        Some(t) => {
+            let (replicas, available) = replicas_of(t, w.target_daemonset.as_ref());
+            Some(TargetState {
+                template_hash: workload::template_hash(t),
+                configs: if workload::config_tracking_enabled(canary, Some(t)) {
+                    workload::apply::tracked_configs(&ctx.client, &ns, t, &ctx.caches.configs)
+                        .await?
+                } else {
+                    Default::default()
+                },
+                readiness: workload::readiness(t, a.canary_ready_threshold.unwrap_or(100)),
+                replicas,
+                available,
+            })
+        }
         None => None,
     };
     let primary = w.primary.as_ref().map(|p| PrimaryState {
@@ -141,11 +140,8 @@ pub async fn observe(
             .annotations
             .as_ref()
             .and_then(|a| a.get(workload::primary::REVISION_ANNOTATION).cloned()),
-        readiness: with_daemonset_deadline(
-            canary,
-            w,
-            workload::readiness(p, a.primary_ready_threshold.unwrap_or(100)),
-        ),
+        readiness: workload::readiness(p, a.primary_ready_threshold.unwrap_or(100)),
+        available: replicas_of(p, None).1,
     });
     let state = match (router, &w.primary) {
         (Some(r), Some(_)) => r.get_state(canary).await?,

@@ -1,4 +1,7 @@
-//! One reconcile of one Canary: finalizer, observe, decide (pure), act, one status write.
+//! One reconcile of one Canary: finalizer, validation, observation (stage by stage, as the core
+//! asks), the pure decision, the cluster effects, one status write, then Events, alerts and
+//! post-rollout hooks. A request the API server refuses never disappears into the log: it reaches
+//! the Canary's `Ready` condition, an Event and the decision record, and is retried with backoff.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,13 +12,18 @@ use kube::runtime::controller::Action;
 use serde_json::json;
 
 use super::Context;
-use super::act::{act, publish};
+use super::act::{act, announce, publish};
 use super::error::{Error, Result};
-use super::observe::{observe, workloads};
+use super::observe::{Workloads, observe, workloads};
+use super::refusal::{Class, Refusal};
 use super::{calls, metrics, report};
-use crate::analysis::{self, EventType, Input, revision};
-use crate::api::{self, Canary, FIELD_MANAGER, FINALIZER, FieldError};
+use crate::analysis::{self, EventType, Input, Observation, revision};
+use crate::api::{self, Canary, CanaryPhase, CanaryStatus, FIELD_MANAGER, FINALIZER, FieldError};
 use crate::router::{Router, RouterError};
+
+/// How long the Canary cache may lag behind our own last status write before the reconcile reads
+/// the Canary from the API server instead (a watch that is down must not freeze the Canary).
+const STALE_PATIENCE: Duration = Duration::from_secs(5);
 
 async fn ensure_finalizer(api: &Api<Canary>, canary: &Canary) -> Result<()> {
     let wanted = canary.spec.revert_on_deletion.unwrap_or(false)
@@ -60,28 +68,136 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
     let started = std::time::Instant::now();
     let ns = canary.namespace_or_default();
     let name = canary.metadata.name.clone().unwrap_or_default();
+    let key = format!("{ns}/{name}");
     let api: Api<Canary> = Api::namespaced(ctx.client.clone(), &ns);
-    if ctx.is_stale(&ns, &name, canary.metadata.resource_version.as_deref()) {
+    let canary = match ctx.stale_for(&ns, &name, canary.metadata.resource_version.as_deref()) {
         // The cache has not caught up with our own last status write: deciding on it would
         // repeat the last step (and its webhooks). The watch event of that write is on its way.
-        return Ok(Action::requeue(Duration::from_millis(200)));
+        Some(age) if age < STALE_PATIENCE => {
+            return Ok(Action::requeue(Duration::from_millis(200)));
+        }
+        Some(age) => {
+            tracing::info!(canary = %key, waited = ?age, "the Canary cache still lacks our last status write; reading the Canary from the API server");
+            match api.get_opt(&name).await {
+                Ok(Some(c)) => Arc::new(c),
+                Ok(None) => return Ok(Action::await_change()),
+                Err(e) => return Ok(failed(&ctx, &canary, &key, Error::Kube(e)).await),
+            }
+        }
+        None => canary,
+    };
+    let (label, action) = match tick(&canary, &ctx, &key, started).await {
+        Ok((action, None)) => {
+            ctx.note_success(&key);
+            ("ok", action)
+        }
+        Ok((action, Some(_))) => ("refused", action),
+        Err(e) => {
+            let label = e.metric_label();
+            (label, failed(&ctx, &canary, &key, e).await)
+        }
+    };
+    let t = &ctx.settings.telemetry;
+    let labels = crate::telemetry::ResultLabels {
+        result: label.into(),
+    };
+    t.reconciles.get_or_create(&labels).inc();
+    t.reconcile_seconds
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    Ok(action)
+}
+
+/// A reconcile that stopped before its status write (a read refused, the API server away, the
+/// status write itself refused): counted, shown on the Canary once it persists (when the status
+/// can be written at all), and retried with backoff.
+async fn failed(ctx: &Arc<Context>, canary: &Canary, key: &str, e: Error) -> Action {
+    let r = Refusal::of_error("read", "the objects of this Canary", &e);
+    let (count, same) = ctx.note_refusal(key, &r);
+    if r.class == Class::Conflict && same < r.class.shown_after() {
+        // Someone wrote first: retry soon, say nothing unless it persists.
+        return Action::requeue(ctx.retry_after(count, r.class));
     }
-    ensure_finalizer(&api, &canary).await?;
-    let provider = canary
-        .spec
-        .provider
-        .clone()
-        .unwrap_or_else(|| ctx.settings.default_provider.clone());
-    let mut invalid = api::validate(&canary).err().unwrap_or_default();
-    let router = match Router::for_provider(&provider, ctx.client.clone(), ctx.caches.lookups()) {
+    tracing::warn!(canary = %key, error = %e, class = r.class.reason(), attempt = count, "reconcile failed");
+    if same >= r.class.shown_after() {
+        let status = canary.status.clone().unwrap_or_default();
+        let mut next = status.clone();
+        let new = show_refusal(&status, &mut next, &r, "could not observe");
+        if next != status && write_status(ctx, canary, &next).await.is_ok() && new {
+            publish(
+                ctx,
+                canary,
+                EventType::Warning,
+                r.class.reason(),
+                &r.message,
+            )
+            .await;
+        }
+    }
+    Action::requeue(ctx.retry_after(count, r.class))
+}
+
+/// Puts a refusal on the status: `Ready=False` with the class as reason and the refusal as
+/// message, and a decision record. Returns whether the condition is news (a Warning Event then).
+fn show_refusal(before: &CanaryStatus, next: &mut CanaryStatus, r: &Refusal, what: &str) -> bool {
+    let now = Utc::now();
+    analysis::set_condition(
+        &mut next.conditions,
+        "Ready",
+        "False",
+        r.class.reason(),
+        &r.message,
+        now,
+    );
+    let record = api::DecisionRecord {
+        time: now,
+        phase: next.phase,
+        weight: next.canary_weight,
+        checks: Vec::new(),
+        action: format!("{what}: {}", r.message),
+    };
+    analysis::append_record(next, record);
+    !before.conditions.iter().any(|c| {
+        c.r#type == "Ready"
+            && c.reason == r.class.reason()
+            && c.message.as_deref() == Some(&r.message)
+    })
+}
+
+async fn write_status(ctx: &Context, canary: &Canary, status: &CanaryStatus) -> Result<()> {
+    let ns = canary.namespace_or_default();
+    let name = canary.metadata.name.clone().unwrap_or_default();
+    let api: Api<Canary> = Api::namespaced(ctx.client.clone(), &ns);
+    let patch = json!({"apiVersion": api::API_VERSION, "kind": "Canary", "status": status});
+    let written = api
+        .patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(patch),
+        )
+        .await?;
+    ctx.remember_write(&ns, &name, written.metadata.resource_version.as_deref());
+    Ok(())
+}
+
+/// What the spec, the provider in effect and the cluster say is wrong with the Canary.
+async fn problems(
+    ctx: &Context,
+    canary: &Canary,
+    provider: &str,
+) -> Result<(Vec<FieldError>, Option<Router>)> {
+    let mut invalid = api::validate::validate_for(canary, provider)
+        .err()
+        .unwrap_or_default();
+    let router = match Router::for_provider(provider, ctx.client.clone(), ctx.caches.lookups()) {
         Ok(r) => Some(r),
         Err(RouterError::NotImplemented(p)) => {
-            invalid.push(FieldError {
-                path: "spec.provider".into(),
-                message: format!(
-                    "provider '{p}' is not supported by this build of the controller yet"
-                ),
-            });
+            if invalid.iter().all(|e| e.path != "spec.provider") {
+                invalid.push(FieldError {
+                    path: "spec.provider".into(),
+                    message: format!("provider '{p}' is not supported by this controller"),
+                });
+            }
             None
         }
         Err(e) => return Err(e.into()),
@@ -89,17 +205,73 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
     if let Some(r) = &router
         && invalid.is_empty()
     {
-        invalid.extend(r.problems(&canary).await?);
+        invalid.extend(r.problems(canary).await?);
     }
-    let w = workloads(&ctx, &canary).await?;
-    let mut observed = observe(&ctx, &canary, &w, router.as_ref()).await?;
+    Ok((invalid, router))
+}
+
+/// A target that another Canary already has, or that Serin generated for one, is refused.
+fn conflicts(ctx: &Context, canary: &Canary, w: &Workloads) -> Vec<FieldError> {
+    let others = ctx
+        .caches
+        .canaries
+        .as_ref()
+        .map(|s| s.state())
+        .unwrap_or_default();
+    let generated_by = w
+        .target
+        .as_ref()
+        .and_then(|t| t.metadata.owner_references.as_ref())
+        .and_then(|refs| {
+            refs.iter()
+                .find(|r| r.kind == "Canary" && r.api_version.starts_with("serin.io/"))
+                .map(|r| r.name.clone())
+        });
+    api::validate::target_conflicts(
+        canary,
+        others.iter().map(|c| c.as_ref()),
+        generated_by.as_deref(),
+    )
+}
+
+/// One reconcile up to and including its writes. Ok carries the class of a refused effect when
+/// one was refused (shown on the status, retried with backoff).
+async fn tick(
+    canary: &Canary,
+    ctx: &Arc<Context>,
+    key: &str,
+    started: std::time::Instant,
+) -> Result<(Action, Option<Class>)> {
+    let ns = canary.namespace_or_default();
+    let name = canary.metadata.name.clone().unwrap_or_default();
+    let api: Api<Canary> = Api::namespaced(ctx.client.clone(), &ns);
+    ensure_finalizer(&api, canary).await?;
+    let provider = canary
+        .spec
+        .provider
+        .clone()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| ctx.settings.default_provider.clone());
+    let (mut invalid, router) = problems(ctx, canary, &provider).await?;
+    let w = workloads(ctx, canary).await?;
+    if invalid.is_empty() {
+        invalid.extend(conflicts(ctx, canary, &w));
+    }
+    let mut observed = if invalid.is_empty() {
+        observe(ctx, canary, &w, router.as_ref()).await?
+    } else {
+        // An invalid Canary touches nothing, and reads no more than it needs to say so.
+        observe(ctx, canary, &w, None).await?
+    };
+    observed.retrying = ctx.retrying(key);
     let status = canary.status.clone().unwrap_or_default();
     let now = Utc::now();
-    let unobserved = analysis::Observation::default();
+    let unobserved = Observation::default();
     let base = Input {
         name: &name,
         namespace: &ns,
         spec: &canary.spec,
+        provider: &provider,
         status: &status,
         generation: canary.metadata.generation.unwrap_or(0),
         deleting: canary.metadata.deletion_timestamp.is_some(),
@@ -113,16 +285,11 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
             .and_then(|a| a.get(analysis::ACTION_ANNOTATION))
             .map(String::as_str),
     };
-    let due = analysis::metrics_due(&Input {
-        observed: &observed,
-        ..base
-    });
-    let hook_kinds = analysis::hooks_due(&Input {
-        observed: &observed,
-        ..base
-    });
-    if hook_kinds.contains(&crate::api::HookType::ConfirmRollout)
-        && let Some(cap) = ctx.settings.max_concurrent_canaries
+    if let Some(cap) = ctx.settings.max_concurrent_canaries
+        && analysis::may_start_rollout(&Input {
+            observed: &observed,
+            ..base
+        })
     {
         // A rollout may start in this tick: it needs one of the global slots.
         let all = ctx
@@ -131,27 +298,11 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
             .as_ref()
             .map(|s| s.state())
             .unwrap_or_default();
-        observed.rollout_slot_free = Some(ctx.slots.free(cap, &canary, &all, now));
+        observed.rollout_slot_free = Some(ctx.slots.free(cap, canary, &all, now));
     }
-    if !hook_kinds.is_empty() {
-        let subject = calls::subject(&canary, &status);
-        observed.hooks = calls::call_hooks(&ctx, &canary, &hook_kinds, &subject, None).await;
-    }
-    if due {
-        observed.metrics = metrics::query_all(&ctx, &canary, &provider).await;
-    } else if canary.status.is_none() && invalid.is_empty() {
-        // First sight of this Canary: say early if a metrics provider does not answer (Flagger
-        // checks too); a warning only, the checks themselves decide later.
-        for problem in metrics::offline_providers(&ctx, &canary, &provider).await {
-            publish(
-                &ctx,
-                &canary,
-                EventType::Warning,
-                "MetricsProviderUnavailable",
-                &problem,
-            )
-            .await;
-        }
+    observe_stages(ctx, canary, &status, &provider, &mut observed, base).await;
+    if canary.status.is_none() && invalid.is_empty() {
+        warn_offline_providers(ctx, canary, &provider).await;
     }
     let decision = analysis::decide(&Input {
         observed: &observed,
@@ -159,49 +310,102 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
     });
     if observed.rollout_slot_free == Some(true) {
         ctx.slots
-            .release_unless_active(&canary, decision.status.phase);
+            .release_unless_active(canary, decision.status.phase);
     }
     let rev = observed.target.as_ref().map(revision);
-    let left = act(
-        &ctx,
-        &canary,
-        &w,
-        router.as_ref(),
-        rev.as_deref(),
-        &decision,
-    )
-    .await?;
-    if decision.status != status {
-        let patch =
-            json!({"apiVersion": api::API_VERSION, "kind": "Canary", "status": decision.status});
-        let written = api
-            .patch_status(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(patch),
-            )
-            .await?;
-        ctx.remember_write(&ns, &name, written.metadata.resource_version.as_deref());
+    let applied = act(ctx, canary, &w, router.as_ref(), rev.as_deref(), &decision).await;
+    let mut next = decision.status.clone();
+    let mut requeue = decision.requeue_after.unwrap_or(ctx.settings.resync);
+    let mut news = None;
+    let refused = applied.refused.as_ref().map(|r| r.class);
+    if let Some(r) = &applied.refused {
+        let (count, same) = ctx.note_refusal(key, r);
+        if r.class != Class::Conflict || same >= r.class.shown_after() {
+            tracing::warn!(canary = %key, refusal = %r.message, class = r.class.reason(), attempt = count, "effect refused");
+        }
+        if next.phase == CanaryPhase::Terminated {
+            // Not everything was given back: the finalizer stays until it is.
+            next.phase = CanaryPhase::Terminating;
+        }
+        if same >= r.class.shown_after() && show_refusal(&status, &mut next, r, "could not apply") {
+            news = Some(r.clone());
+        }
+        requeue = requeue.min(ctx.retry_after(count, r.class));
     }
-    if left.remove_finalizer {
-        remove_finalizer(&api, &canary).await?;
+    if next != status {
+        write_status(ctx, canary, &next).await?;
     }
-    let t = &ctx.settings.telemetry;
-    let ok = crate::telemetry::ResultLabels {
-        result: "ok".into(),
-    };
-    t.reconciles.get_or_create(&ok).inc();
-    t.reconcile_seconds
-        .get_or_create(&ok)
-        .observe(started.elapsed().as_secs_f64());
-    report::record(&ctx, &canary, &status, &decision.status, started.elapsed());
-    Ok(match decision.requeue_after {
-        Some(d) => Action::requeue(d.max(Duration::from_millis(100))),
-        None => Action::requeue(ctx.settings.resync),
-    })
+    announce(ctx, canary, &decision).await;
+    if let Some(r) = news {
+        publish(
+            ctx,
+            canary,
+            EventType::Warning,
+            r.class.reason(),
+            &r.message,
+        )
+        .await;
+    }
+    if applied.remove_finalizer {
+        remove_finalizer(&api, canary).await?;
+    }
+    report::record(ctx, canary, &status, &next, started.elapsed());
+    Ok((
+        Action::requeue(requeue.max(Duration::from_millis(100))),
+        refused,
+    ))
 }
 
-/// What to do after a failed reconcile: conflicts retry at once, other errors back off.
+/// Observes what the core asks for, stage by stage (rollback hooks, then the checks, then the
+/// gate of the step about to be taken), until it asks for nothing more.
+async fn observe_stages(
+    ctx: &Context,
+    canary: &Canary,
+    status: &CanaryStatus,
+    provider: &str,
+    observed: &mut Observation,
+    base: Input<'_>,
+) {
+    let subject = calls::subject(canary, status);
+    // Each stage observes something new; the bound only guards against a core that would not.
+    for _ in 0..6 {
+        let needs = analysis::needs(&Input { observed, ..base });
+        if needs.is_empty() {
+            return;
+        }
+        if !needs.hooks.is_empty() {
+            let answers = calls::call_hooks(ctx, canary, &needs.hooks, &subject, None).await;
+            observed.hooks.extend(answers);
+        }
+        if needs.metrics {
+            observed
+                .metrics
+                .extend(metrics::query_all(ctx, canary, provider).await);
+        }
+    }
+    tracing::warn!(
+        canary = canary.metadata.name.as_deref().unwrap_or_default(),
+        "observation did not settle in 6 stages"
+    );
+}
+
+/// First sight of a Canary: say early if a metrics provider does not answer (Flagger checks
+/// too); a warning only, the checks themselves decide later.
+async fn warn_offline_providers(ctx: &Context, canary: &Canary, provider: &str) {
+    for problem in metrics::offline_providers(ctx, canary, provider).await {
+        publish(
+            ctx,
+            canary,
+            EventType::Warning,
+            "MetricsProviderUnavailable",
+            &problem,
+        )
+        .await;
+    }
+}
+
+/// What to do after a reconcile that returned an error (none do today: failures are handled in
+/// `reconcile` with backoff); kept for the controller's contract.
 pub fn error_policy(canary: Arc<Canary>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.settings
         .telemetry
@@ -210,9 +414,6 @@ pub fn error_policy(canary: Arc<Canary>, error: &Error, ctx: Arc<Context>) -> Ac
             result: error.metric_label().into(),
         })
         .inc();
-    if error.is_conflict() {
-        return Action::requeue(Duration::from_millis(200));
-    }
     tracing::warn!(canary = canary.metadata.name.as_deref().unwrap_or_default(), error = %error, label = error.metric_label(), "reconcile failed");
     Action::requeue(Duration::from_secs(5))
 }

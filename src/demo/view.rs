@@ -37,6 +37,7 @@ fn checks_text(status: &CanaryStatus) -> String {
                 Verdict::Fail => "FAIL",
                 Verdict::NoData => "no data",
                 Verdict::Skipped => "skipped",
+                Verdict::Unreachable => "unreachable",
             };
             match (c.value, c.bound.as_deref()) {
                 (Some(v), Some(bound)) => format!("{} {v:.2} ({bound}) {verdict}", c.name),

@@ -164,7 +164,7 @@ mod tests {
         assert!(!ready(status(3, 3, 2)), "the change is not observed yet");
         let zero = json!({"observedGeneration": 3, "desiredNumberScheduled": 0, "currentNumberScheduled": 0,
             "updatedNumberScheduled": 0, "numberMisscheduled": 0, "numberReady": 0});
-        assert!(ready(zero), "scaled to zero is settled");
+        assert!(!ready(zero), "scaled to zero has nothing to serve with");
     }
 
     #[test]

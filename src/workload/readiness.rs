@@ -27,6 +27,10 @@ pub fn readiness(d: &Deployment, threshold: i32) -> Readiness {
                 .unwrap_or_else(|| "progress deadline exceeded".into()),
         );
     }
+    if desired == 0 {
+        // Zero of zero is not "ready": nothing could serve a request sent there.
+        return Readiness::NotReady("scaled to 0 replicas".into());
+    }
     if status.observed_generation.unwrap_or(0) < generation {
         return Readiness::NotReady("waiting for the rollout to be observed".into());
     }
@@ -67,6 +71,12 @@ mod tests {
         assert!(!readiness(&deploy(json!({"observedGeneration": 2, "replicas": 5, "updatedReplicas": 4, "availableReplicas": 4})), 100).is_ready());
         assert!(!readiness(&deploy(json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 4, "availableReplicas": 3})), 100).is_ready());
         assert!(readiness(&deploy(json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 4, "availableReplicas": 3})), 75).is_ready());
+        let mut zero = deploy(json!({"observedGeneration": 2}));
+        zero.spec.as_mut().unwrap().replicas = Some(0);
+        assert_eq!(
+            readiness(&zero, 100),
+            Readiness::NotReady("scaled to 0 replicas".into())
+        );
     }
 
     #[test]

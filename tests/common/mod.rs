@@ -24,20 +24,18 @@ impl Drop for Server {
     }
 }
 
-pub fn kubectl_available() -> bool {
+/// Fails the test at once when kubectl is missing: a test that cannot run must not pass
+/// (scripts/test.sh installs Debian's kubectl).
+pub fn require_kubectl() {
     let found = Command::new("kubectl")
         .arg("version")
         .arg("--client")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "kubectl is required in CI (scripts/test.sh installs it)"
-        );
-        eprintln!("SKIPPED: kubectl not found (set CI=1 to make this a failure)");
-    }
-    found
+    assert!(
+        found,
+        "kubectl is required by this test and was not found on PATH; ./scripts/test.sh installs it"
+    );
 }
 
 pub fn serve() -> Server {

@@ -13,7 +13,8 @@ pub struct Prometheus {
     child: Option<Child>,
     /// Base URL, e.g. `http://127.0.0.1:40123`.
     pub url: String,
-    _dir: tempfile::TempDir,
+    port: u16,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Prometheus {
@@ -92,8 +93,22 @@ impl Prometheus {
         Prometheus {
             child: Some(child),
             url,
-            _dir: dir,
+            port,
+            dir,
         }
+    }
+
+    /// Starts it again after `stop`, on the same port with the same data (an outage that ends).
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            return;
+        }
+        let (config, data) = (
+            self.dir.path().join("prometheus.yml"),
+            self.dir.path().join("data"),
+        );
+        self.child = Some(spawn(&config, &data, self.port, self.dir.path()));
+        wait_ready(&self.url);
     }
 
     /// Stops the process (idempotent).

@@ -175,18 +175,26 @@ pub async fn create_canary(
         .unwrap();
 }
 
-/// The notes of the Events in `test` with this reason.
+/// The notes of the Events in `test` with this reason, once there is at least one (Events are
+/// published right after the status write they describe; 10 s at most, then whatever there is).
 pub async fn event_notes(client: &kube::Client, reason: &str) -> Vec<String> {
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "test");
-    events
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .filter_map(|e| e.note)
-        .collect()
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let notes: Vec<String> = events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .filter_map(|e| e.note)
+            .collect();
+        if !notes.is_empty() || tokio::time::Instant::now() >= deadline {
+            return notes;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Deletes the Canary and waits (20 s at most) until its finalizer let it go.
@@ -230,9 +238,9 @@ pub async fn initialized_then_new_image(client: &kube::Client) -> String {
 /// by the RBAC rules Serin declares (`serin::rbac`) with `routers` enabled — so a new call without
 /// a rule fails here, and the chart test holds the chart to the same rules.
 pub fn assert_calls_are_granted(cluster: &Cluster, routers: &[&str], leader_election: bool) {
-    let mut granted = serin::rbac::grants(routers);
+    let mut granted = serin::controller::rbac::grants(routers);
     if leader_election {
-        granted.extend(serin::rbac::leader_election_grants());
+        granted.extend(serin::controller::rbac::leader_election_grants());
     }
     let log = cluster.state().lock().unwrap().access_log.clone();
     let made: Vec<_> = log.keys().filter(|a| a.agent == "serin").collect();

@@ -203,19 +203,53 @@ fn no_free_rollout_slot_waits_with_a_reason() {
 }
 
 #[test]
-fn skip_analysis_promotes_in_one_tick() {
+fn skip_analysis_passes_the_gate_waits_for_the_canary_and_succeeds_after_the_primary() {
     let mut s = spec(BASIC);
     s.skip_analysis = Some(true);
+    s.analysis.webhooks = Some(vec![hook("gate", "confirm-rollout")]);
     let mut w = World::initialized(s);
+    w.set_hook("gate", HookOutcome::Status(403));
     w.new_revision("v2");
-    let d = w.tick();
-    assert_eq!(d.status.phase, CanaryPhase::Succeeded);
-    assert_eq!(w.primary_revision.as_deref(), Some("v2"));
-    assert_eq!(d.status.last_promoted_spec.as_deref(), Some("v2"));
-    assert!(
-        position(&d.effects, |e| *e == Effect::Promote)
-            < position(&d.effects, |e| *e == Effect::ScaleTarget(ScaleTo::Zero))
+    assert_eq!(
+        w.tick().status.phase,
+        CanaryPhase::Waiting,
+        "the gate holds skipAnalysis too"
     );
+    assert!(w.hook_calls.contains(&HookType::ConfirmRollout));
+    w.set_hook("gate", HookOutcome::Success);
+    w.canary_becomes_ready = false;
+    let d = w.next_interval();
+    assert_eq!(d.status.phase, CanaryPhase::Progressing);
+    assert!(has(&d.effects, |e| *e
+        == Effect::ScaleTarget(ScaleTo::LikePrimary)));
+    let d = w.tick();
+    assert_eq!(
+        d.status.phase,
+        CanaryPhase::Progressing,
+        "waits for the canary to be ready"
+    );
+    assert!(!has(&d.effects, |e| *e == Effect::Promote));
+    w.canary_readiness(Readiness::Ready);
+    w.primary_readiness(Readiness::NotReady("rolling".into()));
+    let d = w.tick();
+    assert_eq!(d.status.phase, CanaryPhase::Promoting);
+    assert!(has(&d.effects, |e| *e == Effect::Promote));
+    assert_eq!(
+        w.routes(),
+        Routes::PRIMARY,
+        "no traffic moves without analysis"
+    );
+    assert_eq!(
+        w.tick().status.phase,
+        CanaryPhase::Promoting,
+        "Succeeded only after the primary rolled out"
+    );
+    w.primary_readiness(Readiness::Ready);
+    assert_eq!(w.tick().status.phase, CanaryPhase::Finalising);
+    let d = w.next_interval();
+    assert_eq!(d.status.phase, CanaryPhase::Succeeded);
+    assert_eq!(d.status.last_promoted_spec.as_deref(), Some("v2"));
+    assert!(has(&d.effects, |e| *e == Effect::ScaleTarget(ScaleTo::Zero)));
 }
 
 #[test]
@@ -351,7 +385,7 @@ fn restarted_controller_resumes_without_rerunning_pre_rollout_or_going_back() {
     fresh.status = w.status.clone();
     fresh.now = w.now + chrono::Duration::seconds(20);
     fresh.observed = w.observed.clone();
-    assert!(!hooks_due(&fresh.input()).contains(&HookType::PreRollout));
+    assert!(!fresh.hooks_due().contains(&HookType::PreRollout));
     let d = fresh.tick();
     assert_eq!(d.status.canary_weight, 40);
     assert!(d.effects.is_empty(), "{:?}", d.effects);

@@ -53,24 +53,84 @@ fn canary_progress_deadline_exceeded_rolls_back() {
 }
 
 #[test]
-fn broken_primary_during_promoting_keeps_canary_traffic() {
+fn broken_primary_during_promoting_routes_back_to_its_last_good_pods() {
     let mut w = World::initialized(spec(SHORT));
     w.new_revision("v2");
     w.tick();
     w.next_interval();
     w.next_interval();
     assert_eq!(w.status.phase, CanaryPhase::Promoting);
+    // The new revision's pods never come up; the old ones still serve (one available).
     w.primary_readiness(Readiness::DeadlineExceeded(
         "ProgressDeadlineExceeded".into(),
     ));
     let d = w.tick();
     assert_eq!(d.status.phase, CanaryPhase::Failed);
-    assert_eq!(w.routes(), Routes::CANARY);
+    assert_eq!(w.routes(), Routes::PRIMARY);
     assert!(
-        !has(&d.effects, |e| *e == Effect::ScaleTarget(ScaleTo::Zero)),
-        "the only healthy side was scaled down"
+        position(&d.effects, |e| *e == Effect::SetRoutes(Routes::PRIMARY))
+            < position(&d.effects, |e| *e == Effect::ScaleTarget(ScaleTo::Zero))
     );
-    assert!(!has(&d.effects, |e| *e == Effect::SetRoutes(Routes::PRIMARY)));
+    // Drift repair keeps it there.
+    assert!(!has(&w.tick().effects, |e| matches!(
+        e,
+        Effect::SetRoutes(_)
+    )));
+}
+
+#[test]
+fn broken_primary_with_nothing_to_serve_keeps_traffic_on_the_ready_canary_until_it_can() {
+    let mut s = spec("interval: 1m\nthreshold: 2\niterations: 1");
+    s.provider = Some("istio".into());
+    let mut w = World::initialized(s);
+    w.new_revision("v2");
+    w.tick();
+    w.next_interval();
+    let d = w.next_interval();
+    assert_eq!(d.status.phase, CanaryPhase::Promoting);
+    assert_eq!(
+        w.routes(),
+        Routes::CANARY,
+        "blue/green promotes behind the canary"
+    );
+    w.primary_readiness(Readiness::DeadlineExceeded(
+        "ProgressDeadlineExceeded".into(),
+    ));
+    w.primary_available(0);
+    let d = w.tick();
+    assert_eq!(d.status.phase, CanaryPhase::Failed);
+    assert_eq!(w.routes(), Routes::CANARY);
+    assert!(!has(&d.effects, |e| *e == Effect::ScaleTarget(ScaleTo::Zero)));
+    // Drift repair does not move it to the broken primary...
+    let d = w.tick();
+    assert!(!has(&d.effects, |e| matches!(e, Effect::SetRoutes(_))));
+    // ...until the primary can serve again.
+    w.primary_available(2);
+    let d = w.tick();
+    assert_eq!(w.routes(), Routes::PRIMARY);
+    assert_eq!(d.status.canary_weight, 0);
+    assert!(has(&d.effects, |e| *e == Effect::ScaleTarget(ScaleTo::Zero)));
+}
+
+#[test]
+fn a_primary_that_never_gets_ready_fails_the_promotion_at_the_deadline_from_status() {
+    let mut s = spec(SHORT);
+    s.progress_deadline_seconds = Some(120);
+    let mut w = World::initialized(s);
+    w.new_revision("v2");
+    w.tick();
+    w.next_interval();
+    w.primary_readiness(Readiness::NotReady("rolling".into()));
+    assert_eq!(w.next_interval().status.phase, CanaryPhase::Promoting);
+    // No ProgressDeadlineExceeded from the Deployment: the time in status decides.
+    assert_eq!(
+        w.tick_after(Duration::from_secs(119)).status.phase,
+        CanaryPhase::Promoting
+    );
+    assert_eq!(
+        w.tick_after(Duration::from_secs(1)).status.phase,
+        CanaryPhase::Failed
+    );
 }
 
 #[test]
@@ -172,7 +232,7 @@ fn full_run_initializing_initialized_progressing_promoting_finalising_succeeded(
     let mut phases = Vec::new();
     let mut due = Vec::new();
     let mut step = |w: &mut World, after: u64| {
-        due.push(hooks_due(&w.input()));
+        due.push(w.hooks_due());
         w.tick_after(Duration::from_secs(after));
         phases.push(w.status.phase);
     };
@@ -214,39 +274,55 @@ fn full_run_initializing_initialized_progressing_promoting_finalising_succeeded(
 }
 
 #[test]
-fn hooks_due_follow_the_analysis() {
+fn hooks_are_asked_stage_by_stage_and_only_when_due() {
     let mut s = spec("interval: 1m\nthreshold: 2\nstepWeight: 50\nmaxWeight: 100");
-    s.analysis.webhooks = Some(vec![]);
+    s.analysis.webhooks = Some(vec![
+        hook("back", "rollback"),
+        hook("pre", "pre-rollout"),
+        hook("load", "rollout"),
+        hook("more", "confirm-traffic-increase"),
+        hook("ship", "confirm-promotion"),
+    ]);
     let mut w = World::initialized(s);
+    for h in ["back", "pre", "load", "more", "ship"] {
+        w.set_hook(h, HookOutcome::Success);
+    }
+    w.set_hook("back", HookOutcome::Status(404));
     w.new_revision("v2");
     w.tick();
     w.now += chrono::Duration::seconds(60);
+    use HookType::*;
     assert_eq!(
-        hooks_due(&w.input()),
-        vec![
-            HookType::Rollback,
-            HookType::PreRollout,
-            HookType::ConfirmTrafficIncrease
-        ]
+        w.hooks_due(),
+        vec![Rollback, PreRollout, ConfirmTrafficIncrease]
     );
     w.tick();
     w.now += chrono::Duration::seconds(60);
     assert_eq!(
-        hooks_due(&w.input()),
-        vec![
-            HookType::Rollback,
-            HookType::Rollout,
-            HookType::ConfirmTrafficIncrease
-        ]
+        w.hooks_due(),
+        vec![Rollback, Rollout, ConfirmTrafficIncrease]
     );
     w.tick();
     w.now += chrono::Duration::seconds(60);
-    assert_eq!(
-        hooks_due(&w.input()),
-        vec![
-            HookType::Rollback,
-            HookType::Rollout,
-            HookType::ConfirmPromotion
-        ]
-    );
+    assert_eq!(w.hooks_due(), vec![Rollback, Rollout, ConfirmPromotion]);
+    // A failing rollout hook ends the tick: the promotion gate is not asked.
+    w.set_hook("load", HookOutcome::Status(500));
+    assert_eq!(w.hooks_due(), vec![Rollback, Rollout]);
+    // A rollback hook saying yes ends it before anything else is called.
+    w.set_hook("back", HookOutcome::Success);
+    assert_eq!(w.hooks_due(), vec![Rollback]);
+}
+
+#[test]
+fn pre_rollout_is_never_called_when_a_rollback_hook_says_yes() {
+    let mut s = spec(BASIC);
+    s.analysis.webhooks = Some(vec![hook("back", "rollback"), hook("pre", "pre-rollout")]);
+    let mut w = World::initialized(s);
+    w.set_hook("back", HookOutcome::Success);
+    w.set_hook("pre", HookOutcome::Success);
+    w.new_revision("v2");
+    w.tick();
+    let d = w.next_interval();
+    assert_eq!(d.status.phase, CanaryPhase::Failed);
+    assert!(!w.hook_calls.contains(&HookType::PreRollout));
 }

@@ -2,6 +2,7 @@
 //! the adapters will (scaling makes the target ready, promotion copies the revision, routes are
 //! stored), so behaviour can be driven tick by tick with an injected clock.
 
+mod bad_days;
 mod behaviour;
 mod lifecycle;
 mod operator;
@@ -29,6 +30,13 @@ pub(super) fn spec_with(provider: &str, analysis_yaml: &str) -> CanarySpec {
     serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("bad test spec: {e}\n{text}"))
 }
 
+pub(super) fn hook(name: &str, kind: &str) -> crate::api::CanaryWebhook {
+    serde_json::from_value(
+        serde_json::json!({"name": name, "type": kind, "url": "http://hooks.test/"}),
+    )
+    .unwrap()
+}
+
 pub(super) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
 }
@@ -36,6 +44,12 @@ pub(super) fn t0() -> DateTime<Utc> {
 /// A little cluster: the target's revision, readiness, the primary, routes, hook and metric answers.
 pub(super) struct World {
     pub spec: CanarySpec,
+    /// The controller's default provider (used when the spec names none).
+    pub default_provider: String,
+    /// What each webhook answers when called, by name (unset: unreachable).
+    pub answers: BTreeMap<String, HookOutcome>,
+    /// What each metric query returns, by name (unset: not queried).
+    pub values: BTreeMap<String, Result<f64, MetricFailure>>,
     pub status: CanaryStatus,
     pub now: DateTime<Utc>,
     pub observed: Observation,
@@ -49,20 +63,22 @@ pub(super) struct World {
     pub invalid: Vec<FieldError>,
     /// The `serin.io/action` annotation.
     pub action: Option<String>,
+    /// Which effects the "API server" refuses: a refused effect and the cluster effects after it
+    /// are not applied, and the status is written anyway, as the controller does.
+    pub refuse: fn(&Effect) -> bool,
 }
 
 impl World {
     pub fn new(spec: CanarySpec) -> World {
         World {
             spec,
+            default_provider: "kubernetes".into(),
+            answers: BTreeMap::new(),
+            values: BTreeMap::new(),
             status: CanaryStatus::default(),
             now: t0(),
             observed: Observation {
-                target: Some(TargetState {
-                    template_hash: "v1".into(),
-                    configs: BTreeMap::new(),
-                    readiness: Readiness::Ready,
-                }),
+                target: Some(TargetState::ready("v1", 2)),
                 primary: None,
                 routes: None,
                 ..Default::default()
@@ -75,6 +91,7 @@ impl World {
             deleting: false,
             invalid: Vec::new(),
             action: None,
+            refuse: |_| false,
         }
     }
 
@@ -92,6 +109,11 @@ impl World {
             name: "podinfo",
             namespace: "test",
             spec: &self.spec,
+            provider: self
+                .spec
+                .provider
+                .as_deref()
+                .unwrap_or(&self.default_provider),
             status: &self.status,
             generation: 1,
             deleting: self.deleting,
@@ -102,12 +124,62 @@ impl World {
         }
     }
 
+    /// Observes stage by stage as the controller does (`needs` until it asks for nothing),
+    /// calling hooks and querying metrics from the configured answers; returns the hook types
+    /// called and whether metrics were queried.
+    fn observe(&mut self) -> (Vec<HookType>, bool) {
+        self.observed.hooks.clear();
+        self.observed.metrics.clear();
+        let (mut kinds, mut queried) = (Vec::new(), false);
+        for _ in 0..10 {
+            let n = needs(&self.input());
+            if n.is_empty() {
+                return (kinds, queried);
+            }
+            for kind in n.hooks {
+                kinds.push(kind);
+                for h in hooks_of(&self.spec, kind) {
+                    let answer =
+                        self.answers.get(&h.name).cloned().unwrap_or_else(|| {
+                            HookOutcome::Unreachable("no answer configured".into())
+                        });
+                    self.observed.hooks.insert(h.name.clone(), answer);
+                }
+            }
+            if n.metrics {
+                queried = true;
+                for m in self.spec.analysis.metrics.iter().flatten() {
+                    let v = self
+                        .values
+                        .get(&m.name)
+                        .cloned()
+                        .unwrap_or(Err(MetricFailure::NotQueried));
+                    self.observed.metrics.insert(m.name.clone(), v);
+                }
+            }
+        }
+        panic!("needs() did not settle within 10 stages");
+    }
+
+    /// The hook types a reconcile now would call (stage by stage), without deciding.
+    pub fn hooks_due(&mut self) -> Vec<HookType> {
+        self.observe().0
+    }
+
+    /// Whether a reconcile now would query metrics, without deciding.
+    pub fn metrics_due(&mut self) -> bool {
+        self.observe().1
+    }
+
     /// Decides once at the current time, records which hook types were due, applies the effects.
     pub fn tick(&mut self) -> Decision {
-        let due = hooks_due(&self.input());
+        let (due, _) = self.observe();
         self.hook_calls.extend(due.iter().copied());
         let d = decide(&self.input());
         for e in &d.effects {
+            if (self.refuse)(e) {
+                break;
+            }
             self.apply(e);
         }
         self.status = d.status.clone();
@@ -121,8 +193,12 @@ impl World {
         self.tick()
     }
 
+    pub fn plan(&self) -> Plan {
+        Plan::of(&self.input())
+    }
+
     pub fn interval(&self) -> Duration {
-        Plan::from_spec(&self.spec).interval
+        self.plan().interval
     }
 
     pub fn next_interval(&mut self) -> Decision {
@@ -140,17 +216,30 @@ impl World {
                     .primary
                     .as_ref()
                     .map_or(Readiness::Ready, |p| p.readiness.clone());
+                let available = if readiness.is_ready() { 2 } else { 1 };
                 self.observed.primary = Some(PrimaryState {
                     revision: target_rev,
                     readiness,
+                    available,
                 });
             }
-            Effect::EnsureRouting => self.observed.routes = Some(Routes::PRIMARY),
-            Effect::ScaleTarget(ScaleTo::Zero) => self.target_replicas_up = false,
+            Effect::EnsureRouting if self.observed.routes.is_none() => {
+                self.observed.routes = Some(Routes::PRIMARY);
+            }
+            Effect::ScaleTarget(ScaleTo::Zero) => {
+                self.target_replicas_up = false;
+                if let Some(t) = self.observed.target.as_mut() {
+                    t.replicas = 0;
+                    t.available = 0;
+                }
+            }
             Effect::ScaleTarget(ScaleTo::LikePrimary) => {
                 self.target_replicas_up = true;
+                let ready = self.canary_becomes_ready;
                 if let Some(t) = self.observed.target.as_mut() {
-                    t.readiness = if self.canary_becomes_ready {
+                    t.replicas = 2;
+                    t.available = if ready { 2 } else { 0 };
+                    t.readiness = if ready {
                         Readiness::Ready
                     } else {
                         Readiness::NotReady("0/2 ready".into())
@@ -170,11 +259,19 @@ impl World {
     }
 
     pub fn set_metric(&mut self, name: &str, v: Result<f64, MetricFailure>) {
-        self.observed.metrics.insert(name.to_string(), v);
+        self.values.insert(name.to_string(), v);
     }
 
     pub fn set_hook(&mut self, name: &str, outcome: HookOutcome) {
-        self.observed.hooks.insert(name.to_string(), outcome);
+        self.answers.insert(name.to_string(), outcome);
+    }
+
+    /// Sets the canary's readiness (keeping its replicas).
+    pub fn canary_readiness(&mut self, readiness: Readiness) {
+        if let Some(t) = self.observed.target.as_mut() {
+            t.available = if readiness.is_ready() { t.replicas } else { 0 };
+            t.readiness = readiness;
+        }
     }
 
     pub fn weight(&self) -> i32 {
@@ -185,13 +282,23 @@ impl World {
         self.observed.routes.expect("routes set")
     }
 
-    /// Sets the primary's readiness, keeping the revision it runs.
+    /// Sets the primary's readiness, keeping the revision it runs; a primary that is not ready
+    /// still serves from one old pod (as a Deployment mid-rollout does).
     pub fn primary_readiness(&mut self, readiness: Readiness) {
         let revision = self.primary_revision.clone();
+        let available = if readiness.is_ready() { 2 } else { 1 };
         self.observed.primary = Some(PrimaryState {
             revision,
             readiness,
+            available,
         });
+    }
+
+    /// Sets how many of the primary's replicas can serve.
+    pub fn primary_available(&mut self, available: i32) {
+        if let Some(p) = self.observed.primary.as_mut() {
+            p.available = available;
+        }
     }
 }
 

@@ -61,7 +61,7 @@ fn promote_skips_the_remaining_steps_once_the_checks_pass_again() {
     );
     assert!(events(&d).iter().any(|(r, _)| r == "PromotionRequested"));
     assert!(
-        hooks_due(&w.input()).is_empty(),
+        w.hooks_due().is_empty(),
         "nothing to observe on the action tick"
     );
     // The checks fail once: no promotion, a failure counted.
@@ -110,7 +110,7 @@ fn pause_freezes_the_clock_and_resume_gives_the_step_its_remaining_time() {
         let d = w.next_interval();
         assert_eq!(d.status.canary_weight, 10);
         assert!(d.effects.is_empty(), "{:?}", d.effects);
-        assert!(!metrics_due(&w.input()) && hooks_due(&w.input()).is_empty());
+        assert!(!w.metrics_due() && w.hooks_due().is_empty());
     }
     let resumed = act(&mut w, "resume@2");
     assert_eq!(resumed.status.paused_at, None);

@@ -2,14 +2,7 @@
 //! policy, each test named after the behaviour.
 
 use super::*;
-use crate::api::{CanaryWebhook, Verdict};
-
-fn hook(name: &str, kind: &str) -> CanaryWebhook {
-    serde_json::from_value(
-        serde_json::json!({"name": name, "type": kind, "url": "http://hooks.test/"}),
-    )
-    .unwrap()
-}
+use crate::api::Verdict;
 
 fn with_success_rate(mut s: CanarySpec) -> CanarySpec {
     s.analysis.metrics = Some(vec![
@@ -203,7 +196,10 @@ fn waiting_promotion_keeps_checking_and_can_still_fail() {
     w.hook_calls.clear();
     w.set_metric("request-success-rate", Ok(50.0));
     w.next_interval();
-    assert!(w.hook_calls.contains(&HookType::ConfirmPromotion));
+    assert!(
+        !w.hook_calls.contains(&HookType::ConfirmPromotion),
+        "confirm-promotion is asked only after the tick's checks pass"
+    );
     assert_eq!(w.status.failed_checks, 1);
     let d = w.next_interval();
     assert_eq!(d.status.phase, CanaryPhase::Failed);
@@ -353,13 +349,13 @@ fn metrics_are_queried_only_when_a_step_is_due() {
     )));
     w.new_revision("v2");
     w.tick();
-    assert!(!metrics_due(&w.input()), "no metrics before traffic");
+    assert!(!w.metrics_due(), "no metrics before traffic");
     w.next_interval();
-    assert!(!metrics_due(&w.input()), "re-entry right after a step");
+    assert!(!w.metrics_due(), "re-entry right after a step");
     w.now += chrono::Duration::seconds(59);
-    assert!(!metrics_due(&w.input()));
+    assert!(!w.metrics_due());
     w.now += chrono::Duration::seconds(1);
-    assert!(metrics_due(&w.input()));
+    assert!(w.metrics_due());
 }
 
 #[test]

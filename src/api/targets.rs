@@ -1,0 +1,299 @@
+//! What the objects Serin derives from a Canary must be: routable by the provider in effect
+//! (weights, request matches and mirroring only where the router can express them), validly
+//! named (`<apex>-primary` and `<apex>-canary` Services, the `<target>-primary` copy, route host
+//! names), and nobody else's (a target another Canary has, or a copy Serin generated). Pure.
+
+use super::Canary;
+use super::validate::{Errors, FieldError};
+
+/// Longest Service name (an RFC 1035 label).
+const MAX_SERVICE_NAME: usize = 63;
+/// Longest object name (an RFC 1123 subdomain).
+const MAX_OBJECT_NAME: usize = 253;
+/// Most host names an HTTPRoute takes (Gateway API's `hostnames` maxItems).
+const MAX_ROUTE_HOSTNAMES: usize = 16;
+
+/// What only some routers can do: split by weight, match requests, mirror; and what an adopted
+/// route (spec.routeRef, whose weights alone Serin changes) cannot carry.
+pub(super) fn check_routing(errs: &mut Errors, provider: &str, canary: &Canary) {
+    let a = &canary.spec.analysis;
+    let has_match = a.r#match.as_ref().is_some_and(|m| !m.is_empty());
+    let mirror = a.mirror == Some(true);
+    if provider == "kubernetes" {
+        if has_match {
+            errs.add("spec.analysis.match", "the kubernetes provider switches Service selectors and cannot route requests by header or cookie; A/B testing needs a mesh or gateway provider");
+        }
+        if mirror {
+            errs.add(
+                "spec.analysis.mirror",
+                "the kubernetes provider cannot mirror traffic; use a mesh or gateway provider",
+            );
+        }
+    }
+    if canary.spec.route_ref.is_some() {
+        if has_match {
+            errs.add("spec.analysis.match", "an adopted route (spec.routeRef) only has its weights changed; A/B matches need Serin's own route (remove spec.routeRef)");
+        }
+        if mirror {
+            errs.add("spec.analysis.mirror", "an adopted route (spec.routeRef) only has its weights changed; mirroring needs Serin's own route (remove spec.routeRef)");
+        }
+    }
+    let hosts = canary.spec.service.hosts.iter().flatten();
+    for (i, host) in hosts.enumerate() {
+        if !valid_host(host) {
+            errs.add(
+                format!("spec.service.hosts[{i}]"),
+                format!("'{host}' is not a host name (lowercase DNS name, optionally starting with '*.')"),
+            );
+        }
+    }
+    let count = canary.spec.service.hosts.as_ref().map_or(0, Vec::len);
+    if provider.starts_with("gatewayapi") && count > MAX_ROUTE_HOSTNAMES {
+        errs.add(
+            "spec.service.hosts",
+            format!("{count} host names; an HTTPRoute takes at most {MAX_ROUTE_HOSTNAMES}"),
+        );
+    }
+}
+
+/// A DNS name (RFC 1123 subdomain), optionally a wildcard `*.example.com`, as routes accept them.
+fn valid_host(host: &str) -> bool {
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    !name.is_empty()
+        && name.len() <= MAX_OBJECT_NAME
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// Names Serin derives from the Canary's must be valid objects names: `<apex>-primary` and
+/// `<apex>-canary` Services, the `<target>-primary` copy.
+pub(super) fn check_names(errs: &mut Errors, canary: &Canary) {
+    let apex = canary.apex_name();
+    let path = if canary.spec.service.name.is_some() {
+        "spec.service.name"
+    } else {
+        "spec.targetRef.name"
+    };
+    let longest = format!("{apex}-primary");
+    if longest.len() > MAX_SERVICE_NAME {
+        errs.add(
+            path,
+            format!(
+                "the Service '{longest}' would have {} characters; Service names have at most {MAX_SERVICE_NAME}, so this name can have at most {}",
+                longest.len(),
+                MAX_SERVICE_NAME - "-primary".len()
+            ),
+        );
+    }
+    let target = &canary.spec.target_ref.name;
+    if target.len() + "-primary".len() > MAX_OBJECT_NAME {
+        errs.add(
+            "spec.targetRef.name",
+            format!("'{target}-primary' would be longer than {MAX_OBJECT_NAME} characters"),
+        );
+    }
+}
+
+/// Serin's generated copies of a target, by suffix; a Canary must not target one of them.
+const GENERATED_SUFFIXES: [&str; 3] = ["-primary", "-canary", "-baseline"];
+
+/// Refuses a target that another Canary already has (the Canary created first keeps it), or
+/// that Serin generated for one (`generated_by`: the Canary that owns the target object, or a
+/// `-primary`, `-canary` or `-baseline` copy of another Canary's target). Acting on such a
+/// target would scale another app's primary to zero.
+pub fn target_conflicts<'a>(
+    canary: &Canary,
+    others: impl Iterator<Item = &'a Canary>,
+    generated_by: Option<&str>,
+) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    let me = &canary.spec.target_ref;
+    let kind = format!("{:?}", me.kind);
+    if let Some(owner) = generated_by {
+        out.push(FieldError {
+            path: "spec.targetRef.name".into(),
+            message: format!("{kind} {} was generated by Serin for Canary {owner}; target the app's own {kind} instead", me.name),
+        });
+    }
+    let my_name = canary.metadata.name.as_deref().unwrap_or_default();
+    let my_age = (
+        canary.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        my_name,
+    );
+    for other in others {
+        let other_name = other.metadata.name.as_deref().unwrap_or_default();
+        if other.metadata.namespace != canary.metadata.namespace || other_name == my_name {
+            continue;
+        }
+        let theirs = &other.spec.target_ref;
+        if theirs.kind != me.kind {
+            continue;
+        }
+        let older = (
+            other.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            other_name,
+        ) < my_age;
+        if theirs.name == me.name && older {
+            out.push(FieldError {
+                path: "spec.targetRef.name".into(),
+                message: format!("{kind} {} is already the target of Canary {other_name}; a target can have one Canary", me.name),
+            });
+        }
+        if let Some(suffix) = GENERATED_SUFFIXES
+            .iter()
+            .find(|s| me.name == format!("{}{s}", theirs.name))
+        {
+            out.push(FieldError {
+                path: "spec.targetRef.name".into(),
+                message: format!("{kind} {} is the {suffix} copy Serin makes for Canary {other_name}; target the app's own {kind} ({}) instead", me.name, theirs.name),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::validate::{validate, validate_for};
+
+    fn canary(name: &str, target: &str, created: &str, extra: serde_json::Value) -> Canary {
+        let mut c = serde_json::json!({"apiVersion": "serin.io/v1beta1", "kind": "Canary",
+            "metadata": {"name": name, "namespace": "test", "creationTimestamp": created},
+            "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                "service": {"port": 80}, "analysis": {"interval": "1m", "threshold": 2, "iterations": 3}}});
+        json_patch::merge(&mut c["spec"], &extra);
+        serde_json::from_value(c).unwrap()
+    }
+
+    fn messages(errs: Vec<FieldError>) -> Vec<String> {
+        errs.into_iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn a_second_canary_on_a_target_is_refused_and_the_first_keeps_it() {
+        let first = canary("a", "web", "2026-01-01T00:00:00Z", serde_json::json!({}));
+        let second = canary("b", "web", "2026-01-02T00:00:00Z", serde_json::json!({}));
+        let all = [first.clone(), second.clone()];
+        assert!(target_conflicts(&first, all.iter(), None).is_empty());
+        assert_eq!(
+            messages(target_conflicts(&second, all.iter(), None)),
+            [
+                "spec.targetRef.name: Deployment web is already the target of Canary a; a target can have one Canary"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_copy_serin_generated_is_never_a_target() {
+        let app = canary("web", "web", "2026-01-01T00:00:00Z", serde_json::json!({}));
+        let thief = canary(
+            "x",
+            "web-primary",
+            "2026-01-02T00:00:00Z",
+            serde_json::json!({}),
+        );
+        let all = [app.clone(), thief.clone()];
+        let got = messages(target_conflicts(&thief, all.iter(), None));
+        assert_eq!(got.len(), 1);
+        assert!(
+            got[0].contains("the -primary copy Serin makes for Canary web"),
+            "{got:?}"
+        );
+        assert!(target_conflicts(&app, all.iter(), None).is_empty());
+        let owned = messages(target_conflicts(&thief, std::iter::empty(), Some("web")));
+        assert!(
+            owned[0].contains("was generated by Serin for Canary web"),
+            "{owned:?}"
+        );
+    }
+
+    #[test]
+    fn a_weight_plan_on_the_kubernetes_provider_is_refused_whoever_chose_the_provider() {
+        let weighted = serde_json::json!({"analysis": {"iterations": null, "stepWeight": 20, "maxWeight": 80}});
+        let c = canary("web", "web", "2026-01-01T00:00:00Z", weighted);
+        let errs = messages(validate(&c).unwrap_err());
+        assert!(
+            errs[0].starts_with(
+                "spec.analysis.iterations: the kubernetes provider cannot split traffic"
+            ),
+            "{errs:?}"
+        );
+        assert!(validate_for(&c, "istio").is_ok());
+        assert!(validate_for(&c, "kubernetes").is_err());
+    }
+
+    #[test]
+    fn what_a_router_cannot_express_is_refused_naming_the_field() {
+        let ab = serde_json::json!({"analysis": {"match": [{"headers": {"x-canary": {"exact": "1"}}}], "mirror": true}});
+        let c = canary("web", "web", "2026-01-01T00:00:00Z", ab.clone());
+        let errs = messages(validate_for(&c, "kubernetes").unwrap_err());
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("spec.analysis.match: the kubernetes provider")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("spec.analysis.mirror: the kubernetes provider")),
+            "{errs:?}"
+        );
+        let mut adopted = ab;
+        adopted["routeRef"] = serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "name": "r"});
+        let c = canary("web", "web", "2026-01-01T00:00:00Z", adopted);
+        let errs = messages(validate_for(&c, "gatewayapi").unwrap_err());
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("spec.analysis.match: an adopted route")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("spec.analysis.mirror: an adopted route")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn host_names_and_derived_names_must_be_valid() {
+        let hosts: Vec<String> = (0..17).map(|i| format!("h{i}.example.com")).collect();
+        let c = canary(
+            "web",
+            "web",
+            "2026-01-01T00:00:00Z",
+            serde_json::json!({"service": {"hosts": hosts}}),
+        );
+        let errs = messages(validate_for(&c, "gatewayapi").unwrap_err());
+        assert_eq!(
+            errs,
+            ["spec.service.hosts: 17 host names; an HTTPRoute takes at most 16"]
+        );
+        assert!(validate_for(&c, "istio").is_ok());
+        let c = canary(
+            "web",
+            "web",
+            "2026-01-01T00:00:00Z",
+            serde_json::json!({"service": {"hosts": ["", "*.ok.example", "Bad_Host"]}}),
+        );
+        let errs = messages(validate_for(&c, "istio").unwrap_err());
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].starts_with("spec.service.hosts[0]: '' is not a host name"));
+        assert!(errs[1].starts_with("spec.service.hosts[2]: 'Bad_Host' is not a host name"));
+        let long = "a".repeat(56);
+        let c = canary("web", &long, "2026-01-01T00:00:00Z", serde_json::json!({}));
+        let errs = messages(validate(&c).unwrap_err());
+        assert!(
+            errs[0].starts_with(&format!(
+                "spec.targetRef.name: the Service '{long}-primary' would have 64 characters"
+            )),
+            "{errs:?}"
+        );
+    }
+}

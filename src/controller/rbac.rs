@@ -1,0 +1,88 @@
+//! Every permission Serin needs, collected from the seams that declare them next to their calls.
+//! The Helm chart's ClusterRole/Role must grant exactly these; tests hold the chart to this list
+//! and this list to the calls the controller makes against the sim. Pure data.
+
+use std::collections::BTreeSet;
+
+use crate::rbac::{Grant, Needed, Rule};
+
+/// Every rule Serin declares.
+pub fn all() -> Vec<Rule> {
+    [
+        crate::controller::RBAC,
+        crate::workload::RBAC,
+        crate::router::gateway_api::RBAC,
+        crate::router::istio::RBAC,
+        crate::router::smi::RBAC,
+        crate::controller::leader::RBAC,
+    ]
+    .concat()
+}
+
+/// Routers whose route kinds the chart can grant (`routers.<name>` values).
+pub const ROUTERS: &[&str] = &["gatewayApi", "istio", "smi"];
+
+/// The (group, resource, verb) triples granted for the watched namespaces with these routers on.
+pub fn grants(routers: &[&str]) -> BTreeSet<Grant> {
+    expand(all().iter().filter(|r| match r.needed {
+        Needed::Always => true,
+        Needed::LeaderElection => false,
+        Needed::Router(name) => routers.contains(&name),
+    }))
+}
+
+/// The triples granted in the controller's namespace with leader election on.
+pub fn leader_election_grants() -> BTreeSet<Grant> {
+    expand(all().iter().filter(|r| r.needed == Needed::LeaderElection))
+}
+
+fn expand<'a>(rules: impl Iterator<Item = &'a Rule>) -> BTreeSet<Grant> {
+    let mut out = BTreeSet::new();
+    for rule in rules {
+        for resource in rule.resources {
+            for verb in rule.verbs {
+                out.insert((
+                    rule.group.to_string(),
+                    resource.to_string(),
+                    verb.to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_router_rule_names_a_known_router_and_verbs_are_real() {
+        let verbs = [
+            "get", "list", "watch", "create", "update", "patch", "delete",
+        ];
+        for rule in all() {
+            if let Needed::Router(name) = rule.needed {
+                assert!(ROUTERS.contains(&name), "{name}");
+            }
+            assert!(!rule.why.is_empty());
+            for verb in rule.verbs {
+                assert!(verbs.contains(verb), "{verb} in {rule:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn nothing_is_granted_twice_and_no_wildcards() {
+        let mut seen = BTreeSet::new();
+        for rule in all() {
+            for r in rule.resources {
+                assert!(!r.contains('*') && !rule.group.contains('*'));
+                for verb in rule.verbs {
+                    let grant = (rule.group, *r, *verb, format!("{:?}", rule.needed));
+                    assert!(seen.insert(grant), "{r} {verb} twice");
+                }
+            }
+        }
+    }
+}
