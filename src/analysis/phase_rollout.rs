@@ -109,6 +109,9 @@ fn start(
     t.status.last_applied_spec = Some(rev.to_string());
     t.status.tracked_configs = tracked(target);
     reset_counters(t);
+    // The canary is being scaled up: its readiness deadline counts from now, not from the first
+    // reconcile that sees it (a controller restarted in between must not extend it).
+    t.status.not_ready_since = Some(t.now);
     rotate_cookies(input.spec, &mut t.status, rev, t.now);
     t.step_taken();
     t.set_phase(CanaryPhase::Progressing);

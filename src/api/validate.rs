@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::duration::parse_duration;
-pub use super::targets::target_conflicts;
+pub use super::targets::{Owners, target_conflicts};
 use super::{
     AlertProvider, Canary, CanaryAnalysis, CanaryMetric, MetricProviderType, MetricTemplate,
     TargetKind,

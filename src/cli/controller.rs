@@ -81,6 +81,11 @@ pub struct ControllerArgs {
     /// first come, first served.
     #[arg(long, env = "SERIN_MAX_CONCURRENT_CANARIES", default_value_t = 0)]
     pub max_concurrent_canaries: usize,
+    /// Longest pause between retries of a request the API server refused (admission policy,
+    /// RBAC, quota, invalid object): retries back off exponentially from 2 s up to this, with
+    /// jitter. Transient failures (409, 5xx, timeouts) are retried within seconds regardless.
+    #[arg(long, env = "SERIN_RETRY_MAX", default_value = "2m", value_parser = parse_timeout)]
+    pub retry_max: std::time::Duration,
     /// Prefixes of target labels the primary copies (comma-separated; `*` for all). Selector
     /// labels are always copied.
     #[arg(
@@ -188,6 +193,7 @@ pub async fn controller(args: ControllerArgs) -> i32 {
         max_concurrent_canaries: (args.max_concurrent_canaries > 0)
             .then_some(args.max_concurrent_canaries),
         metrics_timeout: args.metrics_timeout,
+        retry_max: args.retry_max,
         labels: crate::workload::LabelFilter {
             include: args.include_label_prefix.clone(),
             exclude: args.exclude_label_prefix.clone(),

@@ -218,20 +218,21 @@ fn conflicts(ctx: &Context, canary: &Canary, w: &Workloads) -> Vec<FieldError> {
         .as_ref()
         .map(|s| s.state())
         .unwrap_or_default();
-    let generated_by = w
-        .target
-        .as_ref()
-        .and_then(|t| t.metadata.owner_references.as_ref())
-        .and_then(|refs| {
-            refs.iter()
-                .find(|r| r.kind == "Canary" && r.api_version.starts_with("serin.io/"))
-                .map(|r| r.name.clone())
-        });
-    api::validate::target_conflicts(
-        canary,
-        others.iter().map(|c| c.as_ref()),
-        generated_by.as_deref(),
-    )
+    let canary_owner = |d: &Option<k8s_openapi::api::apps::v1::Deployment>| {
+        d.as_ref()
+            .and_then(|d| d.metadata.owner_references.as_ref())
+            .and_then(|refs| {
+                refs.iter()
+                    .find(|r| r.kind == "Canary" && r.api_version.starts_with("serin.io/"))
+                    .map(|r| r.name.clone())
+            })
+    };
+    let (target, primary) = (canary_owner(&w.target), canary_owner(&w.primary));
+    let owners = api::validate::Owners {
+        target: target.as_deref(),
+        primary: primary.as_deref(),
+    };
+    api::validate::target_conflicts(canary, others.iter().map(|c| c.as_ref()), owners)
 }
 
 /// One reconcile up to and including its writes. Ok carries the class of a refused effect when
