@@ -123,6 +123,12 @@ impl Caches {
     }
 }
 
+/// Hook answers by hook name.
+type HookAnswers = std::collections::BTreeMap<String, crate::analysis::HookOutcome>;
+
+/// How many Canaries' once-per-revision hook answers are remembered.
+const HOOK_MEMO: usize = 4096;
+
 /// The refusals in a row of one Canary: how many (for the backoff), and how many of them were the
 /// same refusal as the last one (for showing it: a 409 on one write and then on another is
 /// ordinary weather; the same write refused again and again is news).
@@ -140,6 +146,8 @@ pub struct Context {
     written: std::sync::Mutex<std::collections::HashMap<String, (u64, Option<std::time::Instant>)>>,
     /// Refusals in a row, per Canary (namespace/name); gone after a clean reconcile.
     streaks: std::sync::Mutex<std::collections::HashMap<String, Streak>>,
+    /// Answers of once-per-revision hooks, by `namespace/name@revision` (bounded).
+    hook_memo: std::sync::Mutex<std::collections::BTreeMap<String, HookAnswers>>,
     /// Reflector caches; None fields fall back to API reads.
     pub caches: Caches,
     /// API client.
@@ -162,6 +170,7 @@ impl Context {
             caches: Caches::default(),
             written: Default::default(),
             streaks: Default::default(),
+            hook_memo: Default::default(),
             slots: Default::default(),
         }
     }
@@ -205,6 +214,25 @@ impl Context {
             streak.last = refusal.message.clone();
         }
         (streak.count, streak.same)
+    }
+
+    /// The remembered answers of once-per-revision hooks for `key` (`namespace/name@revision`).
+    pub fn remembered_hooks(&self, key: &str) -> Option<HookAnswers> {
+        self.hook_memo.lock().ok()?.get(key).cloned()
+    }
+
+    /// Remembers once-per-revision hook answers (the oldest keys go first beyond the bound).
+    pub fn remember_hooks(&self, key: &str, answers: &HookAnswers) {
+        if let Ok(mut m) = self.hook_memo.lock() {
+            m.retain(|k, _| !k.starts_with(&format!("{}@", key.split('@').next().unwrap_or(key))));
+            if m.len() >= HOOK_MEMO {
+                let first = m.keys().next().cloned();
+                if let Some(first) = first {
+                    m.remove(&first);
+                }
+            }
+            m.insert(key.to_string(), answers.clone());
+        }
     }
 
     /// Whether the last reconcile of this Canary had a refusal.

@@ -375,8 +375,9 @@ async fn observe_stages(
             return;
         }
         if !needs.hooks.is_empty() {
-            let answers = calls::call_hooks(ctx, canary, &needs.hooks, &subject, None).await;
-            observed.hooks.extend(answers);
+            observed
+                .hooks
+                .extend(call_hooks_once(ctx, canary, status, &needs.hooks, &subject).await);
         }
         if needs.metrics {
             observed
@@ -388,6 +389,37 @@ async fn observe_stages(
         canary = canary.metadata.name.as_deref().unwrap_or_default(),
         "observation did not settle in 6 stages"
     );
+}
+
+/// Calls the hooks of `kinds`, except that pre-rollout hooks (once per revision) are not called
+/// again for the same revision when an earlier reconcile called them but could not write its
+/// status (the API server went away in between): their answers are remembered. Across a restart
+/// of the controller itself that memory is gone (at-least-once, like every webhook).
+async fn call_hooks_once(
+    ctx: &Context,
+    canary: &Canary,
+    status: &CanaryStatus,
+    kinds: &[crate::api::HookType],
+    subject: &crate::hooks::Subject,
+) -> std::collections::BTreeMap<String, analysis::HookOutcome> {
+    use crate::api::HookType;
+    let key = format!(
+        "{}/{}@{}",
+        canary.namespace_or_default(),
+        canary.metadata.name.as_deref().unwrap_or_default(),
+        status.last_applied_spec.as_deref().unwrap_or_default()
+    );
+    let once = kinds.contains(&HookType::PreRollout);
+    if once && let Some(answers) = ctx.remembered_hooks(&key) {
+        return answers;
+    }
+    let answers = calls::call_hooks(ctx, canary, kinds, subject, None).await;
+    // Only a pass is remembered: a failed pre-rollout is asked again at the next tick, as Flagger
+    // does, counting a failed check each time.
+    if once && answers.values().all(analysis::HookOutcome::is_success) {
+        ctx.remember_hooks(&key, &answers);
+    }
+    answers
 }
 
 /// First sight of a Canary: say early if a metrics provider does not answer (Flagger checks
