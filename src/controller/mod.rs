@@ -37,7 +37,7 @@ use crate::workload::PRIMARY_SUFFIX;
 /// What the controller itself calls: its watches and caches, the Canary writes, the objects a
 /// Canary names, and Events. (Objects it creates are in `workload::RBAC` and the routers'.)
 pub const RBAC: &[crate::rbac::Rule] = {
-    use crate::rbac::{Needed::Always, Rule};
+    use crate::rbac::{Needed, Needed::Always, Rule};
     &[
         Rule {
             group: "serin.io",
@@ -85,8 +85,15 @@ pub const RBAC: &[crate::rbac::Rule] = {
             group: "",
             resources: &["secrets"],
             verbs: &["list", "watch"],
+            needed: Needed::SecretTracking,
+            why: "watch the metadata of tracked Secrets, never their values (a change brings their Canaries back)",
+        },
+        Rule {
+            group: "",
+            resources: &["secrets"],
+            verbs: &["get"],
             needed: Always,
-            why: "watch Secret metadata only (values are read when a referenced Secret changes)",
+            why: "read the Secret a MetricTemplate, AlertProvider or webhook names (secretRef): credentials for that call only",
         },
         Rule {
             group: "events.k8s.io",
