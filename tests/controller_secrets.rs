@@ -2,7 +2,7 @@
 //! a Secret is initialised and rolled out while the controller never lists, watches, reads or
 //! writes a Secret (the primary uses it by its own name, and a change to it is not a revision);
 //! with one namespace named, the controller's Secret calls all go to that namespace, Secrets are
-//! tracked there as usual and left alone elsewhere.
+//! tracked there as usual and left alone elsewhere. A bad value stops start-up with one sentence.
 
 mod common;
 
@@ -334,4 +334,39 @@ async fn with_one_namespace_named_secret_calls_stay_in_it() {
         "Secret calls outside test: {elsewhere:?}"
     );
     assert_calls_are_granted_with(&cluster, &[], false, &named);
+}
+
+/// A bad `--secret-namespaces` stops `serin controller` at start-up with one clear sentence,
+/// before it connects anywhere.
+#[test]
+fn a_bad_secret_namespaces_value_is_one_sentence_at_start_up() {
+    for (args, says) in [
+        (
+            vec!["--secret-namespaces", "Apps"],
+            "`Apps` is not a namespace name",
+        ),
+        (
+            vec!["--secret-namespaces", "none,apps"],
+            "`none` cannot be combined with namespace names",
+        ),
+        (
+            vec!["--namespace", "apps", "--secret-namespaces", "shop"],
+            "--secret-namespaces names shop, which --namespace=apps does not watch",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_serin"))
+            .arg("controller")
+            .args(&args)
+            .env_remove("SERIN_SECRET_NAMESPACES")
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let first = stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("error: ") && first.contains(says),
+            "{args:?}: {stderr}"
+        );
+    }
 }
