@@ -12,6 +12,9 @@ pub enum Needed {
     LeaderElection,
     /// Only when this router is enabled (the chart's `routers.<name>` value).
     Router(&'static str),
+    /// Only where Secrets are tracked (`--secret-namespaces`; the chart's `secretTracking`):
+    /// in the watched namespaces by default, in a Role per named namespace, or nowhere.
+    SecretTracking,
 }
 
 /// One RBAC rule: these verbs on these resources of one API group.

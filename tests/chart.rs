@@ -1,7 +1,8 @@
 //! The Helm chart with Helm's own engine (helm-sdkpy, set up by scripts/test.sh in
-//! target/helm-venv): lint, install into `serin sim serve` in each mode, RBAC rules equal to the
-//! ones the code declares (`serin::rbac`), the values schema refusing bad values, upgrades, and
-//! every rendered flag accepted by `serin controller`. (The chart's files: tests/chart_files.rs.)
+//! target/helm-venv): lint, install into `serin sim serve` in each mode (cluster, namespace, and
+//! Secret tracking everywhere, in named namespaces or off), RBAC rules equal to the ones the code
+//! declares (`serin::rbac`), the values schema refusing bad values, upgrades, and every rendered
+//! flag accepted by `serin controller`. (The chart's files: tests/chart_files.rs.)
 
 mod common;
 
@@ -43,16 +44,15 @@ fn chart() -> String {
     root().join("charts/serin").display().to_string()
 }
 
-/// A sim with the release namespace `serin-system` (and `apps`, for namespaced mode).
+/// A sim with the release namespace `serin-system` (and `apps` and `shop`, for namespaced mode
+/// and Secret tracking in named namespaces).
 fn cluster() -> Server {
     let s = serve();
-    let out = common::kubectl(
-        &s,
-        &["apply", "-f", "-"],
-        Some(
-            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: serin-system\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: apps\n",
-        ),
-    );
+    let namespaces: Vec<String> = ["serin-system", "apps", "shop"]
+        .iter()
+        .map(|n| format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {n}\n"))
+        .collect();
+    let out = common::kubectl(&s, &["apply", "-f", "-"], Some(&namespaces.join("---\n")));
     assert!(out.status.success(), "{out:?}");
     s
 }
@@ -146,8 +146,9 @@ fn default_install_holds_a_hardened_deployment_least_privilege_rbac_and_the_crds
         "{a:?}"
     );
     assert!(
-        !a.iter()
-            .any(|x| x.starts_with("--namespace") || x == "--leader-elect"),
+        !a.iter().any(|x| x.starts_with("--namespace")
+            || x == "--leader-elect"
+            || x.starts_with("--secret-namespaces")),
         "{a:?}"
     );
 
@@ -204,6 +205,74 @@ fn namespaced_mode_uses_a_role_in_the_watched_namespace() {
     );
     let d = get(&s, &["-n", "serin-system", "get", "deployment", "serin"]);
     assert!(args(&d).contains(&"--namespace=apps".to_string()));
+}
+
+/// Whether a Role `serin-secrets` (Secret tracking per namespace) is in one of these namespaces.
+fn any_secret_role(s: &Server, namespaces: &[&str]) -> bool {
+    let named = |r: &Value| r["metadata"]["name"] == "serin-secrets";
+    let roles = |ns: &&str| get(s, &["-n", ns, "get", "roles"])["items"].clone();
+    namespaces
+        .iter()
+        .any(|ns| roles(ns).as_array().unwrap().iter().any(named))
+}
+
+#[test]
+fn secret_tracking_in_named_namespaces_is_a_role_each_and_nothing_cluster_wide() {
+    use serin::controller::rbac;
+    let s = cluster();
+    install(
+        &s,
+        json!({"secretTracking": {"namespaces": ["apps", "shop"]}}),
+    )
+    .unwrap();
+    let role = get(&s, &["get", "clusterrole", "serin"]);
+    assert_eq!(
+        grants(&role),
+        rbac::grants_without_secret_tracking(&[]),
+        "no Secret list/watch/write cluster-wide"
+    );
+    for ns in ["apps", "shop"] {
+        let role = get(&s, &["-n", ns, "get", "role", "serin-secrets"]);
+        assert_eq!(grants(&role), rbac::secret_tracking_grants(), "{ns}");
+        let binding = get(&s, &["-n", ns, "get", "rolebinding", "serin-secrets"]);
+        assert_eq!(binding["roleRef"]["name"], "serin-secrets");
+        assert_eq!(binding["subjects"][0]["namespace"], "serin-system");
+    }
+    assert!(!any_secret_role(&s, &["serin-system"]));
+    let d = get(&s, &["-n", "serin-system", "get", "deployment", "serin"]);
+    assert!(args(&d).contains(&"--secret-namespaces=apps,shop".to_string()));
+}
+
+#[test]
+fn secret_tracking_off_grants_only_the_credential_read() {
+    use serin::controller::rbac;
+    let s = cluster();
+    install(&s, json!({"secretTracking": {"enabled": false}})).unwrap();
+    let role = get(&s, &["get", "clusterrole", "serin"]);
+    // Only the credential `get` on Secrets is left (controller::rbac's unit tests hold that).
+    assert_eq!(grants(&role), rbac::grants_without_secret_tracking(&[]));
+    assert!(!any_secret_role(&s, &["serin-system", "apps", "shop"]));
+    let d = get(&s, &["-n", "serin-system", "get", "deployment", "serin"]);
+    assert!(args(&d).contains(&"--secret-namespaces=none".to_string()));
+}
+
+#[test]
+fn namespaced_mode_with_secret_tracking_named_keeps_it_in_its_own_role() {
+    use serin::controller::rbac;
+    let s = cluster();
+    install(
+        &s,
+        json!({"rbac": {"scope": "namespace"}, "namespace": "apps",
+            "secretTracking": {"namespaces": ["apps"]}}),
+    )
+    .unwrap();
+    let role = get(&s, &["-n", "apps", "get", "role", "serin"]);
+    assert_eq!(grants(&role), rbac::grants_without_secret_tracking(&[]));
+    let role = get(&s, &["-n", "apps", "get", "role", "serin-secrets"]);
+    assert_eq!(grants(&role), rbac::secret_tracking_grants());
+    let d = get(&s, &["-n", "serin-system", "get", "deployment", "serin"]);
+    let a = args(&d);
+    assert!(a.contains(&"--secret-namespaces=apps".to_string()), "{a:?}");
 }
 
 #[test]
@@ -320,6 +389,28 @@ fn bad_values_are_refused_naming_the_value_and_nothing_is_installed() {
         err.contains("namespace is required when rbac.scope is namespace"),
         "{err}"
     );
+    let err = install(&s, json!({"secretTracking": {"namespaces": ["Apps"]}})).unwrap_err();
+    assert!(err.contains("secretTracking"), "{err}");
+    let err = install(
+        &s,
+        json!({"secretTracking": {"enabled": false, "namespaces": ["apps"]}}),
+    )
+    .unwrap_err();
+    assert!(
+        err.contains(
+            "secretTracking.namespaces must be empty when secretTracking.enabled is false"
+        ),
+        "{err}"
+    );
+    let err = install(
+        &s,
+        json!({"namespace": "apps", "secretTracking": {"namespaces": ["shop"]}}),
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("secretTracking.namespaces names shop, which namespace=apps does not watch"),
+        "{err}"
+    );
     let deploys = get(&s, &["-n", "serin-system", "get", "deployments"]);
     assert_eq!(deploys["items"], json!([]), "nothing half-applied");
 }
@@ -362,7 +453,8 @@ fn every_rendered_flag_and_variable_is_accepted_by_serin_controller() {
             "leaderElection": {"enabled": true}, "concurrency": 4, "maxConcurrentCanaries": 10, "clusterName": "prod-eu",
             "eventWebhook": "https://events.example.com/serin", "extraArgs": ["--metrics-timeout=5s"],
             "alerts": {"channel": "deploys", "severity": "warn", "urlSecretRef": {"name": "serin-alerts"}},
-            "labelPrefixes": {"include": "app,team", "exclude": "argocd.argoproj.io/"}}),
+            "labelPrefixes": {"include": "app,team", "exclude": "argocd.argoproj.io/"},
+            "secretTracking": {"namespaces": ["apps"]}}),
     )
     .unwrap();
     let d = get(&s, &["-n", "serin-system", "get", "deployment", "serin"]);
@@ -379,6 +471,10 @@ fn every_rendered_flag_and_variable_is_accepted_by_serin_controller() {
         parsed.metrics_timeout,
         std::time::Duration::from_secs(5),
         "extraArgs override the chart's flags"
+    );
+    assert_eq!(
+        parsed.secret_namespaces,
+        serin::workload::SecretTracking::parse("apps").unwrap()
     );
     for flag in [
         "--namespace=apps",

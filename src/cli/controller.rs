@@ -17,6 +17,18 @@ pub struct ControllerArgs {
     /// Watch Canaries in this namespace only (default: all namespaces).
     #[arg(long, env = "SERIN_NAMESPACE", value_name = "NS")]
     pub namespace: Option<String>,
+    /// Where the Secrets that targets reference are tracked: `*` in every namespace watched,
+    /// `none` nowhere, or comma-separated namespaces (one metadata watch each, never a
+    /// cluster-wide list). Where they are not tracked, Serin never lists, reads or copies them:
+    /// the primary uses them by their own names and a change to one is not a new revision
+    /// (ConfigMaps are tracked either way).
+    #[arg(
+        long,
+        env = "SERIN_SECRET_NAMESPACES",
+        value_name = "*|none|NS,...",
+        default_value = "*"
+    )]
+    pub secret_namespaces: crate::workload::SecretTracking,
     /// Provider for Canaries whose spec names none.
     #[arg(long, env = "SERIN_MESH_PROVIDER", default_value = "kubernetes")]
     pub mesh_provider: String,
@@ -134,6 +146,17 @@ fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
 /// Runs `serin controller` until SIGTERM / Ctrl-C.
 pub async fn controller(args: ControllerArgs) -> i32 {
     init_logging(&args.log_format, &args.log_level);
+    if let Some(ns) = args
+        .secret_namespaces
+        .unwatched(args.namespace.as_deref())
+        .first()
+    {
+        eprintln!(
+            "error: --secret-namespaces names {ns}, which --namespace={} does not watch",
+            args.namespace.as_deref().unwrap_or_default()
+        );
+        return 2;
+    }
     let config = match load_kube_config(args.kubeconfig.clone()).await {
         Ok(c) => c,
         Err(e) => {
@@ -198,6 +221,7 @@ pub async fn controller(args: ControllerArgs) -> i32 {
             include: args.include_label_prefix.clone(),
             exclude: args.exclude_label_prefix.clone(),
         },
+        secret_tracking: args.secret_namespaces.clone(),
         ..Default::default()
     };
     if let Some(addr) = args.metrics_addr {
@@ -209,7 +233,7 @@ pub async fn controller(args: ControllerArgs) -> i32 {
             }
         }
     }
-    tracing::info!(namespace = args.namespace.as_deref().unwrap_or("<all>"), provider = %args.mesh_provider, "serin controller starting");
+    tracing::info!(namespace = args.namespace.as_deref().unwrap_or("<all>"), provider = %args.mesh_provider, secret_namespaces = %args.secret_namespaces, "serin controller starting");
     if args.leader_elect {
         let identity =
             std::env::var("POD_NAME").unwrap_or_else(|_| format!("serin-{}", std::process::id()));

@@ -17,7 +17,7 @@ use super::{Context, calls};
 use crate::analysis::{Decision, Effect, EventType, ScaleTo};
 use crate::api::Canary;
 use crate::router::Router;
-use crate::workload::{self, apply, primary_name, referenced_configs};
+use crate::workload::{self, SecretTracking, apply, primary_name};
 
 /// What applying a decision's cluster effects came to.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -28,7 +28,11 @@ pub struct Applied {
     pub refused: Option<Refusal>,
 }
 
-fn renames_of(canary: &Canary, w: &Workloads) -> BTreeMap<String, String> {
+fn renames_of(
+    canary: &Canary,
+    w: &Workloads,
+    secrets: &SecretTracking,
+) -> BTreeMap<String, String> {
     if !workload::config_tracking_enabled(canary, w.target.as_ref()) {
         return BTreeMap::new();
     }
@@ -38,7 +42,8 @@ fn renames_of(canary: &Canary, w: &Workloads) -> BTreeMap<String, String> {
         .and_then(|t| t.spec.as_ref())
         .and_then(|s| s.template.spec.as_ref());
     pod.map(|p| {
-        referenced_configs(p)
+        secrets
+            .tracked_refs(&canary.namespace_or_default(), p)
             .into_iter()
             .map(|r| (r.name().to_string(), primary_name(r.name())))
             .collect()
@@ -127,7 +132,8 @@ async fn apply_one(
                 .as_ref()
                 .filter(|t| workload::config_tracking_enabled(canary, Some(t)))
             {
-                apply::copy_configs(&ctx.client, &ns, t, &owner).await?;
+                apply::copy_configs(&ctx.client, &ns, t, &owner, &ctx.settings.secret_tracking)
+                    .await?;
             }
         }
         Effect::EnsurePrimary | Effect::Promote => {
@@ -138,7 +144,7 @@ async fn apply_one(
                 let src = apply::PrimarySource {
                     target: t,
                     daemonset: w.target_daemonset.as_ref(),
-                    renames: &renames_of(canary, w),
+                    renames: &renames_of(canary, w, &ctx.settings.secret_tracking),
                     owner: owner.clone(),
                     revision: revision.unwrap_or_default(),
                     filter: &ctx.settings.labels,

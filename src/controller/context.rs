@@ -34,6 +34,8 @@ pub struct Settings {
     pub max_concurrent_canaries: Option<usize>,
     /// Longest pause between retries of a refused request (they back off exponentially up to it).
     pub retry_max: std::time::Duration,
+    /// Where the Secrets that targets reference are tracked (`--secret-namespaces`).
+    pub secret_tracking: crate::workload::SecretTracking,
 }
 
 impl Default for Settings {
@@ -52,6 +54,7 @@ impl Default for Settings {
             cluster_name: None,
             max_concurrent_canaries: None,
             retry_max: std::time::Duration::from_secs(120),
+            secret_tracking: Default::default(),
         }
     }
 }

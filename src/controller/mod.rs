@@ -14,6 +14,7 @@ pub mod rbac;
 mod reconcile;
 pub mod refusal;
 mod report;
+mod secret_watches;
 pub mod slots;
 pub mod watches;
 
@@ -21,9 +22,8 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::Api;
-use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 
@@ -37,7 +37,7 @@ use crate::workload::PRIMARY_SUFFIX;
 /// What the controller itself calls: its watches and caches, the Canary writes, the objects a
 /// Canary names, and Events. (Objects it creates are in `workload::RBAC` and the routers'.)
 pub const RBAC: &[crate::rbac::Rule] = {
-    use crate::rbac::{Needed::Always, Rule};
+    use crate::rbac::{Needed, Needed::Always, Rule};
     &[
         Rule {
             group: "serin.io",
@@ -85,8 +85,15 @@ pub const RBAC: &[crate::rbac::Rule] = {
             group: "",
             resources: &["secrets"],
             verbs: &["list", "watch"],
+            needed: Needed::SecretTracking,
+            why: "watch the metadata of tracked Secrets, never their values (a change brings their Canaries back)",
+        },
+        Rule {
+            group: "",
+            resources: &["secrets"],
+            verbs: &["get"],
             needed: Always,
-            why: "watch Secret metadata only (values are read when a referenced Secret changes)",
+            why: "read the Secret a MetricTemplate, AlertProvider or webhook names (secretRef): credentials for that call only",
         },
         Rule {
             group: "events.k8s.io",
@@ -174,11 +181,6 @@ async fn run_with(
     settings: Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    // Metadata-only requests: Serin never holds Secret values in its caches.
-    let secrets: Api<PartialObjectMeta<Secret>> = match &namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
     let (canaries, deploys, daemons, configs, services) = match &namespace {
         Some(ns) => (
             Api::<Canary>::namespaced(client.clone(), ns),
@@ -231,10 +233,8 @@ async fn run_with(
         .touched_objects();
     let by_daemonset = store.clone();
     let (config_cache, config_writer) = reflector::store::<ConfigMap>();
-    let (secret_cache, secret_writer) = reflector::store::<PartialObjectMeta<Secret>>();
-    let secret_stream = slim_watch(secrets, "Secret")
-        .reflect(secret_writer)
-        .touched_objects();
+    let (secret_caches, secret_stream) =
+        secret_watches::watch(&client, namespace.as_deref(), &settings.secret_tracking);
     let (deployments_synced, deployments_listed) = synced_channel();
     let deploy_stream = slim_watch(deploys, "Deployment")
         .reflect(deploy_writer)
@@ -259,7 +259,7 @@ async fn run_with(
         daemonsets: Some(daemonset_cache),
         configs: crate::workload::apply::ConfigSources {
             configmaps: Some(config_cache),
-            secrets: Some(secret_cache),
+            secrets: secret_caches,
             secret_sums: Default::default(),
         },
         services: Some(service_cache),
@@ -295,7 +295,7 @@ async fn run_with(
                 &format!("configmap/{}", cm.metadata.name.unwrap_or_default()),
             )
         })
-        .watches_stream(secret_stream, move |s: PartialObjectMeta<Secret>| {
+        .watches_stream(secret_stream, move |s: secret_watches::SecretMeta| {
             tracking(
                 &by_secret,
                 s.metadata.namespace.as_deref(),

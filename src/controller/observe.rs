@@ -122,8 +122,8 @@ pub async fn observe(
             Some(TargetState {
                 template_hash: workload::template_hash(t),
                 configs: if workload::config_tracking_enabled(canary, Some(t)) {
-                    workload::apply::tracked_configs(&ctx.client, &ns, t, &ctx.caches.configs)
-                        .await?
+                    let (sources, secrets) = (&ctx.caches.configs, &ctx.settings.secret_tracking);
+                    workload::apply::tracked_configs(&ctx.client, &ns, t, sources, secrets).await?
                 } else {
                     Default::default()
                 },

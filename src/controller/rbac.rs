@@ -22,12 +22,30 @@ pub fn all() -> Vec<Rule> {
 /// Routers whose route kinds the chart can grant (`routers.<name>` values).
 pub const ROUTERS: &[&str] = &["gatewayApi", "istio", "smi"];
 
-/// The (group, resource, verb) triples granted for the watched namespaces with these routers on.
+/// The (group, resource, verb) triples granted for the watched namespaces with these routers on,
+/// with Secrets tracked wherever the controller watches (`--secret-namespaces` unset: the default).
 pub fn grants(routers: &[&str]) -> BTreeSet<Grant> {
+    watched_namespace_grants(routers, true)
+}
+
+/// `grants` without the Secret-tracking rules: what the watched namespaces get when
+/// `--secret-namespaces` names namespaces (each gets `secret_tracking_grants` in a Role of its
+/// own) or is `none`.
+pub fn grants_without_secret_tracking(routers: &[&str]) -> BTreeSet<Grant> {
+    watched_namespace_grants(routers, false)
+}
+
+/// The triples granted in each namespace `--secret-namespaces` names.
+pub fn secret_tracking_grants() -> BTreeSet<Grant> {
+    expand(all().iter().filter(|r| r.needed == Needed::SecretTracking))
+}
+
+fn watched_namespace_grants(routers: &[&str], secret_tracking: bool) -> BTreeSet<Grant> {
     expand(all().iter().filter(|r| match r.needed {
         Needed::Always => true,
         Needed::LeaderElection => false,
         Needed::Router(name) => routers.contains(&name),
+        Needed::SecretTracking => secret_tracking,
     }))
 }
 
@@ -69,6 +87,24 @@ mod tests {
             for verb in rule.verbs {
                 assert!(verbs.contains(verb), "{verb} in {rule:?}");
             }
+        }
+    }
+
+    #[test]
+    fn secret_tracking_is_the_only_way_to_list_watch_or_write_secrets() {
+        let secret = |g: &Grant| g.0.is_empty() && g.1 == "secrets";
+        let without: Vec<Grant> = grants_without_secret_tracking(ROUTERS)
+            .into_iter()
+            .filter(secret)
+            .collect();
+        // Credentials a Canary's resources name (secretRef) are read by name, never listed.
+        assert_eq!(without, [("".into(), "secrets".into(), "get".into())]);
+        let tracking = secret_tracking_grants();
+        assert!(tracking.iter().all(secret));
+        for verb in ["get", "list", "watch", "create", "patch"] {
+            let grant = ("".to_string(), "secrets".to_string(), verb.to_string());
+            assert!(tracking.contains(&grant), "{verb}");
+            assert!(grants(&[]).contains(&grant), "{verb}");
         }
     }
 

@@ -14,7 +14,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::json;
 
-use super::{ConfigRef, build_primary, config_checksum, primary_name, referenced_configs};
+use super::{ConfigRef, SecretTracking, build_primary, config_checksum, primary_name};
 use crate::api::FIELD_MANAGER;
 
 fn apply_params() -> PatchParams {
@@ -22,15 +22,16 @@ fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
 }
 
-/// Where tracked configs are read from: the controller's caches, or the API when a field is None.
+/// Where tracked configs are read from: the controller's caches, or the API when there is none.
 /// Secret values are never cached: Secrets are watched metadata-only, and a Secret is read only
 /// when its resourceVersion differs from the one its remembered checksum was computed from.
 #[derive(Clone, Default)]
 pub struct ConfigSources {
     /// ConfigMaps.
     pub configmaps: Option<Store<ConfigMap>>,
-    /// Secrets' metadata (no data).
-    pub secrets: Option<Store<PartialObjectMeta<Secret>>>,
+    /// Secrets' metadata (no data): one store per Secret watch — all watched namespaces, or one
+    /// per namespace `--secret-namespaces` names. Empty: Secrets are read from the API.
+    pub secrets: Vec<Store<PartialObjectMeta<Secret>>>,
     /// Checksums of Secrets by (namespace, name): (resourceVersion, checksum).
     pub secret_sums: Arc<Mutex<SecretSums>>,
 }
@@ -46,12 +47,14 @@ impl ConfigSources {
         name: &str,
     ) -> kube::Result<Option<String>> {
         let key = (ns.to_string(), name.to_string());
-        let rv = match &self.secrets {
-            Some(store) => match store.get(&ObjectRef::new(name).within(ns)) {
+        let rv = if self.secrets.is_empty() {
+            None
+        } else {
+            let key = ObjectRef::new(name).within(ns);
+            match self.secrets.iter().find_map(|store| store.get(&key)) {
                 Some(meta) => meta.metadata.resource_version.clone(),
                 None => return Ok(None),
-            },
-            None => None,
+            }
         };
         if let (Some(rv), Ok(sums)) = (&rv, self.secret_sums.lock())
             && let Some((seen, sum)) = sums.get(&key)
@@ -82,18 +85,20 @@ impl ConfigSources {
 }
 
 /// The tracked configs of a target: checksums by `configmap/<name>` / `secret/<name>`. A referenced
-/// object that does not exist is skipped (Kubernetes itself would keep such pods pending).
+/// object that does not exist is skipped (Kubernetes itself would keep such pods pending), and so
+/// is a Secret where `secrets` does not track them (it is never read).
 pub async fn tracked_configs(
     client: &kube::Client,
     ns: &str,
     target: &Deployment,
     sources: &ConfigSources,
+    secrets: &SecretTracking,
 ) -> kube::Result<BTreeMap<String, String>> {
     let Some(pod) = target.spec.as_ref().and_then(|s| s.template.spec.as_ref()) else {
         return Ok(BTreeMap::new());
     };
     let mut out = BTreeMap::new();
-    for r in referenced_configs(pod) {
+    for r in secrets.tracked_refs(ns, pod) {
         let sum = match &r {
             ConfigRef::ConfigMap(n) => match &sources.configmaps {
                 Some(store) => store
@@ -113,18 +118,28 @@ pub async fn tracked_configs(
     Ok(out)
 }
 
-/// Applies `<name>-primary` copies of every referenced config; returns the rename map.
+/// Applies `<name>-primary` copies of every tracked config (Secrets only where `secrets` tracks
+/// them: the primary uses the others by their own names); returns the rename map.
 pub async fn copy_configs(
     client: &kube::Client,
     ns: &str,
     target: &Deployment,
     owner: &OwnerReference,
+    secrets: &SecretTracking,
 ) -> kube::Result<BTreeMap<String, String>> {
     let Some(pod) = target.spec.as_ref().and_then(|s| s.template.spec.as_ref()) else {
         return Ok(BTreeMap::new());
     };
+    let untracked = secrets.untracked_secrets(ns, pod);
+    if !untracked.is_empty() {
+        // Once per copy (init and each promotion): quiet, and says why a Secret change of this
+        // target starts no rollout. Names only, never a value.
+        let target = target.metadata.name.as_deref().unwrap_or_default();
+        tracing::info!(namespace = ns, target, secrets = %untracked.join(","),
+            "Secrets are not tracked here (--secret-namespaces): the primary uses them by their own names");
+    }
     let mut renames = BTreeMap::new();
-    for r in referenced_configs(pod) {
+    for r in secrets.tracked_refs(ns, pod) {
         let copy = primary_name(r.name());
         match &r {
             ConfigRef::ConfigMap(n) => {

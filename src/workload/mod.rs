@@ -8,15 +8,18 @@ pub mod daemonset;
 pub mod hpa;
 pub mod primary;
 mod readiness;
+mod secret_tracking;
 
 pub use configs::{ConfigRef, config_checksum, referenced_configs, rewrite_config_refs};
 pub use primary::{LabelFilter, PRIMARY_SUFFIX, build_primary, primary_name, template_hash};
 pub use readiness::readiness;
+pub use secret_tracking::SecretTracking;
 
 /// What applying a workload calls: reading the target and its tracked ConfigMaps/Secrets, and
-/// server-side applying the `-primary` copies, the Services and the primary HPA.
+/// server-side applying the `-primary` copies, the Services and the primary HPA. The Secret rule
+/// is granted only where Secrets are tracked (`--secret-namespaces`).
 pub const RBAC: &[crate::rbac::Rule] = {
-    use crate::rbac::{Needed::Always, Rule};
+    use crate::rbac::{Needed, Needed::Always, Rule};
     &[
         Rule {
             group: "apps",
@@ -34,10 +37,17 @@ pub const RBAC: &[crate::rbac::Rule] = {
         },
         Rule {
             group: "",
-            resources: &["configmaps", "secrets"],
+            resources: &["configmaps"],
             verbs: &["get", "create", "patch"],
             needed: Always,
-            why: "read tracked ConfigMaps/Secrets; apply their -primary copies",
+            why: "read tracked ConfigMaps; apply their -primary copies",
+        },
+        Rule {
+            group: "",
+            resources: &["secrets"],
+            verbs: &["get", "create", "patch"],
+            needed: Needed::SecretTracking,
+            why: "read a tracked Secret's data when it changed (its checksum); apply its -primary copy",
         },
         Rule {
             group: "autoscaling",

@@ -238,10 +238,32 @@ pub async fn initialized_then_new_image(client: &kube::Client) -> String {
 /// by the RBAC rules Serin declares (`serin::rbac`) with `routers` enabled — so a new call without
 /// a rule fails here, and the chart test holds the chart to the same rules.
 pub fn assert_calls_are_granted(cluster: &Cluster, routers: &[&str], leader_election: bool) {
-    let mut granted = serin::controller::rbac::grants(routers);
+    let secrets = serin::workload::SecretTracking::Watched;
+    assert_calls_are_granted_with(cluster, routers, leader_election, &secrets);
+}
+
+/// `assert_calls_are_granted` with Secret tracking as `--secret-namespaces` sets it: limited to
+/// named namespaces, its rules come from a Role per namespace, so they never grant a call across
+/// all namespaces (which namespace a call went to is the caller's to check).
+pub fn assert_calls_are_granted_with(
+    cluster: &Cluster,
+    routers: &[&str],
+    leader_election: bool,
+    secrets: &serin::workload::SecretTracking,
+) {
+    use serin::controller::rbac;
+    use serin::workload::SecretTracking;
+    let mut granted = match secrets {
+        SecretTracking::Watched => rbac::grants(routers),
+        _ => rbac::grants_without_secret_tracking(routers),
+    };
     if leader_election {
-        granted.extend(serin::controller::rbac::leader_election_grants());
+        granted.extend(rbac::leader_election_grants());
     }
+    let per_namespace = match secrets {
+        SecretTracking::Namespaces(_) => rbac::secret_tracking_grants(),
+        _ => Default::default(),
+    };
     let log = cluster.state().lock().unwrap().access_log.clone();
     let made: Vec<_> = log.keys().filter(|a| a.agent == "serin").collect();
     if std::env::var("SERIN_DUMP_ACCESS").is_ok() {
@@ -250,8 +272,18 @@ pub fn assert_calls_are_granted(cluster: &Cluster, routers: &[&str], leader_elec
     assert!(!made.is_empty(), "the controller made no calls: {log:?}");
     let missing: Vec<String> = made
         .iter()
-        .filter(|a| !granted.contains(&(a.group.clone(), a.resource.clone(), a.verb.to_string())))
-        .map(|a| format!("{} {}/{}", a.verb, a.group, a.resource))
+        .filter(|a| {
+            let grant = (a.group.clone(), a.resource.clone(), a.verb.to_string());
+            !granted.contains(&grant) && (a.all_namespaces || !per_namespace.contains(&grant))
+        })
+        .map(|a| {
+            let scope = if a.all_namespaces {
+                " (all namespaces)"
+            } else {
+                ""
+            };
+            format!("{} {}/{}{scope}", a.verb, a.group, a.resource)
+        })
         .collect();
     assert!(
         missing.is_empty(),

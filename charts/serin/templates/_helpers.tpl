@@ -39,3 +39,33 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- .Values.namespace }}
 {{- end }}
 {{- end }}
+
+{{/* The value of --secret-namespaces ("none", "a,b", or empty for the default `*`), checked
+against the values: names need tracking on, and must be the watched namespace when one is set. */}}
+{{- define "serin.secretNamespaces" -}}
+{{- $names := .Values.secretTracking.namespaces }}
+{{- if not .Values.secretTracking.enabled }}
+{{- if $names }}
+{{- fail "secretTracking.namespaces must be empty when secretTracking.enabled is false" }}
+{{- end }}
+{{- "none" }}
+{{- else if $names }}
+{{- $watched := include "serin.watchNamespace" . }}
+{{- range $names }}
+{{- if and $watched (ne . $watched) }}
+{{- fail (printf "secretTracking.namespaces names %s, which namespace=%s does not watch" . $watched) }}
+{{- end }}
+{{- end }}
+{{- join "," $names }}
+{{- end }}
+{{- end }}
+
+{{/* Config tracking's Secret rules (serin::rbac's Needed::SecretTracking), granted where Secrets
+are tracked: in the ClusterRole/Role, or in a Role per secretTracking.namespaces entry. */}}
+{{- define "serin.secretTrackingRules" -}}
+# Tracked Secrets: metadata watched (never values), data read when one changed, copied to
+# -primary. RBAC cannot limit create to the -primary names.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, watch, create, patch]
+{{- end }}
