@@ -78,7 +78,7 @@ async fn a_500_is_retried_and_204_is_success() {
     let body = &r.hits()[0].body;
     assert_eq!(
         body,
-        &json!({"name": "podinfo", "namespace": "test", "phase": "Progressing", "checksum": "abc", "metadata": {}})
+        &json!({"name": "podinfo", "namespace": "test", "phase": "Progressing", "checksum": "abc"})
     );
 }
 
