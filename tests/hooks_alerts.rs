@@ -1,6 +1,6 @@
 //! Webhook calls and alert sends against local receivers: retries after a 500, 204 as success,
 //! a receiver that never answers (timeout), no redirects followed, HMAC signatures; alerts retried
-//! and given up with a clear error.
+//! (but not after a 4xx) and given up with a clear error.
 
 mod common;
 
@@ -144,6 +144,7 @@ async fn alerts_are_retried_and_given_up_with_a_clear_error() {
     let r = receiver::start(Arc::new(|path, n| match path {
         "/flaky" if n == 0 => Some(500),
         "/broken" => Some(500),
+        "/revoked" => Some(404),
         "/hang" => None,
         _ => Some(200),
     }))
@@ -162,6 +163,12 @@ async fn alerts_are_retried_and_given_up_with_a_clear_error() {
         notifier(format!("{}/broken", r.url)).send(&note()).await,
         Err("Webhook alert not delivered after 3 attempts: HTTP 500".into())
     );
+    assert_eq!(
+        notifier(format!("{}/revoked", r.url)).send(&note()).await,
+        Err("Webhook alert not delivered after 1 attempt: HTTP 404".into()),
+        "a revoked chat webhook stays revoked: no retry"
+    );
+    assert_eq!(r.paths().iter().filter(|p| *p == "/revoked").count(), 1);
     assert_eq!(
         notifier(format!("{}/hang", r.url)).send(&note()).await,
         Err("Webhook alert not delivered after 3 attempts: no answer before the timeout".into())
