@@ -225,22 +225,19 @@ async fn loadtester_gates_task_types_and_limits() {
         200
     );
 
-    let bash = json!({"name": "podinfo", "namespace": "test", "metadata": {"type": "bash", "cmd": "curl x"}});
+    let unknown = json!({"name": "podinfo", "namespace": "test", "metadata": {"type": "jmeter", "cmd": "run x"}});
     assert_eq!(
-        post(&format!("{lt}/"), bash).await,
-        (
-            400,
-            "task type 'bash' is not supported; use type: cmd with a hey command".into()
-        )
+        post(&format!("{lt}/"), unknown).await,
+        (400, "unknown task type jmeter".into())
     );
     let target = receiver::ok().await;
     let task =
         |cmd: String| json!({"name": "podinfo", "namespace": "test", "metadata": {"cmd": cmd}});
     let long = task(format!("hey -z 3s -q 2 -c 1 {}/a", target.url));
-    assert_eq!(post(&format!("{lt}/"), long.clone()).await.0, 200);
+    assert_eq!(post(&format!("{lt}/"), long.clone()).await.0, 202);
     assert_eq!(
         post(&format!("{lt}/"), long).await,
-        (200, "task already running for podinfo.test".into())
+        (202, "task already running for podinfo.test".into())
     );
     let second = task(format!("hey -z 3s -q 2 -c 1 {}/b", target.url));
     assert_eq!(
