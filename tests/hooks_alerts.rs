@@ -1,6 +1,6 @@
 //! Webhook calls and alert sends against local receivers: retries after a 500, 204 as success,
 //! a receiver that never answers (timeout), no redirects followed, HMAC signatures; alerts retried
-//! and given up with a clear error.
+//! (but not after a 4xx) and given up with a clear error.
 
 mod common;
 
@@ -78,7 +78,7 @@ async fn a_500_is_retried_and_204_is_success() {
     let body = &r.hits()[0].body;
     assert_eq!(
         body,
-        &json!({"name": "podinfo", "namespace": "test", "phase": "Progressing", "checksum": "abc", "metadata": {}})
+        &json!({"name": "podinfo", "namespace": "test", "phase": "Progressing", "checksum": "abc"})
     );
 }
 
@@ -144,6 +144,7 @@ async fn alerts_are_retried_and_given_up_with_a_clear_error() {
     let r = receiver::start(Arc::new(|path, n| match path {
         "/flaky" if n == 0 => Some(500),
         "/broken" => Some(500),
+        "/revoked" => Some(404),
         "/hang" => None,
         _ => Some(200),
     }))
@@ -162,6 +163,12 @@ async fn alerts_are_retried_and_given_up_with_a_clear_error() {
         notifier(format!("{}/broken", r.url)).send(&note()).await,
         Err("Webhook alert not delivered after 3 attempts: HTTP 500".into())
     );
+    assert_eq!(
+        notifier(format!("{}/revoked", r.url)).send(&note()).await,
+        Err("Webhook alert not delivered after 1 attempt: HTTP 404".into()),
+        "a revoked chat webhook stays revoked: no retry"
+    );
+    assert_eq!(r.paths().iter().filter(|p| *p == "/revoked").count(), 1);
     assert_eq!(
         notifier(format!("{}/hang", r.url)).send(&note()).await,
         Err("Webhook alert not delivered after 3 attempts: no answer before the timeout".into())
@@ -218,22 +225,19 @@ async fn loadtester_gates_task_types_and_limits() {
         200
     );
 
-    let bash = json!({"name": "podinfo", "namespace": "test", "metadata": {"type": "bash", "cmd": "curl x"}});
+    let unknown = json!({"name": "podinfo", "namespace": "test", "metadata": {"type": "jmeter", "cmd": "run x"}});
     assert_eq!(
-        post(&format!("{lt}/"), bash).await,
-        (
-            400,
-            "task type 'bash' is not supported; use type: cmd with a hey command".into()
-        )
+        post(&format!("{lt}/"), unknown).await,
+        (400, "unknown task type jmeter".into())
     );
     let target = receiver::ok().await;
     let task =
         |cmd: String| json!({"name": "podinfo", "namespace": "test", "metadata": {"cmd": cmd}});
     let long = task(format!("hey -z 3s -q 2 -c 1 {}/a", target.url));
-    assert_eq!(post(&format!("{lt}/"), long.clone()).await.0, 200);
+    assert_eq!(post(&format!("{lt}/"), long.clone()).await.0, 202);
     assert_eq!(
         post(&format!("{lt}/"), long).await,
-        (200, "task already running for podinfo.test".into())
+        (202, "task already running for podinfo.test".into())
     );
     let second = task(format!("hey -z 3s -q 2 -c 1 {}/b", target.url));
     assert_eq!(

@@ -1,5 +1,7 @@
 //! The web and Datadog providers, and the Prometheus provider's auth and headers, against local
-//! HTTP receivers on 127.0.0.1 that record what they got and answer in each service's shape.
+//! HTTP receivers on 127.0.0.1 that record what they got and answer in each service's shape:
+//! credentials go per request on shared clients, 5xx/429 answers are `Unavailable` (with a short
+//! excerpt free of credentials), other non-2xx are query errors.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -87,6 +89,8 @@ async fn web_provider_gets_or_posts_and_picks_the_value() {
         ),
         "/html" => (200, "text/html", "<html>hi</html>".into()),
         "/fail" => (500, "text/plain", "backend down".into()),
+        "/busy" => (429, "text/plain", "slow down".into()),
+        "/gone" => (404, "text/plain", "no such page".into()),
         _ => (
             200,
             "application/json",
@@ -144,8 +148,22 @@ async fn web_provider_gets_or_posts_and_picks_the_value() {
     let fail = WebProvider::new(&format!("{url}/fail"), None, HttpSettings::default()).unwrap();
     assert_eq!(
         fail.query("$.x").await,
-        Err(MetricError::Query(
+        Err(MetricError::Unavailable(
             "HTTP 500 Internal Server Error: backend down".into()
+        ))
+    );
+    let busy = WebProvider::new(&format!("{url}/busy"), None, HttpSettings::default()).unwrap();
+    assert_eq!(
+        busy.query("$.x").await,
+        Err(MetricError::Unavailable(
+            "HTTP 429 Too Many Requests: slow down".into()
+        ))
+    );
+    let gone = WebProvider::new(&format!("{url}/gone"), None, HttpSettings::default()).unwrap();
+    assert_eq!(
+        gone.query("$.x").await,
+        Err(MetricError::Query(
+            "HTTP 404 Not Found: no such page".into()
         ))
     );
     let nowhere = WebProvider::new("http://127.0.0.1:9/x", None, HttpSettings::default()).unwrap();
@@ -220,6 +238,130 @@ async fn prometheus_provider_sends_auth_and_headers() {
     assert_eq!(seen[0].path, "/api/v1/query");
     assert_eq!(seen[0].headers["authorization"], "Bearer prom-token");
     assert_eq!(seen[0].headers["x-scope-orgid"], "team-a");
+    // Clients are shared per TLS mode: another provider's credentials never ride along.
+    let anonymous = PrometheusProvider::new(&url, HttpSettings::default()).unwrap();
+    assert_eq!(anonymous.query("sum(up)").await, Ok(99.5));
+    let seen = log.lock().unwrap().clone();
+    assert!(!seen[1].headers.contains_key("authorization"));
+    assert!(!seen[1].headers.contains_key("x-scope-orgid"));
+    assert!(seen[1].headers["user-agent"].starts_with("serin/"));
+}
+
+#[tokio::test]
+async fn prometheus_that_cannot_answer_is_unavailable_and_rejections_are_query_errors() {
+    let (url, _log) = receiver(|path| match path {
+        "/down/api/v1/query" => (
+            503,
+            "text/html",
+            "<html><body>503 upstream down (Authorization: Bearer prom-token)</body></html>".into(),
+        ),
+        "/overloaded/api/v1/query" => (
+            503,
+            "application/json",
+            r#"{"status":"error","errorType":"unavailable","error":"too many queries"}"#.into(),
+        ),
+        "/slow/api/v1/query" => (
+            503,
+            "application/json",
+            r#"{"status":"error","errorType":"timeout","error":"query timed out in expression evaluation"}"#.into(),
+        ),
+        "/limited/api/v1/query" => (429, "text/plain", "rate limited".into()),
+        "/denied/api/v1/query" => (401, "text/plain", "unauthorized".into()),
+        _ => (
+            422,
+            "application/json",
+            r#"{"status":"error","errorType":"execution","error":"many-to-many matching not allowed"}"#
+                .into(),
+        ),
+    })
+    .await;
+    let at = |path: &str| {
+        PrometheusProvider::new(
+            &format!("{url}{path}"),
+            settings(Auth::Bearer("prom-token".into())),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        at("/down").query("up").await,
+        Err(MetricError::Unavailable(
+            "HTTP 503 Service Unavailable: <html><body>503 upstream down (Authorization: Bearer ***)</body></html>"
+                .into()
+        ))
+    );
+    assert_eq!(
+        at("/overloaded").query("up").await,
+        Err(MetricError::Unavailable(
+            "HTTP 503 Service Unavailable: unavailable: too many queries".into()
+        ))
+    );
+    assert_eq!(
+        at("/slow").query("up").await,
+        Err(MetricError::Timeout(Duration::from_secs(5)))
+    );
+    assert_eq!(
+        at("/limited").query("up").await,
+        Err(MetricError::Unavailable(
+            "HTTP 429 Too Many Requests: rate limited".into()
+        ))
+    );
+    assert_eq!(
+        at("/denied").query("up").await,
+        Err(MetricError::Query(
+            "HTTP 401 Unauthorized: unauthorized".into()
+        ))
+    );
+    assert_eq!(
+        at("/rejected").query("a * on() b").await,
+        Err(MetricError::Query(
+            "execution: many-to-many matching not allowed".into()
+        ))
+    );
+}
+
+#[tokio::test]
+async fn datadog_that_cannot_answer_is_unavailable_and_its_errors_are_quoted() {
+    // Datadog's API path is absolute: one receiver per behaviour.
+    let (down, _) = receiver(|_| (502, "text/html", "<h1>Bad Gateway</h1>".into())).await;
+    let (limited, _) = receiver(|_| {
+        (
+            429,
+            "application/json",
+            r#"{"errors": ["Rate limit of 300 requests in 3600 seconds reached"]}"#.into(),
+        )
+    })
+    .await;
+    let (bad, _) = receiver(|_| {
+        (
+            400,
+            "application/json",
+            r#"{"errors": ["Error parsing query: unable to parse sum:foo{: Rule 'scope_expr' didn't match"]}"#
+                .into(),
+        )
+    })
+    .await;
+    let at = |url: &str| {
+        DatadogProvider::new(url, Duration::from_secs(60), HttpSettings::default()).unwrap()
+    };
+    assert_eq!(
+        at(&down).query("sum:foo{*}").await,
+        Err(MetricError::Unavailable(
+            "HTTP 502 Bad Gateway: <h1>Bad Gateway</h1>".into()
+        ))
+    );
+    assert_eq!(
+        at(&limited).query("sum:foo{*}").await,
+        Err(MetricError::Unavailable(
+            "HTTP 429 Too Many Requests: Rate limit of 300 requests in 3600 seconds reached".into()
+        ))
+    );
+    assert_eq!(
+        at(&bad).query("sum:foo{").await,
+        Err(MetricError::Query(
+            "HTTP 400 Bad Request: Error parsing query: unable to parse sum:foo{: Rule 'scope_expr' didn't match"
+                .into()
+        ))
+    );
 }
 
 /// `openssl s_server` with a fresh self-signed certificate, stopped by PID on drop.

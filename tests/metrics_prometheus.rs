@@ -1,6 +1,6 @@
 //! The Prometheus provider against a real Prometheus with backfilled data: exact values of the
-//! built-in kubernetes queries, NoData, a PromQL error, several series, NaN, a stopped server and
-//! one that never answers.
+//! built-in kubernetes queries, NoData (no series, and NaN from an app without traffic), a PromQL
+//! error, several series, ±Inf, a stopped server and one that never answers.
 
 mod common;
 
@@ -10,6 +10,8 @@ use common::prometheus::{Prometheus, series};
 use serin::metrics::{HttpSettings, MetricError, PrometheusProvider, QueryModel, builtin};
 
 const POD: &str = r#"kubernetes_namespace="test",kubernetes_pod_name="podinfo-7d9f8c6b5-x2x4z""#;
+/// A pod that is scraped but serves no requests: its counters stay flat.
+const IDLE: &str = r#"kubernetes_namespace="test",kubernetes_pod_name="idle-5c8d7b9f4-q7w2e""#;
 
 /// 8 requests/s: 6 answered 200 and 2 answered 500 (75% success); latency buckets for
 /// 100 requests/s where 98 finish under 0.5 s and all under 1 s (P99 = 750 ms).
@@ -24,6 +26,11 @@ fn podinfo_traffic() -> String {
         &mut om,
         &format!(r#"http_request_duration_seconds_count{{{POD},status="500"}}"#),
         2.0,
+    );
+    series(
+        &mut om,
+        &format!(r#"http_request_duration_seconds_count{{{IDLE},status="200"}}"#),
+        0.0,
     );
     for (le, per_second) in [
         ("0.1", 50.0),
@@ -90,6 +97,11 @@ async fn builtin_queries_give_exact_values_and_no_data_without_traffic() {
         builtin_value(&p, "other", builtin::SUCCESS_RATE).await,
         Err(MetricError::NoData)
     );
+    // No traffic: 0 requests / 0 requests is NaN, which is no data, not a success rate.
+    assert_eq!(
+        builtin_value(&p, "idle", builtin::SUCCESS_RATE).await,
+        Err(MetricError::NoData)
+    );
 }
 
 #[tokio::test]
@@ -104,11 +116,19 @@ async fn errors_are_told_apart() {
     assert_eq!(
         p.query("rate(http_request_duration_seconds_count[1m])")
             .await,
-        Err(MetricError::ManySeries(2))
+        Err(MetricError::ManySeries(3))
     );
     assert_eq!(
         p.query("vector(0) / vector(0)").await,
-        Err(MetricError::NotFinite("NaN".into()))
+        Err(MetricError::NoData)
+    );
+    assert_eq!(
+        p.query("vector(1) / vector(0)").await,
+        Err(MetricError::NotFinite("+Inf".into()))
+    );
+    assert_eq!(
+        p.query("scalar(vector(-1)) / 0").await,
+        Err(MetricError::NotFinite("-Inf".into()))
     );
     assert_eq!(p.query("scalar(vector(2.5))").await, Ok(2.5));
     prom.stop();

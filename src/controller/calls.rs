@@ -113,7 +113,7 @@ pub fn post_event(
     let info = EventInfo {
         message: message.to_string(),
         kind: format!("{kind:?}"),
-        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        timestamp: chrono::Utc::now().timestamp_millis().to_string(),
     };
     let (ctx, canary) = (ctx.clone(), canary.clone());
     tokio::spawn(async move {

@@ -27,7 +27,10 @@ pub struct Resolved {
 
 fn model(canary: &Canary, m: &CanaryMetric) -> QueryModel {
     let spec = &canary.spec;
-    let window = m.interval.as_deref().unwrap_or(&spec.analysis.interval);
+    let window = m
+        .interval
+        .as_deref()
+        .unwrap_or(crate::metrics::DEFAULT_INTERVAL);
     QueryModel {
         name: canary.metadata.name.clone().unwrap_or_default(),
         namespace: canary.namespace_or_default(),
@@ -37,7 +40,7 @@ fn model(canary: &Canary, m: &CanaryMetric) -> QueryModel {
             .ingress_ref
             .as_ref()
             .map(|r| r.name.clone())
-            .unwrap_or_default(),
+            .unwrap_or_else(|| spec.target_ref.name.clone()),
         route: spec
             .route_ref
             .as_ref()
@@ -157,7 +160,7 @@ async fn from_template(
             let window = parse_duration(
                 m.interval
                     .as_deref()
-                    .unwrap_or(&canary.spec.analysis.interval),
+                    .unwrap_or(crate::metrics::DEFAULT_INTERVAL),
             )
             .unwrap_or(std::time::Duration::from_secs(60));
             let address = address.unwrap_or_else(|| datadog::DEFAULT_ADDRESS.to_string());

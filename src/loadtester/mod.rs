@@ -1,19 +1,29 @@
-//! `serin loadtester`: a drop-in for the common parts of Flagger's loadtester, in the same
-//! binary. POST `/` starts a task from a webhook's metadata (`type: cmd`, `cmd: hey …`) in the
-//! background, once per canary and command; the gate endpoints (`/gate/approve|halt|check|open|
-//! close`) and rollback endpoints (`/rollback/check|open|close`) keep Flagger's semantics; unknown
-//! task types are 400; at most `max_tasks` run at once (429 beyond). Must not import the controller.
+//! `serin loadtester`: a drop-in for Flagger's loadtester, in the same binary. POST `/` runs a
+//! task from a webhook's metadata (`tasks` has the types): `cmd` tasks (`hey`, `ghz`) start in the
+//! background and answer 202 at once; `bash`, `helm`/`helmv3` and `kubectl` block and answer 200
+//! (with the output if `returnCmdOutput: "true"`) or 500 with the error and output, as Flagger
+//! does. A task runs once per canary, type and command at a time (a repeated blocking call waits
+//! for the running one's result); at most `max_tasks` run at once (429 beyond); a task that cannot
+//! run (unknown type, missing binary, bad command) is 400. The gate endpoints
+//! (`/gate/approve|halt|check|open|close`) and rollback endpoints (`/rollback/check|open|close`)
+//! keep Flagger's semantics. Must not import the controller.
 
 pub mod hey;
+pub mod tasks;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::ffi::OsString;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::Deserialize;
+use tokio::sync::watch;
+
+use tasks::{Finished, Spec};
 
 /// What a webhook call carries (Flagger's payload).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -38,16 +48,48 @@ impl Call {
     }
 }
 
+/// How the loadtester runs tasks.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Most tasks running at once.
+    pub max_tasks: usize,
+    /// Longest run of one task (Flagger's chart sets `cmd.timeout: 1h`).
+    pub task_timeout: Duration,
+    /// Where binaries are looked up (PATH-style); the process's PATH when None.
+    pub search_path: Option<OsString>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_tasks: 4,
+            task_timeout: Duration::from_secs(3600),
+            search_path: None,
+        }
+    }
+}
+
+/// A task that is running: background ones only hold their place, blocking ones also hand their
+/// result to every caller waiting for it.
+enum Slot {
+    Background,
+    Blocking(watch::Receiver<Option<Finished>>),
+}
+
 /// Shared state of the server.
-#[derive(Default)]
 pub struct Tester {
     gates: Mutex<HashSet<String>>,
     rollbacks: Mutex<HashSet<String>>,
-    running: Mutex<HashSet<String>>,
-    max_tasks: usize,
+    running: Mutex<HashMap<String, Slot>>,
+    options: Options,
+    search: OsString,
 }
 
 type Reply = (StatusCode, String);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 fn parse_call(body: &[u8]) -> Result<Call, Reply> {
     serde_json::from_slice(body).map_err(|e| {
@@ -63,53 +105,116 @@ async fn start_task(State(t): State<Arc<Tester>>, body: axum::body::Bytes) -> Re
         Ok(c) => c,
         Err(r) => return r,
     };
-    let kind = call
-        .metadata
-        .get("type")
-        .map(String::as_str)
-        .unwrap_or("cmd");
-    if kind != "cmd" {
-        return (
-            StatusCode::BAD_REQUEST,
-            format!("task type '{kind}' is not supported; use type: cmd with a hey command"),
-        );
-    }
-    let Some(cmd) = call.metadata.get("cmd") else {
-        return (StatusCode::BAD_REQUEST, "metadata.cmd is missing".into());
-    };
-    let load = match hey::parse(cmd) {
-        Ok(l) => l,
+    let spec = match tasks::parse(&call.metadata, &t.search) {
+        Ok(s) => s,
         Err(e) => return (StatusCode::BAD_REQUEST, e),
     };
-    let key = format!("{}/{cmd}", call.key());
-    {
-        let mut running = t.running.lock().unwrap_or_else(|p| p.into_inner());
-        if running.contains(&key) {
-            return (
-                StatusCode::OK,
-                format!("task already running for {}", call.key()),
-            );
-        }
-        if running.len() >= t.max_tasks {
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("{} tasks are running; try again later", running.len()),
-            );
-        }
-        running.insert(key.clone());
+    let key = format!("{}/{}", call.key(), spec.identity);
+    if spec.blocking {
+        t.run_blocking(key, call.key(), spec).await
+    } else {
+        t.start_background(key, call.key(), spec)
     }
-    let tester = t.clone();
-    tokio::spawn(async move {
-        let outcome = hey::run(load).await;
-        tracing::info!(task = %key, answered = outcome.answered.load(std::sync::atomic::Ordering::Relaxed),
-            failed = outcome.failed.load(std::sync::atomic::Ordering::Relaxed), "load test finished");
-        tester
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key);
-    });
-    (StatusCode::OK, format!("task started for {}", call.key()))
+}
+
+impl Tester {
+    fn busy(&self, running: usize) -> Reply {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("{running} tasks are running; try again later"),
+        )
+    }
+
+    /// Runs `spec` in a spawned task (so it outlives a caller that gives up) and frees its slot
+    /// when done; the result goes to `tx` if there is one.
+    fn spawn(
+        self: &Arc<Self>,
+        key: String,
+        spec: Spec,
+        tx: Option<watch::Sender<Option<Finished>>>,
+    ) {
+        let tester = self.clone();
+        tokio::spawn(async move {
+            let log_output = spec.log_output;
+            let done = spec.task.run(tester.options.task_timeout).await;
+            tracing::info!(task = %key, ok = done.ok, summary = %done.summary, "loadtester task finished");
+            if log_output && !done.output.is_empty() {
+                tracing::info!(task = %key, output = %done.output, "loadtester task output");
+            }
+            lock(&tester.running).remove(&key);
+            if let Some(tx) = tx {
+                let _ = tx.send(Some(done));
+            }
+        });
+    }
+
+    fn start_background(self: &Arc<Self>, key: String, who: String, spec: Spec) -> Reply {
+        {
+            let mut running = lock(&self.running);
+            if running.contains_key(&key) {
+                return (
+                    StatusCode::ACCEPTED,
+                    format!("task already running for {who}"),
+                );
+            }
+            if running.len() >= self.options.max_tasks {
+                return self.busy(running.len());
+            }
+            running.insert(key.clone(), Slot::Background);
+        }
+        self.spawn(key, spec, None);
+        (StatusCode::ACCEPTED, format!("task started for {who}"))
+    }
+
+    async fn run_blocking(self: &Arc<Self>, key: String, who: String, spec: Spec) -> Reply {
+        let return_output = spec.return_output;
+        let mut rx = {
+            let mut running = lock(&self.running);
+            match running.get(&key) {
+                // The same command for the same canary is running: share its result.
+                Some(Slot::Blocking(rx)) => rx.clone(),
+                Some(Slot::Background) => {
+                    return (
+                        StatusCode::CONFLICT,
+                        format!("task already running for {who}"),
+                    );
+                }
+                None if running.len() >= self.options.max_tasks => {
+                    return self.busy(running.len());
+                }
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    running.insert(key.clone(), Slot::Blocking(rx.clone()));
+                    self.spawn(key, spec, Some(tx));
+                    rx
+                }
+            }
+        };
+        let done = match rx.wait_for(Option::is_some).await {
+            Ok(v) => v.clone(),
+            Err(_) => None,
+        };
+        match done {
+            Some(d) if d.ok => (
+                StatusCode::OK,
+                if return_output {
+                    d.output
+                } else {
+                    String::new()
+                },
+            ),
+            Some(d) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{}\n{}", d.summary, d.output)
+                    .trim_end()
+                    .to_string(),
+            ),
+            None => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the task ended without a result".into(),
+            ),
+        }
+    }
 }
 
 fn set(t: &Mutex<HashSet<String>>, body: &[u8], open: bool) -> Reply {
@@ -117,7 +222,7 @@ fn set(t: &Mutex<HashSet<String>>, body: &[u8], open: bool) -> Reply {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let mut s = t.lock().unwrap_or_else(|p| p.into_inner());
+    let mut s = lock(t);
     if open {
         s.insert(call.key());
     } else {
@@ -134,21 +239,37 @@ fn check(t: &Mutex<HashSet<String>>, body: &[u8]) -> Reply {
         Ok(c) => c,
         Err(r) => return r,
     };
-    if t.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .contains(&call.key())
-    {
+    if lock(t).contains(&call.key()) {
         (StatusCode::OK, "open".into())
     } else {
         (StatusCode::FORBIDDEN, "closed".into())
     }
 }
 
-/// The loadtester's routes.
+/// The loadtester's routes, with default options but `max_tasks`.
 pub fn router(max_tasks: usize) -> Router {
-    let state = Arc::new(Tester {
-        max_tasks: max_tasks.max(1),
+    router_with(Options {
+        max_tasks,
         ..Default::default()
+    })
+}
+
+/// The loadtester's routes.
+pub fn router_with(options: Options) -> Router {
+    let search = options
+        .search_path
+        .clone()
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_default();
+    let state = Arc::new(Tester {
+        gates: Default::default(),
+        rollbacks: Default::default(),
+        running: Default::default(),
+        options: Options {
+            max_tasks: options.max_tasks.max(1),
+            ..options
+        },
+        search,
     });
     Router::new()
         .route("/", post(start_task))
@@ -167,4 +288,12 @@ pub fn router(max_tasks: usize) -> Router {
 /// Serves the loadtester on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, max_tasks: usize) -> std::io::Result<()> {
     axum::serve(listener, router(max_tasks)).await
+}
+
+/// Serves the loadtester with `options` on `listener` until the process ends.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    options: Options,
+) -> std::io::Result<()> {
+    axum::serve(listener, router_with(options)).await
 }

@@ -1,12 +1,18 @@
 //! The Datadog provider: `GET /api/v1/query` over the last `window` with the API and
 //! application keys (Secret keys `datadog_api_key`, `datadog_application_key`, as Flagger names
-//! them); the value is the last point of the only series. No series is `NoData`.
+//! them, sent per request on the shared client); the value is the last point of the only series.
+//! No series is `NoData`; a 5xx or 429 answer is `Unavailable`, another non-2xx a query error
+//! quoting Datadog's `errors`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 use super::{HttpSettings, MetricError, finite};
+
+/// Largest answer read, in bytes.
+const MAX_BODY: usize = 4 << 20;
 
 /// Default API address.
 pub const DEFAULT_ADDRESS: &str = "https://api.datadoghq.com";
@@ -14,6 +20,7 @@ pub const DEFAULT_ADDRESS: &str = "https://api.datadoghq.com";
 /// One Datadog site.
 pub struct DatadogProvider {
     client: reqwest::Client,
+    headers: HeaderMap,
     http: HttpSettings,
     base: reqwest::Url,
     window: Duration,
@@ -30,6 +37,7 @@ impl DatadogProvider {
             .map_err(|e| MetricError::Config(format!("address '{address}' is not a URL: {e}")))?;
         Ok(DatadogProvider {
             client: http.client()?,
+            headers: http.headers()?,
             http,
             base,
             window,
@@ -44,24 +52,30 @@ impl DatadogProvider {
         let resp = self
             .client
             .get(url)
+            .timeout(self.http.timeout)
+            .headers(self.headers.clone())
             .query(query)
             .send()
             .await
             .map_err(|e| self.http.classify(&e))?;
         let status = resp.status();
-        let body: Value = resp.json().await.map_err(|e| self.http.classify(&e))?;
-        if !status.is_success() {
-            let errors = body["errors"].as_array().map(|e| {
-                e.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            });
-            return Err(MetricError::Query(format!(
-                "HTTP {status}: {}",
-                errors.unwrap_or_default()
-            )));
+        let bytes = self.http.read(resp, MAX_BODY).await?;
+        let body: Option<Value> = serde_json::from_slice(&bytes).ok();
+        // Datadog's own words when it gave them, else the raw answer.
+        let errors = body.as_ref().and_then(|b| b["errors"].as_array()).map(|e| {
+            e.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
+        let what = errors.map(String::into_bytes).unwrap_or(bytes);
+        if let Some(busy) = self.http.unavailable(status, &what) {
+            return Err(busy);
         }
+        if !status.is_success() {
+            return Err(MetricError::Query(self.http.status_line(status, &what)));
+        }
+        let body = body.ok_or_else(|| MetricError::Answer("the answer is not JSON".into()))?;
         Ok(body)
     }
 

@@ -1,15 +1,24 @@
-//! The HTTP client every metric provider is built on: our own `reqwest::Client` with a timeout
-//! (prometheus-http-query has none), TLS verified unless the template says otherwise, and auth
-//! and custom headers as default headers marked sensitive (never printed). Errors are sorted
-//! into timeouts, connection failures and the rest.
+//! The HTTP side every metric provider shares: one pooled `reqwest::Client` per TLS mode (verified,
+//! or the template's `insecureSkipVerify`), timeouts per request (prometheus-http-query has none of
+//! its own), and auth and custom headers sent per request, marked sensitive (never printed). Answers
+//! are read with a size bound; 5xx and 429 answers are `Unavailable` with a short excerpt from which
+//! every credential is scrubbed; transport errors are sorted into timeouts, connection failures and
+//! the rest. Must not import the controller.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine;
+use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
 use super::MetricError;
+
+/// `User-Agent` of every query, so providers' access logs name the caller.
+const AGENT: &str = concat!("serin/", env!("CARGO_PKG_VERSION"));
+/// Longest excerpt of an error answer quoted in a `MetricError`, in characters.
+const EXCERPT: usize = 200;
 
 /// Credentials from the template's Secret.
 #[derive(Clone, Default, PartialEq)]
@@ -80,8 +89,8 @@ fn header_name(n: &str) -> Result<HeaderName, MetricError> {
 }
 
 impl HttpSettings {
-    /// Builds the client.
-    pub fn client(&self) -> Result<reqwest::Client, MetricError> {
+    /// The auth and custom headers of every request, each marked sensitive.
+    pub fn headers(&self) -> Result<HeaderMap, MetricError> {
         let mut headers = HeaderMap::new();
         for (name, values) in &self.headers {
             for v in values {
@@ -100,11 +109,9 @@ impl HttpSettings {
                 );
             }
             Auth::Basic { username, password } => {
-                let raw = format!("{username}:{password}");
-                let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
                 headers.insert(
                     AUTHORIZATION,
-                    header_value(&format!("Basic {b64}"), "username/password")?,
+                    header_value(&basic(username, password), "username/password")?,
                 );
             }
             Auth::Headers(h) => {
@@ -113,13 +120,25 @@ impl HttpSettings {
                 }
             }
         }
-        reqwest::Client::builder()
-            .timeout(self.timeout)
-            .connect_timeout(self.timeout)
-            .default_headers(headers)
-            .danger_accept_invalid_certs(self.insecure_skip_verify)
-            .build()
-            .map_err(|e| MetricError::Config(format!("cannot build the HTTP client: {e}")))
+        Ok(headers)
+    }
+
+    /// The shared client of this TLS mode, built once per process. It carries no credentials and
+    /// no timeout: both go on each request (`headers()`, `timeout`).
+    pub fn client(&self) -> Result<reqwest::Client, MetricError> {
+        static VERIFIED: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+        static UNVERIFIED: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+        let insecure = self.insecure_skip_verify;
+        let cell = if insecure { &UNVERIFIED } else { &VERIFIED };
+        cell.get_or_init(|| {
+            reqwest::Client::builder()
+                .user_agent(AGENT)
+                .danger_accept_invalid_certs(insecure)
+                .build()
+                .map_err(|e| format!("cannot build the HTTP client: {e}"))
+        })
+        .clone()
+        .map_err(MetricError::Config)
     }
 
     /// Sorts a reqwest error (including one wrapped as a source) into ours.
@@ -132,16 +151,83 @@ impl HttpSettings {
                 }
                 // A refused connection, or a pooled one the server closed (it went away).
                 if r.is_connect() || r.is_request() {
-                    return MetricError::Connection(redact(&chain(r)));
+                    return MetricError::Connection(self.scrub(&chain(r)));
                 }
                 if r.is_decode() {
-                    return MetricError::Answer(redact(&r.to_string()));
+                    return MetricError::Answer(self.scrub(&r.to_string()));
                 }
             }
             cur = err.source();
         }
-        MetricError::Answer(redact(&e.to_string()))
+        MetricError::Answer(self.scrub(&e.to_string()))
     }
+
+    /// Reads an answer's body, at most `max` bytes.
+    pub(crate) async fn read(
+        &self,
+        mut resp: reqwest::Response,
+        max: usize,
+    ) -> Result<Vec<u8>, MetricError> {
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.classify(&e))? {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() > max {
+                return Err(MetricError::Answer(format!(
+                    "the answer is larger than {max} bytes"
+                )));
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// `Unavailable` for a 5xx or 429 answer (the provider cannot answer now; the query may be
+    /// fine), quoting `what` (the provider's own message, else the body).
+    pub(crate) fn unavailable(&self, status: StatusCode, what: &[u8]) -> Option<MetricError> {
+        let busy = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
+        busy.then(|| MetricError::Unavailable(self.status_line(status, what)))
+    }
+
+    /// `HTTP <status>: <excerpt>`, the excerpt short and without credentials.
+    pub(crate) fn status_line(&self, status: StatusCode, what: &[u8]) -> String {
+        let text = String::from_utf8_lossy(what);
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        // Scrub before cutting, so that no cut-off credential survives the cut.
+        let head: String = flat.chars().take(EXCERPT * 20).collect();
+        let clean: String = self.scrub(&head).chars().take(EXCERPT).collect();
+        if clean.is_empty() {
+            format!("HTTP {status}")
+        } else {
+            format!("HTTP {status}: {clean}")
+        }
+    }
+
+    /// `text` without any credential this provider sends (an error page may echo a request).
+    pub(crate) fn scrub(&self, text: &str) -> String {
+        let mut secrets: Vec<String> = match &self.auth {
+            Auth::None => Vec::new(),
+            Auth::Bearer(t) => vec![t.clone()],
+            Auth::Basic { username, password } => {
+                vec![password.clone(), basic(username, password)]
+            }
+            Auth::Headers(h) => h.values().cloned().collect(),
+        };
+        secrets.extend(self.headers.values().flatten().cloned());
+        let mut out = redact(text);
+        // Very short values would blank out ordinary words; they are no credentials anyway.
+        for s in secrets.iter().filter(|s| s.len() >= 4) {
+            out = out.replace(s.as_str(), "***");
+        }
+        out
+    }
+}
+
+/// The `Authorization` value of basic auth.
+fn basic(username: &str, password: &str) -> String {
+    let raw = format!("{username}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
 }
 
 /// An error and its causes in one line ("error sending request: ...: invalid peer certificate"),
@@ -190,8 +276,46 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            s.client().unwrap_err(),
+            s.headers().unwrap_err(),
             MetricError::Config("header X-Org is not a valid HTTP header value".into())
         );
+    }
+
+    #[test]
+    fn headers_are_sent_per_request_and_marked_sensitive() {
+        let s = HttpSettings {
+            headers: [("X-Org".to_string(), vec!["team-a".to_string()])].into(),
+            auth: Auth::Basic {
+                username: "u".into(),
+                password: "p".into(),
+            },
+            ..Default::default()
+        };
+        let h = s.headers().unwrap();
+        assert_eq!(h["authorization"], "Basic dTpw");
+        assert!(h.values().all(HeaderValue::is_sensitive));
+    }
+
+    #[test]
+    fn excerpts_are_short_flat_and_free_of_credentials() {
+        let s = HttpSettings {
+            auth: Auth::Bearer("t0ken-s3cret".into()),
+            ..Default::default()
+        };
+        let page = format!(
+            "<html>\n  upstream  failed for Bearer t0ken-s3cret\n{}</html>",
+            "x".repeat(500)
+        );
+        let line = s.status_line(StatusCode::BAD_GATEWAY, page.as_bytes());
+        assert!(line.starts_with("HTTP 502 Bad Gateway: <html> upstream failed for Bearer ***"));
+        assert!(!line.contains("s3cret"));
+        assert!(line.chars().count() <= "HTTP 502 Bad Gateway: ".len() + EXCERPT);
+        assert_eq!(
+            s.unavailable(StatusCode::TOO_MANY_REQUESTS, b""),
+            Some(MetricError::Unavailable(
+                "HTTP 429 Too Many Requests".into()
+            ))
+        );
+        assert_eq!(s.unavailable(StatusCode::NOT_FOUND, b"x"), None);
     }
 }

@@ -1,7 +1,9 @@
 //! Metric providers (one file each) behind a closed enum, the query template renderer and the
-//! built-in queries. A provider turns one query into one number or a `MetricError` (an empty
-//! answer is `NoData`, never 0). Providers measure; they do not judge — bounds and the `onNoData`
-//! policy are the decision core's. Must not import the controller.
+//! built-in queries. A provider turns one query into one number or a `MetricError`: an empty
+//! answer or NaN is `NoData` (never 0), ±Inf and several series are errors naming what came back,
+//! and a provider that cannot answer now (5xx, 429, timeout, no connection) is told apart from a
+//! query that failed. Providers measure; they do not judge — bounds, the `onNoData` policy and what
+//! an unavailable provider means are the decision core's. Must not import the controller.
 
 pub mod builtin;
 pub mod datadog;
@@ -23,6 +25,11 @@ use crate::analysis::MetricFailure;
 /// Default timeout of one query.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// `{{ interval }}` (the query window) of a metric without its own `interval`: Flagger's default
+/// for its built-in metrics. Not the analysis interval: with 30 s steps and 30 s scrapes,
+/// `rate(x[30s])` holds at most one sample and is empty.
+pub const DEFAULT_INTERVAL: &str = "1m";
+
 /// Why a query gave no number.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MetricError {
@@ -34,8 +41,8 @@ pub enum MetricError {
         "the query returned {0} series; it must reduce to one (use sum() or another aggregation)"
     )]
     ManySeries(usize),
-    /// The value is NaN or infinite (e.g. 0/0 with no traffic).
-    #[error("the query returned {0}, not a number")]
+    /// The value is infinite (+Inf or -Inf), which no bound can judge. (NaN is `NoData`.)
+    #[error("the query returned {0}, not a finite number")]
     NotFinite(String),
     /// The provider rejected the query; its own message.
     #[error("{0}")]
@@ -46,6 +53,10 @@ pub enum MetricError {
     /// The provider could not be reached.
     #[error("cannot connect: {0}")]
     Connection(String),
+    /// The provider answered that it cannot answer now (HTTP 5xx or 429): its status and a short
+    /// excerpt of its answer, without credentials. The query itself may be fine.
+    #[error("{0}")]
+    Unavailable(String),
     /// The provider answered, but not in the expected shape.
     #[error("unexpected answer: {0}")]
     Answer(String),
@@ -58,7 +69,7 @@ impl From<MetricError> for MetricFailure {
     fn from(e: MetricError) -> MetricFailure {
         match e {
             MetricError::NoData => MetricFailure::NoData,
-            MetricError::Timeout(_) | MetricError::Connection(_) => {
+            MetricError::Timeout(_) | MetricError::Connection(_) | MetricError::Unavailable(_) => {
                 MetricFailure::Unreachable(e.to_string())
             }
             other => MetricFailure::QueryError(other.to_string()),
@@ -66,12 +77,18 @@ impl From<MetricError> for MetricFailure {
     }
 }
 
-/// A finite value, or the error that says why not.
+/// A finite value, or the error that says why not. NaN is what PromQL gives for 0/0 (a ratio
+/// with no traffic) and `histogram_quantile` of no observations: there was nothing to measure, so
+/// it is `NoData` for the `onNoData` policy, never a number. ±Inf are named as Prometheus spells
+/// them.
 pub(crate) fn finite(v: f64) -> Result<f64, MetricError> {
-    if v.is_finite() {
-        Ok(v)
+    if v.is_nan() {
+        Err(MetricError::NoData)
+    } else if v.is_infinite() {
+        let sign = if v > 0.0 { "+" } else { "-" };
+        Err(MetricError::NotFinite(format!("{sign}Inf")))
     } else {
-        Err(MetricError::NotFinite(v.to_string()))
+        Ok(v)
     }
 }
 
@@ -102,5 +119,41 @@ impl MetricProvider {
             MetricProvider::Datadog(p) => p.is_online().await,
             MetricProvider::Web(p) => p.is_online().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nan_is_no_data_and_infinities_are_named() {
+        assert_eq!(finite(f64::NAN), Err(MetricError::NoData));
+        assert_eq!(
+            finite(f64::INFINITY).unwrap_err().to_string(),
+            "the query returned +Inf, not a finite number"
+        );
+        assert_eq!(
+            finite(f64::NEG_INFINITY),
+            Err(MetricError::NotFinite("-Inf".into()))
+        );
+        assert_eq!(finite(-0.5), Ok(-0.5));
+    }
+
+    #[test]
+    fn unavailable_providers_are_unreachable_not_failed_queries() {
+        let down = MetricError::Unavailable("HTTP 503 Service Unavailable: overloaded".into());
+        assert_eq!(
+            MetricFailure::from(down),
+            MetricFailure::Unreachable("HTTP 503 Service Unavailable: overloaded".into())
+        );
+        assert!(matches!(
+            MetricFailure::from(MetricError::Query("HTTP 400 Bad Request".into())),
+            MetricFailure::QueryError(_)
+        ));
+        assert_eq!(
+            MetricFailure::from(MetricError::NoData),
+            MetricFailure::NoData
+        );
     }
 }

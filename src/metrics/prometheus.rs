@@ -1,14 +1,25 @@
-//! The Prometheus provider: an instant query through `prometheus-http-query` on our own reqwest
-//! client. The answer must reduce to one sample: an empty vector is `NoData`, several series an
-//! error naming the count, NaN/Inf an error; Prometheus's own error text is passed on.
+//! The Prometheus provider: an instant query (`GET /api/v1/query`) through `prometheus-http-query`
+//! on the shared client of its TLS mode, with the template's credentials as per-request headers
+//! and the whole exchange bounded by the timeout. The answer must reduce to one sample: an empty
+//! vector or NaN is `NoData`, several series an error naming the count, ±Inf an error naming it.
+//! A 5xx or 429 answer is `Unavailable` (a PromQL timeout stays `Timeout`); Prometheus's own error
+//! text of a rejected query (4xx: `bad_data`, `execution`) is passed on as a query error.
 
-use prometheus_http_query::{Client, Error as PromError, response::Data};
+use prometheus_http_query::error::PrometheusError;
+use prometheus_http_query::response::{Data, PromqlResult};
+use prometheus_http_query::{Client, Error as PromError};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
 
 use super::{HttpSettings, MetricError, finite};
+
+/// Largest answer read, in bytes (a query that returns many series is an error anyway).
+const MAX_BODY: usize = 16 << 20;
 
 /// Queries one Prometheus server.
 pub struct PrometheusProvider {
     client: Client,
+    headers: HeaderMap,
     http: HttpSettings,
 }
 
@@ -20,17 +31,18 @@ impl PrometheusProvider {
                 "metrics server address '{address}' is not a URL: {e}"
             ))
         })?;
-        Ok(PrometheusProvider { client, http })
+        Ok(PrometheusProvider {
+            client,
+            headers: http.headers()?,
+            http,
+        })
     }
 
     /// Runs `query` at the current time.
     pub async fn query(&self, query: &str) -> Result<f64, MetricError> {
-        let answer = self
-            .client
-            .query(query)
-            .get()
+        let answer = tokio::time::timeout(self.http.timeout, self.fetch(query))
             .await
-            .map_err(|e| self.error(e))?;
+            .map_err(|_| MetricError::Timeout(self.http.timeout))??;
         match answer.data() {
             Data::Scalar(s) => finite(s.value()),
             Data::Vector(v) => match v.as_slice() {
@@ -55,13 +67,52 @@ impl PrometheusProvider {
         }
     }
 
-    fn error(&self, e: PromError) -> MetricError {
-        match e {
-            PromError::Prometheus(p) if p.is_timeout() => MetricError::Timeout(self.http.timeout),
-            PromError::Prometheus(p) => {
-                MetricError::Query(format!("{}: {}", p.error_type(), p.message()))
-            }
-            other => self.http.classify(&other),
+    /// Sends the query and reads the answer, the HTTP status judged before the body's shape.
+    async fn fetch(&self, query: &str) -> Result<PromqlResult, MetricError> {
+        let mut request = self.client.query(query);
+        for (name, value) in &self.headers {
+            request = request.header(name, value.clone());
+        }
+        let resp = request.get_raw().await.map_err(|e| match e {
+            PromError::Client(c) => self.http.classify(&c),
+            other => MetricError::Answer(self.http.scrub(&other.to_string())),
+        })?;
+        let status = resp.status();
+        let bytes = self.http.read(resp, MAX_BODY).await?;
+        let doc: Option<Value> = serde_json::from_slice(&bytes).ok();
+        let api_error = doc
+            .as_ref()
+            .filter(|d| d["status"] == "error")
+            .and_then(|d| serde_json::from_value::<PrometheusError>(d.clone()).ok());
+        if let Some(e) = &api_error
+            && e.is_timeout()
+        {
+            return Err(MetricError::Timeout(self.http.timeout));
+        }
+        let what = match &api_error {
+            Some(e) => format!("{}: {}", e.error_type(), e.message()).into_bytes(),
+            None => bytes,
+        };
+        if let Some(busy) = self.http.unavailable(status, &what) {
+            return Err(busy);
+        }
+        if let Some(e) = api_error {
+            return Err(MetricError::Query(format!(
+                "{}: {}",
+                e.error_type(),
+                e.message()
+            )));
+        }
+        if !status.is_success() {
+            return Err(MetricError::Query(self.http.status_line(status, &what)));
+        }
+        match doc {
+            Some(d) if d["status"] == "success" => serde_json::from_value(d["data"].clone())
+                .map_err(|e| MetricError::Answer(format!("not a query result: {e}"))),
+            _ => Err(MetricError::Answer(format!(
+                "not a Prometheus API answer: {}",
+                self.http.status_line(status, &what)
+            ))),
         }
     }
 }

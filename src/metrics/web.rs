@@ -1,8 +1,10 @@
 //! The `web` provider (Serin's addition, for users without Prometheus): an HTTP GET or POST to
 //! the template's address answering JSON; the template's query is a JSONPath (`$.data.rate`,
 //! `$.items[0].value`, `$['p99']`) picking a number or numeric string. A missing or null value is
-//! `NoData`. At most 1 MiB of an answer is read.
+//! `NoData` (so is NaN). At most 1 MiB of an answer is read. A 5xx or 429 answer is `Unavailable`,
+//! another non-2xx a query error; credentials go per request on the shared client.
 
+use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 use super::{HttpSettings, MetricError, finite};
@@ -13,6 +15,7 @@ pub const MAX_BODY: usize = 1 << 20;
 /// One JSON endpoint.
 pub struct WebProvider {
     client: reqwest::Client,
+    headers: HeaderMap,
     http: HttpSettings,
     url: reqwest::Url,
     body: Option<String>,
@@ -29,6 +32,7 @@ impl WebProvider {
             .map_err(|e| MetricError::Config(format!("address '{address}' is not a URL: {e}")))?;
         Ok(WebProvider {
             client: http.client()?,
+            headers: http.headers()?,
             http,
             url,
             body,
@@ -44,20 +48,19 @@ impl WebProvider {
                 .body(b.clone()),
             None => self.client.get(self.url.clone()),
         };
-        let mut resp = req.send().await.map_err(|e| self.http.classify(&e))?;
+        let resp = req
+            .timeout(self.http.timeout)
+            .headers(self.headers.clone())
+            .send()
+            .await
+            .map_err(|e| self.http.classify(&e))?;
         let status = resp.status();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| self.http.classify(&e))? {
-            bytes.extend_from_slice(&chunk);
-            if bytes.len() > MAX_BODY {
-                return Err(MetricError::Answer(format!(
-                    "the answer is larger than {MAX_BODY} bytes"
-                )));
-            }
+        let bytes = self.http.read(resp, MAX_BODY).await?;
+        if let Some(busy) = self.http.unavailable(status, &bytes) {
+            return Err(busy);
         }
         if !status.is_success() {
-            let text: String = String::from_utf8_lossy(&bytes).chars().take(200).collect();
-            return Err(MetricError::Query(format!("HTTP {status}: {text}")));
+            return Err(MetricError::Query(self.http.status_line(status, &bytes)));
         }
         serde_json::from_slice(&bytes)
             .map_err(|e| MetricError::Answer(format!("the answer is not JSON: {e}")))

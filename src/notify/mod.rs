@@ -1,7 +1,9 @@
 //! Alerts to chat services and generic webhooks, one file per service behind a closed enum. Each
 //! builds the JSON its service expects from a `Notification`; `send` posts it with a timeout and
-//! retries, signed when a key is configured. Sending never fails a reconcile: the controller
-//! spawns it and only logs and counts failures. Must not import the controller.
+//! retries (paced and classified as webhook retries are), signed when a key is configured, on one
+//! pooled HTTP client per proxy setting. Sending never fails a reconcile: the controller spawns it
+//! and only logs and counts failures. Notifiers send; they do not decide what to alert about.
+//! Must not import the controller.
 
 mod discord;
 mod gchat;
@@ -10,11 +12,17 @@ mod rocket;
 mod slack;
 mod webhook;
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::api::{AlertProviderType, AlertSeverity};
+use crate::hooks::{Retry, jitter, retryable_status};
+
+/// `User-Agent` of every alert.
+const AGENT: &str = concat!("serin/", env!("CARGO_PKG_VERSION"));
 
 /// What happened, for one alert.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,45 +108,85 @@ impl Notifier {
         }
     }
 
-    /// Posts the alert: up to `ATTEMPTS` tries with doubling pauses, any 2xx is done.
+    /// Posts the alert: up to `ATTEMPTS` tries paced as hooks are (`hooks::Retry::DEFAULT`), and
+    /// like hooks, an answer that another try cannot change (a 4xx but 408/429) ends it. Any 2xx
+    /// is done.
     pub async fn send(&self, n: &Notification) -> Result<(), String> {
-        let mut builder = reqwest::Client::builder().timeout(self.timeout);
-        if let Some(p) = &self.proxy {
-            let proxy = reqwest::Proxy::all(p).map_err(|_| "the proxy is not a URL".to_string())?;
-            builder = builder.proxy(proxy);
-        }
-        let client = builder.build().map_err(|e| e.to_string())?;
+        let client = client(self.proxy.as_deref())?;
         let body = serde_json::to_vec(&self.payload(n)).unwrap_or_default();
-        let mut pause = Duration::from_millis(200);
         let mut last = String::new();
+        let mut tries = 0;
         for i in 0..ATTEMPTS {
             if i > 0 {
-                tokio::time::sleep(pause).await;
-                pause *= 2;
+                tokio::time::sleep(Retry::DEFAULT.pause(i - 1, jitter())).await;
             }
-            let mut req = client
-                .post(&self.url)
-                .header("content-type", "application/json")
-                .body(body.clone());
-            if let Some(k) = &self.key {
-                req = req.header(
-                    crate::signing::SIGNATURE_HEADER,
-                    crate::signing::signature(k, &body),
-                );
-            }
-            match req.send().await {
-                Ok(r) if r.status().is_success() => return Ok(()),
-                Ok(r) => last = format!("HTTP {}", r.status().as_u16()),
-                Err(e) if e.is_timeout() => last = "no answer before the timeout".into(),
-                // Without the URL: a chat webhook URL carries its token.
-                Err(e) => last = format!("cannot send: {}", e.without_url()),
+            tries += 1;
+            match self.post(&client, &body).await {
+                Ok(()) => return Ok(()),
+                Err((why, again)) => {
+                    last = why;
+                    if !again {
+                        break;
+                    }
+                }
             }
         }
+        let plural = if tries == 1 { "" } else { "s" };
         Err(format!(
-            "{:?} alert not delivered after {ATTEMPTS} attempts: {last}",
+            "{:?} alert not delivered after {tries} attempt{plural}: {last}",
             self.kind
         ))
     }
+
+    /// One attempt: Ok, or why not and whether another attempt may do better.
+    async fn post(&self, client: &reqwest::Client, body: &[u8]) -> Result<(), (String, bool)> {
+        let mut req = client
+            .post(&self.url)
+            .timeout(self.timeout)
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(k) = &self.key {
+            req = req.header(
+                crate::signing::SIGNATURE_HEADER,
+                crate::signing::signature(k, body),
+            );
+        }
+        match req.send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => {
+                let code = r.status().as_u16();
+                Err((format!("HTTP {code}"), retryable_status(code)))
+            }
+            Err(e) if e.is_timeout() => Err(("no answer before the timeout".into(), true)),
+            // Without the URL: a chat webhook URL carries its token.
+            Err(e) => Err((format!("cannot send: {}", e.without_url()), true)),
+        }
+    }
+}
+
+/// The shared client of a proxy setting (most alerts use none), built once: timeouts are set per
+/// request, so one client serves every notifier and keeps its connections pooled.
+fn client(proxy: Option<&str>) -> Result<reqwest::Client, String> {
+    static CLIENTS: OnceLock<Mutex<HashMap<Option<String>, reqwest::Client>>> = OnceLock::new();
+    let mut clients = CLIENTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let key = proxy.map(str::to_string);
+    if let Some(c) = clients.get(&key) {
+        return Ok(c.clone());
+    }
+    let mut builder = reqwest::Client::builder().user_agent(AGENT);
+    if let Some(p) = proxy {
+        // The proxy URL may hold credentials: never echo it.
+        let proxy = reqwest::Proxy::all(p).map_err(|_| "the proxy is not a URL".to_string())?;
+        builder = builder.proxy(proxy);
+    }
+    let c = builder
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+    clients.insert(key, c.clone());
+    Ok(c)
 }
 
 /// Slack-style attachment colour by severity.
