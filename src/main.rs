@@ -37,7 +37,11 @@ async fn main() {
             &mut std::io::stderr(),
         ),
         Command::Completions { shell } => cli::completions(shell),
-        Command::Loadtester { listen, max_tasks } => cli::loadtester(listen, max_tasks).await,
+        Command::Loadtester {
+            listen,
+            max_tasks,
+            task_timeout,
+        } => cli::loadtester(listen, max_tasks, task_timeout).await,
         Command::Demo {
             prometheus,
             keep,

@@ -100,12 +100,7 @@ async fn a_never_ready_canary_fails_within_its_deadline_with_the_controller_rest
     // the restarts — every clock is in status.
     let (_cluster, client) = setup_with(json!({"progressDeadlineSeconds": 6})).await;
     let mut stop = start_controller(&client);
-    let first = wait_phase(&client, CanaryPhase::Initialized, None)
-        .await
-        .status
-        .unwrap()
-        .last_applied_spec
-        .unwrap();
+    let first = common::scenario::initialized_revision(&client).await;
     set_image(
         &client,
         "podinfo:never",

@@ -6,6 +6,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::receiver::{self, Receiver};
 use common::scenario::{
@@ -66,6 +67,18 @@ async fn every_hook_type_fires_at_its_moment_with_its_phase() {
     assert_eq!(calls(&r, &TYPES), [], "initialisation calls no gating hook");
     set_image(&client, "podinfo:6.0.1", json!({})).await;
     wait_phase(&client, CanaryPhase::Succeeded, Some(&first)).await;
+    // Post-rollout hooks go out right after the status write, in the background.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !calls(&r, &["post-rollout"])
+        .iter()
+        .any(|(_, p)| p == "Succeeded")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no post-rollout call"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // Blue/green has no weight steps, so confirm-traffic-increase is never asked.
     let in_order = [
         "confirm-rollout",
@@ -114,7 +127,7 @@ async fn every_hook_type_fires_at_its_moment_with_its_phase() {
     // Event hooks are posted in the background: give the last Event's post time to arrive.
     let promoted = |r: &Receiver| {
         r.hits().iter().any(|h| {
-            h.body["eventMessage"]
+            h.body["metadata"]["eventMessage"]
                 .as_str()
                 .is_some_and(|m| m.starts_with("Promotion completed"))
         })
@@ -131,7 +144,7 @@ async fn every_hook_type_fires_at_its_moment_with_its_phase() {
         .collect();
     let messages: Vec<&str> = events
         .iter()
-        .filter_map(|e| e["eventMessage"].as_str())
+        .filter_map(|e| e["metadata"]["eventMessage"].as_str())
         .collect();
     assert!(
         messages
@@ -148,7 +161,8 @@ async fn every_hook_type_fires_at_its_moment_with_its_phase() {
     assert!(
         events
             .iter()
-            .all(|e| e["eventType"] == "Normal" && e["timestamp"].is_string())
+            .all(|e| e["metadata"]["eventType"] == "Normal"
+                && e["metadata"]["timestamp"].is_string())
     );
     common::scenario::assert_calls_are_granted(&cluster, &[], false);
 }

@@ -124,12 +124,7 @@ async fn canary_that_never_becomes_ready_is_rolled_back_after_its_deadline() {
         .await
         .unwrap();
     let _stop = start_controller(&client);
-    let first = wait_phase(&client, CanaryPhase::Initialized, None)
-        .await
-        .status
-        .unwrap()
-        .last_applied_spec
-        .unwrap();
+    let first = common::scenario::initialized_revision(&client).await;
     set_image(
         &client,
         "podinfo:broken",
@@ -168,12 +163,7 @@ async fn canary_that_never_becomes_ready_is_rolled_back_after_its_deadline() {
 async fn skip_analysis_promotes_once_the_canary_is_ready_without_analysis_steps() {
     let (_cluster, client) = setup_with(json!({"skipAnalysis": true})).await;
     let _stop = start_controller(&client);
-    let first = wait_phase(&client, CanaryPhase::Initialized, None)
-        .await
-        .status
-        .unwrap()
-        .last_applied_spec
-        .unwrap();
+    let first = common::scenario::initialized_revision(&client).await;
     set_image(&client, "podinfo:6.0.2", json!({})).await;
     let c = wait_phase(&client, CanaryPhase::Succeeded, Some(&first)).await;
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
@@ -246,12 +236,7 @@ async fn a_restarted_controller_resumes_from_status_without_going_back() {
     let (_cluster, client) =
         setup_with(json!({"analysis": {"interval": "1s", "threshold": 2, "iterations": 4}})).await;
     let stop = start_controller(&client);
-    let first = wait_phase(&client, CanaryPhase::Initialized, None)
-        .await
-        .status
-        .unwrap()
-        .last_applied_spec
-        .unwrap();
+    let first = common::scenario::initialized_revision(&client).await;
     set_image(&client, "podinfo:6.0.3", json!({})).await;
     let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
     let before = wait_status(&client, "progress", |st| {
@@ -289,12 +274,7 @@ async fn a_newer_image_mid_analysis_restarts_it_and_suspend_freezes_everything()
     let (_cluster, client) =
         setup_with(json!({"analysis": {"interval": "1s", "threshold": 2, "iterations": 30}})).await;
     let _stop = start_controller(&client);
-    let first = wait_phase(&client, CanaryPhase::Initialized, None)
-        .await
-        .status
-        .unwrap()
-        .last_applied_spec
-        .unwrap();
+    let first = common::scenario::initialized_revision(&client).await;
     set_image(&client, "podinfo:6.1.0", json!({})).await;
     let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
     let mid = wait_status(&client, "progress", |st| {

@@ -53,12 +53,7 @@ async fn only_the_leader_acts_and_a_standby_takes_over() {
     let a = elected(&client, "serin-a");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let b = elected(&client, "serin-b");
-    let first = wait_phase(&client, CanaryPhase::Initialized, None)
-        .await
-        .status
-        .unwrap()
-        .last_applied_spec
-        .unwrap();
+    let first = common::scenario::initialized_revision(&client).await;
     let leases: Api<Lease> = Api::namespaced(client.clone(), "test");
     let holder = leases
         .get("serin-leader")

@@ -29,15 +29,6 @@ pub(crate) fn converge(input: &Input, plan: &Plan, t: &mut Tick) {
     promoted_revision(input, t);
 }
 
-/// Whether the canary can take traffic now: scaled up and ready.
-fn canary_ready(input: &Input) -> bool {
-    input
-        .observed
-        .target
-        .as_ref()
-        .is_some_and(|c| c.readiness.is_ready() && c.replicas > 0)
-}
-
 /// The routes after the effects decided so far (the last route write, else what was read).
 pub(crate) fn routes_after(effects: &[Effect], observed: Option<Routes>) -> Option<Routes> {
     effects
@@ -78,7 +69,7 @@ fn routes(input: &Input, plan: &Plan, t: &mut Tick) {
     let Some(mut want) = expected_routes(plan, &t.status) else {
         return;
     };
-    let withdrawn = want.reaches_canary() && !canary_ready(input);
+    let withdrawn = want.reaches_canary() && !input.observed.canary_ready();
     if withdrawn {
         want = Routes::PRIMARY;
     }

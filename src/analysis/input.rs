@@ -65,6 +65,15 @@ pub struct Observation {
     pub routing_accepted: Option<Result<(), String>>,
 }
 
+impl Observation {
+    /// Whether the canary (the target) can take traffic now: scaled up and ready.
+    pub fn canary_ready(&self) -> bool {
+        self.target
+            .as_ref()
+            .is_some_and(|c| c.readiness.is_ready() && c.replicas > 0)
+    }
+}
+
 /// The target workload as observed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetState {

@@ -42,16 +42,8 @@ fn route_writes(d: &Decision) -> impl Iterator<Item = Routes> + '_ {
     })
 }
 
-fn canary_ready(input: &Input) -> bool {
-    input
-        .observed
-        .target
-        .as_ref()
-        .is_some_and(|c| c.readiness.is_ready() && c.replicas > 0)
-}
-
 fn no_traffic_to_unready_canary(input: &Input, d: &Decision, out: &mut Vec<String>) {
-    if canary_ready(input) {
+    if input.observed.canary_ready() {
         return;
     }
     if let Some(r) = route_writes(d).find(Routes::reaches_canary) {

@@ -133,12 +133,7 @@ fn primary_failed(input: &Input, t: &mut Tick, why: &str) {
         .primary
         .as_ref()
         .is_some_and(|p| p.available > 0);
-    let canary_ready = input
-        .observed
-        .target
-        .as_ref()
-        .is_some_and(|c| c.readiness.is_ready() && c.replicas > 0);
-    let keep_on_canary = !primary_serves && canary_ready;
+    let keep_on_canary = !primary_serves && input.observed.canary_ready();
     let where_to = if keep_on_canary {
         t.status.canary_weight = 100;
         t.effect(Effect::SetRoutes(Routes::CANARY));

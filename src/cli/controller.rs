@@ -59,7 +59,7 @@ pub struct ControllerArgs {
     #[arg(long, env = "SERIN_METRICS_SERVER", value_name = "URL")]
     pub metrics_server: Option<String>,
     /// Timeout of one metric query (Go duration, e.g. 10s).
-    #[arg(long, env = "SERIN_METRICS_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    #[arg(long, env = "SERIN_METRICS_TIMEOUT", default_value = "10s", value_parser = super::parse_positive_duration)]
     pub metrics_timeout: std::time::Duration,
     /// Webhook URL alerts go to for Canaries with no spec.analysis.alerts (a secret: prefer the
     /// environment variable).
@@ -96,7 +96,7 @@ pub struct ControllerArgs {
     /// Longest pause between retries of a request the API server refused (admission policy,
     /// RBAC, quota, invalid object): retries back off exponentially from 2 s up to this, with
     /// jitter. Transient failures (409, 5xx, timeouts) are retried within seconds regardless.
-    #[arg(long, env = "SERIN_RETRY_MAX", default_value = "2m", value_parser = parse_timeout)]
+    #[arg(long, env = "SERIN_RETRY_MAX", default_value = "2m", value_parser = super::parse_positive_duration)]
     pub retry_max: std::time::Duration,
     /// Prefixes of target labels the primary copies (comma-separated; `*` for all). Selector
     /// labels are always copied.
@@ -136,13 +136,6 @@ fn default_alerts(
     Some((notifier, severity))
 }
 
-fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
-    match crate::api::duration::parse_duration(s) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err("must be more than 0".into()),
-        Err(e) => Err(e.to_string()),
-    }
-}
 /// Runs `serin controller` until SIGTERM / Ctrl-C.
 pub async fn controller(args: ControllerArgs) -> i32 {
     init_logging(&args.log_format, &args.log_level);

@@ -82,6 +82,10 @@ pub enum Command {
         /// Load tests running at once; more are answered 429.
         #[arg(long, default_value_t = 32)]
         max_tasks: usize,
+        /// Longest run of one task (bash, helm, kubectl, ghz, hey) before it is killed (Go
+        /// duration; Flagger's chart uses 1h).
+        #[arg(long, env = "SERIN_LOADTESTER_TASK_TIMEOUT", default_value = "1h", value_parser = parse_positive_duration)]
+        task_timeout: std::time::Duration,
     },
     /// Show canaries: phase, weight, failed checks, last transition, step and next step due;
     /// for one canary, its decision record too.
@@ -245,8 +249,21 @@ pub(crate) fn init_logging(format: &str, level: &str) {
     };
 }
 
-/// Runs `serin loadtester` until interrupted.
-pub async fn loadtester(listen: std::net::SocketAddr, max_tasks: usize) -> i32 {
+/// A positive Go duration (`30s`, `1h`) from the command line.
+pub(crate) fn parse_positive_duration(s: &str) -> Result<std::time::Duration, String> {
+    match crate::api::duration::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be more than 0".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Runs `serin loadtester` until SIGTERM / Ctrl-C.
+pub async fn loadtester(
+    listen: std::net::SocketAddr,
+    max_tasks: usize,
+    task_timeout: std::time::Duration,
+) -> i32 {
     init_logging("text", "info");
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
@@ -257,7 +274,11 @@ pub async fn loadtester(listen: std::net::SocketAddr, max_tasks: usize) -> i32 {
     };
     tracing::info!(%listen, max_tasks, "serin loadtester listening");
     tokio::select! {
-        r = crate::loadtester::serve(listener, max_tasks) => match r {
+        r = crate::loadtester::serve_with(listener, crate::loadtester::Options {
+            max_tasks,
+            task_timeout,
+            ..Default::default()
+        }) => match r {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -228,6 +228,18 @@ pub async fn announce(ctx: &std::sync::Arc<Context>, canary: &Canary, decision: 
     }
 }
 
+/// Publishes the Warning Event of a refusal (its class is the reason).
+pub async fn publish_refusal(ctx: &Context, canary: &Canary, r: &Refusal) {
+    publish(
+        ctx,
+        canary,
+        EventType::Warning,
+        r.class.reason(),
+        &r.message,
+    )
+    .await;
+}
+
 /// Publishes an Event about the Canary; a failure to record is logged, never fatal.
 pub async fn publish(ctx: &Context, canary: &Canary, kind: EventType, reason: &str, message: &str) {
     let reference: ObjectReference = canary.object_ref(&());

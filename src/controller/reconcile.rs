@@ -12,7 +12,7 @@ use kube::runtime::controller::Action;
 use serde_json::json;
 
 use super::Context;
-use super::act::{act, announce, publish};
+use super::act::{act, announce, publish, publish_refusal};
 use super::error::{Error, Result};
 use super::observe::{Workloads, observe, workloads};
 use super::refusal::{Class, Refusal};
@@ -124,14 +124,7 @@ async fn failed(ctx: &Arc<Context>, canary: &Canary, key: &str, e: Error) -> Act
         let mut next = status.clone();
         let new = show_refusal(&status, &mut next, &r, "could not observe");
         if next != status && write_status(ctx, canary, &next).await.is_ok() && new {
-            publish(
-                ctx,
-                canary,
-                EventType::Warning,
-                r.class.reason(),
-                &r.message,
-            )
-            .await;
+            publish_refusal(ctx, canary, &r).await;
         }
     }
     Action::requeue(ctx.retry_after(count, r.class))
@@ -338,14 +331,7 @@ async fn tick(
     }
     announce(ctx, canary, &decision).await;
     if let Some(r) = news {
-        publish(
-            ctx,
-            canary,
-            EventType::Warning,
-            r.class.reason(),
-            &r.message,
-        )
-        .await;
+        publish_refusal(ctx, canary, &r).await;
     }
     if applied.remove_finalizer {
         remove_finalizer(&api, canary).await?;

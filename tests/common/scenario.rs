@@ -225,11 +225,17 @@ pub async fn poke_target(client: &kube::Client, value: &str) {
         .unwrap();
 }
 
+/// Waits for the running controller to initialise the Canary; returns the revision the primary
+/// runs (for `wait_phase(.., Some(&first))` after a change).
+pub async fn initialized_revision(client: &kube::Client) -> String {
+    let c = wait_phase(client, CanaryPhase::Initialized, None).await;
+    c.status.unwrap().last_applied_spec.unwrap()
+}
+
 /// Waits for the running controller to initialise the Canary, then sets a new image on the
 /// target; returns the revision the primary ran before (for `wait_phase(.., Some(&first))`).
 pub async fn initialized_then_new_image(client: &kube::Client) -> String {
-    let c = wait_phase(client, CanaryPhase::Initialized, None).await;
-    let first = c.status.unwrap().last_applied_spec.unwrap();
+    let first = initialized_revision(client).await;
     set_image(client, "podinfo:6.0.1", json!({})).await;
     first
 }
