@@ -305,6 +305,19 @@ const BUILTINS: &[Def] = &[
         Builtin::Plain,
         true,
     ),
+    Def(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        false,
+        &[],
+        &[],
+        false,
+        false,
+        Builtin::AccessReview,
+        false,
+    ),
 ];
 
 /// The built-in resource types.
