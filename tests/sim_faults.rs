@@ -1,9 +1,11 @@
 //! serin::sim failing like a real kube-apiserver, seen through real clients (kube::Client, kube's
 //! watcher, reqwest for exact bodies, kubectl): an outage and the restart after it (`outage`),
-//! injected error answers, latency, broken watches and compaction (`streams`), and RBAC refusals
-//! and SelfSubjectAccessReviews (`rbac`).
+//! injected error answers, latency, broken watches and compaction (`streams`), RBAC refusals and
+//! SelfSubjectAccessReviews (`rbac`), and ValidatingAdmissionPolicies (`admission`).
 //! No sleep races: every wait polls with a deadline.
 
+#[path = "sim_faults/admission.rs"]
+mod admission;
 #[path = "sim_faults/outage.rs"]
 mod outage;
 #[path = "sim_faults/rbac.rs"]
@@ -13,6 +15,7 @@ mod streams;
 
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
@@ -84,6 +87,16 @@ pub async fn current_rv(api: &Api<ConfigMap>) -> String {
         .metadata
         .resource_version
         .unwrap()
+}
+
+/// An apps/v1 Deployment `name` with `replicas` (label `app: <name>`).
+pub fn deployment(name: &str, replicas: i32) -> Deployment {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "app", "image": "podinfo:6.0.0"}]}}}
+    }))
+    .unwrap()
 }
 
 /// Runs kubectl against the cluster with `stdin`; None when kubectl is not installed.

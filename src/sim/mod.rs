@@ -4,11 +4,14 @@
 //! It is held to recordings of a real kube-apiserver (../shared/k8s-transcripts, replayed by
 //! tests/transcripts.rs). It can also fail like one, for tests of a controller's recovery: an
 //! outage (`Cluster::go_down`, `come_back`, `outage`), injected errors, latency, broken watches,
-//! compaction (`SimState::inject_errors` and friends), and RBAC refusals and
-//! SelfSubjectAccessReviews (`SimState::deny`).
+//! compaction (`SimState::inject_errors` and friends), RBAC refusals and SelfSubjectAccessReviews
+//! (`SimState::deny`), and ValidatingAdmissionPolicies.
 //! Must not depend on the controller or the decision core.
 
 mod access_review;
+mod admission;
+mod admission_cel;
+mod admission_match;
 mod authz;
 mod builtin;
 mod builtin_types;
