@@ -274,6 +274,33 @@ async fn newest_replica_set(client: &kube::Client) -> String {
         .unwrap()
 }
 
+/// 21 step 1: created with 2 replicas (progressDeadlineSeconds 2), pods ready. Returns the
+/// status and the ReplicaSet's name.
+async fn created_with_ready_pods(
+    api: &Api<Deployment>,
+    client: &kube::Client,
+) -> (serde_json::Value, String) {
+    let mut d = deployment("web", 2);
+    d.spec.as_mut().unwrap().progress_deadline_seconds = Some(2);
+    api.create(&PostParams::default(), &d).await.unwrap();
+    let available = |s: &serde_json::Value| s["availableReplicas"] == 2;
+    let step1 = settled(api, "1. created, pods ready", available).await;
+    let rs1 = newest_replica_set(client).await;
+    let s1 = step1["status"].clone();
+    let (a1, p1) = (&s1["conditions"][0], &s1["conditions"][1]);
+    assert_eq!(
+        without_times(&s1),
+        json!({"availableReplicas": 2, "conditions": [
+            {"message": "Deployment has minimum availability.", "reason": "MinimumReplicasAvailable", "status": "True", "type": "Available"},
+            {"message": format!("ReplicaSet \"{rs1}\" has successfully progressed."), "reason": "NewReplicaSetAvailable", "status": "True", "type": "Progressing"}],
+            "observedGeneration": 1, "readyReplicas": 2, "replicas": 2, "terminatingReplicas": 0, "updatedReplicas": 2})
+    );
+    // Progressing turned True when the ReplicaSet was created and was last updated on completion.
+    assert!(p1["lastTransitionTime"].as_str() <= p1["lastUpdateTime"].as_str());
+    assert_eq!(a1["lastTransitionTime"], a1["lastUpdateTime"]);
+    (s1, rs1)
+}
+
 /// k8s-transcripts 21, driven through the kube client with a 2 s progress deadline: a template
 /// change at 0 replicas completes at once, and a later scale-up with pods that never get ready
 /// keeps Progressing at NewReplicaSetAvailable (no ProgressDeadlineExceeded) while Available goes
@@ -284,24 +311,8 @@ async fn deployment_scaled_up_from_zero_behaves_like_transcript_21() {
     let client = cluster.client();
     namespace(&client, "t").await;
     let api: Api<Deployment> = Api::namespaced(client.clone(), "t");
-    let mut d = deployment("web", 2);
-    d.spec.as_mut().unwrap().progress_deadline_seconds = Some(2);
-    api.create(&PostParams::default(), &d).await.unwrap();
-    let available = |s: &serde_json::Value| s["availableReplicas"] == 2;
-    let step1 = settled(&api, "1. created, pods ready", available).await;
-    let rs1 = newest_replica_set(&client).await;
-    let s1 = &step1["status"];
-    let (a1, p1) = (&s1["conditions"][0], &s1["conditions"][1]);
-    assert_eq!(
-        without_times(s1),
-        json!({"availableReplicas": 2, "conditions": [
-            {"message": "Deployment has minimum availability.", "reason": "MinimumReplicasAvailable", "status": "True", "type": "Available"},
-            {"message": format!("ReplicaSet \"{rs1}\" has successfully progressed."), "reason": "NewReplicaSetAvailable", "status": "True", "type": "Progressing"}],
-            "observedGeneration": 1, "readyReplicas": 2, "replicas": 2, "terminatingReplicas": 0, "updatedReplicas": 2})
-    );
-    // Progressing turned True when the ReplicaSet was created and was last updated on completion.
-    assert!(p1["lastTransitionTime"].as_str() <= p1["lastUpdateTime"].as_str());
-    assert_eq!(a1["lastTransitionTime"], a1["lastUpdateTime"]);
+    let (s1, rs1) = created_with_ready_pods(&api, &client).await;
+    let p1 = &s1["conditions"][1];
     let t1 = p1["lastUpdateTime"].clone();
 
     let merge = |v: serde_json::Value| Patch::Merge(v);

@@ -105,6 +105,29 @@ fn counts(st: &SimState, r: &Rollout) -> Counts {
     }
 }
 
+/// The status object: the counters (int32 ones are omitempty, `terminatingReplicas` is a pointer
+/// and stays), the conditions, and the collision count the controller carries over.
+fn status_of(d: &Value, n: &Counts, conditions: Vec<Value>) -> Value {
+    let mut status = json!({"observedGeneration": d["metadata"]["generation"], "replicas": n.replicas,
+        "updatedReplicas": n.updated, "readyReplicas": n.ready, "availableReplicas": n.ready,
+        "unavailableReplicas": n.unavailable, "terminatingReplicas": 0, "conditions": conditions});
+    for k in [
+        "replicas",
+        "updatedReplicas",
+        "readyReplicas",
+        "availableReplicas",
+        "unavailableReplicas",
+    ] {
+        if status[k] == 0 {
+            status.as_object_mut().map(|m| m.remove(k));
+        }
+    }
+    if let Some(c) = d["status"].get("collisionCount") {
+        status["collisionCount"] = c.clone();
+    }
+    status
+}
+
 /// Writes the Deployment's status (and revision annotation) when it changed; returns whether
 /// the Deployment needs another look (a progress deadline to watch, or a write just made).
 pub(super) fn write_status(st: &mut SimState, r: &Rollout) -> bool {
@@ -152,24 +175,7 @@ pub(super) fn write_status(st: &mut SimState, r: &Rollout) -> bool {
         None => conditions.retain(|c| c["type"] != PROGRESSING),
         Some(secs) => progress(&mut conditions, &before, d, &n, &rs_name, secs, &now),
     }
-    let mut status = json!({"observedGeneration": d["metadata"]["generation"], "replicas": n.replicas,
-        "updatedReplicas": n.updated, "readyReplicas": n.ready, "availableReplicas": n.ready,
-        "unavailableReplicas": n.unavailable, "terminatingReplicas": 0, "conditions": conditions});
-    // int32 counters are omitempty; terminatingReplicas is a pointer and stays.
-    for k in [
-        "replicas",
-        "updatedReplicas",
-        "readyReplicas",
-        "availableReplicas",
-        "unavailableReplicas",
-    ] {
-        if status[k] == 0 {
-            status.as_object_mut().map(|m| m.remove(k));
-        }
-    }
-    if let Some(c) = d["status"].get("collisionCount") {
-        status["collisionCount"] = c.clone();
-    }
+    let status = status_of(d, &n, conditions.clone());
     let watching = deadline.is_some()
         && find(&conditions, PROGRESSING)
             .is_some_and(|c| c["reason"] != NEW_RS_AVAILABLE && c["reason"] != TIMED_OUT);

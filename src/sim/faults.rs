@@ -48,7 +48,7 @@ impl Default for Faults {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     /// API Priority and Fairness, before authorization and routing (429 only).
-    Admission,
+    Fairness,
     /// Storage, after routing: 5xx for any verb, 409 for writes of a named object.
     Storage {
         /// PUT, PATCH or DELETE of one named object.
@@ -62,7 +62,7 @@ pub fn applies(rule_resource: &str, code: u16, resource: &str, stage: Stage) -> 
         return false;
     }
     match stage {
-        Stage::Admission => code == 429,
+        Stage::Fairness => code == 429,
         Stage::Storage { named_write } => code != 429 && (code != 409 || named_write),
     }
 }
@@ -234,10 +234,10 @@ mod tests {
         let r = Stage::Storage { named_write: false };
         assert!(applies("configmaps", 409, "configmaps", w));
         assert!(!applies("configmaps", 409, "configmaps", r));
-        assert!(!applies("configmaps", 409, "configmaps", Stage::Admission));
+        assert!(!applies("configmaps", 409, "configmaps", Stage::Fairness));
         assert!(applies("*", 503, "deployments.apps", r));
         assert!(!applies("*", 429, "deployments.apps", r));
-        assert!(applies("*", 429, "deployments.apps", Stage::Admission));
+        assert!(applies("*", 429, "deployments.apps", Stage::Fairness));
         assert!(!applies("deployments", 500, "deployments.apps", r));
     }
 
@@ -280,7 +280,7 @@ mod tests {
             let mut taken = 0;
             for (res, kind) in requests {
                 let stage = match kind {
-                    0 => Stage::Admission,
+                    0 => Stage::Fairness,
                     1 => Stage::Storage { named_write: false },
                     _ => Stage::Storage { named_write: true },
                 };

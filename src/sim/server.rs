@@ -335,7 +335,7 @@ fn decode_body(req: &Request) -> Result<(String, Bytes), Reply> {
 
 /// The stages before routing: API Priority and Fairness (injected 429s), then authorization.
 fn before_routing(st: &mut SimState, agent: &str, a: &Attributes) -> Option<Reply> {
-    if let Some(code) = st.faults.take(&a.qualified(), Stage::Admission) {
+    if let Some(code) = st.faults.take(&a.qualified(), Stage::Fairness) {
         return Some(faults::injected_reply(
             code,
             &a.resource,

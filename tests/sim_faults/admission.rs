@@ -59,21 +59,18 @@ fn api_error(err: kube::Error) -> Box<kube::core::Status> {
     }
 }
 
-/// ValidatingAdmissionPolicies created with kube's DynamicObject deny creates, updates, applies,
-/// dry runs and scale writes of matching objects with kube-apiserver's envelope, store nothing,
-/// and tell `deployments` from `deployments/scale`.
-#[tokio::test]
-async fn validating_admission_policies_deny_matching_writes() {
+/// Namespaces `prod` (labelled env=prod) and `dev`; policy `max-replicas` (at most 5, bound in
+/// prod only) on deployments and `scale-cap` (at most 3, reason Forbidden, bound everywhere) on
+/// deployments/scale, all created with kube's DynamicObject.
+async fn cluster_with_policies() -> (Cluster, Api<Deployment>, Api<Deployment>) {
     let cluster = Cluster::start().await.unwrap();
     let client = cluster.client();
     let ns: Api<Namespace> = Api::all(client.clone());
     let prod = json!({"metadata": {"name": "prod", "labels": {"env": "prod"}}});
-    ns.create(
-        &PostParams::default(),
-        &serde_json::from_value(prod).unwrap(),
-    )
-    .await
-    .unwrap();
+    let pp = PostParams::default();
+    ns.create(&pp, &serde_json::from_value(prod).unwrap())
+        .await
+        .unwrap();
     namespace(&client, "dev").await;
     let only_prod = json!({"namespaceSelector": {"matchLabels": {"env": "prod"}}});
     let at_most_5 =
@@ -87,22 +84,27 @@ async fn validating_admission_policies_deny_matching_writes() {
     )
     .await;
     let no_scale = json!({"expression": "object.spec.replicas <= 3", "reason": "Forbidden"});
+    let everywhere = serde_json::Value::Null;
     admission_policy(
         &client,
         "scale-cap",
         &["deployments/scale"],
         no_scale,
-        serde_json::Value::Null,
+        everywhere,
     )
     .await;
+    let prod = Api::namespaced(client.clone(), "prod");
+    let dev = Api::namespaced(client.clone(), "dev");
+    (cluster, prod, dev)
+}
 
-    let prod_deploys: Api<Deployment> = Api::namespaced(client.clone(), "prod");
-    let err = api_error(
-        prod_deploys
-            .create(&PostParams::default(), &deployment("big", 10))
-            .await
-            .unwrap_err(),
-    );
+/// A denied create gets kube-apiserver's envelope, dryRun too, nothing is stored, and the
+/// binding's namespace selector decides where the policy applies.
+#[tokio::test]
+async fn policies_deny_matching_creates_with_kube_apiservers_envelope() {
+    let (_cluster, prod, dev) = cluster_with_policies().await;
+    let pp = PostParams::default();
+    let err = api_error(prod.create(&pp, &deployment("big", 10)).await.unwrap_err());
     let why = "ValidatingAdmissionPolicy 'max-replicas' with binding 'max-replicas-b' denied request: at most 5 replicas";
     assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
     assert_eq!(
@@ -110,92 +112,58 @@ async fn validating_admission_policies_deny_matching_writes() {
         format!("deployments.apps \"big\" is forbidden: {why}")
     );
     let details = err.details.unwrap();
-    assert_eq!(
-        (
-            details.name.as_str(),
-            details.group.as_str(),
-            details.kind.as_str()
-        ),
-        ("big", "apps", "deployments")
+    let named = (
+        details.name.as_str(),
+        details.group.as_str(),
+        details.kind.as_str(),
     );
-    assert_eq!(
-        details
-            .causes
-            .iter()
-            .map(|c| c.message.as_str())
-            .collect::<Vec<_>>(),
-        [why]
-    );
+    assert_eq!(named, ("big", "apps", "deployments"));
+    let causes: Vec<&str> = details.causes.iter().map(|c| c.message.as_str()).collect();
+    assert_eq!(causes, [why]);
     let dry = PostParams {
         dry_run: true,
         ..Default::default()
     };
-    assert_eq!(
-        api_error(
-            prod_deploys
-                .create(&dry, &deployment("big", 10))
-                .await
-                .unwrap_err()
-        )
-        .code,
-        422
-    );
+    let err = api_error(prod.create(&dry, &deployment("big", 10)).await.unwrap_err());
+    assert_eq!(err.code, 422, "dryRun is denied too");
     assert!(
-        prod_deploys.get_opt("big").await.unwrap().is_none(),
+        prod.get_opt("big").await.unwrap().is_none(),
         "nothing stored"
     );
-    let dev_deploys: Api<Deployment> = Api::namespaced(client.clone(), "dev");
-    dev_deploys
-        .create(&PostParams::default(), &deployment("big", 10))
+    dev.create(&pp, &deployment("big", 10))
         .await
         .expect("the binding selects prod only");
+}
 
-    prod_deploys
-        .create(&PostParams::default(), &deployment("web", 2))
-        .await
-        .unwrap();
+/// Server-side apply is admitted like any update, and `deployments` and `deployments/scale`
+/// are told apart.
+#[tokio::test]
+async fn policies_tell_the_scale_subresource_from_the_resource() {
+    let (_cluster, prod, dev) = cluster_with_policies().await;
+    let pp = PostParams::default();
+    prod.create(&pp, &deployment("web", 2)).await.unwrap();
+    dev.create(&pp, &deployment("big", 1)).await.unwrap();
     let ssa = PatchParams::apply("test").force();
-    let apply = Patch::Apply(
-        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 6}}),
-    );
+    let apply = Patch::Apply(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"}, "spec": {"replicas": 6}}));
     assert_eq!(
-        api_error(prod_deploys.patch("web", &ssa, &apply).await.unwrap_err()).code,
+        api_error(prod.patch("web", &ssa, &apply).await.unwrap_err()).code,
         422
     );
     let to_4 = Patch::Merge(json!({"spec": {"replicas": 4}}));
-    prod_deploys
-        .patch("web", &PatchParams::default(), &to_4)
+    let merge = PatchParams::default();
+    prod.patch("web", &merge, &to_4)
         .await
         .expect("the scale policy does not apply to the main resource");
-    let err = api_error(
-        prod_deploys
-            .patch_scale("web", &PatchParams::default(), &to_4)
-            .await
-            .unwrap_err(),
-    );
+    let err = api_error(prod.patch_scale("web", &merge, &to_4).await.unwrap_err());
     assert_eq!((err.code, err.reason.as_str()), (403, "Forbidden"));
-    assert!(
-        err.message
-            .ends_with("denied request: failed expression: object.spec.replicas <= 3"),
-        "{}",
-        err.message
-    );
+    let tail = "denied request: failed expression: object.spec.replicas <= 3";
+    assert!(err.message.ends_with(tail), "{}", err.message);
     let to_9 = Patch::Merge(json!({"spec": {"replicas": 9}}));
-    let err = api_error(
-        dev_deploys
-            .patch_scale("big", &PatchParams::default(), &to_9)
-            .await
-            .unwrap_err(),
-    );
+    let err = api_error(dev.patch_scale("big", &merge, &to_9).await.unwrap_err());
     assert_eq!(err.code, 403, "the scale policy binds everywhere");
     assert_eq!(
-        prod_deploys
-            .get("web")
-            .await
-            .unwrap()
-            .spec
-            .unwrap()
-            .replicas,
+        prod.get("web").await.unwrap().spec.unwrap().replicas,
         Some(4)
     );
 }

@@ -9,17 +9,24 @@ use serin::sim::Cluster;
 
 use super::{client_as, kubectl, namespace};
 
-#[tokio::test]
-async fn denied_requests_get_the_rbac_403_and_access_reviews_agree() {
+/// A cluster where Serin (`serin/...`) may not patch Deployments nor do anything to ConfigMaps.
+async fn cluster_denying_serin() -> (Cluster, kube::Client) {
     let cluster = Cluster::start().await.unwrap();
     namespace(&cluster.client(), "test").await;
-    let state = cluster.state();
-    state
-        .lock()
-        .unwrap()
-        .deny("serin/", "apps", "deployments", "patch");
-    state.lock().unwrap().deny("serin/", "", "configmaps", "*");
+    {
+        let state = cluster.state();
+        let mut st = state.lock().unwrap();
+        st.deny("serin/", "apps", "deployments", "patch");
+        st.deny("serin/", "", "configmaps", "*");
+    }
     let serin = client_as(&cluster, "serin/0.1.0", true);
+    (cluster, serin)
+}
+
+#[tokio::test]
+async fn denied_requests_get_the_rbac_403_and_are_logged() {
+    let (cluster, serin) = cluster_denying_serin().await;
+    let state = cluster.state();
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
         Api::namespaced(serin.clone(), "test");
     let err = deployments
@@ -76,6 +83,13 @@ async fn denied_requests_get_the_rbac_403_and_access_reviews_agree() {
             "denied calls are still in the access log"
         );
     }
+}
+
+#[tokio::test]
+async fn access_reviews_the_user_and_clearing_follow_the_deny_list() {
+    let (cluster, serin) = cluster_denying_serin().await;
+    let state = cluster.state();
+    let cms: Api<ConfigMap> = Api::all(serin.clone());
     let reviews: Api<SelfSubjectAccessReview> = Api::all(serin.clone());
     let ask = |verb: &str, group: &str, resource: &str| -> SelfSubjectAccessReview {
         serde_json::from_value(json!({"spec": {"resourceAttributes": {"namespace": "test", "verb": verb, "group": group, "resource": resource}}})).unwrap()

@@ -11,21 +11,22 @@ use serin::sim::Cluster;
 
 use super::{client_as, config_map, current_rv, namespace, read_events, until};
 
+fn status(code: u16, reason: &str, message: &str, details: Option<Value>) -> Value {
+    let mut s = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code});
+    if let Some(d) = details {
+        s["details"] = d;
+    }
+    s
+}
+
 #[tokio::test]
-async fn injected_errors_answer_with_kube_apiservers_bodies() {
+async fn injected_5xx_answer_with_kube_apiservers_bodies() {
     let cluster = Cluster::start().await.unwrap();
     namespace(&cluster.client(), "t").await;
-    let base = cluster.url();
     let http = reqwest::Client::new();
-    let url = format!("{base}/api/v1/namespaces/t/configmaps");
+    let url = format!("{}/api/v1/namespaces/t/configmaps", cluster.url());
     let state = cluster.state();
-    let status = |code: u16, reason: &str, message: &str, details: Option<Value>| {
-        let mut s = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code});
-        if let Some(d) = details {
-            s["details"] = d;
-        }
-        s
-    };
     let cause = serin::sim::INJECTED_CAUSE;
     for (code, want) in [
         (
@@ -68,6 +69,15 @@ async fn injected_errors_answer_with_kube_apiservers_bodies() {
             "the count ran out"
         );
     }
+}
+
+#[tokio::test]
+async fn injected_429_conflicts_and_kubes_retries() {
+    let cluster = Cluster::start().await.unwrap();
+    namespace(&cluster.client(), "t").await;
+    let base = cluster.url();
+    let http = reqwest::Client::new();
+    let state = cluster.state();
     state.lock().unwrap().inject_errors("*", 429, 1);
     let resp = http
         .get(format!(
