@@ -142,6 +142,11 @@ fn arb_path() -> impl Strategy<Value = String> {
         Just("deployments".to_string()),
         Just("status".to_string()),
         Just("scale".to_string()),
+        Just("admissionregistration.k8s.io".to_string()),
+        Just("validatingadmissionpolicies".to_string()),
+        Just("validatingadmissionpolicybindings".to_string()),
+        Just("authorization.k8s.io".to_string()),
+        Just("selfsubjectaccessreviews".to_string()),
         Just("x".to_string()),
         "[a-z0-9.%-]{0,12}".prop_map(|s| s),
     ];
@@ -170,6 +175,8 @@ fn arb_body() -> impl Strategy<Value = Vec<u8>> {
             br#"{"metadata":{"name":"fz","resourceVersion":"1"},"spec":{"replicas":"x"}}"#.to_vec()
         ),
         Just(br#"[{"op":"replace","path":"/spec/replicas","value":3}]"#.to_vec()),
+        Just(br#"{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectAccessReview","spec":{"resourceAttributes":{"verb":"get","resource":"pods"}}}"#.to_vec()),
+        Just(br#"{"apiVersion":"admissionregistration.k8s.io/v1","kind":"ValidatingAdmissionPolicy","metadata":{"name":"fz"},"spec":{"validations":[{"expression":"1 +"}]}}"#.to_vec()),
         Just(b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fz\n".to_vec()),
     ]
 }
@@ -202,6 +209,46 @@ proptest! {
                 let allowed_500 = code == 500 && text.contains("strconv.ParseUint");
                 assert!(code < 500 || allowed_500, "{method} {path} ({ctype}) -> {code}: {text}");
             }
+            let (code, _) = send(&c, &base, "GET", "/version", "application/json", vec![]).await;
+            assert_eq!(code, 200);
+        });
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+
+    /// A ValidatingAdmissionPolicy with a random expression (and failure policy) bound to
+    /// ConfigMaps never crashes the server or makes it answer 5xx: writes are admitted (201) or
+    /// denied (422), and it keeps serving.
+    #[test]
+    fn random_admission_policies_never_crash_or_5xx(
+        expression in "[a-z.()'=!<>&|+?:, 0-9\\[\\]-]{0,40}",
+        failure in prop::sample::select(vec!["Fail", "Ignore"]),
+        data in prop::collection::btree_map("[a-z]{1,3}", "\\PC{0,6}", 0..3),
+    ) {
+        let rt = runtime();
+        rt.block_on(async {
+            let cluster = Cluster::start().await.unwrap();
+            let base = cluster.url();
+            let c = reqwest::Client::new();
+            let json_body = |v: Value| serde_json::to_vec(&v).unwrap();
+            let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "t"}});
+            send(&c, &base, "POST", "/api/v1/namespaces", "application/json", json_body(ns)).await;
+            let group = "/apis/admissionregistration.k8s.io/v1";
+            let policy = json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+                "metadata": {"name": "p"}, "spec": {"failurePolicy": failure, "matchConstraints": {"resourceRules": [
+                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["*"], "resources": ["configmaps"]}]},
+                "validations": [{"expression": expression, "messageExpression": expression}]}});
+            let (code, text) = send(&c, &base, "POST", &format!("{group}/validatingadmissionpolicies"), "application/json", json_body(policy)).await;
+            assert_eq!(code, 201, "{text}");
+            let binding = json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+                "metadata": {"name": "b"}, "spec": {"policyName": "p", "validationActions": ["Deny", "Warn"]}});
+            let (code, text) = send(&c, &base, "POST", &format!("{group}/validatingadmissionpolicybindings"), "application/json", json_body(binding)).await;
+            assert_eq!(code, 201, "{text}");
+            let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": data});
+            let (code, text) = send(&c, &base, "POST", "/api/v1/namespaces/t/configmaps", "application/json", json_body(cm)).await;
+            assert!(code == 201 || code == 422, "{expression:?} -> {code}: {text}");
             let (code, _) = send(&c, &base, "GET", "/version", "application/json", vec![]).await;
             assert_eq!(code, 200);
         });

@@ -215,3 +215,179 @@ async fn secret_string_data_is_folded_into_data() {
         .unwrap();
     assert_eq!(patched.data.unwrap()["a"].0, b"new");
 }
+
+/// Polls the Deployment until `done` holds for its status (observed at its generation).
+async fn settled(
+    api: &Api<Deployment>,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = serde_json::to_value(api.get("web").await.unwrap()).unwrap();
+        if d["status"]["observedGeneration"] == d["metadata"]["generation"] && done(&d["status"]) {
+            return d;
+        }
+        assert!(std::time::Instant::now() < end, "{what}: {}", d["status"]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn now_seconds() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A Deployment status without its conditions' times (compared separately).
+fn without_times(status: &serde_json::Value) -> serde_json::Value {
+    let mut s = status.clone();
+    for c in s["conditions"].as_array_mut().into_iter().flatten() {
+        let c = c.as_object_mut().unwrap();
+        c.remove("lastTransitionTime");
+        c.remove("lastUpdateTime");
+    }
+    s
+}
+
+/// Waits until the wall clock is past `time` (RFC 3339, seconds), so a condition time written
+/// afterwards differs from it.
+async fn clock_past(time: &str) {
+    while now_seconds().as_str() <= time {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn newest_replica_set(client: &kube::Client) -> String {
+    let rss: Api<k8s_openapi::api::apps::v1::ReplicaSet> = Api::namespaced(client.clone(), "t");
+    rss.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .max_by_key(|rs| {
+            rs.metadata.annotations.as_ref().and_then(|a| {
+                a.get("deployment.kubernetes.io/revision")?
+                    .parse::<i64>()
+                    .ok()
+            })
+        })
+        .and_then(|rs| rs.metadata.name)
+        .unwrap()
+}
+
+/// 21 step 1: created with 2 replicas (progressDeadlineSeconds 2), pods ready. Returns the
+/// status and the ReplicaSet's name.
+async fn created_with_ready_pods(
+    api: &Api<Deployment>,
+    client: &kube::Client,
+) -> (serde_json::Value, String) {
+    let mut d = deployment("web", 2);
+    d.spec.as_mut().unwrap().progress_deadline_seconds = Some(2);
+    api.create(&PostParams::default(), &d).await.unwrap();
+    let available = |s: &serde_json::Value| s["availableReplicas"] == 2;
+    let step1 = settled(api, "1. created, pods ready", available).await;
+    let rs1 = newest_replica_set(client).await;
+    let s1 = step1["status"].clone();
+    let (a1, p1) = (&s1["conditions"][0], &s1["conditions"][1]);
+    assert_eq!(
+        without_times(&s1),
+        json!({"availableReplicas": 2, "conditions": [
+            {"message": "Deployment has minimum availability.", "reason": "MinimumReplicasAvailable", "status": "True", "type": "Available"},
+            {"message": format!("ReplicaSet \"{rs1}\" has successfully progressed."), "reason": "NewReplicaSetAvailable", "status": "True", "type": "Progressing"}],
+            "observedGeneration": 1, "readyReplicas": 2, "replicas": 2, "terminatingReplicas": 0, "updatedReplicas": 2})
+    );
+    // Progressing turned True when the ReplicaSet was created and was last updated on completion.
+    assert!(p1["lastTransitionTime"].as_str() <= p1["lastUpdateTime"].as_str());
+    assert_eq!(a1["lastTransitionTime"], a1["lastUpdateTime"]);
+    (s1, rs1)
+}
+
+/// k8s-transcripts 21, driven through the kube client with a 2 s progress deadline: a template
+/// change at 0 replicas completes at once, and a later scale-up with pods that never get ready
+/// keeps Progressing at NewReplicaSetAvailable (no ProgressDeadlineExceeded) while Available goes
+/// False, with the fields and condition order the real controllers wrote.
+#[tokio::test]
+async fn deployment_scaled_up_from_zero_behaves_like_transcript_21() {
+    let cluster = Cluster::start().await.unwrap();
+    let client = cluster.client();
+    namespace(&client, "t").await;
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "t");
+    let (s1, rs1) = created_with_ready_pods(&api, &client).await;
+    let p1 = &s1["conditions"][1];
+    let t1 = p1["lastUpdateTime"].clone();
+
+    let merge = |v: serde_json::Value| Patch::Merge(v);
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &merge(json!({"spec": {"replicas": 0}})),
+    )
+    .await
+    .unwrap();
+    let step2 = settled(&api, "2. scaled to 0", |s| s.get("replicas").is_none()).await;
+    let mut want2 = s1.clone();
+    for k in [
+        "availableReplicas",
+        "readyReplicas",
+        "replicas",
+        "updatedReplicas",
+    ] {
+        want2.as_object_mut().unwrap().remove(k);
+    }
+    want2["observedGeneration"] = json!(2);
+    assert_eq!(step2["status"], want2);
+
+    clock_past(t1.as_str().unwrap()).await;
+    let t3 = now_seconds();
+    let never_ready = json!({"spec": {"template": {"metadata": {"annotations": {"sim.serin.io/ready": "false"}}}}});
+    api.patch("web", &PatchParams::default(), &merge(never_ready))
+        .await
+        .unwrap();
+    let step3 = settled(&api, "3. template changed at 0 replicas", |s| {
+        s["observedGeneration"] == 3
+    })
+    .await;
+    let rs2 = newest_replica_set(&client).await;
+    assert_ne!(rs1, rs2);
+    let p3 = step3["status"]["conditions"][1].clone();
+    assert_eq!(
+        (p3["reason"].as_str(), p3["status"].as_str()),
+        (Some("NewReplicaSetAvailable"), Some("True"))
+    );
+    assert_eq!(
+        p3["message"],
+        format!("ReplicaSet \"{rs2}\" has successfully progressed.")
+    );
+    assert_eq!(
+        p3["lastTransitionTime"], p1["lastTransitionTime"],
+        "only lastUpdateTime moves"
+    );
+    assert!(p3["lastUpdateTime"].as_str().unwrap() >= t3.as_str());
+    assert_eq!(step3["status"]["conditions"][0], s1["conditions"][0]);
+
+    let t4 = now_seconds();
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &merge(json!({"spec": {"replicas": 2}})),
+    )
+    .await
+    .unwrap();
+    let step4 = settled(&api, "4. scaled up to 2", |s| s["replicas"] == 2).await;
+    let s4 = &step4["status"];
+    let a4 = s4["conditions"][1].clone();
+    assert!(a4["lastTransitionTime"].as_str().unwrap() >= t4.as_str());
+    assert_eq!(
+        *s4,
+        json!({"conditions": [p3, {"lastTransitionTime": a4["lastTransitionTime"], "lastUpdateTime": a4["lastTransitionTime"],
+            "message": "Deployment does not have minimum availability.", "reason": "MinimumReplicasUnavailable", "status": "False", "type": "Available"}],
+            "observedGeneration": 4, "replicas": 2, "terminatingReplicas": 0, "unavailableReplicas": 2, "updatedReplicas": 2})
+    );
+
+    // 5. Well past progressDeadlineSeconds: nothing changes, no ProgressDeadlineExceeded.
+    let watch_until = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < watch_until {
+        let d = serde_json::to_value(api.get("web").await.unwrap()).unwrap();
+        assert_eq!(d["status"], *s4, "5. the status stays as at the scale-up");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

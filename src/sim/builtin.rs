@@ -32,6 +32,12 @@ pub fn decode(rt: &ResourceType, obj: &Value) -> Result<(Value, Vec<String>), St
         ("coordination.k8s.io", "Lease") => {
             roundtrip::<k8s_openapi::api::coordination::v1::Lease>(obj)
         }
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => {
+            roundtrip::<k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicy>(obj)
+        }
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding") => roundtrip::<
+            k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicyBinding,
+        >(obj),
         _ => Ok(obj.clone()),
     };
     let typed = typed.map_err(|e| {
@@ -179,6 +185,9 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
         _ if rt.group.is_empty() && rt.kind == "Secret" => secret_defaults(obj),
         _ if rt.group.is_empty() && rt.kind == "Namespace" => namespace_defaults(obj),
         _ if super::views::is_event(rt) => super::views::event_defaults(obj),
+        _ if rt.group == "admissionregistration.k8s.io" => {
+            super::admission::apply_defaults(&rt.kind, obj)
+        }
         _ if rt.kind == "HorizontalPodAutoscaler" => {
             if let Some(o) = obj.as_object_mut() {
                 set_default(

@@ -1,6 +1,6 @@
 //! The write pipeline every mutating verb ends in: decode (dropping unknown fields, or refusing them
-//! under fieldValidation=Strict), defaults, validation, generation rules, managedFields, no-op
-//! detection, storage, and CRD registration.
+//! under fieldValidation=Strict), defaults, validation, generation rules, managedFields,
+//! validating admission policies, no-op detection, storage, and CRD registration.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -22,6 +22,8 @@ pub enum Write<'a> {
     Update(&'a Value),
     /// A change through /status.
     Status(&'a Value),
+    /// A change through /scale (a main-resource update that admission sees as the subresource).
+    Scale(&'a Value),
     /// A server-side apply result (managedFields already computed).
     Applied(Option<&'a Value>),
     /// A server-side apply through /status (managedFields already computed).
@@ -102,12 +104,14 @@ pub fn commit(st: &mut SimState, rt: &ResourceType, new: Value, how: Write, ctx:
     };
     let old = match &how {
         Write::Create | Write::Applied(None) => None,
-        Write::Update(o) | Write::Status(o) | Write::Applied(Some(o)) | Write::AppliedStatus(o) => {
-            Some(*o)
-        }
+        Write::Update(o)
+        | Write::Status(o)
+        | Write::Scale(o)
+        | Write::Applied(Some(o))
+        | Write::AppliedStatus(o) => Some(*o),
     };
     if let (Some(old), true) = (old, rt.status)
-        && matches!(how, Write::Update(_) | Write::Applied(_))
+        && matches!(how, Write::Update(_) | Write::Scale(_) | Write::Applied(_))
     {
         match old.get("status") {
             Some(s) => obj["status"] = s.clone(),
@@ -150,6 +154,10 @@ pub fn commit(st: &mut SimState, rt: &ResourceType, new: Value, how: Write, ctx:
         return r;
     }
     stamp_metadata(st, rt, &mut obj, old, &how, ctx);
+    let warnings = match admit(st, rt, &obj, old, &how, ctx) {
+        Ok(more) => [warnings, more].concat(),
+        Err(r) => return r,
+    };
     let ns = obj["metadata"]["namespace"]
         .as_str()
         .unwrap_or_default()
@@ -204,6 +212,43 @@ pub fn commit(st: &mut SimState, rt: &ResourceType, new: Value, how: Write, ctx:
     );
     r.warnings = warnings;
     r
+}
+
+/// Validating admission policies, on the object as it would be stored (a Scale for /scale).
+fn admit(
+    st: &SimState,
+    rt: &ResourceType,
+    obj: &Value,
+    old: Option<&Value>,
+    how: &Write,
+    ctx: &Ctx,
+) -> Result<Vec<String>, Reply> {
+    // Every write passes here, the simulated controllers' too: skip the copies below unless a
+    // binding could apply.
+    if !super::admission::active(st, rt) {
+        return Ok(Vec::new());
+    }
+    let sub = match how {
+        Write::Status(_) | Write::AppliedStatus(_) => Some("status"),
+        Write::Scale(_) => Some("scale"),
+        _ => None,
+    };
+    let (object, old) = if sub == Some("scale") {
+        let present = |o: &Value| super::handlers::scale_of(rt, &st.present(rt, o));
+        (present(obj), old.map(present))
+    } else {
+        (st.present(rt, obj), old.map(|o| st.present(rt, o)))
+    };
+    super::admission::admit(
+        st,
+        &super::admission::Write {
+            rt,
+            sub,
+            object: &object,
+            old: old.as_ref(),
+            dry_run: ctx.dry_run,
+        },
+    )
 }
 
 /// What decides a no-op: everything but the resourceVersion and the managedFields times (an

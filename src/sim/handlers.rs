@@ -418,7 +418,7 @@ pub(super) fn write_to(
         Some("scale") => {
             let mut next = current.clone();
             next["spec"]["replicas"] = json!(obj["spec"]["replicas"].as_i64().unwrap_or(0));
-            let r = commit(st, &t.rt, next, Write::Update(current), ctx);
+            let r = commit(st, &t.rt, next, Write::Scale(current), ctx);
             if r.code.is_success() {
                 return Reply::json(r.code, scale_of(&t.rt, &r.body));
             }

@@ -1,7 +1,7 @@
 //! The simulated kube-controller-manager and kubelet: Deployment → ReplicaSet → Pods with rolling
 //! updates (maxSurge / maxUnavailable), pod readiness after a configurable delay (never, with the
 //! pod-template annotation `sim.serin.io/ready: "false"`), Deployment status and conditions with
-//! the real reasons, and ProgressDeadlineExceeded.
+//! the real reasons (`deploy_status`). Must not import the controller or the decision core.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -38,7 +38,6 @@ impl Default for KubeletOptions {
 #[derive(Default)]
 pub struct Kubelet {
     born: HashMap<String, Instant>,
-    progress: HashMap<String, (String, Instant)>,
     /// Deployments (namespace, name) touched by a change since the last pass.
     dirty: BTreeSet<(String, String)>,
     /// Deployments still in motion after the last pass (pods to ready, deadlines to watch).
@@ -247,15 +246,21 @@ impl Kubelet {
         for r in &all_rs {
             busy |= self.sync_pods(st, r, opts);
         }
-        busy |= deploy_status::write_status(
-            &mut self.progress,
-            st,
+        // deploymentutil.MaxUnavailable: 0 for Recreate and for 0 replicas, at most `desired`.
+        let max_unavailable = if recreate || desired == 0 {
+            0
+        } else {
+            unavailable.min(desired)
+        };
+        let rollout = deploy_status::Rollout {
             d,
-            &new_rs,
-            &all_rs,
-            new_revision,
-            min_available,
-        );
+            new_rs: &new_rs,
+            all_rs: &all_rs,
+            revision: new_revision,
+            created: existing_new.is_none(),
+            max_unavailable,
+        };
+        busy |= deploy_status::write_status(st, &rollout);
         busy
     }
 

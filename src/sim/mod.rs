@@ -2,8 +2,17 @@
 //! 127.0.0.1, with a simulated Deployment and DaemonSet controller, kubelet and garbage collector. The real
 //! `kube::Client` and `kube::runtime::Controller` run against it unchanged, and so does kubectl.
 //! It is held to recordings of a real kube-apiserver (../shared/k8s-transcripts, replayed by
-//! tests/transcripts.rs). Must not depend on the controller or the decision core.
+//! tests/transcripts.rs). It can also fail like one, for tests of a controller's recovery: an
+//! outage (`Cluster::go_down`, `come_back`, `outage`), injected errors, latency, broken watches,
+//! compaction (`SimState::inject_errors` and friends), RBAC refusals and SelfSubjectAccessReviews
+//! (`SimState::deny`), and ValidatingAdmissionPolicies.
+//! Must not depend on the controller or the decision core.
 
+mod access_review;
+mod admission;
+mod admission_cel;
+mod admission_match;
+mod authz;
 mod builtin;
 mod builtin_types;
 mod commit;
@@ -11,11 +20,13 @@ mod daemonset;
 mod deleting;
 mod deploy_status;
 mod discovery;
+mod faults;
 mod fieldset;
 mod gc;
 mod handlers;
 mod kubelet;
 mod managed;
+mod net;
 mod patch;
 mod patching;
 mod protobuf;
@@ -37,6 +48,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use authz::DEFAULT_USER;
+pub use faults::INJECTED_CAUSE;
 pub use kubelet::{KubeletOptions, NEVER_READY};
 pub use revision::template_hash;
 pub use state::{Access, SimState};
@@ -64,9 +77,17 @@ impl Default for SimOptions {
 
 /// A running embedded cluster. Dropping it stops the server and the controllers.
 pub struct Cluster {
-    addr: SocketAddr,
     state: Arc<Mutex<SimState>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    front: net::Front,
+    /// Whether the API server is up; the simulated controllers pause while it is not.
+    up: tokio::sync::watch::Sender<bool>,
+    controllers: tokio::task::JoinHandle<()>,
+}
+
+fn lock(state: &Mutex<SimState>) -> std::sync::MutexGuard<'_, SimState> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Cluster {
@@ -77,9 +98,11 @@ impl Cluster {
 
     /// Starts a cluster with the given options.
     pub async fn start_with(opts: SimOptions) -> std::io::Result<Cluster> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
-        let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(SimState::new()));
+        // The router needs the address for /api's serverAddressByClientCIDRs, which is known
+        // once bound: bind first, then build the router, then serve.
+        let listener = std::net::TcpListener::bind(("127.0.0.1", opts.port))?;
+        let addr = listener.local_addr()?;
         let app = server::App {
             state: state.clone(),
             addr: addr.to_string(),
@@ -90,25 +113,63 @@ impl Cluster {
             .fallback(server::dispatch)
             .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
             .with_state(app);
-        let serve = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        let controllers = tokio::spawn(run_controllers(state.clone(), opts));
+        let front = net::Front::start(listener, router)?;
+        let (up, up_rx) = tokio::sync::watch::channel(true);
+        let controllers = tokio::spawn(run_controllers(state.clone(), opts, up_rx));
         Ok(Cluster {
-            addr,
             state,
-            tasks: vec![serve, controllers],
+            front,
+            up,
+            controllers,
         })
     }
 
-    /// The server's base URL.
+    /// The server's base URL (the same across outages).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.addr())
     }
 
-    /// The listening address.
+    /// The listening address (the same across outages).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.front.addr()
+    }
+
+    /// Whether the API server is up (not between `go_down` and `come_back`).
+    pub fn is_up(&self) -> bool {
+        self.front.is_up()
+    }
+
+    /// The API server goes away, as when its process dies: the listener closes (new connections
+    /// are refused), every open connection closes at once, watch streams included, and the
+    /// simulated controllers (Deployment controller, kubelet, garbage collector) pause, since
+    /// kube-controller-manager cannot write without an API server. The store is kept. Tests can
+    /// still change the state directly meanwhile.
+    pub fn go_down(&self) {
+        self.front.go_down();
+        self.up.send_replace(false);
+    }
+
+    /// The API server comes back on the same port with the store intact and the watch history
+    /// compacted, as a restarted kube-apiserver whose watch cache starts at the current
+    /// resourceVersion: a watch from any older resourceVersion gets the in-band `ERROR` event with
+    /// 410 Expired (`too old resource version: N (M)`, k8s-transcripts 12), so clients list
+    /// again. The simulated controllers resume (and look at everything). Nothing happens if the
+    /// server is up.
+    pub async fn come_back(&self) -> std::io::Result<()> {
+        if self.front.is_up() {
+            return Ok(());
+        }
+        lock(&self.state).store.compact();
+        self.front.come_back()?;
+        self.up.send_replace(true);
+        Ok(())
+    }
+
+    /// `go_down`, wait `d`, `come_back`.
+    pub async fn outage(&self, d: Duration) -> std::io::Result<()> {
+        self.go_down();
+        tokio::time::sleep(d).await;
+        self.come_back().await
     }
 
     /// A kube config pointing at this cluster (namespace `default`).
@@ -137,7 +198,7 @@ impl Cluster {
         std::fs::write(path, self.kubeconfig_yaml())
     }
 
-    /// Direct access to the state (tests, benchmarks: counts, compaction).
+    /// Direct access to the state (tests, benchmarks: counts, faults, denials, compaction).
     pub fn state(&self) -> Arc<Mutex<SimState>> {
         self.state.clone()
     }
@@ -148,13 +209,16 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
+        self.front.go_down();
+        self.controllers.abort();
     }
 }
 
-async fn run_controllers(state: Arc<Mutex<SimState>>, opts: SimOptions) {
+async fn run_controllers(
+    state: Arc<Mutex<SimState>>,
+    opts: SimOptions,
+    mut up: tokio::sync::watch::Receiver<bool>,
+) {
     use tokio::sync::broadcast::error::TryRecvError;
     let mut kubelet = kubelet::Kubelet::default();
     let mut daemonsets = daemonset::DaemonSets::default();
@@ -167,6 +231,16 @@ async fn run_controllers(state: Arc<Mutex<SimState>>, opts: SimOptions) {
     let mut busy = true;
     let mut first = None;
     loop {
+        if !*up.borrow_and_update() {
+            // kube-controller-manager cannot read or write while the API server is away; once it
+            // is back, its informers list everything again.
+            if up.wait_for(|up| *up).await.is_err() {
+                return;
+            }
+            kubelet.resync();
+            gc_due = true;
+            busy = true;
+        }
         if !busy {
             // Sleep until something changes; when nothing does for a while, look at everything
             // (timers like progress deadlines, and a safety net for the change bookkeeping).
@@ -179,10 +253,10 @@ async fn run_controllers(state: Arc<Mutex<SimState>>, opts: SimOptions) {
             }
         }
         tokio::time::sleep(opts.controller_period).await;
-        let mut st = match state.lock() {
-            Ok(s) => s,
-            Err(p) => p.into_inner(),
-        };
+        if !*up.borrow() {
+            continue;
+        }
+        let mut st = lock(&state);
         // Everything that changed since the last pass, our own writes included: they may have
         // made more work (a new ReplicaSet needs pods; pods need a status).
         let mut changes: Vec<_> = first.take().into_iter().collect();

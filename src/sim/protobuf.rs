@@ -1,7 +1,7 @@
 //! Decodes the Kubernetes protobuf encoding (`application/vnd.kubernetes.protobuf`) of the few
 //! built-in kinds that client-go's typed clients send as protobuf to a sim user: Namespaces,
-//! Secrets and ConfigMaps (`kubectl create namespace|secret|configmap`, Helm's release records)
-//! and the DeleteOptions of their deletes. Any other kind is refused with 415, as an API server
+//! Secrets and ConfigMaps (`kubectl create namespace|secret|configmap`, Helm's release records),
+//! the DeleteOptions of their deletes, and SelfSubjectAccessReviews (`kubectl auth can-i`). Any other kind is refused with 415, as an API server
 //! without that codec would. Decoding only: the sim always answers JSON, which client-go accepts.
 //! Must not import the store or the handlers.
 
@@ -86,6 +86,33 @@ const DELETE_OPTIONS: &[Field] = &[
     (5, "dryRun", Kind::RepStr),
 ];
 
+// k8s.io/api/authorization/v1/generated.proto; field and label selectors (8, 9) are not read.
+const RESOURCE_ATTRIBUTES: &[Field] = &[
+    (1, "namespace", Kind::Str),
+    (2, "verb", Kind::Str),
+    (3, "group", Kind::Str),
+    (4, "version", Kind::Str),
+    (5, "resource", Kind::Str),
+    (6, "subresource", Kind::Str),
+    (7, "name", Kind::Str),
+];
+
+const SELF_SUBJECT_ACCESS_REVIEW: &[Field] = &[
+    (1, "metadata", Kind::Msg(OBJECT_META)),
+    (
+        2,
+        "spec",
+        Kind::Msg(&[
+            (1, "resourceAttributes", Kind::Msg(RESOURCE_ATTRIBUTES)),
+            (
+                2,
+                "nonResourceAttributes",
+                Kind::Msg(&[(1, "path", Kind::Str), (2, "verb", Kind::Str)]),
+            ),
+        ]),
+    ),
+];
+
 const TYPE_META: &[Field] = &[(1, "apiVersion", Kind::Str), (2, "kind", Kind::Str)];
 
 /// The envelope every protobuf body starts with: `k8s\0` then a `runtime.Unknown`.
@@ -114,9 +141,10 @@ pub fn to_json(body: &[u8]) -> Result<Value, String> {
         "Secret" => SECRET,
         "ConfigMap" => CONFIG_MAP,
         "DeleteOptions" => DELETE_OPTIONS,
+        "SelfSubjectAccessReview" => SELF_SUBJECT_ACCESS_REVIEW,
         other => {
             return Err(format!(
-                "the sim reads protobuf bodies of Namespace, Secret, ConfigMap and DeleteOptions only, not {other:?}; send application/json"
+                "the sim reads protobuf bodies of Namespace, Secret, ConfigMap, DeleteOptions and SelfSubjectAccessReview only, not {other:?}; send application/json"
             ));
         }
     };

@@ -118,3 +118,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_self_subject_access_review_like_kubectl_auth_can_i_sends_it() {
+    let mut ra = Vec::new();
+    bytes(&mut ra, 1, b"default");
+    bytes(&mut ra, 2, b"delete");
+    bytes(&mut ra, 3, b"apps");
+    bytes(&mut ra, 4, b"");
+    bytes(&mut ra, 5, b"deployments");
+    let mut spec = Vec::new();
+    bytes(&mut spec, 1, &ra);
+    let mut raw = Vec::new();
+    bytes(&mut raw, 1, b"");
+    bytes(&mut raw, 2, &spec);
+    let got = to_json(&envelope(
+        "authorization.k8s.io/v1",
+        "SelfSubjectAccessReview",
+        &raw,
+    ))
+    .unwrap();
+    assert_eq!(
+        got,
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "metadata": {},
+            "spec": {"resourceAttributes": {"namespace": "default", "verb": "delete", "group": "apps", "resource": "deployments"}}})
+    );
+}

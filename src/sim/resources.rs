@@ -26,6 +26,8 @@ pub enum Builtin {
     Crd,
     /// coordination.k8s.io/v1 Lease (PUT creates).
     Lease,
+    /// authorization.k8s.io/v1 SelfSubjectAccessReview: create-only, answered, never stored.
+    AccessReview,
     /// Any other built-in without special rules.
     Plain,
 }
@@ -106,7 +108,9 @@ impl ResourceType {
 
     /// The discovery entries (`APIResource`) for this type and its subresources.
     pub fn discovery(&self) -> Vec<Value> {
-        let verbs: Vec<&str> = if self.builtin.is_none() {
+        let verbs: Vec<&str> = if self.builtin == Some(Builtin::AccessReview) {
+            vec!["create"]
+        } else if self.builtin.is_none() {
             vec![
                 "delete",
                 "deletecollection",

@@ -1,5 +1,7 @@
 //! HTTP front of the embedded API server: path routing (discovery, resources, subresources),
-//! body limits, content types, and the dispatch of each verb; watches stream from `watch`.
+//! body limits, content types, and the dispatch of each verb in kube-apiserver's order — latency,
+//! priority and fairness (injected 429s), authorization (before routing), routing, storage faults,
+//! the verb; watches stream from `watch`. Must not import the controller or the decision core.
 
 use std::sync::{Arc, Mutex};
 
@@ -9,8 +11,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use super::authz::{self, Attributes};
 use super::discovery;
+use super::faults::{self, Stage};
 use super::handlers::{self, Query, Target};
+use super::resources::Builtin;
 use super::state::{Ctx, FieldValidation, SimState};
 use super::status::{self, Reply};
 use super::watch;
@@ -27,12 +32,16 @@ pub struct App {
     pub addr: String,
 }
 
+fn lock(state: &Mutex<SimState>) -> std::sync::MutexGuard<'_, SimState> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn to_response(r: Reply) -> Response {
     let mut resp = match &r.body {
-        Value::String(text)
-            if r.code == StatusCode::NOT_FOUND
-                && r.body.as_str().is_some_and(|t| t.starts_with("404 page")) =>
-        {
+        // Text bodies: the plain `404 page not found`, and Go's `http.Error` answers (429).
+        Value::String(text) => {
             let mut resp = (r.code, text.clone()).into_response();
             resp.headers_mut().insert(
                 "content-type",
@@ -50,6 +59,11 @@ fn to_response(r: Reply) -> Response {
     for w in r.warnings {
         if let Ok(v) = HeaderValue::from_str(&w) {
             resp.headers_mut().append("warning", v);
+        }
+    }
+    for (name, value) in r.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(name, v);
         }
     }
     resp
@@ -166,6 +180,22 @@ fn resource_route(st: &SimState, group: &str, version: &str, rest: &[&str]) -> R
     found.map_or(Route::NotFound, |t| Route::Resource(Box::new(t)))
 }
 
+/// One request as the dispatcher reads it.
+struct Request {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+    q: Query,
+    is_watch: bool,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
 /// The single handler behind every path.
 pub async fn dispatch(
     State(app): State<App>,
@@ -174,66 +204,150 @@ pub async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if body.len() > MAX_BODY {
+    let q = parse_query(&uri);
+    let is_watch = q.get("watch").is_some_and(|w| w == "1" || w == "true");
+    if !is_watch {
+        // Read under the lock, slept without it: a slow answer never stalls anyone else.
+        let latency = lock(&app.state).latency();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+    }
+    let req = Request {
+        method,
+        uri,
+        headers,
+        body,
+        q,
+        is_watch,
+    };
+    serve(&app, req)
+}
+
+/// Everything after the latency, under the state lock (released before a watch streams).
+fn serve(app: &App, req: Request) -> Response {
+    if req.body.len() > MAX_BODY {
         return to_response(status::too_large());
     }
-    let q = parse_query(&uri);
-    let ctx = ctx_for(&headers, &q);
-    let ctype = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .to_string();
-    let is_watch = q.get("watch").is_some_and(|w| w == "1" || w == "true");
-    let accept = headers
-        .get("accept")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .to_string();
-    let mut st = match app.state.lock() {
-        Ok(s) => s,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    if method == Method::GET
-        && accept
-            .split(',')
-            .next()
-            .is_some_and(|a| a.contains("as=APIGroupDiscoveryList"))
-        && matches!(uri.path(), "/apis" | "/api")
-    {
-        let doc = discovery::aggregated(&st.types, uri.path() == "/api");
-        let mut resp = to_response(Reply::json(StatusCode::OK, doc));
-        resp.headers_mut().insert(
-            "content-type",
-            HeaderValue::from_static(
-                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
-            ),
-        );
+    let mut st = lock(&app.state);
+    if let Some(resp) = aggregated_discovery(&st, &req) {
         return resp;
     }
-    // client-go's typed clients send some built-in kinds as protobuf (kubectl create secret,
-    // Helm's release records); those are read and handled as their JSON form.
-    let (ctype, body) = if ctype.contains("protobuf") && !body.is_empty() {
-        match super::protobuf::to_json(&body) {
-            Ok(obj) => ("application/json".to_string(), Bytes::from(obj.to_string())),
-            Err(why) => {
-                return to_response(status::unsupported_media(format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({why})"
-                )));
-            }
-        }
-    } else {
-        (ctype, body)
+    let (ctype, body) = match decode_body(&req) {
+        Ok(x) => x,
+        Err(r) => return to_response(r),
     };
-    let target = match route(&st, &app.addr, uri.path()) {
-        Route::Doc(doc) if method == Method::GET => {
+    let agent = req.header("user-agent").unwrap_or("unknown").to_string();
+    if let Some(a) = authz::attributes(&req.method, req.uri.path(), &req.q)
+        && let Some(r) = before_routing(&mut st, &agent, &a)
+    {
+        return to_response(r);
+    }
+    let target = match route(&st, &app.addr, req.uri.path()) {
+        Route::Doc(doc) if req.method == Method::GET => {
             return to_response(Reply::json(StatusCode::OK, doc));
         }
-        Route::Doc(_) => return to_response(status::method_not_allowed(method.as_str())),
+        Route::Doc(_) => return to_response(status::method_not_allowed(req.method.as_str())),
         Route::NotFound => return to_response(status::not_found_text("")),
         Route::Resource(t) => *t,
     };
-    let verb = match (&method, target.name.is_some(), is_watch) {
+    count_request(&mut st, &req, &target);
+    let named_write =
+        target.name.is_some() && matches!(req.method, Method::PUT | Method::PATCH | Method::DELETE);
+    let qualified = target.rt.qualified();
+    if let Some(code) = st.faults.take(&qualified, Stage::Storage { named_write }) {
+        return to_response(faults::injected_reply(
+            code,
+            &target.rt.plural,
+            &target.rt.group,
+            target.name.as_deref(),
+        ));
+    }
+    let short = authz::short_agent(&agent).to_string();
+    if req.is_watch && req.method == Method::GET && target.name.is_none() {
+        authz::record_access(&mut st, &short, &target, "watch");
+        return match watch::start(&st, &target, &req.q) {
+            Ok(stream) => {
+                drop(st);
+                let mut resp = Response::new(Body::from_stream(stream));
+                resp.headers_mut()
+                    .insert("content-type", HeaderValue::from_static("application/json"));
+                resp
+            }
+            Err(r) => to_response(r),
+        };
+    }
+    let ctx = ctx_for(&req.headers, &req.q);
+    let reply = if target.rt.builtin == Some(Builtin::AccessReview) {
+        access_review(&st, &target, &req, &agent, &ctype, &body, &ctx)
+    } else {
+        verb(&mut st, &target, &req, &ctype, &body, &ctx)
+    };
+    for verb in authz::rbac_verbs(&req.method, target.name.is_some(), reply.code) {
+        authz::record_access(&mut st, &short, &target, verb);
+    }
+    drop(st);
+    to_response(reply)
+}
+
+/// Aggregated discovery (`Accept: ...;as=APIGroupDiscoveryList` on /api or /apis).
+fn aggregated_discovery(st: &SimState, req: &Request) -> Option<Response> {
+    let path = req.uri.path();
+    let wanted = req.method == Method::GET
+        && req
+            .header("accept")
+            .unwrap_or("application/json")
+            .split(',')
+            .next()
+            .is_some_and(|a| a.contains("as=APIGroupDiscoveryList"))
+        && matches!(path, "/apis" | "/api");
+    if !wanted {
+        return None;
+    }
+    let doc = discovery::aggregated(&st.types, path == "/api");
+    let mut resp = to_response(Reply::json(StatusCode::OK, doc));
+    resp.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+        ),
+    );
+    Some(resp)
+}
+
+/// The body's content type and bytes. client-go's typed clients send some built-in kinds as
+/// protobuf (kubectl create secret, Helm's release records); those are read as their JSON form.
+fn decode_body(req: &Request) -> Result<(String, Bytes), Reply> {
+    let ctype = req
+        .header("content-type")
+        .unwrap_or("application/json")
+        .to_string();
+    if !ctype.contains("protobuf") || req.body.is_empty() {
+        return Ok((ctype, req.body.clone()));
+    }
+    match super::protobuf::to_json(&req.body) {
+        Ok(obj) => Ok(("application/json".to_string(), Bytes::from(obj.to_string()))),
+        Err(why) => Err(status::unsupported_media(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({why})"
+        ))),
+    }
+}
+
+/// The stages before routing: API Priority and Fairness (injected 429s), then authorization.
+fn before_routing(st: &mut SimState, agent: &str, a: &Attributes) -> Option<Reply> {
+    if let Some(code) = st.faults.take(&a.qualified(), Stage::Fairness) {
+        return Some(faults::injected_reply(
+            code,
+            &a.resource,
+            &a.group,
+            a.name.as_deref(),
+        ));
+    }
+    authz::check(st, agent, a)
+}
+
+fn count_request(st: &mut SimState, req: &Request, target: &Target) {
+    let kind = match (&req.method, target.name.is_some(), req.is_watch) {
         (&Method::GET, _, true) => "watch",
         (&Method::GET, true, _) => "get",
         (&Method::GET, false, _) => "list",
@@ -245,83 +359,57 @@ pub async fn dispatch(
         .map(|s| format!("/{s}"))
         .unwrap_or_default();
     *st.request_counts
-        .entry(format!("{method} {}{sub} {verb}", target.rt.qualified()))
+        .entry(format!(
+            "{} {}{sub} {kind}",
+            req.method,
+            target.rt.qualified()
+        ))
         .or_default() += 1;
-    let agent = headers
-        .get("user-agent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|a| a.split('/').next())
-        .unwrap_or("unknown");
-    if is_watch && method == Method::GET && target.name.is_none() {
-        record_access(&mut st, agent, &target, "watch");
-        return match watch::start(&st, &target, &q) {
-            Ok(stream) => {
-                drop(st);
-                let mut resp = Response::new(Body::from_stream(stream));
-                resp.headers_mut()
-                    .insert("content-type", HeaderValue::from_static("application/json"));
-                resp
-            }
-            Err(r) => to_response(r),
-        };
+}
+
+/// A SelfSubjectAccessReview: only POST to the collection exists.
+fn access_review(
+    st: &SimState,
+    target: &Target,
+    req: &Request,
+    agent: &str,
+    ctype: &str,
+    body: &[u8],
+    ctx: &Ctx,
+) -> Reply {
+    if req.method != Method::POST || target.name.is_some() {
+        return status::method_not_allowed(req.method.as_str());
     }
-    let writes = matches!(method, Method::PUT | Method::PATCH | Method::DELETE);
-    if writes
-        && let Some(name) = target.name.as_deref()
-        && st.take_injected_conflict(&target.rt.qualified())
-    {
-        return to_response(status::conflict(&target.rt, name));
+    match handlers::parse_body(ctype, body, &target.rt) {
+        Ok(review) => super::access_review::review(st, &target.rt, agent, &review, ctx),
+        Err(r) => r,
     }
-    let reply = match (method.clone(), target.name.is_some()) {
-        (Method::GET, true) => handlers::get(&st, &target, &accept),
-        (Method::GET, false) => handlers::list(&mut st, &target, &q, &accept),
-        (Method::POST, false) => match handlers::parse_body(&ctype, &body, &target.rt) {
-            Ok(obj) => handlers::create(&mut st, &target, obj, &ctx),
+}
+
+/// The verb on a resource.
+fn verb(
+    st: &mut SimState,
+    target: &Target,
+    req: &Request,
+    ctype: &str,
+    body: &[u8],
+    ctx: &Ctx,
+) -> Reply {
+    let accept = req.header("accept").unwrap_or("application/json");
+    match (req.method.clone(), target.name.is_some()) {
+        (Method::GET, true) => handlers::get(st, target, accept),
+        (Method::GET, false) => handlers::list(st, target, &req.q, accept),
+        (Method::POST, false) => match handlers::parse_body(ctype, body, &target.rt) {
+            Ok(obj) => handlers::create(st, target, obj, ctx),
             Err(r) => r,
         },
-        (Method::PUT, true) => match handlers::parse_body(&ctype, &body, &target.rt) {
-            Ok(obj) => handlers::update(&mut st, &target, obj, &ctx),
+        (Method::PUT, true) => match handlers::parse_body(ctype, body, &target.rt) {
+            Ok(obj) => handlers::update(st, target, obj, ctx),
             Err(r) => r,
         },
-        (Method::PATCH, true) => handlers::patch(&mut st, &target, &ctype, &body, &q, &ctx),
-        (Method::DELETE, true) => handlers::delete(&mut st, &target, &q, &body, &ctx),
-        (Method::DELETE, false) => handlers::delete_collection(&mut st, &target, &q, &ctx),
+        (Method::PATCH, true) => handlers::patch(st, target, ctype, body, &req.q, ctx),
+        (Method::DELETE, true) => handlers::delete(st, target, &req.q, body, ctx),
+        (Method::DELETE, false) => handlers::delete_collection(st, target, &req.q, ctx),
         (m, _) => status::method_not_allowed(m.as_str()),
-    };
-    for verb in rbac_verbs(&method, target.name.is_some(), reply.code) {
-        record_access(&mut st, agent, &target, verb);
     }
-    drop(st);
-    to_response(reply)
-}
-
-/// The RBAC verbs kube-apiserver's authorizer checks for a request: an apply PATCH that created
-/// the object needs `create` as well as `patch`.
-fn rbac_verbs(method: &Method, named: bool, code: StatusCode) -> Vec<&'static str> {
-    match (method, named) {
-        (&Method::GET, true) => vec!["get"],
-        (&Method::GET, false) => vec!["list"],
-        (&Method::POST, _) => vec!["create"],
-        (&Method::PUT, _) => vec!["update"],
-        (&Method::PATCH, _) if code == StatusCode::CREATED => vec!["patch", "create"],
-        (&Method::PATCH, _) => vec!["patch"],
-        (&Method::DELETE, true) => vec!["delete"],
-        (&Method::DELETE, false) => vec!["deletecollection"],
-        _ => vec![],
-    }
-}
-
-fn record_access(st: &mut SimState, agent: &str, target: &Target, verb: &'static str) {
-    let resource = match &target.sub {
-        Some(sub) => format!("{}/{sub}", target.rt.plural),
-        None => target.rt.plural.clone(),
-    };
-    let access = super::state::Access {
-        agent: agent.to_string(),
-        group: target.rt.group.clone(),
-        resource,
-        verb,
-        all_namespaces: target.rt.namespaced && target.namespace.is_none(),
-    };
-    *st.access_log.entry(access).or_default() += 1;
 }

@@ -1,5 +1,6 @@
 //! The shared state of the embedded API server: storage, the resource registry, id and IP
-//! allocation, and the per-request context (field manager, validation mode, time).
+//! allocation, injected faults and denials, the access logs, and the per-request context (field
+//! manager, validation mode, time). Must not import the controller or the decision core.
 
 use std::collections::HashMap;
 
@@ -42,12 +43,17 @@ pub struct SimState {
     ip_seq: u32,
     /// Continue-token snapshots of paginated lists.
     pub snapshots: HashMap<u64, Vec<Value>>,
-    /// Writes still to be refused with 409 Conflict, by qualified resource (`deployments.apps`).
-    injected_conflicts: HashMap<String, u32>,
+    /// Injected errors, latency and watch drops (`faults`).
+    pub(crate) faults: super::faults::Faults,
+    /// Refused permissions and the user 403s name (`authz`).
+    pub(crate) rbac: super::authz::Rbac,
     /// Requests served, by `"<METHOD> <resource> <get|list|watch|write>"` (API economy checks).
     pub request_counts: std::collections::BTreeMap<String, u64>,
-    /// Every access as an RBAC authorizer would see it, by client (User-Agent), with its count.
+    /// Every access as an RBAC authorizer would see it, by client (User-Agent), with its count;
+    /// requests refused by [`SimState::deny`] included.
     pub access_log: std::collections::BTreeMap<Access, u64>,
+    /// The accesses refused by [`SimState::deny`] (answered 403), with their count.
+    pub denied_log: std::collections::BTreeMap<Access, u64>,
 }
 
 /// One request in RBAC terms: who asked for which verb on which resource, and whether the request
@@ -74,24 +80,6 @@ impl Default for SimState {
 }
 
 impl SimState {
-    /// Makes the next `n` writes (PUT, PATCH, DELETE of a named object) to `resource` (qualified,
-    /// e.g. `deployments.apps`, `canaries.serin.io`) answer 409 Conflict exactly as kube-apiserver
-    /// does when a concurrent writer got there first. For tests of retry behaviour.
-    pub fn inject_conflicts(&mut self, resource: &str, n: u32) {
-        self.injected_conflicts.insert(resource.to_string(), n);
-    }
-
-    /// Takes one injected conflict for `resource`, if any are left.
-    pub(crate) fn take_injected_conflict(&mut self, resource: &str) -> bool {
-        match self.injected_conflicts.get_mut(resource) {
-            Some(n) if *n > 0 => {
-                *n -= 1;
-                true
-            }
-            _ => false,
-        }
-    }
-
     /// A fresh state with the built-in types and the `default` namespace.
     pub fn new() -> SimState {
         let mut st = SimState {
@@ -100,9 +88,11 @@ impl SimState {
             uid_seq: 0,
             ip_seq: 0,
             snapshots: HashMap::new(),
-            injected_conflicts: HashMap::new(),
+            faults: Default::default(),
+            rbac: Default::default(),
             request_counts: Default::default(),
             access_log: Default::default(),
+            denied_log: Default::default(),
         };
         for ns in ["default", "kube-system"] {
             let uid = st.next_uid();

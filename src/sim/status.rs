@@ -16,6 +16,8 @@ pub struct Reply {
     pub body: Value,
     /// `Warning` header values.
     pub warnings: Vec<String>,
+    /// Other response headers (`Retry-After` of a 429).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Reply {
@@ -25,20 +27,22 @@ impl Reply {
             code,
             body,
             warnings: Vec::new(),
+            headers: Vec::new(),
         }
     }
 
-    /// A plain-text answer (the real server's `404 page not found`).
+    /// A plain-text answer (the real server's `404 page not found`, Go's `http.Error` bodies).
     pub fn text(code: StatusCode, text: &str) -> Reply {
         Reply {
             code,
             body: Value::String(text.to_string()),
             warnings: Vec::new(),
+            headers: Vec::new(),
         }
     }
 }
 
-fn status(code: u16, reason: &str, message: String, details: Option<Value>) -> Reply {
+pub(super) fn status(code: u16, reason: &str, message: String, details: Option<Value>) -> Reply {
     let mut body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
         "message": message, "reason": reason});
     if let Some(d) = details {
@@ -51,7 +55,7 @@ fn status(code: u16, reason: &str, message: String, details: Option<Value>) -> R
     )
 }
 
-fn details(rt: &ResourceType, name: &str) -> Value {
+pub(super) fn details(rt: &ResourceType, name: &str) -> Value {
     let mut d = json!({"name": name});
     if !rt.group.is_empty() {
         d["group"] = json!(rt.group);

@@ -1,9 +1,11 @@
 //! Watches: replay from a resourceVersion (or a synthetic ADDED list for rv 0/unset), then live
 //! changes; selectors turn "no longer matches" into DELETED; bookmarks; timeoutSeconds; a
-//! compacted resourceVersion gives an in-band ERROR event with 410 Expired, as the real server does.
+//! compacted resourceVersion gives an in-band ERROR event with 410 Expired, as the real server does;
+//! `SimState::drop_watches` breaks every open stream. Must not import the controller or the
+//! decision core.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +68,7 @@ fn line(kind: &str, object: Value) -> Bytes {
 struct Watch {
     queue: VecDeque<Bytes>,
     rx: broadcast::Receiver<Arc<Change>>,
+    drops: tokio::sync::watch::Receiver<u64>,
     filter: Filter,
     deadline: Instant,
     bookmark_at: Option<Instant>,
@@ -84,12 +87,13 @@ fn last_bookmark(deadline: Instant) -> Instant {
         .unwrap_or(deadline)
 }
 
-/// Starts a watch; the stream ends at timeoutSeconds or when the client goes away.
+/// Starts a watch; the stream ends at timeoutSeconds or when the client goes away, and fails
+/// (the connection is cut mid-response) on `SimState::drop_watches`.
 pub fn start(
     st: &SimState,
     target: &Target,
     q: &Query,
-) -> Result<impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static, Reply> {
+) -> Result<impl Stream<Item = Result<Bytes, io::Error>> + Send + 'static, Reply> {
     let (labels, fields) = selectors(target, q)?;
     let filter = Filter {
         target: target.clone(),
@@ -97,6 +101,7 @@ pub fn start(
         fields,
     };
     let rx = st.store.subscribe();
+    let drops = st.faults.drops();
     let current = st.store.rv();
     let mut queue = VecDeque::new();
     let initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
@@ -153,6 +158,7 @@ pub fn start(
     let w = Watch {
         queue,
         rx,
+        drops,
         filter,
         deadline,
         bookmark_at,
@@ -163,7 +169,7 @@ pub fn start(
     Ok(futures::stream::unfold(w, next))
 }
 
-async fn next(mut w: Watch) -> Option<(Result<Bytes, Infallible>, Watch)> {
+async fn next(mut w: Watch) -> Option<(Result<Bytes, io::Error>, Watch)> {
     loop {
         if let Some(b) = w.queue.pop_front() {
             return Some((Ok(b), w));
@@ -182,6 +188,17 @@ async fn next(mut w: Watch) -> Option<(Result<Bytes, Infallible>, Watch)> {
                 }
                 // A watcher that fell behind is closed; clients re-list and watch again.
                 Err(_) => return None,
+            },
+            dropped = w.drops.changed() => {
+                w.done = true;
+                w.queue.clear();
+                if dropped.is_err() {
+                    return None;
+                }
+                // An error, not the end of the stream: hyper then closes the connection without
+                // the final chunk, which is what a client sees when a proxy dies mid-watch.
+                let cut = io::Error::new(io::ErrorKind::ConnectionAborted, "watch dropped");
+                return Some((Err(cut), w));
             },
             _ = tokio::time::sleep_until(wake) => {
                 if Instant::now() >= w.deadline {
