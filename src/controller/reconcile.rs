@@ -134,14 +134,33 @@ async fn failed(ctx: &Arc<Context>, canary: &Canary, key: &str, e: Error) -> Act
 /// message, and a decision record. Returns whether the condition is news (a Warning Event then).
 fn show_refusal(before: &CanaryStatus, next: &mut CanaryStatus, r: &Refusal, what: &str) -> bool {
     let now = Utc::now();
-    analysis::set_condition(
-        &mut next.conditions,
-        "Ready",
-        "False",
-        r.class.reason(),
-        &r.message,
-        now,
-    );
+    let unchanged = before
+        .conditions
+        .iter()
+        .find(|c| {
+            c.r#type == "Ready"
+                && c.status == "False"
+                && c.reason == r.class.reason()
+                && c.message.as_deref() == Some(&r.message)
+        })
+        .cloned();
+    match &unchanged {
+        // The same refusal as last time: keep its condition as it was (the decision set Ready
+        // True meanwhile; a new transition time would be a status write, a watch event and a
+        // reconcile at once — no backoff at all).
+        Some(c) => match next.conditions.iter_mut().find(|x| x.r#type == "Ready") {
+            Some(slot) => *slot = c.clone(),
+            None => next.conditions.push(c.clone()),
+        },
+        None => analysis::set_condition(
+            &mut next.conditions,
+            "Ready",
+            "False",
+            r.class.reason(),
+            &r.message,
+            now,
+        ),
+    }
     let record = api::DecisionRecord {
         time: now,
         phase: next.phase,
@@ -150,11 +169,7 @@ fn show_refusal(before: &CanaryStatus, next: &mut CanaryStatus, r: &Refusal, wha
         action: format!("{what}: {}", r.message),
     };
     analysis::append_record(next, record);
-    !before.conditions.iter().any(|c| {
-        c.r#type == "Ready"
-            && c.reason == r.class.reason()
-            && c.message.as_deref() == Some(&r.message)
-    })
+    unchanged.is_none()
 }
 
 async fn write_status(ctx: &Context, canary: &Canary, status: &CanaryStatus) -> Result<()> {

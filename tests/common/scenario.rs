@@ -297,6 +297,16 @@ pub fn assert_calls_are_granted_with(
     );
 }
 
+/// HTTPRoutes (gateway.networking.k8s.io/v1) in `test`, as dynamic objects.
+pub fn dynamic_httproutes(client: &kube::Client) -> Api<kube::api::DynamicObject> {
+    let gvk = kube::api::GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    Api::namespaced_with(
+        client.clone(),
+        "test",
+        &kube::api::ApiResource::from_gvk_with_plural(&gvk, "httproutes"),
+    )
+}
+
 /// Installs the official Gateway API CRDs (HTTPRoute, GRPCRoute, Gateway) from ../shared/crds.
 pub async fn install_gateway_api(client: &kube::Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
