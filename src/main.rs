@@ -10,8 +10,24 @@ async fn main() {
     let code = match args.command {
         Command::Crds { out_dir } => cli::crds(out_dir.as_deref()),
         Command::Check {
+            cluster: true,
+            kubeconfig,
+            namespace,
+            mesh_provider,
+            ..
+        } => {
+            cli::cluster_check::run(
+                kubeconfig,
+                namespace,
+                &mesh_provider,
+                &mut std::io::stdout(),
+            )
+            .await
+        }
+        Command::Check {
             files,
             mesh_provider,
+            ..
         } => cli::check(&files, &mesh_provider, &mut std::io::stdout()),
         Command::Controller(args) => cli::controller(*args).await,
         Command::Sim {

@@ -12,6 +12,9 @@ pub enum Needed {
     LeaderElection,
     /// Only when this router is enabled (the chart's `routers.<name>` value).
     Router(&'static str),
+    /// Granted to every authenticated user by Kubernetes itself (the `system:basic-user`
+    /// ClusterRole): the chart does not grant it, and a Role could not (it is cluster-scoped).
+    Everyone,
     /// Only where Secrets are tracked (`--secret-namespaces`; the chart's `secretTracking`):
     /// in the watched namespaces by default, in a Role per named namespace, or nowhere.
     SecretTracking,

@@ -168,6 +168,7 @@ fn security_row(rule: &serin::rbac::Rule) -> String {
         Needed::LeaderElection => "`leaderElection.enabled`".to_string(),
         Needed::Router(r) => format!("`routers.{r}`"),
         Needed::SecretTracking => "`secretTracking`".to_string(),
+        Needed::Everyone => "every user (Kubernetes' `system:basic-user`)".to_string(),
     };
     format!(
         "| `{group}` | {} | {} | {needed} | {} |",

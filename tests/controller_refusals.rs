@@ -171,9 +171,11 @@ async fn a_router_the_service_account_may_not_use_is_forbidden_on_the_canary_unt
         .unwrap()
         .deny("serin", "gateway.networking.k8s.io", "httproutes", "*");
     let _stop = start_controller_with(&client, settings(Duration::from_secs(4)));
+    // The permissions preflight (SelfSubjectAccessReview) says so before anything is tried.
     let message = ready(&client, "Forbidden").await;
     assert!(
-        message.contains("httproutes.gateway.networking.k8s.io is forbidden: User \"system:serviceaccount:serin-system:serin\" cannot list resource \"httproutes\""),
+        message.starts_with("the controller's ServiceAccount may not get httproutes (apiGroups: [gateway.networking.k8s.io]), list httproutes")
+            && message.ends_with("in namespace test (granted by the chart value routers.gatewayApi=true)"),
         "{message}"
     );
     let events = common::scenario::event_notes(&client, "Forbidden").await;
@@ -184,5 +186,52 @@ async fn a_router_the_service_account_may_not_use_is_forbidden_on_the_canary_unt
     assert!(
         routes.get_opt("podinfo").await.unwrap().is_some(),
         "the route was made once allowed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serin_check_cluster_names_what_is_missing_and_the_chart_value_that_grants_it() {
+    let (cluster, _client) = common::scenario::start_cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    let check = || async {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_serin"))
+            .args([
+                "check",
+                "--cluster",
+                "-n",
+                "test",
+                "--mesh-provider",
+                "gatewayapi:v1",
+            ])
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .output()
+            .await
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = check().await;
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("provider gatewayapi:v1: ok"), "{text}");
+    {
+        let state = cluster.state();
+        let mut st = state.lock().unwrap();
+        st.deny("serin", "apps", "deployments", "patch");
+        st.deny("serin", "gateway.networking.k8s.io", "httproutes", "create");
+    }
+    let (code, text) = check().await;
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("may not patch deployments (apiGroups: [apps]) in namespace test (granted by the chart value rbac.create=true (the chart's ClusterRole or Role))"),
+        "{text}"
+    );
+    assert!(
+        text.contains("create httproutes (apiGroups: [gateway.networking.k8s.io]) in namespace test (granted by the chart value routers.gatewayApi=true)"),
+        "{text}"
     );
 }

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::api::crd;
 use crate::manifest;
 
+pub mod cluster_check;
 mod controller;
 mod migrate;
 pub mod operate;
@@ -34,13 +35,25 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
-    /// Check Canary, MetricTemplate and AlertProvider manifests (serin.io or flagger.app) offline.
+    /// Check Canary, MetricTemplate and AlertProvider manifests (serin.io or flagger.app) offline,
+    /// or with --cluster the permissions the controller needs in a cluster.
     ///
     /// Prints `ok` per valid object, or each problem with its field path; exits 1 on any problem.
     Check {
         /// YAML files to check (multi-document files are fine); `-` reads standard input.
-        #[arg(required = true, value_name = "FILE")]
+        #[arg(required_unless_present = "cluster", value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// Instead of files: ask the cluster of the kubeconfig (SelfSubjectAccessReview) whether
+        /// its identity may make every call Serin makes for --mesh-provider and for the providers
+        /// its Canaries use, and name the chart value that grants what is missing.
+        #[arg(long, conflicts_with = "files")]
+        cluster: bool,
+        /// With --cluster: the kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster).
+        #[arg(long, env = "KUBECONFIG", value_name = "PATH")]
+        kubeconfig: Option<PathBuf>,
+        /// With --cluster: check in this namespace only (the controller's --namespace).
+        #[arg(long, short = 'n', value_name = "NS", requires = "cluster")]
+        namespace: Option<String>,
         /// The provider your controller uses for Canaries that name none (its --mesh-provider):
         /// a weight plan on `kubernetes`, which can only switch Services, is an error.
         #[arg(long, env = "SERIN_MESH_PROVIDER", default_value = "kubernetes")]

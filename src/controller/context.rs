@@ -126,6 +126,15 @@ impl Caches {
     }
 }
 
+/// A preflight answer: when it was asked, and the permissions missing (None: the API server could
+/// not say, e.g. SelfSubjectAccessReview itself refused — then nothing is blocked).
+type Checked = (std::time::Instant, Option<Vec<super::preflight::Missing>>);
+
+/// How long a preflight answer is trusted: a missing permission is asked again soon (so a grant
+/// is noticed), a complete set rarely.
+const PERMISSIONS_MISSING_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+const PERMISSIONS_OK_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Hook answers by hook name.
 type HookAnswers = std::collections::BTreeMap<String, crate::analysis::HookOutcome>;
 
@@ -151,6 +160,10 @@ pub struct Context {
     streaks: std::sync::Mutex<std::collections::HashMap<String, Streak>>,
     /// Answers of once-per-revision hooks, by `namespace/name@revision` (bounded).
     hook_memo: std::sync::Mutex<std::collections::BTreeMap<String, HookAnswers>>,
+    /// What the permissions preflight found per provider, and when.
+    permissions: tokio::sync::Mutex<std::collections::HashMap<String, Checked>>,
+    /// The namespace the controller watches (None: all).
+    pub scope: Option<String>,
     /// Reflector caches; None fields fall back to API reads.
     pub caches: Caches,
     /// API client.
@@ -174,6 +187,8 @@ impl Context {
             written: Default::default(),
             streaks: Default::default(),
             hook_memo: Default::default(),
+            permissions: Default::default(),
+            scope: None,
             slots: Default::default(),
         }
     }
@@ -217,6 +232,46 @@ impl Context {
             streak.last = refusal.message.clone();
         }
         (streak.count, streak.same)
+    }
+
+    /// The permissions the controller lacks for a provider's Canaries (preflight by
+    /// SelfSubjectAccessReview, remembered for a while); empty when complete or unknown.
+    pub async fn missing_permissions(&self, provider: &str) -> Vec<super::preflight::Missing> {
+        let mut known = self.permissions.lock().await;
+        if let Some((at, answer)) = known.get(provider) {
+            let ttl = match answer {
+                Some(m) if m.is_empty() => PERMISSIONS_OK_TTL,
+                _ => PERMISSIONS_MISSING_TTL,
+            };
+            if at.elapsed() < ttl {
+                return answer.clone().unwrap_or_default();
+            }
+        }
+        let tracking = matches!(
+            self.settings.secret_tracking,
+            crate::workload::SecretTracking::Watched
+        );
+        let answer =
+            super::preflight::missing_for(&self.client, self.scope.as_deref(), provider, tracking)
+                .await;
+        let answer = match answer {
+            Ok(missing) => {
+                if !missing.is_empty() {
+                    let why = super::preflight::sentence(&missing, self.scope.as_deref());
+                    tracing::warn!(provider, missing = %why, "permissions preflight");
+                }
+                Some(missing)
+            }
+            Err(e) => {
+                tracing::warn!(provider, error = %e, "permissions preflight: SelfSubjectAccessReview unanswered; not checking");
+                None
+            }
+        };
+        known.insert(
+            provider.to_string(),
+            (std::time::Instant::now(), answer.clone()),
+        );
+        answer.unwrap_or_default()
     }
 
     /// The remembered answers of once-per-revision hooks for `key` (`namespace/name@revision`).

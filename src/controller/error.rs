@@ -17,6 +17,10 @@ pub enum Error {
     /// reconcile does not decide on an empty cache, it comes back soon.
     #[error("waiting for the {0} cache's first list")]
     CacheNotReady(&'static str),
+    /// The permissions preflight found calls the ServiceAccount may not make; the text names them
+    /// and the chart value that grants them.
+    #[error("{0}")]
+    Permissions(String),
 }
 
 impl Error {
@@ -30,6 +34,7 @@ impl Error {
             Error::Router(_) => "router",
             Error::Conflict(_) => "conflict",
             Error::CacheNotReady(_) => "cache",
+            Error::Permissions(_) => "forbidden",
         }
     }
 

@@ -10,6 +10,7 @@ pub mod events;
 pub mod leader;
 mod metrics;
 mod observe;
+pub mod preflight;
 pub mod rbac;
 mod reconcile;
 pub mod refusal;
@@ -253,6 +254,7 @@ async fn run_with(
         .touched_objects();
     let by_service = store.clone();
     let mut context = Context::new(client, settings);
+    context.scope = namespace.clone();
     context.caches = Caches {
         canaries: Some(store.clone()),
         deployments: Some(deploy_cache),

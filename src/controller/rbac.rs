@@ -15,6 +15,7 @@ pub fn all() -> Vec<Rule> {
         crate::router::istio::RBAC,
         crate::router::smi::RBAC,
         crate::controller::leader::RBAC,
+        crate::controller::preflight::RBAC,
     ]
     .concat()
 }
@@ -43,10 +44,15 @@ pub fn secret_tracking_grants() -> BTreeSet<Grant> {
 fn watched_namespace_grants(routers: &[&str], secret_tracking: bool) -> BTreeSet<Grant> {
     expand(all().iter().filter(|r| match r.needed {
         Needed::Always => true,
-        Needed::LeaderElection => false,
+        Needed::LeaderElection | Needed::Everyone => false,
         Needed::Router(name) => routers.contains(&name),
         Needed::SecretTracking => secret_tracking,
     }))
+}
+
+/// The triples Kubernetes grants every authenticated user (the chart grants none of them).
+pub fn everyone_grants() -> BTreeSet<Grant> {
+    expand(all().iter().filter(|r| r.needed == Needed::Everyone))
 }
 
 /// The triples granted in the controller's namespace with leader election on.

@@ -261,6 +261,12 @@ async fn tick(
         .clone()
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| ctx.settings.default_provider.clone());
+    let missing = ctx.missing_permissions(&provider).await;
+    if !missing.is_empty() {
+        // Nothing is half-applied for want of a permission: the Canary says which to grant.
+        let why = super::preflight::sentence(&missing, ctx.scope.as_deref());
+        return Err(Error::Permissions(why));
+    }
     let (mut invalid, router) = problems(ctx, canary, &provider).await?;
     let w = workloads(ctx, canary).await?;
     if invalid.is_empty() {

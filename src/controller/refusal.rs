@@ -141,6 +141,10 @@ impl Refusal {
                 class: Class::Conflict,
                 message: shorten(format!("{verb} {object}: conflict while writing {what}")),
             },
+            super::Error::Permissions(why) => Refusal {
+                class: Class::Forbidden,
+                message: shorten(why.clone()),
+            },
             super::Error::CacheNotReady(_) => Refusal {
                 class: Class::ApiUnavailable,
                 message: shorten(err.to_string()),

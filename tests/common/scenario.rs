@@ -266,6 +266,8 @@ pub fn assert_calls_are_granted_with(
     if leader_election {
         granted.extend(rbac::leader_election_grants());
     }
+    // What Kubernetes grants every user (the permissions preflight's SelfSubjectAccessReviews).
+    granted.extend(rbac::everyone_grants());
     let per_namespace = match secrets {
         SecretTracking::Namespaces(_) => rbac::secret_tracking_grants(),
         _ => Default::default(),
