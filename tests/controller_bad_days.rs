@@ -148,3 +148,32 @@ async fn a_never_ready_canary_fails_within_its_deadline_with_the_controller_rest
     }
     drop(stop);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_weight_plan_without_a_provider_is_refused_on_the_kubernetes_default_and_no_selector_moves()
+ {
+    // What a real cluster showed: no spec.provider (the controller's default is kubernetes) and
+    // stepWeight 20 to 80 switched the apex selector to the canary "at weight 60".
+    let (_cluster, client) = setup_with(json!({"provider": null,
+        "analysis": {"interval": "1s", "threshold": 2, "iterations": null, "stepWeight": 20, "maxWeight": 80}}))
+    .await;
+    let _stop = start_controller(&client);
+    let message = ready_condition(&client, "podinfo", "InvalidSpec").await;
+    assert_eq!(
+        message,
+        "spec.analysis.iterations: the kubernetes provider cannot split traffic (it switches the Service selector, all users at once); use iterations (blue/green) or a mesh/gateway provider (spec.provider or the controller's --mesh-provider)"
+    );
+    // Nothing was made or moved: no primary, no Services, the target untouched.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
+    assert!(deploys.get_opt("podinfo-primary").await.unwrap().is_none());
+    assert_eq!(
+        deploys.get("podinfo").await.unwrap().spec.unwrap().replicas,
+        Some(2)
+    );
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(client.clone(), "test");
+    assert!(services.get_opt("podinfo").await.unwrap().is_none());
+    let notes = common::scenario::event_notes(&client, "InvalidSpec").await;
+    assert_eq!(notes, vec![message]);
+}
