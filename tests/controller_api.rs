@@ -58,13 +58,7 @@ async fn conflicts_on_writes_are_retried_not_reported() {
         conflicts >= 1,
         "the injected conflicts were hit and counted"
     );
-    let ready = c
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.r#type == "Ready")
-        .unwrap();
+    let ready = common::scenario::ready_condition(&c.status.unwrap()).unwrap();
     assert_eq!(ready.status, "True");
     let events: Api<Event> = Api::namespaced(client.clone(), "test");
     let warnings: Vec<String> = events

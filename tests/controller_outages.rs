@@ -7,58 +7,24 @@ mod common;
 
 use std::time::Duration;
 
-use common::scenario::{create_canary, set_image, start_controller_with, wait_phase};
+use common::scenario::{
+    create_app_and_canary, set_image, start_cluster_with, start_controller_with, wait_phase,
+};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use serde_json::json;
-use serin::api::{Canary, CanaryPhase, CanaryStatus, crd};
+use serin::api::{Canary, CanaryPhase, CanaryStatus};
 use serin::controller::Settings;
-use serin::sim::{Cluster, KubeletOptions, SimOptions};
+use serin::sim::Cluster;
 
-/// A cluster whose pods take `ready` to become ready, with the app and a blue/green Canary of
-/// `iterations` at `interval`; the controller runs on the production client.
+/// A cluster whose pods take `ready` to become ready, with the app and a blue/green Canary with
+/// `analysis`; the controller runs on the production client (`controller::client::connect`).
 async fn cluster(
     ready: Duration,
     analysis: serde_json::Value,
 ) -> (Cluster, kube::Client, tokio::sync::oneshot::Sender<()>) {
-    let cluster = Cluster::start_with(SimOptions {
-        kubelet: KubeletOptions { ready_delay: ready },
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let client = cluster.client();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for (_, c) in crd::all() {
-        crds.create(&PostParams::default(), &c).await.unwrap();
-    }
-    let pp = PostParams::default();
-    let ns: Api<Namespace> = Api::all(client.clone());
-    ns.create(
-        &pp,
-        &serde_json::from_value(json!({"metadata": {"name": "test"}})).unwrap(),
-    )
-    .await
-    .unwrap();
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "test");
-    let cm = json!({"metadata": {"name": "podinfo-config"}, "data": {"MESSAGE": "v1"}});
-    cms.create(&pp, &serde_json::from_value(cm).unwrap())
-        .await
-        .unwrap();
-    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
-    let app = json!({"metadata": {"name": "podinfo", "labels": {"app": "podinfo"}},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "podinfo"}},
-            "template": {"metadata": {"labels": {"app": "podinfo"}}, "spec": {"containers": [{"name": "podinfo", "image": "podinfo:6.0.0",
-                "ports": [{"containerPort": 9898}], "envFrom": [{"configMapRef": {"name": "podinfo-config"}}]}]}}}});
-    deploys
-        .create(&pp, &serde_json::from_value(app).unwrap())
-        .await
-        .unwrap();
-    let base = json!({"provider": "kubernetes", "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
-        "service": {"port": 80, "targetPort": 9898}, "analysis": analysis});
-    create_canary(&client, base, &json!({})).await;
+    let (cluster, client) = start_cluster_with(ready).await;
+    create_app_and_canary(&client, &json!({ "analysis": analysis })).await;
     let controller_client = serin::controller::client::connect(cluster.config()).unwrap();
     let stop = start_controller_with(&controller_client, Settings::default());
     (cluster, client, stop)

@@ -131,14 +131,8 @@ async fn an_admission_policy_refusal_is_shown_retried_with_backoff_and_recovered
     let c = wait_phase(&client, CanaryPhase::Initialized, None).await;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let c = api.get("podinfo").await.unwrap();
-        let ready = c
-            .status
-            .unwrap()
-            .conditions
-            .into_iter()
-            .find(|c| c.r#type == "Ready")
-            .unwrap();
+        let st = api.get("podinfo").await.unwrap().status.unwrap();
+        let ready = common::scenario::ready_condition(&st).unwrap();
         if ready.status == "True" {
             break;
         }

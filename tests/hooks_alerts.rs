@@ -11,23 +11,10 @@ use common::receiver;
 use serde_json::json;
 use serin::analysis::HookOutcome;
 use serin::api::{AlertProviderType, AlertSeverity, CanaryWebhook};
-use serin::hooks::{self, Prepared, Subject};
+use serin::hooks::{self, Prepared};
 use serin::notify::{Notification, Notifier};
 
-fn hook(url: String, extra: serde_json::Value) -> CanaryWebhook {
-    let mut v = json!({"name": "h", "url": url, "timeout": "500ms"});
-    json_patch::merge(&mut v, &extra);
-    serde_json::from_value(v).unwrap()
-}
-
-fn subject() -> Subject {
-    Subject {
-        name: "podinfo".into(),
-        namespace: "test".into(),
-        phase: "Progressing".into(),
-        checksum: "abc".into(),
-    }
-}
+use common::hooks::{hook, subject};
 
 async fn call(h: &CanaryWebhook, key: Option<&[u8]>) -> HookOutcome {
     let p = Prepared {

@@ -12,23 +12,10 @@ use common::receiver::{self, Receiver};
 use serde_json::json;
 use serin::analysis::HookOutcome;
 use serin::api::CanaryWebhook;
-use serin::hooks::{self, EventInfo, Prepared, Retry, Subject};
+use serin::hooks::{self, EventInfo, Prepared, Retry};
 use tokio::time::Instant;
 
-fn hook(url: String, extra: serde_json::Value) -> CanaryWebhook {
-    let mut v = json!({"name": "h", "url": url, "timeout": "500ms"});
-    json_patch::merge(&mut v, &extra);
-    serde_json::from_value(v).unwrap()
-}
-
-fn subject() -> Subject {
-    Subject {
-        name: "podinfo".into(),
-        namespace: "test".into(),
-        phase: "Progressing".into(),
-        checksum: "abc".into(),
-    }
-}
+use common::hooks::{hook, subject};
 
 async fn call(h: &CanaryWebhook) -> HookOutcome {
     let p = Prepared { hook: h, key: None };
@@ -183,75 +170,9 @@ async fn event_hooks_get_flaggers_payload() {
     assert!(r.hits()[0].headers["user-agent"].starts_with("serin/"));
 }
 
-/// `openssl s_server` with a fresh self-signed certificate (it never answers a POST, which is
-/// enough to tell a refused handshake from an accepted one), stopped by PID on drop.
-struct SelfSigned {
-    child: std::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for SelfSigned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn self_signed() -> SelfSigned {
-    use std::process::{Command, Stdio};
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is installed (scripts/test.sh installs it)");
-    assert!(made.status.success());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("openssl")
-        .args(["s_server", "-quiet", "-www"])
-        .args(["-accept", &format!("127.0.0.1:{port}"), "-cert"])
-        .arg(&cert)
-        .arg("-key")
-        .arg(&key)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "s_server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    SelfSigned {
-        child,
-        port,
-        _dir: dir,
-    }
-}
-
 #[tokio::test]
 async fn tls_is_verified_unless_disable_tls() {
-    let server = self_signed();
+    let server = common::tls::self_signed();
     let url = format!("https://127.0.0.1:{}/", server.port);
     let strict = call(&hook(url.clone(), json!({}))).await;
     assert!(

@@ -1,9 +1,11 @@
 //! Shared helpers of the tests that drive `serin sim serve` with kubectl as an outside client.
 #![allow(dead_code)]
 
+pub mod hooks;
 pub mod prometheus;
 pub mod receiver;
 pub mod scenario;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

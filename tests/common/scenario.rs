@@ -18,10 +18,13 @@ pub async fn setup() -> (Cluster, kube::Client) {
 
 /// An embedded cluster (pods ready after 100 ms) with Serin's CRDs and the namespace `test`.
 pub async fn start_cluster() -> (Cluster, kube::Client) {
+    start_cluster_with(Duration::from_millis(100)).await
+}
+
+/// `start_cluster` whose pods take `ready_delay` to become ready.
+pub async fn start_cluster_with(ready_delay: Duration) -> (Cluster, kube::Client) {
     let cluster = Cluster::start_with(SimOptions {
-        kubelet: KubeletOptions {
-            ready_delay: Duration::from_millis(100),
-        },
+        kubelet: KubeletOptions { ready_delay },
         ..Default::default()
     })
     .await
@@ -44,6 +47,13 @@ pub async fn start_cluster() -> (Cluster, kube::Client) {
 /// Sets up the namespace, CRDs, app and a blue/green Canary whose spec is merged with `overrides`.
 pub async fn setup_with(overrides: serde_json::Value) -> (Cluster, kube::Client) {
     let (cluster, client) = start_cluster().await;
+    create_app_and_canary(&client, &overrides).await;
+    (cluster, client)
+}
+
+/// The app of every scenario (ConfigMap podinfo-config, Deployment podinfo with 2 replicas) and
+/// its blue/green Canary (kubernetes provider, interval 1s, 2 iterations) with `overrides` merged.
+pub async fn create_app_and_canary(client: &kube::Client, overrides: &serde_json::Value) {
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "test");
     cms.create(
         &PostParams::default(),
@@ -63,8 +73,7 @@ pub async fn setup_with(overrides: serde_json::Value) -> (Cluster, kube::Client)
     })).unwrap()).await.unwrap();
     let base = json!({"provider": "kubernetes", "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
         "service": {"port": 80, "targetPort": 9898}, "analysis": {"interval": "1s", "threshold": 2, "iterations": 2}});
-    create_canary(&client, base, &overrides).await;
-    (cluster, client)
+    create_canary(client, base, overrides).await;
 }
 
 pub async fn wait_phase(
@@ -134,6 +143,29 @@ pub async fn set_image(client: &kube::Client, image: &str, annotations: serde_js
         .patch("podinfo", &PatchParams::default(), &Patch::Merge(patch))
         .await
         .unwrap();
+}
+
+/// The Canary's Ready condition, if it has one.
+pub fn ready_condition(st: &serin::api::CanaryStatus) -> Option<serin::api::CanaryCondition> {
+    st.conditions.iter().find(|c| c.r#type == "Ready").cloned()
+}
+
+/// Asserts that no analysis step of a rollout ran twice: one start tick, iterations ascending.
+pub fn assert_no_step_repeated(decisions: &[serin::api::DecisionRecord]) {
+    let starts = decisions
+        .iter()
+        .filter(|d| d.action.starts_with("pre-rollout passed"))
+        .count();
+    assert_eq!(starts, 1, "the start tick ran again: {decisions:#?}");
+    let iterations: Vec<&str> = decisions
+        .iter()
+        .filter(|d| d.action.starts_with("iteration"))
+        .map(|d| d.action.as_str())
+        .collect();
+    assert!(
+        iterations.windows(2).all(|w| w[0] < w[1]),
+        "went back a step: {iterations:?}"
+    );
 }
 
 /// Polls the Canary's status until `pred` holds (30 s at most); returns that status.
