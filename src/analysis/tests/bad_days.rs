@@ -45,14 +45,7 @@ fn a_never_ready_canary_fails_at_the_deadline_counted_from_status() {
         "{:?}",
         d.status.decisions.last()
     );
-    assert!(
-        d.status
-            .decisions
-            .last()
-            .unwrap()
-            .action
-            .contains("not ready for 30s")
-    );
+    assert!(last_action(&d).contains("not ready for 30s"));
     assert_eq!(w.routes(), Routes::PRIMARY);
     assert!(!w.target_replicas_up);
 }
@@ -143,14 +136,7 @@ fn an_unreachable_metrics_provider_holds_the_analysis_then_fails_at_the_deadline
         d.status.decisions.last().unwrap().checks[0].verdict,
         Verdict::Unreachable
     );
-    assert!(
-        d.status
-            .decisions
-            .last()
-            .unwrap()
-            .action
-            .contains("metrics provider unreachable")
-    );
+    assert!(last_action(&d).contains("metrics provider unreachable"));
     assert!(has(&d.effects, |e| matches!(
         e,
         Effect::Event {
@@ -172,14 +158,7 @@ fn an_unreachable_metrics_provider_holds_the_analysis_then_fails_at_the_deadline
     }
     let d = w.next_interval();
     assert_eq!(d.status.phase, CanaryPhase::Failed);
-    assert!(
-        d.status
-            .decisions
-            .last()
-            .unwrap()
-            .action
-            .contains("without a verdict")
-    );
+    assert!(last_action(&d).contains("without a verdict"));
 }
 
 #[test]

@@ -190,14 +190,7 @@ fn no_free_rollout_slot_waits_with_a_reason() {
     w.new_revision("v2");
     let d = w.tick();
     assert_eq!(d.status.phase, CanaryPhase::Waiting);
-    assert!(
-        d.status
-            .decisions
-            .last()
-            .unwrap()
-            .action
-            .contains("no free rollout slot")
-    );
+    assert!(last_action(&d).contains("no free rollout slot"));
     w.observed.rollout_slot_free = Some(true);
     assert_eq!(w.next_interval().status.phase, CanaryPhase::Progressing);
 }

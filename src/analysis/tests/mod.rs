@@ -302,6 +302,11 @@ impl World {
     }
 }
 
+/// What the last decision record of a decision says it did.
+pub(super) fn last_action(d: &Decision) -> &str {
+    d.status.decisions.last().map_or("", |r| r.action.as_str())
+}
+
 pub(super) fn has(effects: &[Effect], pred: impl Fn(&Effect) -> bool) -> bool {
     effects.iter().any(pred)
 }
