@@ -215,9 +215,9 @@ spec:
                 .any(|e| e.starts_with("spec.analysis.maxWeight: Invalid value: 150")),
             "{errors:?}"
         );
-        let text = GOOD.replace("provider: istio", "provider: nginx");
+        let text = GOOD.replace("provider: istio", "provider: appmesh");
         let errors = &check_text(&text, "kubernetes").unwrap()[0].errors;
-        assert_eq!(errors, &vec!["spec.provider: 'nginx' is a Flagger provider Serin does not support; use one of kubernetes, gatewayapi, gatewayapi:v1, gatewayapi:v1beta1, istio, linkerd".to_string()]);
+        assert_eq!(errors, &vec!["spec.provider: 'appmesh' is a Flagger provider Serin does not support; use one of kubernetes, gatewayapi, gatewayapi:v1, gatewayapi:v1beta1, istio, linkerd, nginx".to_string()]);
     }
 
     #[test]

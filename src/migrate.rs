@@ -83,13 +83,13 @@ mod tests {
     #[test]
     fn what_cannot_be_carried_over_is_named() {
         let text = CANARY
-            .replace("provider: istio", "provider: nginx")
+            .replace("provider: istio", "provider: appmesh")
             .replace("  service:\n", "  notAServinField: 1\n  service:\n");
         let m = migrate(&text, "kubernetes").unwrap();
         assert!(
             m.notes
                 .iter()
-                .any(|n| n.contains("spec.provider") && n.contains("nginx")),
+                .any(|n| n.contains("spec.provider") && n.contains("appmesh")),
             "{:?}",
             m.notes
         );

@@ -278,7 +278,7 @@ fn namespaced_mode_with_secret_tracking_named_keeps_it_in_its_own_role() {
 #[test]
 fn leader_election_and_routers_add_exactly_their_rules() {
     let s = cluster();
-    let routers = json!({"gatewayApi": true, "istio": true, "smi": true});
+    let routers = json!({"gatewayApi": true, "istio": true, "smi": true, "nginx": true});
     install(
         &s,
         json!({"leaderElection": {"enabled": true}, "routers": routers, "meshProvider": "istio"}),
@@ -309,6 +309,34 @@ fn leader_election_and_routers_add_exactly_their_rules() {
             "rolebinding",
             "serin-leader-election",
         ],
+    );
+}
+
+#[test]
+fn the_notes_warn_of_a_router_that_is_off_for_the_default_or_an_existing_canary() {
+    let s = cluster();
+    let crds = std::process::Command::new(env!("CARGO_BIN_EXE_serin"))
+        .arg("crds")
+        .output()
+        .unwrap();
+    let canary = "apiVersion: v1\nkind: Namespace\nmetadata: {name: test}\n---\napiVersion: serin.io/v1beta1\nkind: Canary\nmetadata: {name: web, namespace: test}\nspec: {provider: nginx, targetRef: {apiVersion: apps/v1, kind: Deployment, name: web}, service: {port: 80}, analysis: {interval: 1m, threshold: 1, iterations: 1}}\n";
+    // Two applies: the Canary kind is served once its CRD is in.
+    for manifests in [
+        String::from_utf8_lossy(&crds.stdout).into_owned(),
+        canary.to_string(),
+    ] {
+        let out = common::kubectl(&s, &["apply", "--server-side", "-f", "-"], Some(&manifests));
+        assert!(out.status.success(), "{out:?}");
+    }
+    let release = install(&s, json!({"meshProvider": "istio"})).unwrap();
+    let notes = release["info"]["notes"].as_str().unwrap_or_default();
+    assert!(
+        notes.contains("WARNING: meshProvider is \"istio\" but routers.istio is not on"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("WARNING: Canary test/web uses provider \"nginx\" but routers.nginx is off"),
+        "{notes}"
     );
 }
 
@@ -382,8 +410,8 @@ fn bad_values_are_refused_naming_the_value_and_nothing_is_installed() {
     assert!(err.contains("logFormat"), "{err}");
     let err = install(&s, json!({"leaderElection": {"replicaCount": 0}})).unwrap_err();
     assert!(err.contains("replicaCount"), "{err}");
-    let err = install(&s, json!({"routers": {"nginx": true}})).unwrap_err();
-    assert!(err.contains("nginx"), "{err}");
+    let err = install(&s, json!({"routers": {"appmesh": true}})).unwrap_err();
+    assert!(err.contains("appmesh"), "{err}");
     let err = install(&s, json!({"rbac": {"scope": "namespace"}})).unwrap_err();
     assert!(
         err.contains("namespace is required when rbac.scope is namespace"),

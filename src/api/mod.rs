@@ -12,6 +12,7 @@ pub mod crd;
 pub mod duration;
 mod mesh;
 mod metric_template;
+mod router_limits;
 mod service;
 mod status;
 mod targets;

@@ -38,6 +38,7 @@ pub(super) fn check_routing(errs: &mut Errors, provider: &str, canary: &Canary) 
             errs.add("spec.analysis.mirror", "an adopted route (spec.routeRef) only has its weights changed; mirroring needs Serin's own route (remove spec.routeRef)");
         }
     }
+    super::router_limits::check(errs, provider, canary);
     let hosts = canary.spec.service.hosts.iter().flatten();
     for (i, host) in hosts.enumerate() {
         if !valid_host(host) {

@@ -20,6 +20,7 @@ pub const SUPPORTED_PROVIDERS: &[&str] = &[
     "gatewayapi:v1beta1",
     "istio",
     "linkerd",
+    "nginx",
 ];
 
 /// Providers Flagger knows that Serin does not implement (yet): reported distinctly from typos.
@@ -31,7 +32,6 @@ pub const FLAGGER_ONLY_PROVIDERS: &[&str] = &[
     "gloo",
     "knative",
     "kuma",
-    "nginx",
     "osm",
     "skipper",
     "smi:v1alpha1",

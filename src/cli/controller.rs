@@ -32,6 +32,10 @@ pub struct ControllerArgs {
     /// Provider for Canaries whose spec names none.
     #[arg(long, env = "SERIN_MESH_PROVIDER", default_value = "kubernetes")]
     pub mesh_provider: String,
+    /// Prefix of the ingress-nginx annotations the nginx provider writes (ingress-nginx's own
+    /// --annotations-prefix; Flagger's -ingress-annotations-prefix).
+    #[arg(long, env = "SERIN_INGRESS_ANNOTATIONS_PREFIX", default_value = crate::router::nginx_objects::DEFAULT_PREFIX)]
+    pub ingress_annotations_prefix: String,
     /// Log format.
     #[arg(long, env = "SERIN_LOG_FORMAT", value_parser = ["text", "json"], default_value = "text")]
     pub log_format: String,
@@ -215,6 +219,7 @@ pub async fn controller(args: ControllerArgs) -> i32 {
             exclude: args.exclude_label_prefix.clone(),
         },
         secret_tracking: args.secret_namespaces.clone(),
+        ingress_annotations_prefix: args.ingress_annotations_prefix.clone(),
         ..Default::default()
     };
     if let Some(addr) = args.metrics_addr {

@@ -36,6 +36,8 @@ pub struct Settings {
     pub retry_max: std::time::Duration,
     /// Where the Secrets that targets reference are tracked (`--secret-namespaces`).
     pub secret_tracking: crate::workload::SecretTracking,
+    /// Prefix of the ingress-nginx annotations the nginx router writes.
+    pub ingress_annotations_prefix: String,
 }
 
 impl Default for Settings {
@@ -55,6 +57,7 @@ impl Default for Settings {
             max_concurrent_canaries: None,
             retry_max: std::time::Duration::from_secs(120),
             secret_tracking: Default::default(),
+            ingress_annotations_prefix: crate::router::nginx_objects::DEFAULT_PREFIX.into(),
         }
     }
 }
@@ -122,6 +125,7 @@ impl Caches {
             deployments: self.deployments.clone(),
             daemonsets: self.daemonsets.clone(),
             served: self.served.clone(),
+            ..Default::default()
         }
     }
 }
@@ -190,6 +194,14 @@ impl Context {
             permissions: Default::default(),
             scope: None,
             slots: Default::default(),
+        }
+    }
+
+    /// What the routers read: the caches, and the router settings.
+    pub fn lookups(&self) -> crate::router::Lookups {
+        crate::router::Lookups {
+            ingress_annotations_prefix: self.settings.ingress_annotations_prefix.clone(),
+            ..self.caches.lookups()
         }
     }
 

@@ -96,6 +96,7 @@ pub fn needed_for(provider: &str, secret_tracking: bool) -> Vec<Vec<Rule>> {
         p if p.starts_with("gatewayapi") => vec![router("gatewayApi")],
         "istio" => vec![router("istio")],
         "linkerd" => vec![router("gatewayApi"), router("smi")],
+        "nginx" => vec![router("nginx")],
         _ => vec![Vec::new()],
     };
     routers

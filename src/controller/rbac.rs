@@ -13,6 +13,7 @@ pub fn all() -> Vec<Rule> {
         crate::workload::RBAC,
         crate::router::gateway_api::RBAC,
         crate::router::istio::RBAC,
+        crate::router::nginx::RBAC,
         crate::router::smi::RBAC,
         crate::controller::leader::RBAC,
         crate::controller::preflight::RBAC,
@@ -21,7 +22,7 @@ pub fn all() -> Vec<Rule> {
 }
 
 /// Routers whose route kinds the chart can grant (`routers.<name>` values).
-pub const ROUTERS: &[&str] = &["gatewayApi", "istio", "smi"];
+pub const ROUTERS: &[&str] = &["gatewayApi", "istio", "smi", "nginx"];
 
 /// The (group, resource, verb) triples granted for the watched namespaces with these routers on,
 /// with Secrets tracked wherever the controller watches (`--secret-namespaces` unset: the default).

@@ -197,7 +197,7 @@ async fn problems(
     let mut invalid = api::validate::validate_for(canary, provider)
         .err()
         .unwrap_or_default();
-    let router = match Router::for_provider(provider, ctx.client.clone(), ctx.caches.lookups()) {
+    let router = match Router::for_provider(provider, ctx.client.clone(), ctx.lookups()) {
         Ok(r) => Some(r),
         Err(RouterError::NotImplemented(p)) => {
             if invalid.iter().all(|e| e.path != "spec.provider") {

@@ -35,7 +35,7 @@ pub const RBAC: &[crate::rbac::Rule] = &[
 ];
 
 /// Annotation holding the spec of a taken-over VirtualService.
-pub const ORIGINAL_SPEC: &str = "serin.io/original-spec";
+pub use super::ORIGINAL_SPEC;
 
 /// Routes by VirtualService weights.
 pub struct IstioRouter {

@@ -9,10 +9,13 @@ pub mod istio;
 pub mod istio_objects;
 pub mod kubernetes;
 pub mod linkerd;
+pub mod nginx;
+pub mod nginx_objects;
 pub mod smi;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::runtime::reflector::{ObjectRef, Store};
 
@@ -21,6 +24,93 @@ use crate::api::Canary;
 pub use gateway_api::GatewayApiRouter;
 pub use istio::IstioRouter;
 pub use kubernetes::KubernetesRouter;
+pub use nginx::NginxRouter;
+
+/// Annotation on an object Serin took over (it existed before the Canary) holding what it was,
+/// put back by `finalize`.
+pub const ORIGINAL_SPEC: &str = "serin.io/original-spec";
+
+/// Whether this Canary owns the object (by uid): an object it does not own was the user's first
+/// and is taken over, never garbage-collected with the Canary.
+pub(crate) fn owned_by(meta: &ObjectMeta, canary: &Canary) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| Some(o.uid.as_str()) == canary.metadata.uid.as_deref())
+}
+
+/// The Ingress `spec.ingressRef` names (nginx, skipper), when it names an Ingress.
+pub(crate) fn ingress_ref(canary: &Canary) -> Option<&str> {
+    canary
+        .spec
+        .ingress_ref
+        .as_ref()
+        .filter(|r| r.kind == "Ingress")
+        .map(|r| r.name.as_str())
+}
+
+/// The `backend.service` objects of an Ingress spec (every rule's paths, then the default
+/// backend), so a router can point the ones naming the apex elsewhere.
+pub(crate) fn ingress_services_mut(spec: &mut serde_json::Value) -> Vec<&mut serde_json::Value> {
+    let mut out = Vec::new();
+    let Some(spec) = spec.as_object_mut() else {
+        return out;
+    };
+    let (mut rules, mut default) = (None, None);
+    for (k, v) in spec.iter_mut() {
+        match k.as_str() {
+            "rules" => rules = Some(v),
+            "defaultBackend" => default = Some(v),
+            _ => {}
+        }
+    }
+    for rule in rules.and_then(|r| r.as_array_mut()).into_iter().flatten() {
+        let paths = rule
+            .pointer_mut("/http/paths")
+            .and_then(|p| p.as_array_mut());
+        for path in paths.into_iter().flatten() {
+            if let Some(svc) = path.pointer_mut("/backend/service") {
+                out.push(svc);
+            }
+        }
+    }
+    if let Some(svc) = default.and_then(|d| d.get_mut("service")) {
+        out.push(svc);
+    }
+    out
+}
+
+/// What is wrong with the Ingress `spec.ingressRef` names (None: it does not exist): routing
+/// through it needs a path whose backend is the apex Service.
+pub(crate) fn ingress_problems(
+    canary: &Canary,
+    ingress: Option<&serde_json::Value>,
+) -> Vec<crate::api::FieldError> {
+    let Some(name) = ingress_ref(canary) else {
+        return Vec::new();
+    };
+    let problem = |message: String| {
+        vec![crate::api::FieldError {
+            path: "spec.ingressRef".into(),
+            message,
+        }]
+    };
+    let Some(ingress) = ingress else {
+        let ns = canary.namespace_or_default();
+        return problem(format!("Ingress {name} not found in namespace {ns}"));
+    };
+    let apex = canary.apex_name();
+    let mut spec = ingress["spec"].clone();
+    if ingress_services_mut(&mut spec)
+        .iter()
+        .any(|s| s["name"] == apex.as_str())
+    {
+        return Vec::new();
+    }
+    problem(format!(
+        "Ingress {name} has no backend that is the Service {apex}; point a path of it at {apex}"
+    ))
+}
 
 /// Whether the API server serves a resource kind (a missing CRD answers 404 to a list). Memoised
 /// for five minutes once it does: the answer changes only when a CRD is installed or removed, and
@@ -85,6 +175,9 @@ pub struct Lookups {
     pub daemonsets: Option<Store<DaemonSet>>,
     /// Route kinds the API server was seen to serve (one controller's memo; see `served`).
     pub served: ServedMemo,
+    /// Prefix of the ingress-nginx annotations (`--ingress-annotations-prefix`); empty: the
+    /// default `nginx.ingress.kubernetes.io`.
+    pub ingress_annotations_prefix: String,
 }
 
 /// When each resource kind was last seen served, shared by one controller's reconciles.
@@ -167,6 +260,8 @@ pub enum Router {
     Istio(IstioRouter),
     /// Linkerd: mesh HTTPRoutes, or SMI TrafficSplits on older installations.
     Linkerd(Box<linkerd::LinkerdRouter>),
+    /// NGINX: a `-canary` copy of the user's Ingress with ingress-nginx canary annotations.
+    Nginx(NginxRouter),
 }
 
 impl Router {
@@ -188,6 +283,7 @@ impl Router {
             "linkerd" => Ok(Router::Linkerd(Box::new(linkerd::LinkerdRouter::new(
                 client, lookups,
             )))),
+            "nginx" => Ok(Router::Nginx(NginxRouter::new(client, lookups))),
             other => Err(RouterError::NotImplemented(other.to_string())),
         }
     }
@@ -199,6 +295,7 @@ impl Router {
             Router::GatewayApi(r) => r.reconcile(canary).await,
             Router::Istio(r) => r.reconcile(canary).await,
             Router::Linkerd(r) => r.reconcile(canary).await,
+            Router::Nginx(r) => r.reconcile(canary).await,
         }
     }
 
@@ -213,6 +310,7 @@ impl Router {
             Router::Istio(r) => r.problems(canary).await,
             Router::GatewayApi(r) => r.problems(canary).await,
             Router::Linkerd(r) => r.problems(canary).await,
+            Router::Nginx(r) => r.problems(canary).await,
         }
     }
 
@@ -223,6 +321,7 @@ impl Router {
             Router::GatewayApi(r) => r.set_routes(canary, routes).await,
             Router::Istio(r) => r.set_routes(canary, routes).await,
             Router::Linkerd(r) => r.set_routes(canary, routes).await,
+            Router::Nginx(r) => r.set_routes(canary, routes).await,
         }
     }
 
@@ -246,6 +345,7 @@ impl Router {
             Router::GatewayApi(r) => r.get_routes(canary).await,
             Router::Istio(r) => r.get_routes(canary).await,
             Router::Linkerd(r) => r.get_routes(canary).await,
+            Router::Nginx(r) => r.get_routes(canary).await,
         }
     }
 
@@ -256,6 +356,7 @@ impl Router {
             Router::GatewayApi(r) => r.finalize(canary).await,
             Router::Istio(r) => r.finalize(canary).await,
             Router::Linkerd(r) => r.finalize(canary).await,
+            Router::Nginx(r) => r.finalize(canary).await,
         }
     }
 }

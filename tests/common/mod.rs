@@ -2,9 +2,11 @@
 #![allow(dead_code)]
 
 pub mod hooks;
+pub mod ingress;
 pub mod prometheus;
 pub mod receiver;
 pub mod scenario;
+pub mod schemas;
 pub mod tls;
 
 use std::path::{Path, PathBuf};

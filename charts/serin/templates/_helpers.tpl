@@ -69,3 +69,19 @@ are tracked: in the ClusterRole/Role, or in a Role per secretTracking.namespaces
   resources: [secrets]
   verbs: [get, list, watch, create, patch]
 {{- end }}
+
+{{- /* The routers.<name> values a provider's Canaries need, comma-separated (any one is enough:
+Linkerd runs on the Gateway API or SMI); empty for kubernetes, which needs none. */}}
+{{- define "serin.routerValues" -}}
+{{- if hasPrefix "gatewayapi" . }}gatewayApi
+{{- else if eq . "istio" }}istio
+{{- else if eq . "linkerd" }}gatewayApi,smi
+{{- else if eq . "nginx" }}nginx
+{{- end }}
+{{- end }}
+
+{{- /* Whether one of the routers.<name> values in .need is on (.routers: .Values.routers). */}}
+{{- define "serin.routerOn" -}}
+{{- $routers := .routers }}
+{{- range splitList "," .need }}{{ if index $routers . }}on{{ end }}{{ end }}
+{{- end }}

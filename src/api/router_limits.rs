@@ -1,0 +1,205 @@
+//! What the ingress and gateway routers (nginx, skipper, contour, traefik) can express, checked
+//! on the spec alone so that a Canary asking for more is refused naming the field before anything
+//! is written (never silently dropped, as Flagger does). Pure; part of `validate`, called from
+//! `targets::check_routing`. Must not import the routers (they depend on `api`, not the reverse).
+
+use super::validate::Errors;
+use super::{Canary, HeaderMatch};
+
+/// Characters ingress-nginx accepts in a header name, header value or cookie name
+/// (`canary-by-header`, `-value`, `canary-by-cookie`); other values are dropped with a warning.
+fn nginx_plain(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~/:".contains(c))
+}
+
+/// Characters ingress-nginx accepts in `canary-by-header-pattern`.
+fn nginx_pattern(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._~/:^$[](){}*+?|&=\\".contains(c))
+}
+
+/// Checks of the providers routing through an Ingress or a gateway CRD.
+pub(super) fn check(errs: &mut Errors, provider: &str, canary: &Canary) {
+    if matches!(provider, "nginx" | "skipper") {
+        check_ingress_ref(errs, provider, canary);
+    }
+    let a = &canary.spec.analysis;
+    if matches!(provider, "nginx" | "skipper") && a.mirror == Some(true) {
+        errs.add(
+            "spec.analysis.mirror",
+            format!("the {provider} provider cannot mirror traffic (its Ingress annotations have no mirroring); use istio, gatewayapi, contour or traefik"),
+        );
+    }
+    if matches!(provider, "nginx" | "skipper" | "contour" | "traefik")
+        && a.session_affinity.is_some()
+    {
+        errs.add(
+            "spec.analysis.sessionAffinity",
+            format!("the {provider} provider cannot pin clients to a side by cookie; session affinity needs istio or gatewayapi"),
+        );
+    }
+    if provider == "nginx" {
+        check_nginx_match(errs, canary);
+    }
+}
+
+fn check_ingress_ref(errs: &mut Errors, provider: &str, canary: &Canary) {
+    match &canary.spec.ingress_ref {
+        None => errs.add(
+            "spec.ingressRef",
+            format!("the {provider} provider routes through an Ingress: name it here (apiVersion networking.k8s.io/v1, kind Ingress)"),
+        ),
+        Some(r) if r.kind != "Ingress" => errs.add(
+            "spec.ingressRef.kind",
+            format!("'{}' is not Ingress; the {provider} provider routes through an Ingress", r.kind),
+        ),
+        Some(r) if r.api_version != "networking.k8s.io/v1" => errs.add(
+            "spec.ingressRef.apiVersion",
+            format!("'{}': the Ingress API is networking.k8s.io/v1", r.api_version),
+        ),
+        Some(_) => {}
+    }
+}
+
+/// ingress-nginx routes to a canary by one header (an exact value or a pattern) or one cookie
+/// (set to `always`): a match list of at most one header entry and one cookie entry, each with a
+/// single condition, and values in the characters it accepts.
+fn check_nginx_match(errs: &mut Errors, canary: &Canary) {
+    let (mut header, mut cookie) = (None, None);
+    for (i, m) in canary.spec.analysis.r#match.iter().flatten().enumerate() {
+        let path = format!("spec.analysis.match[{i}]");
+        if m.query_params.is_some() {
+            errs.add(format!("{path}.queryParams"), "ingress-nginx routes to a canary by one header or one cookie; it cannot match query parameters");
+        }
+        if m.source_labels.is_some() {
+            errs.add(format!("{path}.sourceLabels"), "ingress-nginx routes to a canary by one header or one cookie; it cannot match the calling workload");
+        }
+        let headers: Vec<_> = m.headers.iter().flatten().collect();
+        if headers.len() != 1 {
+            errs.add(format!("{path}.headers"), format!("ingress-nginx matches one header or one cookie per condition; this entry has {} (several would have to hold at once, which it cannot express)", headers.len()));
+            continue;
+        }
+        let (name, h) = headers[0];
+        let at = format!("{path}.headers.{name}");
+        let seen = if name.eq_ignore_ascii_case("cookie") {
+            check_nginx_cookie(errs, &at, h);
+            &mut cookie
+        } else {
+            check_nginx_header(errs, &at, name, h);
+            &mut header
+        };
+        if let Some(first) = seen.replace(i) {
+            errs.add(at, format!("ingress-nginx takes one {} condition per canary; spec.analysis.match[{first}] already has one", if name.eq_ignore_ascii_case("cookie") { "cookie" } else { "header" }));
+        }
+    }
+}
+
+fn check_nginx_cookie(errs: &mut Errors, at: &str, h: &HeaderMatch) {
+    match &h.exact {
+        Some(v) if nginx_plain(v) => {}
+        Some(v) => errs.add(format!("{at}.exact"), format!("'{v}' is not a cookie name ingress-nginx accepts (letters, digits and - . _ ~ / : only)")),
+        None => errs.add(at, "ingress-nginx matches a cookie by name (exact: the cookie's name; requests where it is set to 'always' go to the canary); prefix, suffix and regex cannot be expressed"),
+    }
+}
+
+fn check_nginx_header(errs: &mut Errors, at: &str, name: &str, h: &HeaderMatch) {
+    if !nginx_plain(name) {
+        errs.add(
+            at,
+            format!("'{name}' is not a header name ingress-nginx accepts"),
+        );
+    }
+    let plain = [
+        ("exact", &h.exact),
+        ("prefix", &h.prefix),
+        ("suffix", &h.suffix),
+    ];
+    for (field, value) in plain {
+        if let Some(v) = value
+            && !nginx_plain(v)
+        {
+            errs.add(format!("{at}.{field}"), format!("'{v}' has characters ingress-nginx drops from a canary header value (it accepts letters, digits and - . _ ~ / : only)"));
+        }
+    }
+    if let Some(r) = &h.regex
+        && !nginx_pattern(r)
+    {
+        errs.add(
+            format!("{at}.regex"),
+            format!("'{r}' has characters ingress-nginx refuses in canary-by-header-pattern"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::validate::validate_for;
+
+    fn errors(provider: &str, spec: serde_json::Value) -> Vec<String> {
+        let mut c = serde_json::json!({"apiVersion": "serin.io/v1beta1", "kind": "Canary",
+            "metadata": {"name": "podinfo", "namespace": "test"},
+            "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+                "ingressRef": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "web"},
+                "service": {"port": 80}, "analysis": {"interval": "1m", "threshold": 2, "iterations": 2}}});
+        json_patch::merge(&mut c["spec"], &spec);
+        let c = serde_json::from_value(c).unwrap();
+        validate_for(&c, provider)
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn nginx_needs_an_ingress_and_cannot_mirror_or_pin_sessions() {
+        assert!(errors("nginx", serde_json::json!({})).is_empty());
+        let got = errors(
+            "nginx",
+            serde_json::json!({"ingressRef": null, "analysis": {"mirror": true, "sessionAffinity": {"cookieName": "c"}}}),
+        );
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(
+            got[0].starts_with("spec.ingressRef: the nginx provider routes through an Ingress")
+        );
+        assert!(got[1].starts_with("spec.analysis.mirror: the nginx provider cannot mirror"));
+        assert!(got[2].starts_with("spec.analysis.sessionAffinity: the nginx provider"));
+        let got = errors(
+            "nginx",
+            serde_json::json!({"ingressRef": {"apiVersion": "extensions/v1beta1", "kind": "Ingress", "name": "web"}}),
+        );
+        assert_eq!(
+            got,
+            [
+                "spec.ingressRef.apiVersion: 'extensions/v1beta1': the Ingress API is networking.k8s.io/v1"
+            ]
+        );
+    }
+
+    #[test]
+    fn nginx_takes_flaggers_header_and_cookie_and_refuses_what_it_cannot_express() {
+        let ok = serde_json::json!({"analysis": {"match": [{"headers": {"x-canary": {"exact": "insider"}}},
+            {"headers": {"cookie": {"exact": "canary"}}}]}});
+        assert!(errors("nginx", ok).is_empty());
+        let bad = serde_json::json!({"analysis": {"match": [
+            {"headers": {"x-a": {"exact": "1"}, "x-b": {"exact": "2"}}},
+            {"headers": {"x-c": {"exact": "has space"}}},
+            {"headers": {"x-d": {"regex": "a.*"}}},
+            {"headers": {"cookie": {"regex": "c.*"}}},
+            {"queryParams": {"q": {"exact": "1"}}, "headers": {"cookie": {"exact": "c"}}}]}});
+        let got = errors("nginx", bad);
+        assert_eq!(
+            got,
+            [
+                "spec.analysis.match[0].headers: ingress-nginx matches one header or one cookie per condition; this entry has 2 (several would have to hold at once, which it cannot express)",
+                "spec.analysis.match[1].headers.x-c.exact: 'has space' has characters ingress-nginx drops from a canary header value (it accepts letters, digits and - . _ ~ / : only)",
+                "spec.analysis.match[2].headers.x-d: ingress-nginx takes one header condition per canary; spec.analysis.match[1] already has one",
+                "spec.analysis.match[3].headers.cookie: ingress-nginx matches a cookie by name (exact: the cookie's name; requests where it is set to 'always' go to the canary); prefix, suffix and regex cannot be expressed",
+                "spec.analysis.match[4].queryParams: ingress-nginx routes to a canary by one header or one cookie; it cannot match query parameters",
+                "spec.analysis.match[4].headers.cookie: ingress-nginx takes one cookie condition per canary; spec.analysis.match[3] already has one",
+            ]
+        );
+    }
+}
