@@ -147,3 +147,23 @@ fn mirroring_on_nginx_is_refused_before_anything_is_built() {
         );
     }
 }
+
+#[test]
+fn generated_skipper_canary_ingresses_are_valid_ingresses_with_readable_weights() {
+    use serin::router::skipper_objects::{BACKEND_WEIGHTS, PREDICATE, canary_ingress, routes_of};
+    for (file, canary) in example_canaries("skipper") {
+        let user = user_ingress(&canary);
+        for routes in [Routes::PRIMARY, Routes::split(35), Routes::CANARY] {
+            let what = format!("{file} {}", routes.canary);
+            let obj = canary_ingress(&canary, &user, routes, Some(owner()))
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_valid_ingress(&obj, &what);
+            let a = &obj["metadata"]["annotations"];
+            let weights: std::collections::BTreeMap<String, i64> =
+                serde_json::from_str(a[BACKEND_WEIGHTS].as_str().unwrap()).unwrap();
+            assert_eq!(weights.values().sum::<i64>(), 100, "{what}");
+            assert!(a[PREDICATE].as_str().unwrap().ends_with(")"), "{what}");
+            assert_eq!(routes_of(&canary, &obj), routes, "{what}");
+        }
+    }
+}

@@ -6,6 +6,13 @@
 use super::validate::Errors;
 use super::{Canary, HeaderMatch};
 
+/// `ingressRef.apiVersion` values naming the Ingress kind (read as networking.k8s.io/v1).
+const INGRESS_API_VERSIONS: [&str; 3] = [
+    "networking.k8s.io/v1",
+    "networking.k8s.io/v1beta1",
+    "extensions/v1beta1",
+];
+
 /// Characters ingress-nginx accepts in a header name, header value or cookie name
 /// (`canary-by-header`, `-value`, `canary-by-cookie`); other values are dropped with a warning.
 fn nginx_plain(s: &str) -> bool {
@@ -43,6 +50,12 @@ pub(super) fn check(errs: &mut Errors, provider: &str, canary: &Canary) {
     if provider == "nginx" {
         check_nginx_match(errs, canary);
     }
+    if provider == "skipper" && a.r#match.as_ref().is_some_and(|m| !m.is_empty()) {
+        errs.add(
+            "spec.analysis.match",
+            "the skipper provider splits traffic by backend weights only: its predicates apply to every route of the Ingress, so requests cannot be sent to the canary by match (as in Flagger); A/B testing needs nginx, istio, gatewayapi or contour",
+        );
+    }
 }
 
 fn check_ingress_ref(errs: &mut Errors, provider: &str, canary: &Canary) {
@@ -55,7 +68,8 @@ fn check_ingress_ref(errs: &mut Errors, provider: &str, canary: &Canary) {
             "spec.ingressRef.kind",
             format!("'{}' is not Ingress; the {provider} provider routes through an Ingress", r.kind),
         ),
-        Some(r) if r.api_version != "networking.k8s.io/v1" => errs.add(
+        // Older Flagger docs name the retired beta APIs; the Ingress is read as v1 either way.
+        Some(r) if !INGRESS_API_VERSIONS.contains(&r.api_version.as_str()) => errs.add(
             "spec.ingressRef.apiVersion",
             format!("'{}': the Ingress API is networking.k8s.io/v1", r.api_version),
         ),
@@ -168,12 +182,34 @@ mod tests {
         assert!(got[2].starts_with("spec.analysis.sessionAffinity: the nginx provider"));
         let got = errors(
             "nginx",
-            serde_json::json!({"ingressRef": {"apiVersion": "extensions/v1beta1", "kind": "Ingress", "name": "web"}}),
+            serde_json::json!({"ingressRef": {"apiVersion": "v1", "kind": "Ingress", "name": "web"}}),
+        );
+        assert_eq!(
+            got,
+            ["spec.ingressRef.apiVersion: 'v1': the Ingress API is networking.k8s.io/v1"]
+        );
+    }
+
+    #[test]
+    fn skipper_splits_by_weight_only() {
+        assert!(errors("skipper", serde_json::json!({})).is_empty());
+        let got = errors(
+            "skipper",
+            serde_json::json!({"analysis": {"mirror": true, "match": [{"headers": {"x": {"exact": "1"}}}]}}),
+        );
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].starts_with("spec.analysis.mirror: the skipper provider cannot mirror"));
+        assert!(got[1].starts_with(
+            "spec.analysis.match: the skipper provider splits traffic by backend weights only"
+        ));
+        let got = errors(
+            "skipper",
+            serde_json::json!({"ingressRef": {"apiVersion": "networking.k8s.io/v1", "kind": "Service", "name": "web"}}),
         );
         assert_eq!(
             got,
             [
-                "spec.ingressRef.apiVersion: 'extensions/v1beta1': the Ingress API is networking.k8s.io/v1"
+                "spec.ingressRef.kind: 'Service' is not Ingress; the skipper provider routes through an Ingress"
             ]
         );
     }

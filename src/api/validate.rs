@@ -21,6 +21,7 @@ pub const SUPPORTED_PROVIDERS: &[&str] = &[
     "istio",
     "linkerd",
     "nginx",
+    "skipper",
 ];
 
 /// Providers Flagger knows that Serin does not implement (yet): reported distinctly from typos.
@@ -33,7 +34,6 @@ pub const FLAGGER_ONLY_PROVIDERS: &[&str] = &[
     "knative",
     "kuma",
     "osm",
-    "skipper",
     "smi:v1alpha1",
     "smi:v1alpha2",
     "smi:v1alpha3",

@@ -205,6 +205,11 @@ pub async fn resolve(
             ))
         })?,
     };
+    // Built-in queries render with the provider's view of the names (Skipper's route names).
+    let model = match &m.query {
+        Some(_) => model,
+        None => builtin::for_model(router, model),
+    };
     let query = model
         .render(&template)
         .map_err(|e| MetricError::Config(format!("metric '{}': {e}", m.name)))?;

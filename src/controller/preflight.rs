@@ -97,6 +97,7 @@ pub fn needed_for(provider: &str, secret_tracking: bool) -> Vec<Vec<Rule>> {
         "istio" => vec![router("istio")],
         "linkerd" => vec![router("gatewayApi"), router("smi")],
         "nginx" => vec![router("nginx")],
+        "skipper" => vec![router("skipper")],
         _ => vec![Vec::new()],
     };
     routers

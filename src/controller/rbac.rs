@@ -14,6 +14,7 @@ pub fn all() -> Vec<Rule> {
         crate::router::gateway_api::RBAC,
         crate::router::istio::RBAC,
         crate::router::nginx::RBAC,
+        crate::router::skipper::RBAC,
         crate::router::smi::RBAC,
         crate::controller::leader::RBAC,
         crate::controller::preflight::RBAC,
@@ -22,7 +23,7 @@ pub fn all() -> Vec<Rule> {
 }
 
 /// Routers whose route kinds the chart can grant (`routers.<name>` values).
-pub const ROUTERS: &[&str] = &["gatewayApi", "istio", "smi", "nginx"];
+pub const ROUTERS: &[&str] = &["gatewayApi", "istio", "smi", "nginx", "skipper"];
 
 /// The (group, resource, verb) triples granted for the watched namespaces with these routers on,
 /// with Secrets tracked wherever the controller watches (`--secret-namespaces` unset: the default).

@@ -4,6 +4,8 @@
 //! Flagger does (Gateway API implementations export different metrics; a MetricTemplate fits
 //! yours). Pure: returns query templates for `template::QueryModel::render`.
 
+use super::template::QueryModel;
+
 /// Name of the built-in success-rate metric.
 pub const SUCCESS_RATE: &str = "request-success-rate";
 /// Name of the built-in duration metric.
@@ -69,6 +71,7 @@ pub fn query(provider: &str, name: &str) -> Option<String> {
             " * 1000",
         ),
         "nginx" => return nginx(name),
+        "skipper" => return skipper(name),
         _ => return None,
     };
     match name {
@@ -97,6 +100,52 @@ fn nginx(name: &str) -> Option<String> {
         )),
         _ => None,
     }
+}
+
+/// Skipper exports no latency histogram per route either: the duration is the mean. Its route
+/// names hold the namespace, the canary Ingress and the canary Service (`for_model` makes every
+/// non-word character of them `_`, as Skipper does).
+fn skipper(name: &str) -> Option<String> {
+    let route = r#"route=~"kube(ew)?_{{ namespace }}__{{ ingress }}_canary__.*__{{ service }}_canary(_[0-9]+)?""#;
+    match name {
+        SUCCESS_RATE => Some(success_rate(
+            "skipper_response_duration_seconds_bucket",
+            &format!(r#"{route},le="+Inf""#),
+            r#"code!~"5..""#,
+        )),
+        DURATION => Some(format!(
+            "sum(rate(skipper_serve_route_duration_seconds_sum{{{route}}}[{{{{ interval }}}}])) / sum(rate(skipper_serve_route_duration_seconds_count{{{route}}}[{{{{ interval }}}}])) * 1000"
+        )),
+        _ => None,
+    }
+}
+
+/// The model a provider's built-in queries render with: Skipper names routes after the
+/// namespace, Ingress and Service with every non-word character made `_`.
+pub fn for_model(provider: &str, mut model: QueryModel) -> QueryModel {
+    if provider == "skipper" {
+        let word = |s: &str| -> String {
+            s.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect()
+        };
+        for field in [
+            &mut model.name,
+            &mut model.namespace,
+            &mut model.target,
+            &mut model.service,
+            &mut model.ingress,
+        ] {
+            *field = word(field);
+        }
+    }
+    model
 }
 
 #[cfg(test)]
@@ -178,6 +227,42 @@ mod tests {
         assert_eq!(
             rendered("nginx", DURATION),
             r#"sum(rate(nginx_ingress_controller_ingress_upstream_latency_seconds_sum{namespace="test",ingress="podinfo"}[1m])) / sum(rate(nginx_ingress_controller_ingress_upstream_latency_seconds_count{namespace="test",ingress="podinfo"}[1m])) * 1000"#
+        );
+    }
+
+    #[test]
+    fn skipper_queries_name_its_routes_with_word_characters() {
+        let model = QueryModel {
+            name: "podinfo".into(),
+            namespace: "test-ns".into(),
+            target: "podinfo".into(),
+            service: "pod-info".into(),
+            ingress: "pod-info".into(),
+            route: "pod-info".into(),
+            interval: "1m".into(),
+            variables: Default::default(),
+        };
+        let raw = model.clone();
+        let model = for_model("skipper", model);
+        let route = r#"route=~"kube(ew)?_test_ns__pod_info_canary__.*__pod_info_canary(_[0-9]+)?""#;
+        assert_eq!(
+            model
+                .render(&query("skipper", SUCCESS_RATE).unwrap())
+                .unwrap(),
+            format!(
+                r#"sum(rate(skipper_response_duration_seconds_bucket{{{route},le="+Inf",code!~"5.."}}[1m])) / sum(rate(skipper_response_duration_seconds_bucket{{{route},le="+Inf"}}[1m])) * 100"#
+            )
+        );
+        assert_eq!(
+            model.render(&query("skipper", DURATION).unwrap()).unwrap(),
+            format!(
+                r#"sum(rate(skipper_serve_route_duration_seconds_sum{{{route}}}[1m])) / sum(rate(skipper_serve_route_duration_seconds_count{{{route}}}[1m])) * 1000"#
+            )
+        );
+        assert_eq!(
+            for_model("nginx", raw.clone()),
+            raw,
+            "other providers keep the names"
         );
     }
 

@@ -11,6 +11,8 @@ pub mod kubernetes;
 pub mod linkerd;
 pub mod nginx;
 pub mod nginx_objects;
+pub mod skipper;
+pub mod skipper_objects;
 pub mod smi;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
@@ -25,6 +27,7 @@ pub use gateway_api::GatewayApiRouter;
 pub use istio::IstioRouter;
 pub use kubernetes::KubernetesRouter;
 pub use nginx::NginxRouter;
+pub use skipper::SkipperRouter;
 
 /// Annotation on an object Serin took over (it existed before the Canary) holding what it was,
 /// put back by `finalize`.
@@ -38,6 +41,16 @@ pub(crate) fn owned_by(meta: &ObjectMeta, canary: &Canary) -> bool {
         .flatten()
         .any(|o| Some(o.uid.as_str()) == canary.metadata.uid.as_deref())
 }
+
+/// Annotations that keep Flux from reconciling or pruning a copy of the user's Ingress (it carries
+/// the user's labels, Flux's ownership labels among them), as Flagger sets them.
+pub const FLUX_ANNOTATIONS: [(&str, &str); 2] = [
+    ("kustomize.toolkit.fluxcd.io/reconcile", "disabled"),
+    ("helm.toolkit.fluxcd.io/driftDetection", "disabled"),
+];
+
+/// kubectl's record of the last applied configuration: never copied to a generated object.
+pub(crate) const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// The Ingress `spec.ingressRef` names (nginx, skipper), when it names an Ingress.
 pub(crate) fn ingress_ref(canary: &Canary) -> Option<&str> {
@@ -81,10 +94,12 @@ pub(crate) fn ingress_services_mut(spec: &mut serde_json::Value) -> Vec<&mut ser
 }
 
 /// What is wrong with the Ingress `spec.ingressRef` names (None: it does not exist): routing
-/// through it needs a path whose backend is the apex Service.
+/// through it needs a backend that is the apex Service (with `rules_only`, a rule's path: a
+/// default backend cannot be split).
 pub(crate) fn ingress_problems(
     canary: &Canary,
     ingress: Option<&serde_json::Value>,
+    rules_only: bool,
 ) -> Vec<crate::api::FieldError> {
     let Some(name) = ingress_ref(canary) else {
         return Vec::new();
@@ -101,15 +116,100 @@ pub(crate) fn ingress_problems(
     };
     let apex = canary.apex_name();
     let mut spec = ingress["spec"].clone();
+    if rules_only && let Some(s) = spec.as_object_mut() {
+        s.remove("defaultBackend");
+    }
     if ingress_services_mut(&mut spec)
         .iter()
         .any(|s| s["name"] == apex.as_str())
     {
         return Vec::new();
     }
+    let what = if rules_only { "path" } else { "backend" };
     problem(format!(
-        "Ingress {name} has no backend that is the Service {apex}; point a path of it at {apex}"
+        "Ingress {name} has no {what} whose backend is the Service {apex}; point a path of it at {apex}"
     ))
+}
+
+fn json_pointer_key(k: &str) -> String {
+    k.replace('~', "~0").replace('/', "~1")
+}
+
+/// Saves, once, what an Ingress Serin takes over had (its spec and annotations) in an
+/// annotation of its own, for `restore_ingress`.
+pub(crate) async fn save_ingress(
+    api: &Api<k8s_openapi::api::networking::v1::Ingress>,
+    ingress: &serde_json::Value,
+) -> Result<(), RouterError> {
+    if !ingress["metadata"]["annotations"][ORIGINAL_SPEC].is_null() {
+        return Ok(());
+    }
+    let name = ingress["metadata"]["name"].as_str().unwrap_or_default();
+    let saved = serde_json::json!({"spec": ingress["spec"], "annotations": ingress["metadata"]["annotations"]});
+    let patch =
+        serde_json::json!({"metadata": {"annotations": {ORIGINAL_SPEC: saved.to_string()}}});
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Gives a taken-over Ingress the spec and annotations `save_ingress` kept (nothing without them).
+pub(crate) async fn restore_ingress(
+    api: &Api<k8s_openapi::api::networking::v1::Ingress>,
+    ingress: &serde_json::Value,
+) -> Result<(), RouterError> {
+    let Some(saved) = ingress["metadata"]["annotations"][ORIGINAL_SPEC]
+        .as_str()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+    else {
+        return Ok(());
+    };
+    let annotations = match &saved["annotations"] {
+        serde_json::Value::Object(a) => serde_json::json!(a),
+        _ => serde_json::json!({}),
+    };
+    let ops = serde_json::json!([
+        {"op": "replace", "path": "/spec", "value": saved["spec"]},
+        {"op": "add", "path": "/metadata/annotations", "value": annotations},
+    ]);
+    json_patch_ingress(api, ingress, ops).await
+}
+
+/// Removes annotations from an Ingress by key, each guarded by the value it was read with (a 422
+/// means it changed again: the next reconcile reads it afresh).
+pub(crate) async fn remove_annotations(
+    api: &Api<k8s_openapi::api::networking::v1::Ingress>,
+    ingress: &serde_json::Value,
+    keys: &[(String, String)],
+) -> Result<(), RouterError> {
+    let mut ops = Vec::new();
+    for (k, v) in keys {
+        let path = format!("/metadata/annotations/{}", json_pointer_key(k));
+        ops.push(serde_json::json!({"op": "test", "path": path, "value": v}));
+        ops.push(serde_json::json!({"op": "remove", "path": path}));
+    }
+    json_patch_ingress(api, ingress, serde_json::json!(ops)).await
+}
+
+async fn json_patch_ingress(
+    api: &Api<k8s_openapi::api::networking::v1::Ingress>,
+    ingress: &serde_json::Value,
+    ops: serde_json::Value,
+) -> Result<(), RouterError> {
+    let name = ingress["metadata"]["name"].as_str().unwrap_or_default();
+    let patch: json_patch::Patch =
+        serde_json::from_value(ops).map_err(|e| RouterError::Invalid(e.to_string()))?;
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::<()>::Json(patch),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Whether the API server serves a resource kind (a missing CRD answers 404 to a list). Memoised
@@ -262,6 +362,8 @@ pub enum Router {
     Linkerd(Box<linkerd::LinkerdRouter>),
     /// NGINX: a `-canary` copy of the user's Ingress with ingress-nginx canary annotations.
     Nginx(NginxRouter),
+    /// Skipper: a `-canary` copy of the user's Ingress with backend weights.
+    Skipper(SkipperRouter),
 }
 
 impl Router {
@@ -284,6 +386,7 @@ impl Router {
                 client, lookups,
             )))),
             "nginx" => Ok(Router::Nginx(NginxRouter::new(client, lookups))),
+            "skipper" => Ok(Router::Skipper(SkipperRouter::new(client, lookups))),
             other => Err(RouterError::NotImplemented(other.to_string())),
         }
     }
@@ -296,6 +399,7 @@ impl Router {
             Router::Istio(r) => r.reconcile(canary).await,
             Router::Linkerd(r) => r.reconcile(canary).await,
             Router::Nginx(r) => r.reconcile(canary).await,
+            Router::Skipper(r) => r.reconcile(canary).await,
         }
     }
 
@@ -311,6 +415,7 @@ impl Router {
             Router::GatewayApi(r) => r.problems(canary).await,
             Router::Linkerd(r) => r.problems(canary).await,
             Router::Nginx(r) => r.problems(canary).await,
+            Router::Skipper(r) => r.problems(canary).await,
         }
     }
 
@@ -322,6 +427,7 @@ impl Router {
             Router::Istio(r) => r.set_routes(canary, routes).await,
             Router::Linkerd(r) => r.set_routes(canary, routes).await,
             Router::Nginx(r) => r.set_routes(canary, routes).await,
+            Router::Skipper(r) => r.set_routes(canary, routes).await,
         }
     }
 
@@ -346,6 +452,7 @@ impl Router {
             Router::Istio(r) => r.get_routes(canary).await,
             Router::Linkerd(r) => r.get_routes(canary).await,
             Router::Nginx(r) => r.get_routes(canary).await,
+            Router::Skipper(r) => r.get_routes(canary).await,
         }
     }
 
@@ -357,6 +464,7 @@ impl Router {
             Router::Istio(r) => r.finalize(canary).await,
             Router::Linkerd(r) => r.finalize(canary).await,
             Router::Nginx(r) => r.finalize(canary).await,
+            Router::Skipper(r) => r.finalize(canary).await,
         }
     }
 }

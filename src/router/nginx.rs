@@ -9,11 +9,11 @@
 
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, Patch, PatchParams};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::kubernetes::owner;
 use super::nginx_objects::{DEFAULT_PREFIX, canary_ingress, canary_ingress_name, stale_keys};
-use super::{KubernetesRouter, Lookups, ORIGINAL_SPEC, RouterError};
+use super::{KubernetesRouter, Lookups, RouterError};
 use crate::analysis::Routes;
 use crate::api::{Canary, FIELD_MANAGER, FieldError};
 
@@ -85,7 +85,7 @@ impl NginxRouter {
             return Ok(Vec::new()); // the spec checks say so
         }
         let user = self.user_ingress(canary).await?;
-        Ok(super::ingress_problems(canary, user.as_ref()))
+        Ok(super::ingress_problems(canary, user.as_ref(), false))
     }
 
     /// Applies the canary Ingress for `routes`, then removes canary keys it should not have.
@@ -105,31 +105,12 @@ impl NginxRouter {
                 &Patch::Apply(&desired),
             )
             .await?;
-        let stale = stale_keys(&to_value(written), &desired, &self.prefix);
+        let written = to_value(written);
+        let stale = stale_keys(&written, &desired, &self.prefix);
         if stale.is_empty() {
             return Ok(());
         }
-        // Guarded by the values just read: a 422 means it changed again; the next reconcile
-        // reads it afresh.
-        let mut ops = Vec::new();
-        for (k, v) in stale {
-            let path = format!(
-                "/metadata/annotations/{}",
-                k.replace('~', "~0").replace('/', "~1")
-            );
-            ops.push(json!({"op": "test", "path": path, "value": v}));
-            ops.push(json!({"op": "remove", "path": path}));
-        }
-        self.json_patch(canary, &canary_name, json!(ops)).await
-    }
-
-    async fn json_patch(&self, canary: &Canary, name: &str, ops: Value) -> Result<(), RouterError> {
-        let patch: json_patch::Patch =
-            serde_json::from_value(ops).map_err(|e| RouterError::Invalid(e.to_string()))?;
-        self.api(canary)
-            .patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
-            .await?;
-        Ok(())
+        super::remove_annotations(&self.api(canary), &written, &stale).await
     }
 
     /// Creates the Services and the canary Ingress (keeping the routes it has), saving what a
@@ -137,16 +118,8 @@ impl NginxRouter {
     pub async fn reconcile(&self, canary: &Canary) -> Result<(), RouterError> {
         self.services.reconcile(canary).await?;
         let current = self.current(canary).await?;
-        if let Some((ingress, false)) = &current
-            && ingress["metadata"]["annotations"][ORIGINAL_SPEC].is_null()
-        {
-            let saved =
-                json!({"spec": ingress["spec"], "annotations": ingress["metadata"]["annotations"]});
-            let patch = json!({"metadata": {"annotations": {ORIGINAL_SPEC: saved.to_string()}}});
-            let (_, name) = Self::names(canary)?;
-            self.api(canary)
-                .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
-                .await?;
+        if let Some((ingress, false)) = &current {
+            super::save_ingress(&self.api(canary), ingress).await?;
         }
         let routes = match &current {
             Some((ingress, true)) => super::nginx_objects::routes_of(ingress, &self.prefix),
@@ -186,21 +159,6 @@ impl NginxRouter {
         if ours {
             return self.apply(canary, Routes::CANARY, true).await;
         }
-        let Some(saved) = ingress["metadata"]["annotations"][ORIGINAL_SPEC]
-            .as_str()
-            .and_then(|s| serde_json::from_str::<Value>(s).ok())
-        else {
-            return Ok(());
-        };
-        let annotations = match &saved["annotations"] {
-            Value::Object(a) => json!(a),
-            _ => json!({}),
-        };
-        let ops = json!([
-            {"op": "replace", "path": "/spec", "value": saved["spec"]},
-            {"op": "add", "path": "/metadata/annotations", "value": annotations},
-        ]);
-        let (_, name) = Self::names(canary)?;
-        self.json_patch(canary, &name, ops).await
+        super::restore_ingress(&self.api(canary), &ingress).await
     }
 }

@@ -13,21 +13,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::ingress_services_mut;
+use super::{FLUX_ANNOTATIONS, LAST_APPLIED, ingress_services_mut};
 use crate::analysis::Routes;
 use crate::api::{Canary, HeaderMatch};
 
 /// ingress-nginx's default annotation prefix (its `--annotations-prefix`).
 pub const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io";
-
-/// Annotations that keep Flux from reconciling or pruning the copy (it carries the user's
-/// labels, Flux's ownership labels among them), as Flagger sets them.
-pub const FLUX_ANNOTATIONS: [(&str, &str); 2] = [
-    ("kustomize.toolkit.fluxcd.io/reconcile", "disabled"),
-    ("helm.toolkit.fluxcd.io/driftDetection", "disabled"),
-];
-
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// The name of the canary Ingress for the user's Ingress `ingress`.
 pub fn canary_ingress_name(ingress: &str) -> String {

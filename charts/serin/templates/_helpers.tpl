@@ -77,6 +77,7 @@ Linkerd runs on the Gateway API or SMI); empty for kubernetes, which needs none.
 {{- else if eq . "istio" }}istio
 {{- else if eq . "linkerd" }}gatewayApi,smi
 {{- else if eq . "nginx" }}nginx
+{{- else if eq . "skipper" }}skipper
 {{- end }}
 {{- end }}
 
