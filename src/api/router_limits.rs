@@ -50,11 +50,85 @@ pub(super) fn check(errs: &mut Errors, provider: &str, canary: &Canary) {
     if provider == "nginx" {
         check_nginx_match(errs, canary);
     }
+    if provider == "contour" {
+        check_contour(errs, canary);
+    }
     if provider == "skipper" && a.r#match.as_ref().is_some_and(|m| !m.is_empty()) {
         errs.add(
             "spec.analysis.match",
             "the skipper provider splits traffic by backend weights only: its predicates apply to every route of the Ingress, so requests cannot be sent to the canary by match (as in Flagger); A/B testing needs nginx, istio, gatewayapi or contour",
         );
+    }
+}
+
+/// Retry conditions Contour's HTTPProxy takes (its `retryOn` enum).
+const CONTOUR_RETRY_ON: [&str; 16] = [
+    "5xx",
+    "gateway-error",
+    "reset",
+    "reset-before-request",
+    "connect-failure",
+    "envoy-ratelimited",
+    "retriable-4xx",
+    "refused-stream",
+    "retriable-status-codes",
+    "retriable-headers",
+    "http3-post-connect-failure",
+    "cancelled",
+    "deadline-exceeded",
+    "internal",
+    "resource-exhausted",
+    "unavailable",
+];
+
+/// Contour matches headers and query parameters (every condition of an entry at once, any
+/// entry), sets or removes headers (it cannot add a second value), and retries on its own list
+/// of conditions.
+fn check_contour(errs: &mut Errors, canary: &Canary) {
+    for (i, m) in canary.spec.analysis.r#match.iter().flatten().enumerate() {
+        let path = format!("spec.analysis.match[{i}]");
+        if m.source_labels.is_some() {
+            errs.add(format!("{path}.sourceLabels"), "Contour routes by request headers and query parameters; it cannot match the calling workload");
+        }
+        let conditions = m.headers.as_ref().map_or(0, |h| h.len())
+            + m.query_params.as_ref().map_or(0, |q| q.len());
+        if conditions == 0 {
+            errs.add(path, "an entry without a header or query parameter condition would send every request to the canary");
+        }
+    }
+    let s = &canary.spec.service;
+    for (side, op) in [
+        (
+            "request",
+            s.headers.as_ref().and_then(|h| h.request.as_ref()),
+        ),
+        (
+            "response",
+            s.headers.as_ref().and_then(|h| h.response.as_ref()),
+        ),
+    ] {
+        if op.is_some_and(|o| o.add.is_some()) {
+            errs.add(
+                format!("spec.service.headers.{side}.add"),
+                "Contour sets or removes headers; it cannot add a value to one (use set)",
+            );
+        }
+    }
+    let retry_on = s
+        .retries
+        .as_ref()
+        .and_then(|r| r.retry_on.as_deref())
+        .unwrap_or_default();
+    for cond in retry_on.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        if !CONTOUR_RETRY_ON.contains(&cond) {
+            errs.add(
+                "spec.service.retries.retryOn",
+                format!(
+                    "'{cond}' is not a retry condition Contour knows ({})",
+                    CONTOUR_RETRY_ON.join(", ")
+                ),
+            );
+        }
     }
 }
 
@@ -187,6 +261,25 @@ mod tests {
         assert_eq!(
             got,
             ["spec.ingressRef.apiVersion: 'v1': the Ingress API is networking.k8s.io/v1"]
+        );
+    }
+
+    #[test]
+    fn contour_refuses_what_an_httpproxy_cannot_carry() {
+        let ok = serde_json::json!({"service": {"retries": {"retryOn": "gateway-error,connect-failure"}},
+            "analysis": {"match": [{"headers": {"x": {"suffix": "1"}}, "queryParams": {"q": {"regex": "a.*"}}}]}});
+        assert!(errors("contour", ok).is_empty());
+        let bad = serde_json::json!({"service": {"retries": {"retryOn": "5xx,retriable-on-bad-day"},
+                "headers": {"request": {"add": {"x-a": "1"}}}},
+            "analysis": {"match": [{"sourceLabels": {"app": "x"}}]}});
+        assert_eq!(
+            errors("contour", bad),
+            [
+                "spec.analysis.match[0].sourceLabels: Contour routes by request headers and query parameters; it cannot match the calling workload",
+                "spec.analysis.match[0]: an entry without a header or query parameter condition would send every request to the canary",
+                "spec.service.headers.request.add: Contour sets or removes headers; it cannot add a value to one (use set)",
+                "spec.service.retries.retryOn: 'retriable-on-bad-day' is not a retry condition Contour knows (5xx, gateway-error, reset, reset-before-request, connect-failure, envoy-ratelimited, retriable-4xx, refused-stream, retriable-status-codes, retriable-headers, http3-post-connect-failure, cancelled, deadline-exceeded, internal, resource-exhausted, unavailable)",
+            ]
         );
     }
 

@@ -22,6 +22,7 @@ pub const SUPPORTED_PROVIDERS: &[&str] = &[
     "linkerd",
     "nginx",
     "skipper",
+    "contour",
 ];
 
 /// Providers Flagger knows that Serin does not implement (yet): reported distinctly from typos.
@@ -29,7 +30,6 @@ pub const FLAGGER_ONLY_PROVIDERS: &[&str] = &[
     "apisix",
     "appmesh",
     "appmesh:v1beta2",
-    "contour",
     "gloo",
     "knative",
     "kuma",

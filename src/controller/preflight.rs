@@ -98,6 +98,7 @@ pub fn needed_for(provider: &str, secret_tracking: bool) -> Vec<Vec<Rule>> {
         "linkerd" => vec![router("gatewayApi"), router("smi")],
         "nginx" => vec![router("nginx")],
         "skipper" => vec![router("skipper")],
+        "contour" => vec![router("contour")],
         _ => vec![Vec::new()],
     };
     routers

@@ -3,6 +3,8 @@
 //! not decide (the weights come from `analysis`).
 
 pub mod affinity;
+pub mod contour;
+pub mod contour_objects;
 pub mod gateway_api;
 pub mod gateway_api_route;
 pub mod istio;
@@ -23,6 +25,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::analysis::Routes;
 use crate::api::Canary;
+pub use contour::ContourRouter;
 pub use gateway_api::GatewayApiRouter;
 pub use istio::IstioRouter;
 pub use kubernetes::KubernetesRouter;
@@ -364,6 +367,8 @@ pub enum Router {
     Nginx(NginxRouter),
     /// Skipper: a `-canary` copy of the user's Ingress with backend weights.
     Skipper(SkipperRouter),
+    /// Contour: weights in an HTTPProxy.
+    Contour(ContourRouter),
 }
 
 impl Router {
@@ -387,6 +392,7 @@ impl Router {
             )))),
             "nginx" => Ok(Router::Nginx(NginxRouter::new(client, lookups))),
             "skipper" => Ok(Router::Skipper(SkipperRouter::new(client, lookups))),
+            "contour" => Ok(Router::Contour(ContourRouter::new(client, lookups))),
             other => Err(RouterError::NotImplemented(other.to_string())),
         }
     }
@@ -400,6 +406,7 @@ impl Router {
             Router::Linkerd(r) => r.reconcile(canary).await,
             Router::Nginx(r) => r.reconcile(canary).await,
             Router::Skipper(r) => r.reconcile(canary).await,
+            Router::Contour(r) => r.reconcile(canary).await,
         }
     }
 
@@ -416,6 +423,7 @@ impl Router {
             Router::Linkerd(r) => r.problems(canary).await,
             Router::Nginx(r) => r.problems(canary).await,
             Router::Skipper(r) => r.problems(canary).await,
+            Router::Contour(r) => r.problems(canary).await,
         }
     }
 
@@ -428,6 +436,7 @@ impl Router {
             Router::Linkerd(r) => r.set_routes(canary, routes).await,
             Router::Nginx(r) => r.set_routes(canary, routes).await,
             Router::Skipper(r) => r.set_routes(canary, routes).await,
+            Router::Contour(r) => r.set_routes(canary, routes).await,
         }
     }
 
@@ -453,6 +462,7 @@ impl Router {
             Router::Linkerd(r) => r.get_routes(canary).await,
             Router::Nginx(r) => r.get_routes(canary).await,
             Router::Skipper(r) => r.get_routes(canary).await,
+            Router::Contour(r) => r.get_routes(canary).await,
         }
     }
 
@@ -465,6 +475,7 @@ impl Router {
             Router::Linkerd(r) => r.finalize(canary).await,
             Router::Nginx(r) => r.finalize(canary).await,
             Router::Skipper(r) => r.finalize(canary).await,
+            Router::Contour(r) => r.finalize(canary).await,
         }
     }
 }

@@ -78,6 +78,7 @@ Linkerd runs on the Gateway API or SMI); empty for kubernetes, which needs none.
 {{- else if eq . "linkerd" }}gatewayApi,smi
 {{- else if eq . "nginx" }}nginx
 {{- else if eq . "skipper" }}skipper
+{{- else if eq . "contour" }}contour
 {{- end }}
 {{- end }}
 

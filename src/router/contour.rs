@@ -1,0 +1,164 @@
+//! The `contour` provider: the three Services of the kubernetes router (the apex stays on the
+//! primary) and an HTTPProxy `<apex>` carrying the weights (`contour_objects`), applied as a whole
+//! by server-side apply. An HTTPProxy the user already had under the apex name is taken over:
+//! its spec is saved in an annotation first and put back by `finalize`, the fields Serin does not
+//! apply (a virtual host, includes, TLS) stay the user's, and it gets no owner reference. Imports
+//! only `api`, the rule type and the router seam (`mod.rs`, the kubernetes router).
+
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use super::contour_objects::{http_proxy, routes_of};
+use super::kubernetes::owner;
+use super::{KubernetesRouter, Lookups, ORIGINAL_SPEC, RouterError};
+use crate::analysis::Routes;
+use crate::api::{Canary, FIELD_MANAGER, FieldError};
+
+/// Contour: the HTTPProxy is read, applied and patched (`list`, limit 1, tells "Contour is not
+/// installed" apart).
+pub const RBAC: &[crate::rbac::Rule] = &[crate::rbac::Rule {
+    group: "projectcontour.io",
+    resources: &["httpproxies"],
+    verbs: &["get", "list", "create", "patch"],
+    needed: crate::rbac::Needed::Router("contour"),
+    why: "Contour: HTTPProxy weights per step",
+}];
+
+/// Routes by HTTPProxy weights.
+pub struct ContourRouter {
+    client: kube::Client,
+    services: KubernetesRouter,
+}
+
+impl ContourRouter {
+    /// A router on this client.
+    pub fn new(client: kube::Client, lookups: Lookups) -> ContourRouter {
+        ContourRouter {
+            services: KubernetesRouter::new(client.clone(), lookups),
+            client,
+        }
+    }
+
+    fn api(&self, canary: &Canary) -> Api<DynamicObject> {
+        let gvk = GroupVersionKind::gvk("projectcontour.io", "v1", "HTTPProxy");
+        let ar = ApiResource::from_gvk_with_plural(&gvk, "httpproxies");
+        Api::namespaced_with(self.client.clone(), &canary.namespace_or_default(), &ar)
+    }
+
+    /// The HTTPProxy and whether this Canary owns it (else it was taken over).
+    async fn current(&self, canary: &Canary) -> Result<Option<(Value, bool)>, RouterError> {
+        let proxy = self.api(canary).get_opt(&canary.apex_name()).await?;
+        Ok(proxy.map(|p| {
+            let ours = p
+                .owner_references()
+                .iter()
+                .any(|o| Some(o.uid.as_str()) == canary.meta().uid.as_deref());
+            (serde_json::to_value(p).unwrap_or_default(), ours)
+        }))
+    }
+
+    async fn apply(&self, canary: &Canary, routes: Routes, owned: bool) -> Result<(), RouterError> {
+        let obj = http_proxy(canary, routes, owned.then(|| owner(canary)));
+        let name = canary.apex_name();
+        let data: DynamicObject = serde_json::from_value(obj)
+            .map_err(|e| RouterError::Invalid(format!("HTTPProxy {name}: {e}")))?;
+        self.api(canary)
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(data),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A cluster without Contour's CRDs cannot take an HTTPProxy: say so before acting.
+    pub async fn problems(&self, canary: &Canary) -> Result<Vec<FieldError>, RouterError> {
+        let memo = &self.services.lookups().served;
+        if super::served(memo, &self.api(canary), "httpproxies.projectcontour.io").await? {
+            return Ok(Vec::new());
+        }
+        Ok(vec![FieldError {
+            path: "spec.provider".into(),
+            message: "this cluster does not serve HTTPProxy (projectcontour.io/v1); install Contour's CRDs".into(),
+        }])
+    }
+
+    /// Creates the Services and the HTTPProxy (keeping its weights), saving the spec of an
+    /// HTTPProxy the user had.
+    pub async fn reconcile(&self, canary: &Canary) -> Result<(), RouterError> {
+        self.services.reconcile(canary).await?;
+        let current = self.current(canary).await?;
+        if let Some((proxy, false)) = &current
+            && proxy["metadata"]["annotations"][ORIGINAL_SPEC].is_null()
+        {
+            let saved = serde_json::to_string(&proxy["spec"]).unwrap_or_default();
+            let patch = json!({"metadata": {"annotations": {ORIGINAL_SPEC: saved}}});
+            self.api(canary)
+                .patch(
+                    &canary.apex_name(),
+                    &PatchParams::default(),
+                    &Patch::Merge(patch),
+                )
+                .await?;
+        }
+        let routes = match &current {
+            Some((proxy, true)) => routes_of(canary, proxy),
+            _ => Routes::PRIMARY,
+        };
+        // A proxy without our route starts over on the primary.
+        let routes = if routes.primary + routes.canary == 100 {
+            routes
+        } else {
+            Routes::PRIMARY
+        };
+        let owned = current.as_ref().is_none_or(|(_, ours)| *ours);
+        self.apply(canary, routes, owned).await
+    }
+
+    /// Sets the weights, A/B routes and mirroring.
+    pub async fn set_routes(&self, canary: &Canary, routes: Routes) -> Result<(), RouterError> {
+        let owned = self.current(canary).await?.is_none_or(|(_, ours)| ours);
+        self.apply(canary, routes, owned).await
+    }
+
+    /// The routes in the cluster; None when the HTTPProxy does not exist.
+    pub async fn get_routes(&self, canary: &Canary) -> Result<Option<Routes>, RouterError> {
+        Ok(self
+            .current(canary)
+            .await?
+            .map(|(p, _)| routes_of(canary, &p)))
+    }
+
+    /// Gives traffic back: Serin's HTTPProxy sends everything to the target (behind the canary
+    /// Service) until it is garbage-collected; a taken-over one gets its saved spec back.
+    pub async fn finalize(&self, canary: &Canary) -> Result<(), RouterError> {
+        let Some((proxy, ours)) = self.current(canary).await? else {
+            return Ok(());
+        };
+        if ours {
+            return self.apply(canary, Routes::CANARY, true).await;
+        }
+        let Some(original) = proxy["metadata"]["annotations"][ORIGINAL_SPEC]
+            .as_str()
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        else {
+            return Ok(());
+        };
+        let key = ORIGINAL_SPEC.replace('/', "~1");
+        let patch: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "replace", "path": "/spec", "value": original},
+            {"op": "remove", "path": format!("/metadata/annotations/{key}")},
+        ]))
+        .map_err(|e| RouterError::Invalid(e.to_string()))?;
+        self.api(canary)
+            .patch(
+                &canary.apex_name(),
+                &PatchParams::default(),
+                &Patch::<()>::Json(patch),
+            )
+            .await?;
+        Ok(())
+    }
+}
