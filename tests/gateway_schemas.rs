@@ -44,3 +44,23 @@ fn generated_httpproxies_satisfy_the_contour_crd() {
     }
     assert!(ab_checked >= 2, "A/B examples checked: {ab_checked}");
 }
+
+#[test]
+fn generated_traefikservices_satisfy_the_traefik_crd() {
+    use serin::router::traefik_objects::{routes_of, traefik_service};
+    let schema = crd_schema("traefik/traefik.io_traefikservices.yaml", "v1alpha1");
+    for (file, canary) in example_canaries("traefik") {
+        for (strategy, routes) in strategies() {
+            if strategy == "ab" {
+                continue; // A/B is refused by validation: a TraefikService matches nothing
+            }
+            let what = format!("{file} {strategy}");
+            for owned in [true, false] {
+                let obj = traefik_service(&canary, routes, owned.then(owner));
+                assert_valid(&schema, &obj, &what);
+            }
+            let obj = traefik_service(&canary, routes, Some(owner()));
+            assert_eq!(routes_of(&canary, &obj), routes, "{what}: read back");
+        }
+    }
+}

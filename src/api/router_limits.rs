@@ -53,6 +53,12 @@ pub(super) fn check(errs: &mut Errors, provider: &str, canary: &Canary) {
     if provider == "contour" {
         check_contour(errs, canary);
     }
+    if provider == "traefik" && a.r#match.as_ref().is_some_and(|m| !m.is_empty()) {
+        errs.add(
+            "spec.analysis.match",
+            "the traefik provider writes a TraefikService, which balances by weight only (requests are matched by the IngressRoute, which is the user's); A/B testing needs nginx, istio, gatewayapi or contour",
+        );
+    }
     if provider == "skipper" && a.r#match.as_ref().is_some_and(|m| !m.is_empty()) {
         errs.add(
             "spec.analysis.match",
@@ -280,6 +286,19 @@ mod tests {
                 "spec.service.headers.request.add: Contour sets or removes headers; it cannot add a value to one (use set)",
                 "spec.service.retries.retryOn: 'retriable-on-bad-day' is not a retry condition Contour knows (5xx, gateway-error, reset, reset-before-request, connect-failure, envoy-ratelimited, retriable-4xx, refused-stream, retriable-status-codes, retriable-headers, http3-post-connect-failure, cancelled, deadline-exceeded, internal, resource-exhausted, unavailable)",
             ]
+        );
+    }
+
+    #[test]
+    fn traefik_mirrors_but_matches_nothing() {
+        assert!(errors("traefik", serde_json::json!({"analysis": {"mirror": true}})).is_empty());
+        let got = errors(
+            "traefik",
+            serde_json::json!({"analysis": {"match": [{"headers": {"x": {"exact": "1"}}}]}}),
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].starts_with("spec.analysis.match: the traefik provider writes a TraefikService")
         );
     }
 

@@ -23,6 +23,7 @@ pub const SUPPORTED_PROVIDERS: &[&str] = &[
     "nginx",
     "skipper",
     "contour",
+    "traefik",
 ];
 
 /// Providers Flagger knows that Serin does not implement (yet): reported distinctly from typos.
@@ -37,7 +38,6 @@ pub const FLAGGER_ONLY_PROVIDERS: &[&str] = &[
     "smi:v1alpha1",
     "smi:v1alpha2",
     "smi:v1alpha3",
-    "traefik",
 ];
 
 /// The provider the controller uses for Canaries that name none, unless `--mesh-provider` says

@@ -99,6 +99,7 @@ pub fn needed_for(provider: &str, secret_tracking: bool) -> Vec<Vec<Rule>> {
         "nginx" => vec![router("nginx")],
         "skipper" => vec![router("skipper")],
         "contour" => vec![router("contour")],
+        "traefik" => vec![router("traefik")],
         _ => vec![Vec::new()],
     };
     routers

@@ -16,6 +16,7 @@ pub fn all() -> Vec<Rule> {
         crate::router::nginx::RBAC,
         crate::router::skipper::RBAC,
         crate::router::contour::RBAC,
+        crate::router::traefik::RBAC,
         crate::router::smi::RBAC,
         crate::controller::leader::RBAC,
         crate::controller::preflight::RBAC,
@@ -24,7 +25,15 @@ pub fn all() -> Vec<Rule> {
 }
 
 /// Routers whose route kinds the chart can grant (`routers.<name>` values).
-pub const ROUTERS: &[&str] = &["gatewayApi", "istio", "smi", "nginx", "skipper", "contour"];
+pub const ROUTERS: &[&str] = &[
+    "gatewayApi",
+    "istio",
+    "smi",
+    "nginx",
+    "skipper",
+    "contour",
+    "traefik",
+];
 
 /// The (group, resource, verb) triples granted for the watched namespaces with these routers on,
 /// with Secrets tracked wherever the controller watches (`--secret-namespaces` unset: the default).

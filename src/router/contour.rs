@@ -1,17 +1,17 @@
 //! The `contour` provider: the three Services of the kubernetes router (the apex stays on the
 //! primary) and an HTTPProxy `<apex>` carrying the weights (`contour_objects`), applied as a whole
 //! by server-side apply. An HTTPProxy the user already had under the apex name is taken over:
-//! its spec is saved in an annotation first and put back by `finalize`, the fields Serin does not
-//! apply (a virtual host, includes, TLS) stay the user's, and it gets no owner reference. Imports
-//! only `api`, the rule type and the router seam (`mod.rs`, the kubernetes router).
+//! its spec and annotations are saved in an annotation first and put back by `finalize`, the
+//! fields Serin does not apply (a virtual host, includes, TLS) stay the user's, and it gets no
+//! owner reference. Imports only `api`, the rule type and the router seam (`mod.rs`, the
+//! kubernetes router).
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use kube::{Resource, ResourceExt};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::contour_objects::{http_proxy, routes_of};
 use super::kubernetes::owner;
-use super::{KubernetesRouter, Lookups, ORIGINAL_SPEC, RouterError};
+use super::{KubernetesRouter, Lookups, RouterError};
 use crate::analysis::Routes;
 use crate::api::{Canary, FIELD_MANAGER, FieldError};
 
@@ -50,10 +50,7 @@ impl ContourRouter {
     async fn current(&self, canary: &Canary) -> Result<Option<(Value, bool)>, RouterError> {
         let proxy = self.api(canary).get_opt(&canary.apex_name()).await?;
         Ok(proxy.map(|p| {
-            let ours = p
-                .owner_references()
-                .iter()
-                .any(|o| Some(o.uid.as_str()) == canary.meta().uid.as_deref());
+            let ours = super::owned_by(&p.metadata, canary);
             (serde_json::to_value(p).unwrap_or_default(), ours)
         }))
     }
@@ -90,18 +87,8 @@ impl ContourRouter {
     pub async fn reconcile(&self, canary: &Canary) -> Result<(), RouterError> {
         self.services.reconcile(canary).await?;
         let current = self.current(canary).await?;
-        if let Some((proxy, false)) = &current
-            && proxy["metadata"]["annotations"][ORIGINAL_SPEC].is_null()
-        {
-            let saved = serde_json::to_string(&proxy["spec"]).unwrap_or_default();
-            let patch = json!({"metadata": {"annotations": {ORIGINAL_SPEC: saved}}});
-            self.api(canary)
-                .patch(
-                    &canary.apex_name(),
-                    &PatchParams::default(),
-                    &Patch::Merge(patch),
-                )
-                .await?;
+        if let Some((proxy, false)) = &current {
+            super::save_original(&self.api(canary), proxy).await?;
         }
         let routes = match &current {
             Some((proxy, true)) => routes_of(canary, proxy),
@@ -140,25 +127,6 @@ impl ContourRouter {
         if ours {
             return self.apply(canary, Routes::CANARY, true).await;
         }
-        let Some(original) = proxy["metadata"]["annotations"][ORIGINAL_SPEC]
-            .as_str()
-            .and_then(|s| serde_json::from_str::<Value>(s).ok())
-        else {
-            return Ok(());
-        };
-        let key = ORIGINAL_SPEC.replace('/', "~1");
-        let patch: json_patch::Patch = serde_json::from_value(json!([
-            {"op": "replace", "path": "/spec", "value": original},
-            {"op": "remove", "path": format!("/metadata/annotations/{key}")},
-        ]))
-        .map_err(|e| RouterError::Invalid(e.to_string()))?;
-        self.api(canary)
-            .patch(
-                &canary.apex_name(),
-                &PatchParams::default(),
-                &Patch::<()>::Json(patch),
-            )
-            .await?;
-        Ok(())
+        super::restore_original(&self.api(canary), &proxy).await
     }
 }

@@ -16,6 +16,8 @@ pub mod nginx_objects;
 pub mod skipper;
 pub mod skipper_objects;
 pub mod smi;
+pub mod traefik;
+pub mod traefik_objects;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::Service;
@@ -31,6 +33,7 @@ pub use istio::IstioRouter;
 pub use kubernetes::KubernetesRouter;
 pub use nginx::NginxRouter;
 pub use skipper::SkipperRouter;
+pub use traefik::TraefikRouter;
 
 /// Annotation on an object Serin took over (it existed before the Canary) holding what it was,
 /// put back by `finalize`.
@@ -138,17 +141,21 @@ fn json_pointer_key(k: &str) -> String {
     k.replace('~', "~0").replace('/', "~1")
 }
 
-/// Saves, once, what an Ingress Serin takes over had (its spec and annotations) in an
-/// annotation of its own, for `restore_ingress`.
-pub(crate) async fn save_ingress(
-    api: &Api<k8s_openapi::api::networking::v1::Ingress>,
-    ingress: &serde_json::Value,
-) -> Result<(), RouterError> {
-    if !ingress["metadata"]["annotations"][ORIGINAL_SPEC].is_null() {
+/// Saves, once, what an object Serin takes over had (its spec and annotations) in an annotation
+/// of its own, for `restore_original`.
+pub(crate) async fn save_original<K>(
+    api: &Api<K>,
+    obj: &serde_json::Value,
+) -> Result<(), RouterError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    if !obj["metadata"]["annotations"][ORIGINAL_SPEC].is_null() {
         return Ok(());
     }
-    let name = ingress["metadata"]["name"].as_str().unwrap_or_default();
-    let saved = serde_json::json!({"spec": ingress["spec"], "annotations": ingress["metadata"]["annotations"]});
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    let saved =
+        serde_json::json!({"spec": obj["spec"], "annotations": obj["metadata"]["annotations"]});
     let patch =
         serde_json::json!({"metadata": {"annotations": {ORIGINAL_SPEC: saved.to_string()}}});
     api.patch(
@@ -160,12 +167,15 @@ pub(crate) async fn save_ingress(
     Ok(())
 }
 
-/// Gives a taken-over Ingress the spec and annotations `save_ingress` kept (nothing without them).
-pub(crate) async fn restore_ingress(
-    api: &Api<k8s_openapi::api::networking::v1::Ingress>,
-    ingress: &serde_json::Value,
-) -> Result<(), RouterError> {
-    let Some(saved) = ingress["metadata"]["annotations"][ORIGINAL_SPEC]
+/// Gives a taken-over object the spec and annotations `save_original` kept (nothing without them).
+pub(crate) async fn restore_original<K>(
+    api: &Api<K>,
+    obj: &serde_json::Value,
+) -> Result<(), RouterError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let Some(saved) = obj["metadata"]["annotations"][ORIGINAL_SPEC]
         .as_str()
         .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
     else {
@@ -179,31 +189,37 @@ pub(crate) async fn restore_ingress(
         {"op": "replace", "path": "/spec", "value": saved["spec"]},
         {"op": "add", "path": "/metadata/annotations", "value": annotations},
     ]);
-    json_patch_ingress(api, ingress, ops).await
+    json_patch(api, obj, ops).await
 }
 
-/// Removes annotations from an Ingress by key, each guarded by the value it was read with (a 422
+/// Removes annotations from an object by key, each guarded by the value it was read with (a 422
 /// means it changed again: the next reconcile reads it afresh).
-pub(crate) async fn remove_annotations(
-    api: &Api<k8s_openapi::api::networking::v1::Ingress>,
-    ingress: &serde_json::Value,
+pub(crate) async fn remove_annotations<K>(
+    api: &Api<K>,
+    obj: &serde_json::Value,
     keys: &[(String, String)],
-) -> Result<(), RouterError> {
+) -> Result<(), RouterError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     let mut ops = Vec::new();
     for (k, v) in keys {
         let path = format!("/metadata/annotations/{}", json_pointer_key(k));
         ops.push(serde_json::json!({"op": "test", "path": path, "value": v}));
         ops.push(serde_json::json!({"op": "remove", "path": path}));
     }
-    json_patch_ingress(api, ingress, serde_json::json!(ops)).await
+    json_patch(api, obj, serde_json::json!(ops)).await
 }
 
-async fn json_patch_ingress(
-    api: &Api<k8s_openapi::api::networking::v1::Ingress>,
-    ingress: &serde_json::Value,
+async fn json_patch<K>(
+    api: &Api<K>,
+    obj: &serde_json::Value,
     ops: serde_json::Value,
-) -> Result<(), RouterError> {
-    let name = ingress["metadata"]["name"].as_str().unwrap_or_default();
+) -> Result<(), RouterError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
     let patch: json_patch::Patch =
         serde_json::from_value(ops).map_err(|e| RouterError::Invalid(e.to_string()))?;
     api.patch(
@@ -369,6 +385,24 @@ pub enum Router {
     Skipper(SkipperRouter),
     /// Contour: weights in an HTTPProxy.
     Contour(ContourRouter),
+    /// Traefik: weights (or mirroring) in a TraefikService.
+    Traefik(TraefikRouter),
+}
+
+/// Calls the same method of whichever router this is.
+macro_rules! dispatch {
+    ($router:expr, $r:ident => $call:expr) => {
+        match $router {
+            Router::Kubernetes($r) => $call,
+            Router::GatewayApi($r) => $call,
+            Router::Istio($r) => $call,
+            Router::Linkerd($r) => $call,
+            Router::Nginx($r) => $call,
+            Router::Skipper($r) => $call,
+            Router::Contour($r) => $call,
+            Router::Traefik($r) => $call,
+        }
+    };
 }
 
 impl Router {
@@ -393,21 +427,14 @@ impl Router {
             "nginx" => Ok(Router::Nginx(NginxRouter::new(client, lookups))),
             "skipper" => Ok(Router::Skipper(SkipperRouter::new(client, lookups))),
             "contour" => Ok(Router::Contour(ContourRouter::new(client, lookups))),
+            "traefik" => Ok(Router::Traefik(TraefikRouter::new(client, lookups))),
             other => Err(RouterError::NotImplemented(other.to_string())),
         }
     }
 
     /// Creates or adopts the routing objects; a new apex points at the primary.
     pub async fn reconcile(&self, canary: &Canary) -> Result<(), RouterError> {
-        match self {
-            Router::Kubernetes(r) => r.reconcile(canary).await,
-            Router::GatewayApi(r) => r.reconcile(canary).await,
-            Router::Istio(r) => r.reconcile(canary).await,
-            Router::Linkerd(r) => r.reconcile(canary).await,
-            Router::Nginx(r) => r.reconcile(canary).await,
-            Router::Skipper(r) => r.reconcile(canary).await,
-            Router::Contour(r) => r.reconcile(canary).await,
-        }
+        dispatch!(self, r => r.reconcile(canary).await)
     }
 
     /// Problems of the spec only the cluster can reveal (e.g. an adopted route without our
@@ -424,20 +451,13 @@ impl Router {
             Router::Nginx(r) => r.problems(canary).await,
             Router::Skipper(r) => r.problems(canary).await,
             Router::Contour(r) => r.problems(canary).await,
+            Router::Traefik(r) => r.problems(canary).await,
         }
     }
 
     /// Sets where traffic goes.
     pub async fn set_routes(&self, canary: &Canary, routes: Routes) -> Result<(), RouterError> {
-        match self {
-            Router::Kubernetes(r) => r.set_routes(canary, routes).await,
-            Router::GatewayApi(r) => r.set_routes(canary, routes).await,
-            Router::Istio(r) => r.set_routes(canary, routes).await,
-            Router::Linkerd(r) => r.set_routes(canary, routes).await,
-            Router::Nginx(r) => r.set_routes(canary, routes).await,
-            Router::Skipper(r) => r.set_routes(canary, routes).await,
-            Router::Contour(r) => r.set_routes(canary, routes).await,
-        }
+        dispatch!(self, r => r.set_routes(canary, routes).await)
     }
 
     /// Reads where traffic goes and whether the gateway or mesh accepted the routing objects
@@ -455,27 +475,11 @@ impl Router {
 
     /// Reads where traffic goes; None when the routing objects do not exist yet.
     pub async fn get_routes(&self, canary: &Canary) -> Result<Option<Routes>, RouterError> {
-        match self {
-            Router::Kubernetes(r) => r.get_routes(canary).await,
-            Router::GatewayApi(r) => r.get_routes(canary).await,
-            Router::Istio(r) => r.get_routes(canary).await,
-            Router::Linkerd(r) => r.get_routes(canary).await,
-            Router::Nginx(r) => r.get_routes(canary).await,
-            Router::Skipper(r) => r.get_routes(canary).await,
-            Router::Contour(r) => r.get_routes(canary).await,
-        }
+        dispatch!(self, r => r.get_routes(canary).await)
     }
 
     /// Gives all traffic back to the target and removes generated routing (deletion).
     pub async fn finalize(&self, canary: &Canary) -> Result<(), RouterError> {
-        match self {
-            Router::Kubernetes(r) => r.finalize(canary).await,
-            Router::GatewayApi(r) => r.finalize(canary).await,
-            Router::Istio(r) => r.finalize(canary).await,
-            Router::Linkerd(r) => r.finalize(canary).await,
-            Router::Nginx(r) => r.finalize(canary).await,
-            Router::Skipper(r) => r.finalize(canary).await,
-            Router::Contour(r) => r.finalize(canary).await,
-        }
+        dispatch!(self, r => r.finalize(canary).await)
     }
 }

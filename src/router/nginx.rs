@@ -119,7 +119,7 @@ impl NginxRouter {
         self.services.reconcile(canary).await?;
         let current = self.current(canary).await?;
         if let Some((ingress, false)) = &current {
-            super::save_ingress(&self.api(canary), ingress).await?;
+            super::save_original(&self.api(canary), ingress).await?;
         }
         let routes = match &current {
             Some((ingress, true)) => super::nginx_objects::routes_of(ingress, &self.prefix),
@@ -159,6 +159,6 @@ impl NginxRouter {
         if ours {
             return self.apply(canary, Routes::CANARY, true).await;
         }
-        super::restore_ingress(&self.api(canary), &ingress).await
+        super::restore_original(&self.api(canary), &ingress).await
     }
 }

@@ -104,7 +104,7 @@ impl SkipperRouter {
         self.services.reconcile(canary).await?;
         let current = self.current(canary).await?;
         if let Some((ingress, false)) = &current {
-            super::save_ingress(&self.api(canary), ingress).await?;
+            super::save_original(&self.api(canary), ingress).await?;
         }
         let routes = match &current {
             Some((ingress, true)) => routes_of(canary, ingress),
@@ -143,6 +143,6 @@ impl SkipperRouter {
         if ours {
             return self.apply(canary, Routes::CANARY, true).await;
         }
-        super::restore_ingress(&self.api(canary), &ingress).await
+        super::restore_original(&self.api(canary), &ingress).await
     }
 }

@@ -79,6 +79,7 @@ Linkerd runs on the Gateway API or SMI); empty for kubernetes, which needs none.
 {{- else if eq . "nginx" }}nginx
 {{- else if eq . "skipper" }}skipper
 {{- else if eq . "contour" }}contour
+{{- else if eq . "traefik" }}traefik
 {{- end }}
 {{- end }}
 
