@@ -194,6 +194,16 @@ mod tests {
         assert!(resources(needed_for("istio", false))[0].contains(&"virtualservices"));
         let linkerd = resources(needed_for("linkerd", true));
         assert!(linkerd[0].contains(&"httproutes") && linkerd[1].contains(&"trafficsplits"));
+        for (provider, resource) in [
+            ("nginx", "ingresses"),
+            ("skipper", "ingresses"),
+            ("contour", "httpproxies"),
+            ("traefik", "traefikservices"),
+        ] {
+            let sets = resources(needed_for(provider, true));
+            assert_eq!(sets.len(), 1, "{provider}");
+            assert!(sets[0].contains(&resource), "{provider}");
+        }
     }
 
     #[test]
