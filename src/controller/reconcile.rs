@@ -25,12 +25,14 @@ use crate::router::{Router, RouterError};
 /// the Canary from the API server instead (a watch that is down must not freeze the Canary).
 const STALE_PATIENCE: Duration = Duration::from_secs(5);
 
-async fn ensure_finalizer(api: &Api<Canary>, canary: &Canary) -> Result<()> {
+/// Adds Serin's finalizer when revertOnDeletion wants it; true when it did (the reconcile ends
+/// there: the Canary changed, and its status is written only on a view of the current version).
+async fn ensure_finalizer(api: &Api<Canary>, canary: &Canary) -> Result<bool> {
     let wanted = canary.spec.revert_on_deletion.unwrap_or(false)
         && canary.metadata.deletion_timestamp.is_none();
     let finalizers = canary.metadata.finalizers.clone().unwrap_or_default();
     if !wanted || finalizers.iter().any(|f| f == FINALIZER) {
-        return Ok(());
+        return Ok(false);
     }
     let mut next = finalizers;
     next.push(FINALIZER.to_string());
@@ -41,7 +43,7 @@ async fn ensure_finalizer(api: &Api<Canary>, canary: &Canary) -> Result<()> {
         &Patch::Merge(patch),
     )
     .await?;
-    Ok(())
+    Ok(true)
 }
 
 async fn remove_finalizer(api: &Api<Canary>, canary: &Canary) -> Result<()> {
@@ -172,11 +174,18 @@ fn show_refusal(before: &CanaryStatus, next: &mut CanaryStatus, r: &Refusal, wha
     unchanged.is_none()
 }
 
+/// Writes the status decided from `canary`, on condition that the Canary has not changed since
+/// (its resourceVersion): a decision taken on an old view — a cache that lags, another instance
+/// of the controller during a hand-over — gets a 409 and is taken again on the new one, instead
+/// of writing an older status over a newer one (and repeating a step).
 async fn write_status(ctx: &Context, canary: &Canary, status: &CanaryStatus) -> Result<()> {
     let ns = canary.namespace_or_default();
     let name = canary.metadata.name.clone().unwrap_or_default();
     let api: Api<Canary> = Api::namespaced(ctx.client.clone(), &ns);
-    let patch = json!({"apiVersion": api::API_VERSION, "kind": "Canary", "status": status});
+    let mut patch = json!({"apiVersion": api::API_VERSION, "kind": "Canary", "status": status});
+    if let Some(rv) = &canary.metadata.resource_version {
+        patch["metadata"] = json!({"name": name, "resourceVersion": rv});
+    }
     let written = api
         .patch_status(
             &name,
@@ -254,7 +263,9 @@ async fn tick(
     let ns = canary.namespace_or_default();
     let name = canary.metadata.name.clone().unwrap_or_default();
     let api: Api<Canary> = Api::namespaced(ctx.client.clone(), &ns);
-    ensure_finalizer(&api, canary).await?;
+    if ensure_finalizer(&api, canary).await? {
+        return Ok((Action::requeue(Duration::from_millis(100)), None));
+    }
     let provider = canary
         .spec
         .provider
