@@ -125,7 +125,8 @@ async fn failed(ctx: &Arc<Context>, canary: &Canary, key: &str, e: Error) -> Act
         let status = canary.status.clone().unwrap_or_default();
         let mut next = status.clone();
         let new = show_refusal(&status, &mut next, &r, "could not observe");
-        if next != status && write_status(ctx, canary, &next).await.is_ok() && new {
+        let rv = canary.metadata.resource_version.as_deref();
+        if next != status && write_status(ctx, canary, &next, rv).await.is_ok() && new {
             publish_refusal(ctx, canary, &r).await;
         }
     }
@@ -178,12 +179,17 @@ fn show_refusal(before: &CanaryStatus, next: &mut CanaryStatus, r: &Refusal, wha
 /// (its resourceVersion): a decision taken on an old view — a cache that lags, another instance
 /// of the controller during a hand-over — gets a 409 and is taken again on the new one, instead
 /// of writing an older status over a newer one (and repeating a step).
-async fn write_status(ctx: &Context, canary: &Canary, status: &CanaryStatus) -> Result<()> {
+async fn write_status(
+    ctx: &Context,
+    canary: &Canary,
+    status: &CanaryStatus,
+    rv: Option<&str>,
+) -> Result<Option<String>> {
     let ns = canary.namespace_or_default();
     let name = canary.metadata.name.clone().unwrap_or_default();
     let api: Api<Canary> = Api::namespaced(ctx.client.clone(), &ns);
     let mut patch = json!({"apiVersion": api::API_VERSION, "kind": "Canary", "status": status});
-    if let Some(rv) = &canary.metadata.resource_version {
+    if let Some(rv) = rv {
         patch["metadata"] = json!({"name": name, "resourceVersion": rv});
     }
     let written = api
@@ -194,7 +200,7 @@ async fn write_status(ctx: &Context, canary: &Canary, status: &CanaryStatus) -> 
         )
         .await?;
     ctx.remember_write(&ns, &name, written.metadata.resource_version.as_deref());
-    Ok(())
+    Ok(written.metadata.resource_version)
 }
 
 /// What the spec, the provider in effect and the cluster say is wrong with the Canary.
@@ -338,8 +344,76 @@ async fn tick(
         ctx.slots
             .release_unless_active(canary, decision.status.phase);
     }
-    let rev = observed.target.as_ref().map(revision);
-    let applied = act(ctx, canary, &w, router.as_ref(), rev.as_deref(), &decision).await;
+    let acting = Acting {
+        w: &w,
+        router: router.as_ref(),
+        revision: observed.target.as_ref().map(revision),
+    };
+    commit(ctx, canary, key, &status, &decision, &acting, started).await
+}
+
+/// The decided status to write before acting: a refusal shown on `before` stays shown until the
+/// effects have been tried (the decision itself always says Ready; flipping the condition True
+/// and back on every retry would be two writes, and two watch events, per retry).
+fn keep_refusal(before: &CanaryStatus, decided: &CanaryStatus) -> CanaryStatus {
+    let mut intent = decided.clone();
+    let shown = before
+        .conditions
+        .iter()
+        .find(|c| c.r#type == "Ready" && Class::is_reason(&c.reason));
+    if let Some(shown) = shown
+        && let Some(slot) = intent
+            .conditions
+            .iter_mut()
+            .find(|c| c.r#type == "Ready" && c.reason == "Ready")
+    {
+        *slot = shown.clone();
+    }
+    intent
+}
+
+/// What acting on a decision needs besides the Canary.
+struct Acting<'a> {
+    w: &'a Workloads,
+    router: Option<&'a Router>,
+    revision: Option<String>,
+}
+
+/// Writes the decided status, then applies its effects, then tells the world. The status goes
+/// first: if the effects are refused or the controller dies in between, the status holds the
+/// intent and every reconcile brings the world in line with it (the core's convergence) — the
+/// world never runs ahead of the status, so nothing is undone and redone. Deletion is the other
+/// way round: the routing is given back before the status may say Terminated.
+async fn commit(
+    ctx: &Arc<Context>,
+    canary: &Canary,
+    key: &str,
+    before: &CanaryStatus,
+    decision: &analysis::Decision,
+    acting: &Acting<'_>,
+    started: std::time::Instant,
+) -> Result<(Action, Option<Class>)> {
+    use analysis::Effect;
+    let finalizing = decision
+        .effects
+        .iter()
+        .any(|e| matches!(e, Effect::FinalizeRouting | Effect::RemoveFinalizer));
+    let mut rv = canary.metadata.resource_version.clone();
+    let mut written = before.clone();
+    let intent = keep_refusal(before, &decision.status);
+    if !finalizing && intent != *before {
+        rv = write_status(ctx, canary, &intent, rv.as_deref()).await?;
+        written = intent;
+    }
+    let applied = act(
+        ctx,
+        canary,
+        acting.w,
+        acting.router,
+        acting.revision.as_deref(),
+        decision,
+    )
+    .await;
     let mut next = decision.status.clone();
     let mut requeue = decision.requeue_after.unwrap_or(ctx.settings.resync);
     let mut news = None;
@@ -353,22 +427,23 @@ async fn tick(
             // Not everything was given back: the finalizer stays until it is.
             next.phase = CanaryPhase::Terminating;
         }
-        if same >= r.class.shown_after() && show_refusal(&status, &mut next, r, "could not apply") {
+        if same >= r.class.shown_after() && show_refusal(before, &mut next, r, "could not apply") {
             news = Some(r.clone());
         }
         requeue = requeue.min(ctx.retry_after(count, r.class));
     }
-    if next != status {
-        write_status(ctx, canary, &next).await?;
+    if next != written {
+        write_status(ctx, canary, &next, rv.as_deref()).await?;
     }
-    announce(ctx, canary, &decision).await;
+    announce(ctx, canary, decision).await;
     if let Some(r) = news {
         publish_refusal(ctx, canary, &r).await;
     }
     if applied.remove_finalizer {
+        let api: Api<Canary> = Api::namespaced(ctx.client.clone(), &canary.namespace_or_default());
         remove_finalizer(&api, canary).await?;
     }
-    report::record(ctx, canary, &status, &next, started.elapsed());
+    report::record(ctx, canary, before, &next, started.elapsed());
     Ok((
         Action::requeue(requeue.max(Duration::from_millis(100))),
         refused,
