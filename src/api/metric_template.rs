@@ -99,6 +99,9 @@ pub enum MetricProviderType {
 impl MetricProviderType {
     /// Whether Serin has a provider implementation for this type.
     pub fn is_supported(self) -> bool {
-        matches!(self, Self::Prometheus | Self::Datadog | Self::Web)
+        matches!(
+            self,
+            Self::Prometheus | Self::Datadog | Self::Web | Self::Newrelic
+        )
     }
 }

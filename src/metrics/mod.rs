@@ -8,19 +8,23 @@
 pub mod builtin;
 pub mod datadog;
 mod http;
+pub mod newrelic;
 pub mod prometheus;
 pub mod template;
 pub mod web;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use datadog::DatadogProvider;
 pub use http::{Auth, HttpSettings};
+pub use newrelic::NewRelicProvider;
 pub use prometheus::PrometheusProvider;
 pub use template::{QueryModel, TemplateError};
 pub use web::WebProvider;
 
 use crate::analysis::MetricFailure;
+use crate::api::MetricProviderType;
 
 /// Default timeout of one query.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -92,6 +96,62 @@ pub(crate) fn finite(v: f64) -> Result<f64, MetricError> {
     }
 }
 
+/// The value of `key` in a template's Secret, or a configuration error naming the key Flagger
+/// names (never the value).
+pub(crate) fn secret_key(
+    secret: &BTreeMap<String, String>,
+    key: &str,
+    provider: &str,
+) -> Result<String, MetricError> {
+    secret
+        .get(key)
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .ok_or_else(|| {
+            MetricError::Config(format!(
+                "the {provider} provider needs the key '{key}' in the template's secretRef"
+            ))
+        })
+}
+
+/// A URL, or a configuration error naming it.
+pub(crate) fn parse_url(address: &str) -> Result<reqwest::Url, MetricError> {
+    reqwest::Url::parse(address)
+        .map_err(|e| MetricError::Config(format!("address '{address}' is not a URL: {e}")))
+}
+
+/// What a MetricTemplate gives a provider besides its rendered query.
+pub struct TemplateSource<'a> {
+    /// The template's address, or its Secret's `address` key.
+    pub address: Option<String>,
+    /// The keys of the template's Secret (empty without `secretRef`).
+    pub secret: &'a BTreeMap<String, String>,
+    /// The template's `region` (cloud providers).
+    pub region: Option<String>,
+    /// The query window: the metric's `interval`.
+    pub window: Duration,
+    /// Timeout, TLS mode and extra headers; each provider sets its own credentials.
+    pub http: HttpSettings,
+    /// The cluster's API, for the providers that read Kubernetes objects (keptn).
+    pub kube: Option<kube::Client>,
+}
+
+/// The provider of a template whose type is one of Flagger's vendor providers (prometheus,
+/// datadog and web are built by the caller, which knows their defaults).
+pub fn from_template(
+    ty: MetricProviderType,
+    source: TemplateSource<'_>,
+) -> Result<MetricProvider, MetricError> {
+    match ty {
+        MetricProviderType::Newrelic => {
+            Ok(MetricProvider::NewRelic(NewRelicProvider::new(source)?))
+        }
+        other => Err(MetricError::Config(format!(
+            "metrics provider {other:?} is not supported"
+        ))),
+    }
+}
+
 /// A metrics backend.
 pub enum MetricProvider {
     /// Prometheus HTTP API.
@@ -100,6 +160,8 @@ pub enum MetricProvider {
     Datadog(DatadogProvider),
     /// Any HTTP endpoint answering JSON.
     Web(WebProvider),
+    /// New Relic NRQL (NerdGraph or the Insights query API).
+    NewRelic(NewRelicProvider),
 }
 
 impl MetricProvider {
@@ -109,6 +171,7 @@ impl MetricProvider {
             MetricProvider::Prometheus(p) => p.query(query).await,
             MetricProvider::Datadog(p) => p.query(query).await,
             MetricProvider::Web(p) => p.query(query).await,
+            MetricProvider::NewRelic(p) => p.query(query).await,
         }
     }
 
@@ -118,6 +181,7 @@ impl MetricProvider {
             MetricProvider::Prometheus(p) => p.is_online().await,
             MetricProvider::Datadog(p) => p.is_online().await,
             MetricProvider::Web(p) => p.is_online().await,
+            MetricProvider::NewRelic(p) => p.is_online().await,
         }
     }
 }
