@@ -7,6 +7,7 @@
 
 pub mod builtin;
 pub mod datadog;
+pub mod dynatrace;
 mod http;
 pub mod newrelic;
 pub mod prometheus;
@@ -17,6 +18,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use datadog::DatadogProvider;
+pub use dynatrace::DynatraceProvider;
 pub use http::{Auth, HttpSettings};
 pub use newrelic::NewRelicProvider;
 pub use prometheus::PrometheusProvider;
@@ -146,6 +148,9 @@ pub fn from_template(
         MetricProviderType::Newrelic => {
             Ok(MetricProvider::NewRelic(NewRelicProvider::new(source)?))
         }
+        MetricProviderType::Dynatrace => {
+            Ok(MetricProvider::Dynatrace(DynatraceProvider::new(source)?))
+        }
         other => Err(MetricError::Config(format!(
             "metrics provider {other:?} is not supported"
         ))),
@@ -162,6 +167,8 @@ pub enum MetricProvider {
     Web(WebProvider),
     /// New Relic NRQL (NerdGraph or the Insights query API).
     NewRelic(NewRelicProvider),
+    /// Dynatrace metrics v2 query API.
+    Dynatrace(DynatraceProvider),
 }
 
 impl MetricProvider {
@@ -172,6 +179,7 @@ impl MetricProvider {
             MetricProvider::Datadog(p) => p.query(query).await,
             MetricProvider::Web(p) => p.query(query).await,
             MetricProvider::NewRelic(p) => p.query(query).await,
+            MetricProvider::Dynatrace(p) => p.query(query).await,
         }
     }
 
@@ -182,6 +190,7 @@ impl MetricProvider {
             MetricProvider::Datadog(p) => p.is_online().await,
             MetricProvider::Web(p) => p.is_online().await,
             MetricProvider::NewRelic(p) => p.is_online().await,
+            MetricProvider::Dynatrace(p) => p.is_online().await,
         }
     }
 }
