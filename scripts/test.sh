@@ -12,6 +12,10 @@ command -v kubectl >/dev/null 2>&1 || need_apt+=(kubectl)
 # A real Prometheus (and promtool to backfill its data) answers the metric tests. Its system
 # service is never used: each test starts its own process on 127.0.0.1.
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need_apt+=(prometheus)
+# A real graphite-web (with whisper's tools to write its data) answers the Graphite provider's
+# tests; each test starts its own Django server on 127.0.0.1.
+{ command -v django-admin && command -v whisper-create; } >/dev/null 2>&1 \
+  && dpkg -s graphite-web >/dev/null 2>&1 || need_apt+=(graphite-web)
 # openssl makes self-signed certificates and serves TLS for the certificate-verification tests.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -101,7 +101,12 @@ impl MetricProviderType {
     pub fn is_supported(self) -> bool {
         matches!(
             self,
-            Self::Prometheus | Self::Datadog | Self::Web | Self::Newrelic | Self::Dynatrace
+            Self::Prometheus
+                | Self::Datadog
+                | Self::Web
+                | Self::Newrelic
+                | Self::Dynatrace
+                | Self::Graphite
         )
     }
 }

@@ -8,6 +8,7 @@
 pub mod builtin;
 pub mod datadog;
 pub mod dynatrace;
+pub mod graphite;
 mod http;
 pub mod newrelic;
 pub mod prometheus;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 pub use datadog::DatadogProvider;
 pub use dynatrace::DynatraceProvider;
+pub use graphite::GraphiteProvider;
 pub use http::{Auth, HttpSettings};
 pub use newrelic::NewRelicProvider;
 pub use prometheus::PrometheusProvider;
@@ -151,6 +153,9 @@ pub fn from_template(
         MetricProviderType::Dynatrace => {
             Ok(MetricProvider::Dynatrace(DynatraceProvider::new(source)?))
         }
+        MetricProviderType::Graphite => {
+            Ok(MetricProvider::Graphite(GraphiteProvider::new(source)?))
+        }
         other => Err(MetricError::Config(format!(
             "metrics provider {other:?} is not supported"
         ))),
@@ -169,6 +174,8 @@ pub enum MetricProvider {
     NewRelic(NewRelicProvider),
     /// Dynatrace metrics v2 query API.
     Dynatrace(DynatraceProvider),
+    /// Graphite render API.
+    Graphite(GraphiteProvider),
 }
 
 impl MetricProvider {
@@ -180,6 +187,7 @@ impl MetricProvider {
             MetricProvider::Web(p) => p.query(query).await,
             MetricProvider::NewRelic(p) => p.query(query).await,
             MetricProvider::Dynatrace(p) => p.query(query).await,
+            MetricProvider::Graphite(p) => p.query(query).await,
         }
     }
 
@@ -191,6 +199,7 @@ impl MetricProvider {
             MetricProvider::Web(p) => p.is_online().await,
             MetricProvider::NewRelic(p) => p.is_online().await,
             MetricProvider::Dynatrace(p) => p.is_online().await,
+            MetricProvider::Graphite(p) => p.is_online().await,
         }
     }
 }
