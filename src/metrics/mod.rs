@@ -10,6 +10,7 @@ pub mod datadog;
 pub mod dynatrace;
 pub mod graphite;
 mod http;
+pub mod influxdb;
 pub mod newrelic;
 pub mod prometheus;
 pub mod template;
@@ -22,6 +23,7 @@ pub use datadog::DatadogProvider;
 pub use dynatrace::DynatraceProvider;
 pub use graphite::GraphiteProvider;
 pub use http::{Auth, HttpSettings};
+pub use influxdb::InfluxDbProvider;
 pub use newrelic::NewRelicProvider;
 pub use prometheus::PrometheusProvider;
 pub use template::{QueryModel, TemplateError};
@@ -156,6 +158,9 @@ pub fn from_template(
         MetricProviderType::Graphite => {
             Ok(MetricProvider::Graphite(GraphiteProvider::new(source)?))
         }
+        MetricProviderType::Influxdb => {
+            Ok(MetricProvider::InfluxDb(InfluxDbProvider::new(source)?))
+        }
         other => Err(MetricError::Config(format!(
             "metrics provider {other:?} is not supported"
         ))),
@@ -176,6 +181,8 @@ pub enum MetricProvider {
     Dynatrace(DynatraceProvider),
     /// Graphite render API.
     Graphite(GraphiteProvider),
+    /// InfluxDB v2 Flux query API.
+    InfluxDb(InfluxDbProvider),
 }
 
 impl MetricProvider {
@@ -188,6 +195,7 @@ impl MetricProvider {
             MetricProvider::NewRelic(p) => p.query(query).await,
             MetricProvider::Dynatrace(p) => p.query(query).await,
             MetricProvider::Graphite(p) => p.query(query).await,
+            MetricProvider::InfluxDb(p) => p.query(query).await,
         }
     }
 
@@ -200,6 +208,7 @@ impl MetricProvider {
             MetricProvider::NewRelic(p) => p.is_online().await,
             MetricProvider::Dynatrace(p) => p.is_online().await,
             MetricProvider::Graphite(p) => p.is_online().await,
+            MetricProvider::InfluxDb(p) => p.is_online().await,
         }
     }
 }
