@@ -107,6 +107,7 @@ impl MetricProviderType {
                 | Self::Newrelic
                 | Self::Dynatrace
                 | Self::Graphite
+                | Self::Influxdb
         )
     }
 }
