@@ -108,6 +108,7 @@ impl MetricProviderType {
                 | Self::Dynatrace
                 | Self::Graphite
                 | Self::Influxdb
+                | Self::Splunk
         )
     }
 }

@@ -13,6 +13,7 @@ mod http;
 pub mod influxdb;
 pub mod newrelic;
 pub mod prometheus;
+pub mod splunk;
 pub mod template;
 pub mod web;
 
@@ -26,6 +27,7 @@ pub use http::{Auth, HttpSettings};
 pub use influxdb::InfluxDbProvider;
 pub use newrelic::NewRelicProvider;
 pub use prometheus::PrometheusProvider;
+pub use splunk::SplunkProvider;
 pub use template::{QueryModel, TemplateError};
 pub use web::WebProvider;
 
@@ -161,6 +163,7 @@ pub fn from_template(
         MetricProviderType::Influxdb => {
             Ok(MetricProvider::InfluxDb(InfluxDbProvider::new(source)?))
         }
+        MetricProviderType::Splunk => Ok(MetricProvider::Splunk(SplunkProvider::new(source)?)),
         other => Err(MetricError::Config(format!(
             "metrics provider {other:?} is not supported"
         ))),
@@ -183,6 +186,8 @@ pub enum MetricProvider {
     Graphite(GraphiteProvider),
     /// InfluxDB v2 Flux query API.
     InfluxDb(InfluxDbProvider),
+    /// Splunk Observability SignalFlow.
+    Splunk(SplunkProvider),
 }
 
 impl MetricProvider {
@@ -196,6 +201,7 @@ impl MetricProvider {
             MetricProvider::Dynatrace(p) => p.query(query).await,
             MetricProvider::Graphite(p) => p.query(query).await,
             MetricProvider::InfluxDb(p) => p.query(query).await,
+            MetricProvider::Splunk(p) => p.query(query).await,
         }
     }
 
@@ -209,6 +215,7 @@ impl MetricProvider {
             MetricProvider::Dynatrace(p) => p.is_online().await,
             MetricProvider::Graphite(p) => p.is_online().await,
             MetricProvider::InfluxDb(p) => p.is_online().await,
+            MetricProvider::Splunk(p) => p.is_online().await,
         }
     }
 }
