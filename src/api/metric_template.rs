@@ -109,6 +109,7 @@ impl MetricProviderType {
                 | Self::Graphite
                 | Self::Influxdb
                 | Self::Splunk
+                | Self::Stackdriver
         )
     }
 }

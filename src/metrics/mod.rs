@@ -14,6 +14,7 @@ pub mod influxdb;
 pub mod newrelic;
 pub mod prometheus;
 pub mod splunk;
+pub mod stackdriver;
 pub mod template;
 pub mod web;
 
@@ -28,6 +29,7 @@ pub use influxdb::InfluxDbProvider;
 pub use newrelic::NewRelicProvider;
 pub use prometheus::PrometheusProvider;
 pub use splunk::SplunkProvider;
+pub use stackdriver::StackdriverProvider;
 pub use template::{QueryModel, TemplateError};
 pub use web::WebProvider;
 
@@ -164,6 +166,9 @@ pub fn from_template(
             Ok(MetricProvider::InfluxDb(InfluxDbProvider::new(source)?))
         }
         MetricProviderType::Splunk => Ok(MetricProvider::Splunk(SplunkProvider::new(source)?)),
+        MetricProviderType::Stackdriver => Ok(MetricProvider::Stackdriver(
+            StackdriverProvider::new(source)?,
+        )),
         other => Err(MetricError::Config(format!(
             "metrics provider {other:?} is not supported"
         ))),
@@ -188,6 +193,8 @@ pub enum MetricProvider {
     InfluxDb(InfluxDbProvider),
     /// Splunk Observability SignalFlow.
     Splunk(SplunkProvider),
+    /// Google Cloud Monitoring (MQL or PromQL).
+    Stackdriver(StackdriverProvider),
 }
 
 impl MetricProvider {
@@ -202,6 +209,7 @@ impl MetricProvider {
             MetricProvider::Graphite(p) => p.query(query).await,
             MetricProvider::InfluxDb(p) => p.query(query).await,
             MetricProvider::Splunk(p) => p.query(query).await,
+            MetricProvider::Stackdriver(p) => p.query(query).await,
         }
     }
 
@@ -216,6 +224,7 @@ impl MetricProvider {
             MetricProvider::Graphite(p) => p.is_online().await,
             MetricProvider::InfluxDb(p) => p.is_online().await,
             MetricProvider::Splunk(p) => p.is_online().await,
+            MetricProvider::Stackdriver(p) => p.is_online().await,
         }
     }
 }
