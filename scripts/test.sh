@@ -37,6 +37,17 @@ if ! "$HELM_VENV/bin/python" -c 'import helm_sdkpy' >/dev/null 2>&1; then
 fi
 export SERIN_HELM_PYTHON="$PWD/$HELM_VENV/bin/python"
 
+# A real AWS-API server for the CloudWatch provider's tests: moto in server mode (it verifies
+# SigV4 signatures when IAM auth is on), with boto3 for the test's setup script.
+MOTO_VENV=target/moto-venv
+MOTO_VERSION=5.2.1
+if ! "$MOTO_VENV/bin/python" -c 'import moto.server, boto3' >/dev/null 2>&1; then
+  log "installing moto[server] $MOTO_VERSION into $MOTO_VENV (pip)"
+  python3 -m venv "$MOTO_VENV"
+  "$MOTO_VENV/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+export SERIN_MOTO_VENV="$PWD/$MOTO_VENV"
+
 # A from-scratch build gains nothing from incremental caches, and they doubled the disk it used.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 log "disk before the build: $(df -h --output=avail . | tail -1 | tr -d ' ') free"

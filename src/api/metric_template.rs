@@ -110,6 +110,7 @@ impl MetricProviderType {
                 | Self::Influxdb
                 | Self::Splunk
                 | Self::Stackdriver
+                | Self::Cloudwatch
         )
     }
 }

@@ -6,6 +6,7 @@
 //! an unavailable provider means are the decision core's. Must not import the controller.
 
 pub mod builtin;
+pub mod cloudwatch;
 pub mod datadog;
 pub mod dynatrace;
 pub mod graphite;
@@ -21,6 +22,7 @@ pub mod web;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub use cloudwatch::CloudWatchProvider;
 pub use datadog::DatadogProvider;
 pub use dynatrace::DynatraceProvider;
 pub use graphite::GraphiteProvider;
@@ -169,6 +171,9 @@ pub fn from_template(
         MetricProviderType::Stackdriver => Ok(MetricProvider::Stackdriver(
             StackdriverProvider::new(source)?,
         )),
+        MetricProviderType::Cloudwatch => {
+            Ok(MetricProvider::CloudWatch(CloudWatchProvider::new(source)?))
+        }
         other => Err(MetricError::Config(format!(
             "metrics provider {other:?} is not supported"
         ))),
@@ -195,6 +200,8 @@ pub enum MetricProvider {
     Splunk(SplunkProvider),
     /// Google Cloud Monitoring (MQL or PromQL).
     Stackdriver(StackdriverProvider),
+    /// Amazon CloudWatch GetMetricData.
+    CloudWatch(CloudWatchProvider),
 }
 
 impl MetricProvider {
@@ -210,6 +217,7 @@ impl MetricProvider {
             MetricProvider::InfluxDb(p) => p.query(query).await,
             MetricProvider::Splunk(p) => p.query(query).await,
             MetricProvider::Stackdriver(p) => p.query(query).await,
+            MetricProvider::CloudWatch(p) => p.query(query).await,
         }
     }
 
@@ -225,6 +233,7 @@ impl MetricProvider {
             MetricProvider::InfluxDb(p) => p.is_online().await,
             MetricProvider::Splunk(p) => p.is_online().await,
             MetricProvider::Stackdriver(p) => p.is_online().await,
+            MetricProvider::CloudWatch(p) => p.is_online().await,
         }
     }
 }
