@@ -111,6 +111,7 @@ impl MetricProviderType {
                 | Self::Splunk
                 | Self::Stackdriver
                 | Self::Cloudwatch
+                | Self::Keptn
         )
     }
 }

@@ -16,12 +16,25 @@ pub fn all() -> Vec<Rule> {
         crate::router::smi::RBAC,
         crate::controller::leader::RBAC,
         crate::controller::preflight::RBAC,
+        crate::metrics::keptn::RBAC,
     ]
     .concat()
 }
 
 /// Routers whose route kinds the chart can grant (`routers.<name>` values).
 pub const ROUTERS: &[&str] = &["gatewayApi", "istio", "smi"];
+
+/// Integrations the chart can grant (`integrations.<name>` values, off by default).
+pub const INTEGRATIONS: &[&str] = &["keptn"];
+
+/// The triples an integration adds to the watched namespaces' grants when it is on.
+pub fn integration_grants(name: &str) -> BTreeSet<Grant> {
+    expand(
+        all()
+            .iter()
+            .filter(|r| matches!(r.needed, Needed::Integration(n) if n == name)),
+    )
+}
 
 /// The (group, resource, verb) triples granted for the watched namespaces with these routers on,
 /// with Secrets tracked wherever the controller watches (`--secret-namespaces` unset: the default).
@@ -44,7 +57,7 @@ pub fn secret_tracking_grants() -> BTreeSet<Grant> {
 fn watched_namespace_grants(routers: &[&str], secret_tracking: bool) -> BTreeSet<Grant> {
     expand(all().iter().filter(|r| match r.needed {
         Needed::Always => true,
-        Needed::LeaderElection | Needed::Everyone => false,
+        Needed::LeaderElection | Needed::Everyone | Needed::Integration(_) => false,
         Needed::Router(name) => routers.contains(&name),
         Needed::SecretTracking => secret_tracking,
     }))
@@ -88,6 +101,9 @@ mod tests {
         for rule in all() {
             if let Needed::Router(name) = rule.needed {
                 assert!(ROUTERS.contains(&name), "{name}");
+            }
+            if let Needed::Integration(name) = rule.needed {
+                assert!(INTEGRATIONS.contains(&name), "{name}");
             }
             assert!(!rule.why.is_empty());
             for verb in rule.verbs {

@@ -12,6 +12,7 @@ pub mod dynatrace;
 pub mod graphite;
 mod http;
 pub mod influxdb;
+pub mod keptn;
 pub mod newrelic;
 pub mod prometheus;
 pub mod splunk;
@@ -28,6 +29,7 @@ pub use dynatrace::DynatraceProvider;
 pub use graphite::GraphiteProvider;
 pub use http::{Auth, HttpSettings};
 pub use influxdb::InfluxDbProvider;
+pub use keptn::KeptnProvider;
 pub use newrelic::NewRelicProvider;
 pub use prometheus::PrometheusProvider;
 pub use splunk::SplunkProvider;
@@ -174,6 +176,7 @@ pub fn from_template(
         MetricProviderType::Cloudwatch => {
             Ok(MetricProvider::CloudWatch(CloudWatchProvider::new(source)?))
         }
+        MetricProviderType::Keptn => Ok(MetricProvider::Keptn(KeptnProvider::new(source)?)),
         other => Err(MetricError::Config(format!(
             "metrics provider {other:?} is not supported"
         ))),
@@ -202,6 +205,8 @@ pub enum MetricProvider {
     Stackdriver(StackdriverProvider),
     /// Amazon CloudWatch GetMetricData.
     CloudWatch(CloudWatchProvider),
+    /// Keptn's KeptnMetric and Analysis objects.
+    Keptn(KeptnProvider),
 }
 
 impl MetricProvider {
@@ -218,6 +223,7 @@ impl MetricProvider {
             MetricProvider::Splunk(p) => p.query(query).await,
             MetricProvider::Stackdriver(p) => p.query(query).await,
             MetricProvider::CloudWatch(p) => p.query(query).await,
+            MetricProvider::Keptn(p) => p.query(query).await,
         }
     }
 
@@ -234,6 +240,7 @@ impl MetricProvider {
             MetricProvider::Splunk(p) => p.is_online().await,
             MetricProvider::Stackdriver(p) => p.is_online().await,
             MetricProvider::CloudWatch(p) => p.is_online().await,
+            MetricProvider::Keptn(p) => p.is_online().await,
         }
     }
 }
