@@ -112,6 +112,7 @@ impl MetricProviderType {
                 | Self::Stackdriver
                 | Self::Cloudwatch
                 | Self::Keptn
+                | Self::Externalmetrics
         )
     }
 }

@@ -17,6 +17,7 @@ pub fn all() -> Vec<Rule> {
         crate::controller::leader::RBAC,
         crate::controller::preflight::RBAC,
         crate::metrics::keptn::RBAC,
+        crate::metrics::externalmetrics::RBAC,
     ]
     .concat()
 }
@@ -25,7 +26,7 @@ pub fn all() -> Vec<Rule> {
 pub const ROUTERS: &[&str] = &["gatewayApi", "istio", "smi"];
 
 /// Integrations the chart can grant (`integrations.<name>` values, off by default).
-pub const INTEGRATIONS: &[&str] = &["keptn"];
+pub const INTEGRATIONS: &[&str] = &["keptn", "externalMetrics"];
 
 /// The triples an integration adds to the watched namespaces' grants when it is on.
 pub fn integration_grants(name: &str) -> BTreeSet<Grant> {
@@ -135,7 +136,10 @@ mod tests {
         let mut seen = BTreeSet::new();
         for rule in all() {
             for r in rule.resources {
-                assert!(!r.contains('*') && !rule.group.contains('*'));
+                // The External Metrics API's resources are metric names, unknown in advance.
+                let metric_names =
+                    rule.group == "external.metrics.k8s.io" && rule.verbs == ["list"];
+                assert!((!r.contains('*') || metric_names) && !rule.group.contains('*'));
                 for verb in rule.verbs {
                     let grant = (rule.group, *r, *verb, format!("{:?}", rule.needed));
                     assert!(seen.insert(grant), "{r} {verb} twice");

@@ -14,7 +14,7 @@ use kube::Api;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{Value, json};
 
-use super::{MetricError, TemplateSource};
+use super::{MetricError, TemplateSource, kube_error};
 use crate::rbac::{Needed, Rule};
 
 /// Keptn's metrics API group and the version Flagger reads.
@@ -105,18 +105,6 @@ fn api(client: &kube::Client, namespace: &str, kind: &str, plural: &str) -> Api<
     )
 }
 
-/// A Kubernetes API error as a metric error.
-fn sorted(e: kube::Error, what: &str) -> MetricError {
-    match e {
-        kube::Error::Api(s) if s.code >= 500 || s.code == 429 => {
-            MetricError::Unavailable(format!("HTTP {}: {}", s.code, s.message))
-        }
-        kube::Error::Api(s) if s.code == 404 => MetricError::Query(format!("{what} not found")),
-        kube::Error::Api(s) => MetricError::Query(format!("{what}: {}", s.message)),
-        other => MetricError::Connection(format!("{what}: {other}")),
-    }
-}
-
 impl KeptnProvider {
     /// A provider on the cluster the controller runs against.
     pub fn new(source: TemplateSource<'_>) -> Result<KeptnProvider, MetricError> {
@@ -168,7 +156,7 @@ impl KeptnProvider {
         let obj = api(&self.client, namespace, "KeptnMetric", "keptnmetrics")
             .get(name)
             .await
-            .map_err(|e| sorted(e, &what))?;
+            .map_err(|e| kube_error(e, &what))?;
         let status = &obj.data["status"];
         match status["value"].as_str().filter(|v| !v.is_empty()) {
             Some(v) => v
@@ -206,7 +194,7 @@ impl KeptnProvider {
         let created = api
             .create(&PostParams::default(), &obj)
             .await
-            .map_err(|e| sorted(e, &format!("creating an Analysis of {definition}")))?;
+            .map_err(|e| kube_error(e, &format!("creating an Analysis of {definition}")))?;
         Ok(created.metadata.name.unwrap_or(name))
     }
 
@@ -220,7 +208,7 @@ impl KeptnProvider {
         let what = format!("Analysis {namespace}/{name}");
         let started = Instant::now();
         loop {
-            let obj = api.get(name).await.map_err(|e| sorted(e, &what))?;
+            let obj = api.get(name).await.map_err(|e| kube_error(e, &what))?;
             let status = &obj.data["status"];
             if status["state"] == "Completed" {
                 return match status["pass"] {

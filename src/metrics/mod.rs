@@ -9,6 +9,7 @@ pub mod builtin;
 pub mod cloudwatch;
 pub mod datadog;
 pub mod dynatrace;
+pub mod externalmetrics;
 pub mod graphite;
 mod http;
 pub mod influxdb;
@@ -26,6 +27,7 @@ use std::time::Duration;
 pub use cloudwatch::CloudWatchProvider;
 pub use datadog::DatadogProvider;
 pub use dynatrace::DynatraceProvider;
+pub use externalmetrics::ExternalMetricsProvider;
 pub use graphite::GraphiteProvider;
 pub use http::{Auth, HttpSettings};
 pub use influxdb::InfluxDbProvider;
@@ -134,6 +136,20 @@ pub(crate) fn parse_url(address: &str) -> Result<reqwest::Url, MetricError> {
         .map_err(|e| MetricError::Config(format!("address '{address}' is not a URL: {e}")))
 }
 
+/// A Kubernetes API error as a metric error, sorted as HTTP ones are: 5xx/429 `Unavailable`, 404
+/// a query error naming `what`, another status a query error quoting the server, no answer a
+/// connection error.
+pub(crate) fn kube_error(e: kube::Error, what: &str) -> MetricError {
+    match e {
+        kube::Error::Api(s) if s.code >= 500 || s.code == 429 => {
+            MetricError::Unavailable(format!("HTTP {}: {}", s.code, s.message))
+        }
+        kube::Error::Api(s) if s.code == 404 => MetricError::Query(format!("{what} not found")),
+        kube::Error::Api(s) => MetricError::Query(format!("{what}: {}", s.message)),
+        other => MetricError::Connection(format!("{what}: {other}")),
+    }
+}
+
 /// What a MetricTemplate gives a provider besides its rendered query.
 pub struct TemplateSource<'a> {
     /// The template's address, or its Secret's `address` key.
@@ -177,6 +193,9 @@ pub fn from_template(
             Ok(MetricProvider::CloudWatch(CloudWatchProvider::new(source)?))
         }
         MetricProviderType::Keptn => Ok(MetricProvider::Keptn(KeptnProvider::new(source)?)),
+        MetricProviderType::Externalmetrics => Ok(MetricProvider::ExternalMetrics(
+            ExternalMetricsProvider::new(source)?,
+        )),
         other => Err(MetricError::Config(format!(
             "metrics provider {other:?} is not supported"
         ))),
@@ -207,6 +226,8 @@ pub enum MetricProvider {
     CloudWatch(CloudWatchProvider),
     /// Keptn's KeptnMetric and Analysis objects.
     Keptn(KeptnProvider),
+    /// A Kubernetes External Metrics API server.
+    ExternalMetrics(ExternalMetricsProvider),
 }
 
 impl MetricProvider {
@@ -224,6 +245,7 @@ impl MetricProvider {
             MetricProvider::Stackdriver(p) => p.query(query).await,
             MetricProvider::CloudWatch(p) => p.query(query).await,
             MetricProvider::Keptn(p) => p.query(query).await,
+            MetricProvider::ExternalMetrics(p) => p.query(query).await,
         }
     }
 
@@ -241,6 +263,7 @@ impl MetricProvider {
             MetricProvider::Stackdriver(p) => p.is_online().await,
             MetricProvider::CloudWatch(p) => p.is_online().await,
             MetricProvider::Keptn(p) => p.is_online().await,
+            MetricProvider::ExternalMetrics(p) => p.is_online().await,
         }
     }
 }
