@@ -18,6 +18,7 @@ pub fn all() -> Vec<Rule> {
         crate::controller::preflight::RBAC,
         crate::metrics::keptn::RBAC,
         crate::metrics::externalmetrics::RBAC,
+        crate::workload::keda::RBAC,
     ]
     .concat()
 }
@@ -26,7 +27,7 @@ pub fn all() -> Vec<Rule> {
 pub const ROUTERS: &[&str] = &["gatewayApi", "istio", "smi"];
 
 /// Integrations the chart can grant (`integrations.<name>` values, off by default).
-pub const INTEGRATIONS: &[&str] = &["keptn", "externalMetrics"];
+pub const INTEGRATIONS: &[&str] = &["keptn", "externalMetrics", "keda"];
 
 /// The triples an integration adds to the watched namespaces' grants when it is on.
 pub fn integration_grants(name: &str) -> BTreeSet<Grant> {
