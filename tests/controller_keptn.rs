@@ -201,3 +201,68 @@ async fn a_failed_keptn_analysis_rolls_the_canary_back_and_is_deleted() {
     );
     assert_granted_with_keptn(&cluster);
 }
+
+/// The provider itself against the sim: no value yet is no data, Keptn's error message and a
+/// missing object are query errors, an Analysis Keptn never completes is a timeout (and is
+/// deleted all the same).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keptn_answers_no_data_errors_and_timeouts() {
+    use serin::metrics::{HttpSettings, KeptnProvider, MetricError, TemplateSource};
+    let (_cluster, client) = common::scenario::start_cluster().await;
+    install_keptn(&client).await;
+    let metrics = keptn(&client, "KeptnMetric", "keptnmetrics");
+    for name in ["pending", "broken"] {
+        let m: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "metrics.keptn.sh/v1beta1", "kind": "KeptnMetric",
+            "metadata": {"name": name, "namespace": "test"},
+            "spec": {"fetchIntervalSeconds": 10, "provider": {"name": "prometheus"}, "query": "x"}
+        }))
+        .unwrap();
+        metrics.create(&PostParams::default(), &m).await.unwrap();
+    }
+    let err = json!({"status": {"value": "", "errMsg": "client_error: bad_data: parse error"}});
+    metrics
+        .patch_status("broken", &PatchParams::default(), &Patch::Merge(&err))
+        .await
+        .unwrap();
+    let secret = Default::default();
+    let keptn_provider = KeptnProvider::new(TemplateSource {
+        address: None,
+        secret: &secret,
+        region: None,
+        window: Duration::from_secs(60),
+        http: HttpSettings {
+            timeout: Duration::from_secs(2),
+            ..Default::default()
+        },
+        kube: Some(client.clone()),
+    })
+    .unwrap();
+    assert_eq!(
+        keptn_provider.query("keptnmetric/test/pending").await,
+        Err(MetricError::NoData)
+    );
+    assert_eq!(
+        keptn_provider.query("keptnmetric/test/broken").await,
+        Err(MetricError::Query(
+            "KeptnMetric test/broken: client_error: bad_data: parse error".into()
+        ))
+    );
+    assert_eq!(
+        keptn_provider.query("keptnmetric/test/nope").await,
+        Err(MetricError::Query("KeptnMetric test/nope not found".into()))
+    );
+    assert_eq!(
+        keptn_provider.query("analysis/test/never").await,
+        Err(MetricError::Timeout(Duration::from_secs(2)))
+    );
+    let analyses = keptn(&client, "Analysis", "analyses");
+    assert!(
+        analyses
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}

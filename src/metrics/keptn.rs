@@ -117,22 +117,11 @@ impl KeptnProvider {
         })
     }
 
-    /// Runs the query, bounded by the timeout.
+    /// Runs the query within the timeout. An Analysis is deleted even when Keptn did not
+    /// complete it in time: only the wait is cut short, never the clean-up.
     pub async fn query(&self, query: &str) -> Result<f64, MetricError> {
-        let q = parse(query)?;
-        tokio::time::timeout(self.timeout, self.run(q))
-            .await
-            .map_err(|_| MetricError::Timeout(self.timeout))?
-    }
-
-    /// Keptn needs no connection of its own: the API server answers (it is up, or nothing is).
-    pub async fn is_online(&self) -> Result<(), MetricError> {
-        Ok(())
-    }
-
-    async fn run(&self, q: Query) -> Result<f64, MetricError> {
-        match q {
-            Query::Metric { namespace, name } => self.metric(&namespace, &name).await,
+        match parse(query)? {
+            Query::Metric { namespace, name } => self.bounded(self.metric(&namespace, &name)).await,
             Query::Analysis {
                 namespace,
                 definition,
@@ -140,15 +129,39 @@ impl KeptnProvider {
                 args,
             } => {
                 let api = api(&self.client, &namespace, "Analysis", "analyses");
-                let created = self.start(&api, &definition, &timeframe, &args).await?;
-                let verdict = self.verdict(&api, &created, &namespace).await;
+                let created = self
+                    .bounded(self.start(&api, &definition, &timeframe, &args))
+                    .await?;
+                let verdict = self.bounded(self.verdict(&api, &created, &namespace)).await;
                 // Deleted whatever the verdict; a failed delete leaves one object, not a failure.
-                if let Err(e) = api.delete(&created, &DeleteParams::default()).await {
+                let deleted = self
+                    .bounded(async {
+                        api.delete(&created, &DeleteParams::default())
+                            .await
+                            .map_err(|e| kube_error(e, "deleting the Analysis"))
+                    })
+                    .await;
+                if let Err(e) = deleted {
                     tracing::warn!(analysis = %created, namespace = %namespace, error = %e, "cannot delete a Keptn Analysis");
                 }
                 verdict
             }
         }
+    }
+
+    /// `work` within the timeout.
+    async fn bounded<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, MetricError>>,
+    ) -> Result<T, MetricError> {
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| MetricError::Timeout(self.timeout))?
+    }
+
+    /// Keptn needs no connection of its own: the API server answers (it is up, or nothing is).
+    pub async fn is_online(&self) -> Result<(), MetricError> {
+        Ok(())
     }
 
     async fn metric(&self, namespace: &str, name: &str) -> Result<f64, MetricError> {
