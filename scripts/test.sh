@@ -12,6 +12,10 @@ command -v kubectl >/dev/null 2>&1 || need_apt+=(kubectl)
 # A real Prometheus (and promtool to backfill its data) answers the metric tests. Its system
 # service is never used: each test starts its own process on 127.0.0.1.
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need_apt+=(prometheus)
+# A real graphite-web (with whisper's tools to write its data) answers the Graphite provider's
+# tests; each test starts its own Django server on 127.0.0.1.
+{ command -v django-admin && command -v whisper-create; } >/dev/null 2>&1 \
+  && dpkg -s graphite-web >/dev/null 2>&1 || need_apt+=(graphite-web)
 # openssl makes self-signed certificates and serves TLS for the certificate-verification tests.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -32,6 +36,17 @@ if ! "$HELM_VENV/bin/python" -c 'import helm_sdkpy' >/dev/null 2>&1; then
     "helm-sdkpy==$HELM_SDKPY_VERSION"
 fi
 export SERIN_HELM_PYTHON="$PWD/$HELM_VENV/bin/python"
+
+# A real AWS-API server for the CloudWatch provider's tests: moto in server mode (it verifies
+# SigV4 signatures when IAM auth is on), with boto3 for the test's setup script.
+MOTO_VENV=target/moto-venv
+MOTO_VERSION=5.2.1
+if ! "$MOTO_VENV/bin/python" -c 'import moto.server, boto3' >/dev/null 2>&1; then
+  log "installing moto[server] $MOTO_VERSION into $MOTO_VENV (pip)"
+  python3 -m venv "$MOTO_VENV"
+  "$MOTO_VENV/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+export SERIN_MOTO_VENV="$PWD/$MOTO_VENV"
 
 # A from-scratch build gains nothing from incremental caches, and they doubled the disk it used.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"

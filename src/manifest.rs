@@ -194,6 +194,33 @@ spec:
     }
 
     #[test]
+    fn vendor_templates_need_their_secret_or_region() {
+        let template = |provider: &str| {
+            format!(
+                "apiVersion: serin.io/v1beta1\nkind: MetricTemplate\nmetadata: {{name: m, namespace: test}}\nspec:\n  provider: {provider}\n  query: q\n"
+            )
+        };
+        let errors = |provider: &str| {
+            check_text(&template(provider), "kubernetes").unwrap()[0]
+                .errors
+                .clone()
+        };
+        assert_eq!(
+            errors("{type: newrelic}"),
+            vec!["spec.provider.secretRef: this provider reads its credentials (or project) from a Secret".to_string()]
+        );
+        assert_eq!(
+            errors("{type: cloudwatch}"),
+            vec![
+                "spec.provider.region: the cloudwatch provider needs the region of the metrics"
+                    .to_string()
+            ]
+        );
+        assert!(errors("{type: stackdriver, secretRef: {name: gcloud}}").is_empty());
+        assert!(errors("{type: keptn}").is_empty());
+    }
+
+    #[test]
     fn flagger_objects_are_checked_as_converted() {
         let text = GOOD.replace("serin.io/v1beta1", "flagger.app/v1beta1");
         let reports = check_text(&text, "kubernetes").unwrap();

@@ -12,6 +12,9 @@ pub enum Needed {
     LeaderElection,
     /// Only when this router is enabled (the chart's `routers.<name>` value).
     Router(&'static str),
+    /// Only when this integration is enabled (the chart's `integrations.<name>` value): Keptn's
+    /// metrics, KEDA's ScaledObjects, the External Metrics API. Off by default.
+    Integration(&'static str),
     /// Granted to every authenticated user by Kubernetes itself (the `system:basic-user`
     /// ClusterRole): the chart does not grant it, and a Role could not (it is cluster-scoped).
     Everyone,

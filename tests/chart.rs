@@ -341,6 +341,20 @@ fn the_notes_warn_of_a_router_that_is_off_for_the_default_or_an_existing_canary(
 }
 
 #[test]
+fn each_integration_adds_exactly_its_rules() {
+    use serin::controller::rbac;
+    for name in rbac::INTEGRATIONS {
+        let s = cluster();
+        install(&s, json!({"integrations": {*name: true}})).unwrap();
+        let role = get(&s, &["get", "clusterrole", "serin"]);
+        let mut expected = rbac::grants(&[]);
+        expected.extend(rbac::integration_grants(name));
+        assert_eq!(grants(&role), expected, "{name}");
+        assert!(!rbac::integration_grants(name).is_empty(), "{name}");
+    }
+}
+
+#[test]
 fn optional_monitoring_policy_and_budget_objects_install() {
     let s = cluster();
     // Stand-ins for the Prometheus Operator CRDs (not in ../shared/crds): they accept any spec, so

@@ -167,6 +167,7 @@ fn security_row(rule: &serin::rbac::Rule) -> String {
         Needed::Always => "always".to_string(),
         Needed::LeaderElection => "`leaderElection.enabled`".to_string(),
         Needed::Router(r) => format!("`routers.{r}`"),
+        Needed::Integration(i) => format!("`integrations.{i}`"),
         Needed::SecretTracking => "`secretTracking`".to_string(),
         Needed::Everyone => "every user (Kubernetes' `system:basic-user`)".to_string(),
     };

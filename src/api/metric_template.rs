@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
     version = "v1beta1",
     kind = "MetricTemplate",
     namespaced,
-    doc = "MetricTemplate is a reusable metric query (Prometheus, Datadog or a JSON web endpoint) that Canaries reference from spec.analysis.metrics[].templateRef.",
+    doc = "MetricTemplate is a reusable metric query (Prometheus, Datadog, New Relic, Dynatrace, Graphite, InfluxDB, Splunk, Google Cloud Monitoring, CloudWatch, Keptn, an External Metrics API or a JSON web endpoint) that Canaries reference from spec.analysis.metrics[].templateRef.",
     printcolumn(name = "Provider", type_ = "string", json_path = ".spec.provider.type")
 )]
 #[serde(rename_all = "camelCase")]
@@ -40,11 +40,12 @@ pub struct MetricProviderSpec {
     /// Extra HTTP headers sent with every query, by header name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<BTreeMap<String, Vec<String>>>,
-    /// Secret (in the template's namespace) with credentials: `token` for a bearer token, or
-    /// `username` and `password` for basic auth; `address` overrides the address.
+    /// Secret (in the template's namespace) with credentials under the keys Flagger names for the
+    /// provider (`token`, or `username` and `password`, for prometheus; `datadog_api_key`...);
+    /// `address` overrides the address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretRef>,
-    /// Region of the provider, for cloud providers.
+    /// Region of the provider (cloudwatch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// Skip verification of the provider's TLS certificate.
@@ -64,8 +65,8 @@ pub struct SecretRef {
     pub name: String,
 }
 
-/// Kinds of metrics provider. Flagger's names are accepted; Serin implements prometheus, datadog and
-/// web, and `serin check` reports the others as not supported.
+/// Kinds of metrics provider: Flagger's names, each implemented (README "Metric checks" lists the
+/// Secret keys of each), and Serin's `web`.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MetricProviderType {
@@ -76,29 +77,31 @@ pub enum MetricProviderType {
     Datadog,
     /// A generic HTTP endpoint returning JSON, the value picked by a JSONPath (Serin's addition).
     Web,
-    /// InfluxDB (Flagger name; not supported by Serin).
+    /// InfluxDB v2: a Flux query.
     Influxdb,
-    /// Kubernetes external metrics (Flagger name; not supported by Serin).
+    /// A Kubernetes External Metrics API (external.metrics.k8s.io) server.
     Externalmetrics,
-    /// Google Cloud Monitoring (Flagger name; not supported by Serin).
+    /// Google Cloud Monitoring: MQL or PromQL.
     Stackdriver,
-    /// AWS CloudWatch (Flagger name; not supported by Serin).
+    /// Amazon CloudWatch GetMetricData.
     Cloudwatch,
-    /// New Relic (Flagger name; not supported by Serin).
+    /// New Relic NRQL.
     Newrelic,
-    /// Graphite (Flagger name; not supported by Serin).
+    /// Graphite's render API.
     Graphite,
-    /// Dynatrace (Flagger name; not supported by Serin).
+    /// Dynatrace metrics v2 query API.
     Dynatrace,
-    /// Keptn (Flagger name; not supported by Serin).
+    /// Keptn's KeptnMetric and Analysis objects.
     Keptn,
-    /// Splunk (Flagger name; not supported by Serin).
+    /// Splunk Observability SignalFlow.
     Splunk,
 }
 
 impl MetricProviderType {
     /// Whether Serin has a provider implementation for this type.
     pub fn is_supported(self) -> bool {
-        matches!(self, Self::Prometheus | Self::Datadog | Self::Web)
+        // Every Flagger provider is implemented; kept so that a future name can be accepted by
+        // the schema before it is implemented, and refused with a clear error meanwhile.
+        true
     }
 }

@@ -402,7 +402,32 @@ pub fn validate_metric_template(t: &MetricTemplate) -> Result<(), Vec<FieldError
             .ok()
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default();
-        errs.add("spec.provider.type", format!("'{name}' is a Flagger provider Serin does not support; use prometheus, datadog or web"));
+        errs.add(
+            "spec.provider.type",
+            format!("'{name}' is a provider Serin does not support"),
+        );
+    }
+    // What each provider cannot run without (its Secret keys are checked when it runs).
+    let needs_secret = matches!(
+        ty,
+        MetricProviderType::Newrelic
+            | MetricProviderType::Dynatrace
+            | MetricProviderType::Splunk
+            | MetricProviderType::Stackdriver
+    );
+    if needs_secret && t.spec.provider.secret_ref.is_none() {
+        errs.add(
+            "spec.provider.secretRef",
+            "this provider reads its credentials (or project) from a Secret",
+        );
+    }
+    if ty == MetricProviderType::Cloudwatch
+        && t.spec.provider.region.as_deref().unwrap_or("").is_empty()
+    {
+        errs.add(
+            "spec.provider.region",
+            "the cloudwatch provider needs the region of the metrics",
+        );
     }
     // A web address may hold placeholders ({{ namespace }}...); it is checked once rendered.
     if let Some(address) = &t.spec.provider.address

@@ -139,6 +139,8 @@ async fn apply_one(
         Effect::EnsurePrimary | Effect::Promote => {
             if w.target_daemonset.is_none() {
                 workload::hpa::sync_primary_hpa(&ctx.client, canary, owner.clone()).await?;
+                workload::keda::sync_primary_scaled_object(&ctx.client, canary, owner.clone())
+                    .await?;
             }
             if let Some(t) = &w.target {
                 let src = apply::PrimarySource {
@@ -172,6 +174,8 @@ async fn apply_one(
                         .unwrap_or(1)
                         .max(1),
                 };
+                // KEDA would wake an idle target: its ScaledObject is paused while it is at zero.
+                workload::keda::pause_target(&ctx.client, canary, replicas == 0).await?;
                 apply::scale(&ctx.client, &ns, target_name, replicas).await?;
             }
         }

@@ -177,9 +177,20 @@ async fn from_template(
             MetricProvider::Web(WebProvider::new(&render(&address)?, body, http)?)
         }
         other => {
-            return Err(MetricError::Config(format!(
-                "metrics provider {other:?} is not supported"
-            )));
+            let source = crate::metrics::TemplateSource {
+                address: address.as_deref().map(render).transpose()?,
+                secret: &data,
+                region: p.region.clone(),
+                window: parse_duration(
+                    m.interval
+                        .as_deref()
+                        .unwrap_or(crate::metrics::DEFAULT_INTERVAL),
+                )
+                .unwrap_or(std::time::Duration::from_secs(60)),
+                http,
+                kube: Some(ctx.client.clone()),
+            };
+            crate::metrics::from_template(other, source)?
         }
     };
     Ok(Resolved { provider, query })

@@ -43,6 +43,7 @@ fn chart_value(needed: Needed) -> String {
         Needed::Everyone => "none: Kubernetes grants it to every user (system:basic-user)".into(),
         Needed::LeaderElection => "leaderElection.enabled=true".into(),
         Needed::Router(name) => format!("routers.{name}=true"),
+        Needed::Integration(name) => format!("integrations.{name}=true"),
         Needed::SecretTracking => "secretTracking.enabled=true".into(),
     }
 }

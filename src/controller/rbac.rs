@@ -20,6 +20,9 @@ pub fn all() -> Vec<Rule> {
         crate::router::smi::RBAC,
         crate::controller::leader::RBAC,
         crate::controller::preflight::RBAC,
+        crate::metrics::keptn::RBAC,
+        crate::metrics::externalmetrics::RBAC,
+        crate::workload::keda::RBAC,
     ]
     .concat()
 }
@@ -34,6 +37,18 @@ pub const ROUTERS: &[&str] = &[
     "contour",
     "traefik",
 ];
+
+/// Integrations the chart can grant (`integrations.<name>` values, off by default).
+pub const INTEGRATIONS: &[&str] = &["keptn", "externalMetrics", "keda"];
+
+/// The triples an integration adds to the watched namespaces' grants when it is on.
+pub fn integration_grants(name: &str) -> BTreeSet<Grant> {
+    expand(
+        all()
+            .iter()
+            .filter(|r| matches!(r.needed, Needed::Integration(n) if n == name)),
+    )
+}
 
 /// The (group, resource, verb) triples granted for the watched namespaces with these routers on,
 /// with Secrets tracked wherever the controller watches (`--secret-namespaces` unset: the default).
@@ -56,7 +71,7 @@ pub fn secret_tracking_grants() -> BTreeSet<Grant> {
 fn watched_namespace_grants(routers: &[&str], secret_tracking: bool) -> BTreeSet<Grant> {
     expand(all().iter().filter(|r| match r.needed {
         Needed::Always => true,
-        Needed::LeaderElection | Needed::Everyone => false,
+        Needed::LeaderElection | Needed::Everyone | Needed::Integration(_) => false,
         Needed::Router(name) => routers.contains(&name),
         Needed::SecretTracking => secret_tracking,
     }))
@@ -101,6 +116,9 @@ mod tests {
             if let Needed::Router(name) = rule.needed {
                 assert!(ROUTERS.contains(&name), "{name}");
             }
+            if let Needed::Integration(name) = rule.needed {
+                assert!(INTEGRATIONS.contains(&name), "{name}");
+            }
             assert!(!rule.why.is_empty());
             for verb in rule.verbs {
                 assert!(verbs.contains(verb), "{verb} in {rule:?}");
@@ -131,7 +149,10 @@ mod tests {
         let mut seen = BTreeSet::new();
         for rule in all() {
             for r in rule.resources {
-                assert!(!r.contains('*') && !rule.group.contains('*'));
+                // The External Metrics API's resources are metric names, unknown in advance.
+                let metric_names =
+                    rule.group == "external.metrics.k8s.io" && rule.verbs == ["list"];
+                assert!((!r.contains('*') || metric_names) && !rule.group.contains('*'));
                 for verb in rule.verbs {
                     let grant = (rule.group, *r, *verb, format!("{:?}", rule.needed));
                     assert!(seen.insert(grant), "{r} {verb} twice");

@@ -35,8 +35,15 @@ pub enum Auth {
         /// Password.
         password: String,
     },
-    /// Headers by name (Datadog's API and application keys).
+    /// Headers by name (Datadog's API and application keys, New Relic's query key).
     Headers(BTreeMap<String, String>),
+    /// `Authorization: <scheme> <token>` (Dynatrace's `Api-Token`, InfluxDB's `Token`).
+    Scheme {
+        /// The scheme word before the token.
+        scheme: String,
+        /// The token.
+        token: String,
+    },
 }
 
 impl std::fmt::Debug for Auth {
@@ -47,6 +54,7 @@ impl std::fmt::Debug for Auth {
             Auth::Bearer(_) => "bearer",
             Auth::Basic { .. } => "basic",
             Auth::Headers(_) => "headers",
+            Auth::Scheme { .. } => "scheme",
         };
         write!(f, "Auth({kind})")
     }
@@ -119,6 +127,12 @@ impl HttpSettings {
                     headers.insert(header_name(k)?, header_value(v, k)?);
                 }
             }
+            Auth::Scheme { scheme, token } => {
+                headers.insert(
+                    AUTHORIZATION,
+                    header_value(&format!("{scheme} {token}"), "token")?,
+                );
+            }
         }
         Ok(headers)
     }
@@ -180,6 +194,39 @@ impl HttpSettings {
         Ok(bytes)
     }
 
+    /// Sends `request` with this provider's timeout and headers (credentials included) and reads
+    /// the answer, at most `max` bytes: its status and body. Transport errors are sorted
+    /// (`classify`); the status is left to the caller, who knows where the provider's own
+    /// words are in the body.
+    pub(crate) async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+        max: usize,
+    ) -> Result<(StatusCode, Vec<u8>), MetricError> {
+        let resp = request
+            .timeout(self.timeout)
+            .headers(self.headers()?)
+            .send()
+            .await
+            .map_err(|e| self.classify(&e))?;
+        let status = resp.status();
+        let body = self.read(resp, max).await?;
+        Ok((status, body))
+    }
+
+    /// Ok for a 2xx; `Unavailable` for a 5xx or 429; a query error quoting `what` (the
+    /// provider's own message, else the body) for any other status — 401/403 included: bad
+    /// credentials do not heal by waiting.
+    pub(crate) fn judge(&self, status: StatusCode, what: &[u8]) -> Result<(), MetricError> {
+        if let Some(busy) = self.unavailable(status, what) {
+            return Err(busy);
+        }
+        if !status.is_success() {
+            return Err(MetricError::Query(self.status_line(status, what)));
+        }
+        Ok(())
+    }
+
     /// `Unavailable` for a 5xx or 429 answer (the provider cannot answer now; the query may be
     /// fine), quoting `what` (the provider's own message, else the body).
     pub(crate) fn unavailable(&self, status: StatusCode, what: &[u8]) -> Option<MetricError> {
@@ -210,6 +257,7 @@ impl HttpSettings {
                 vec![password.clone(), basic(username, password)]
             }
             Auth::Headers(h) => h.values().cloned().collect(),
+            Auth::Scheme { token, .. } => vec![token.clone()],
         };
         secrets.extend(self.headers.values().flatten().cloned());
         let mut out = redact(text);

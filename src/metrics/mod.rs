@@ -6,21 +6,41 @@
 //! an unavailable provider means are the decision core's. Must not import the controller.
 
 pub mod builtin;
+pub mod cloudwatch;
 pub mod datadog;
+pub mod dynatrace;
+pub mod externalmetrics;
+pub mod graphite;
 mod http;
+pub mod influxdb;
+pub mod keptn;
+pub mod newrelic;
 pub mod prometheus;
+pub mod splunk;
+pub mod stackdriver;
 pub mod template;
 pub mod web;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub use cloudwatch::CloudWatchProvider;
 pub use datadog::DatadogProvider;
+pub use dynatrace::DynatraceProvider;
+pub use externalmetrics::ExternalMetricsProvider;
+pub use graphite::GraphiteProvider;
 pub use http::{Auth, HttpSettings};
+pub use influxdb::InfluxDbProvider;
+pub use keptn::KeptnProvider;
+pub use newrelic::NewRelicProvider;
 pub use prometheus::PrometheusProvider;
+pub use splunk::SplunkProvider;
+pub use stackdriver::StackdriverProvider;
 pub use template::{QueryModel, TemplateError};
 pub use web::WebProvider;
 
 use crate::analysis::MetricFailure;
+use crate::api::MetricProviderType;
 
 /// Default timeout of one query.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -92,6 +112,96 @@ pub(crate) fn finite(v: f64) -> Result<f64, MetricError> {
     }
 }
 
+/// The value of `key` in a template's Secret, or a configuration error naming the key Flagger
+/// names (never the value).
+pub(crate) fn secret_key(
+    secret: &BTreeMap<String, String>,
+    key: &str,
+    provider: &str,
+) -> Result<String, MetricError> {
+    secret
+        .get(key)
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .ok_or_else(|| {
+            MetricError::Config(format!(
+                "the {provider} provider needs the key '{key}' in the template's secretRef"
+            ))
+        })
+}
+
+/// A URL, or a configuration error naming it.
+pub(crate) fn parse_url(address: &str) -> Result<reqwest::Url, MetricError> {
+    reqwest::Url::parse(address)
+        .map_err(|e| MetricError::Config(format!("address '{address}' is not a URL: {e}")))
+}
+
+/// A Kubernetes API error as a metric error, sorted as HTTP ones are: 5xx/429 `Unavailable`, 404
+/// a query error naming `what`, another status a query error quoting the server, no answer a
+/// connection error.
+pub(crate) fn kube_error(e: kube::Error, what: &str) -> MetricError {
+    match e {
+        kube::Error::Api(s) if s.code >= 500 || s.code == 429 => {
+            MetricError::Unavailable(format!("HTTP {}: {}", s.code, s.message))
+        }
+        kube::Error::Api(s) if s.code == 404 => MetricError::Query(format!("{what} not found")),
+        kube::Error::Api(s) => MetricError::Query(format!("{what}: {}", s.message)),
+        other => MetricError::Connection(format!("{what}: {other}")),
+    }
+}
+
+/// What a MetricTemplate gives a provider besides its rendered query.
+pub struct TemplateSource<'a> {
+    /// The template's address, or its Secret's `address` key.
+    pub address: Option<String>,
+    /// The keys of the template's Secret (empty without `secretRef`).
+    pub secret: &'a BTreeMap<String, String>,
+    /// The template's `region` (cloud providers).
+    pub region: Option<String>,
+    /// The query window: the metric's `interval`.
+    pub window: Duration,
+    /// Timeout, TLS mode and extra headers; each provider sets its own credentials.
+    pub http: HttpSettings,
+    /// The cluster's API, for the providers that read Kubernetes objects (keptn).
+    pub kube: Option<kube::Client>,
+}
+
+/// The provider of a template whose type is one of Flagger's vendor providers (prometheus,
+/// datadog and web are built by the caller, which knows their defaults).
+pub fn from_template(
+    ty: MetricProviderType,
+    source: TemplateSource<'_>,
+) -> Result<MetricProvider, MetricError> {
+    match ty {
+        MetricProviderType::Newrelic => {
+            Ok(MetricProvider::NewRelic(NewRelicProvider::new(source)?))
+        }
+        MetricProviderType::Dynatrace => {
+            Ok(MetricProvider::Dynatrace(DynatraceProvider::new(source)?))
+        }
+        MetricProviderType::Graphite => {
+            Ok(MetricProvider::Graphite(GraphiteProvider::new(source)?))
+        }
+        MetricProviderType::Influxdb => {
+            Ok(MetricProvider::InfluxDb(InfluxDbProvider::new(source)?))
+        }
+        MetricProviderType::Splunk => Ok(MetricProvider::Splunk(SplunkProvider::new(source)?)),
+        MetricProviderType::Stackdriver => Ok(MetricProvider::Stackdriver(
+            StackdriverProvider::new(source)?,
+        )),
+        MetricProviderType::Cloudwatch => {
+            Ok(MetricProvider::CloudWatch(CloudWatchProvider::new(source)?))
+        }
+        MetricProviderType::Keptn => Ok(MetricProvider::Keptn(KeptnProvider::new(source)?)),
+        MetricProviderType::Externalmetrics => Ok(MetricProvider::ExternalMetrics(
+            ExternalMetricsProvider::new(source)?,
+        )),
+        other => Err(MetricError::Config(format!(
+            "metrics provider {other:?} is not supported"
+        ))),
+    }
+}
+
 /// A metrics backend.
 pub enum MetricProvider {
     /// Prometheus HTTP API.
@@ -100,6 +210,24 @@ pub enum MetricProvider {
     Datadog(DatadogProvider),
     /// Any HTTP endpoint answering JSON.
     Web(WebProvider),
+    /// New Relic NRQL (NerdGraph or the Insights query API).
+    NewRelic(NewRelicProvider),
+    /// Dynatrace metrics v2 query API.
+    Dynatrace(DynatraceProvider),
+    /// Graphite render API.
+    Graphite(GraphiteProvider),
+    /// InfluxDB v2 Flux query API.
+    InfluxDb(InfluxDbProvider),
+    /// Splunk Observability SignalFlow.
+    Splunk(SplunkProvider),
+    /// Google Cloud Monitoring (MQL or PromQL).
+    Stackdriver(StackdriverProvider),
+    /// Amazon CloudWatch GetMetricData.
+    CloudWatch(CloudWatchProvider),
+    /// Keptn's KeptnMetric and Analysis objects.
+    Keptn(KeptnProvider),
+    /// A Kubernetes External Metrics API server.
+    ExternalMetrics(ExternalMetricsProvider),
 }
 
 impl MetricProvider {
@@ -109,6 +237,15 @@ impl MetricProvider {
             MetricProvider::Prometheus(p) => p.query(query).await,
             MetricProvider::Datadog(p) => p.query(query).await,
             MetricProvider::Web(p) => p.query(query).await,
+            MetricProvider::NewRelic(p) => p.query(query).await,
+            MetricProvider::Dynatrace(p) => p.query(query).await,
+            MetricProvider::Graphite(p) => p.query(query).await,
+            MetricProvider::InfluxDb(p) => p.query(query).await,
+            MetricProvider::Splunk(p) => p.query(query).await,
+            MetricProvider::Stackdriver(p) => p.query(query).await,
+            MetricProvider::CloudWatch(p) => p.query(query).await,
+            MetricProvider::Keptn(p) => p.query(query).await,
+            MetricProvider::ExternalMetrics(p) => p.query(query).await,
         }
     }
 
@@ -118,6 +255,15 @@ impl MetricProvider {
             MetricProvider::Prometheus(p) => p.is_online().await,
             MetricProvider::Datadog(p) => p.is_online().await,
             MetricProvider::Web(p) => p.is_online().await,
+            MetricProvider::NewRelic(p) => p.is_online().await,
+            MetricProvider::Dynatrace(p) => p.is_online().await,
+            MetricProvider::Graphite(p) => p.is_online().await,
+            MetricProvider::InfluxDb(p) => p.is_online().await,
+            MetricProvider::Splunk(p) => p.is_online().await,
+            MetricProvider::Stackdriver(p) => p.is_online().await,
+            MetricProvider::CloudWatch(p) => p.is_online().await,
+            MetricProvider::Keptn(p) => p.is_online().await,
+            MetricProvider::ExternalMetrics(p) => p.is_online().await,
         }
     }
 }

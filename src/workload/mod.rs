@@ -6,6 +6,7 @@ pub mod apply;
 mod configs;
 pub mod daemonset;
 pub mod hpa;
+pub mod keda;
 pub mod primary;
 mod readiness;
 mod secret_tracking;
