@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::scenario::{
-    install_gateway_api, set_image, setup_with, start_controller, wait_phase, wait_status,
+    install_gateway_api, set_image, setup_with, start_controller, wait_object, wait_phase,
+    wait_status,
 };
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{Value, json};
@@ -249,7 +250,13 @@ async fn session_affinity_cookies_are_in_status_and_in_the_route() {
         .clone()
         .expect("a canary cookie in status");
     assert!(cookie.starts_with("canary-cookie="), "{cookie}");
-    let route = serde_json::to_value(routes_api(&client).get("podinfo").await.unwrap()).unwrap();
+    let get = || async {
+        serde_json::to_value(routes_api(&client).get("podinfo").await.unwrap()).unwrap()
+    };
+    let route = wait_object("the sticky route", get, |r| {
+        weights(r) == [(0, 100), (50, 50)]
+    })
+    .await;
     let sticky = &route["spec"]["rules"][0];
     assert_eq!(
         sticky["matches"][0]["headers"][0]["value"],
@@ -308,8 +315,8 @@ async fn a_grpc_service_gets_a_grpcroute() {
     );
     set_image(&client, "podinfo:6.0.1", json!({})).await;
     wait_status(&client, "weight 50", |st| st.canary_weight == 50).await;
-    let route = serde_json::to_value(grpc.get("podinfo").await.unwrap()).unwrap();
-    assert_eq!(weights(&route), [(50, 50)]);
+    let get = || async { serde_json::to_value(grpc.get("podinfo").await.unwrap()).unwrap() };
+    wait_object("the GRPCRoute at 50/50", get, |r| weights(r) == [(50, 50)]).await;
     wait_phase(&client, CanaryPhase::Succeeded, Some(&first)).await;
     common::scenario::assert_calls_are_granted(&cluster, &["gatewayApi"], false);
 }

@@ -4,9 +4,9 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::scenario::{set_image, setup_with, start_controller, wait_phase, wait_status};
+use common::scenario::{
+    set_image, setup_with, start_controller, wait_object, wait_phase, wait_status,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::json;
@@ -65,9 +65,11 @@ async fn linkerd_with_smi_runs_through_traffic_split_weights() {
     );
     set_image(&client, "podinfo:6.0.1", json!({})).await;
     wait_status(&client, "weight 50", |st| st.canary_weight == 50).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let split = serde_json::to_value(splits.get("podinfo").await.unwrap()).unwrap();
-    assert_eq!(split["spec"]["backends"][1]["weight"], "50");
+    let get = || async { serde_json::to_value(splits.get("podinfo").await.unwrap()).unwrap() };
+    wait_object("the split at 50", get, |s| {
+        s["spec"]["backends"][1]["weight"] == "50"
+    })
+    .await;
     wait_phase(&client, CanaryPhase::Succeeded, Some(&first)).await;
     let split = serde_json::to_value(splits.get("podinfo").await.unwrap()).unwrap();
     assert_eq!(split["spec"]["backends"][0]["weight"], "100");

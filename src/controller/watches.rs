@@ -2,7 +2,7 @@
 //! `Controller` merges every trigger stream behind ONE backoff: an error from any watch paused all
 //! of them, each wake-up met a new error and renewed the pause (seen: 40-48 s while the API server
 //! was already back). Here each watch handles its own errors and never passes one on: it backs off
-//! on its own (800 ms doubling to 5 s, jittered, reset by the next event — client-go's reflector
+//! on its own (800 ms doubling to 5 s, jittered, reset once a list or watch delivers — client-go's reflector
 //! caps at 30 s; coming back within seconds matters more here), says so in the log (first failure
 //! at warn, then now and then), and starts over with a fresh list when its resourceVersion is gone
 //! (410 at the start of a watch, which kube's watcher would retry with the same version forever)
@@ -41,23 +41,22 @@ fn needs_fresh_list(e: &watcher::Error) -> bool {
     }
 }
 
-struct State<K: kube::Resource + Clone + 'static> {
-    api: Api<K>,
-    config: watcher::Config,
-    what: &'static str,
-    inner: BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>,
-    failures: u32,
-    warned: Option<Instant>,
+/// Whether this event shows the watch works again. `Init` does not: kube's watcher sends it
+/// before every (re)list, which may fail again — counting it reset the backoff before every retry,
+/// so a watch failing for minutes retried every 800 ms and always logged `failures=1`.
+fn shows_health<K>(event: &watcher::Event<K>) -> bool {
+    !matches!(event, watcher::Event::Init)
 }
 
-fn fresh<K>(
-    api: &Api<K>,
-    config: &watcher::Config,
-) -> BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>
-where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
-{
-    watcher(api.clone(), config.clone()).boxed()
+type Events<K> = BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>;
+
+struct State<K, F> {
+    /// Starts a watch afresh: a new list, then a watch from that list's resourceVersion.
+    fresh: F,
+    what: &'static str,
+    inner: Events<K>,
+    failures: u32,
+    warned: Option<Instant>,
 }
 
 /// A watch of `api` (named `what` in the log) that yields only events: errors are handled here.
@@ -69,10 +68,21 @@ where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
 {
     let config = watcher::Config::default();
+    retrying(what, move || watcher(api.clone(), config.clone()).boxed())
+}
+
+/// The retry loop of [`resilient`] over any source of watch streams.
+fn retrying<K, F>(
+    what: &'static str,
+    fresh: F,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
+where
+    K: Send + 'static,
+    F: Fn() -> Events<K> + Send + 'static,
+{
     let state = State {
-        inner: fresh(&api, &config),
-        api,
-        config,
+        inner: fresh(),
+        fresh,
         what,
         failures: 0,
         warned: None,
@@ -81,7 +91,7 @@ where
         loop {
             match s.inner.next().await {
                 Some(Ok(event)) => {
-                    if s.failures > 0 {
+                    if s.failures > 0 && shows_health(&event) {
                         tracing::info!(watch = s.what, after = s.failures, "watch recovered");
                         s.failures = 0;
                         s.warned = None;
@@ -98,12 +108,12 @@ where
                     }
                     if needs_fresh_list(&e) || s.failures % RESTART_AFTER == 0 {
                         tracing::info!(watch = s.what, "listing afresh");
-                        s.inner = fresh(&s.api, &s.config);
+                        s.inner = (s.fresh)();
                     }
                     tokio::time::sleep(backoff(s.failures)).await;
                 }
                 // A watcher never ends by itself; if it does, start over rather than stop.
-                None => s.inner = fresh(&s.api, &s.config),
+                None => s.inner = (s.fresh)(),
             }
         }
     })
@@ -122,6 +132,16 @@ mod tests {
         }
         assert!(backoff(1) < Duration::from_secs(1));
         assert!(backoff(3) > Duration::from_secs(2));
+    }
+
+    #[test]
+    fn only_a_listed_or_watched_object_resets_the_backoff() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        assert!(!shows_health::<ConfigMap>(&watcher::Event::Init));
+        assert!(shows_health::<ConfigMap>(&watcher::Event::InitDone));
+        assert!(shows_health(&watcher::Event::InitApply(ConfigMap::default())));
+        assert!(shows_health(&watcher::Event::Apply(ConfigMap::default())));
+        assert!(shows_health(&watcher::Event::Delete(ConfigMap::default())));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use serde_json::json;
+use serde_json::{Value, json};
 use serin::api::{Canary, CanaryPhase, crd};
 use serin::controller::{self, Settings};
 use serin::sim::{Cluster, KubeletOptions, SimOptions};
@@ -184,6 +184,28 @@ pub async fn wait_status(
         assert!(
             tokio::time::Instant::now() < deadline,
             "timed out waiting for {what}: {st:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls `get` until `pred` holds on its answer (30 s at most) and returns that answer. The
+/// controller writes its intent to status before it moves the routes, so a test that saw a weight
+/// in status waits for the route object as well.
+pub async fn wait_object<F, Fut>(what: &str, mut get: F, pred: impl Fn(&Value) -> bool) -> Value
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Value>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let obj = get().await;
+        if pred(&obj) {
+            return obj;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {obj:#}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
