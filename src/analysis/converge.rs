@@ -78,7 +78,9 @@ fn routes(input: &Input, plan: &Plan, t: &mut Tick) {
     }
     let Some(seen) = input.observed.routes else {
         // The routing objects are gone (or were never made): make them again, then set them.
-        t.effect(Effect::EnsureRouting);
+        if !t.effects.contains(&Effect::EnsureRouting) {
+            t.effect(Effect::EnsureRouting);
+        }
         t.effect(Effect::SetRoutes(want));
         return;
     };

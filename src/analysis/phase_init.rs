@@ -1,8 +1,8 @@
-//! Initialisation: create the primary and the routing, wait for the primary to be ready, then scale
-//! the target to zero and remember the revision the primary runs.
+//! Initialisation: create the primary, wait for it to be ready, then create the routing (the apex
+//! now sends to the primary), scale the target to zero and remember the revision the primary runs.
 
 use super::decision::{Effect, EventType, ScaleTo, Tick};
-use super::input::{Input, Readiness};
+use super::input::{Input, Readiness, Routes};
 use super::revision::revision;
 use super::{READINESS_POLL, not_ready};
 use crate::api::{AlertSeverity, CanaryPhase};
@@ -15,17 +15,18 @@ pub(crate) fn initialize(input: &Input, t: &mut Tick) {
         return;
     };
     match input.observed.primary.as_ref().map(|p| &p.readiness) {
+        // The routing waits for a ready primary: it points the apex Service (which may be the
+        // user's, still sending to the target's pods) at the primary, and a primary without a
+        // ready replica would turn that into an outage.
         None => {
             t.effect(Effect::CopyConfigs);
             t.effect(Effect::EnsurePrimary);
-            t.effect(Effect::EnsureRouting);
             t.requeue(READINESS_POLL);
         }
         Some(_) if first_time => {
-            // Adopting an existing primary (e.g. a restart mid-init): refresh it and the routing.
+            // Adopting an existing primary (e.g. a restart mid-init): refresh it.
             t.effect(Effect::CopyConfigs);
             t.effect(Effect::EnsurePrimary);
-            t.effect(Effect::EnsureRouting);
             t.requeue(READINESS_POLL);
         }
         Some(Readiness::NotReady(_)) => t.requeue(READINESS_POLL),
@@ -39,6 +40,10 @@ pub(crate) fn initialize(input: &Input, t: &mut Tick) {
             t.requeue(READINESS_POLL * 12);
         }
         Some(Readiness::Ready) => {
+            // Traffic moves to the primary before the target it came from is scaled away: routing
+            // that was there (a user's apex Service or Ingress, taken over) may still send to it.
+            t.effect(Effect::EnsureRouting);
+            t.effect(Effect::SetRoutes(Routes::PRIMARY));
             t.effect(Effect::ScaleTarget(ScaleTo::Zero));
             let rev = revision(target);
             t.status.last_applied_spec = Some(rev.clone());

@@ -139,7 +139,9 @@ mod tests {
         use k8s_openapi::api::core::v1::ConfigMap;
         assert!(!shows_health::<ConfigMap>(&watcher::Event::Init));
         assert!(shows_health::<ConfigMap>(&watcher::Event::InitDone));
-        assert!(shows_health(&watcher::Event::InitApply(ConfigMap::default())));
+        assert!(shows_health(&watcher::Event::InitApply(
+            ConfigMap::default()
+        )));
         assert!(shows_health(&watcher::Event::Apply(ConfigMap::default())));
         assert!(shows_health(&watcher::Event::Delete(ConfigMap::default())));
     }

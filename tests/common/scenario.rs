@@ -86,7 +86,9 @@ pub async fn wait_phase(
     loop {
         let c = api.get("podinfo").await.unwrap();
         let st = c.status.clone().unwrap_or_default();
-        if st.phase == phase && after_rev.is_none_or(|r| st.last_applied_spec.as_deref() != Some(r))
+        if st.phase == phase
+            && after_rev.is_none_or(|r| st.last_applied_spec.as_deref() != Some(r))
+            && (phase != CanaryPhase::Initialized || target_scaled_down(client, &c).await)
         {
             return c;
         }
@@ -95,6 +97,21 @@ pub async fn wait_phase(
             "timed out waiting for {phase}: {st:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether the Canary's Deployment target is at 0 replicas (true for other kinds). The status says
+/// Initialized before the effects of that tick run (routing, then the target's scale-down), so a
+/// test that goes on to read or edit the routing waits for the last of them.
+async fn target_scaled_down(client: &kube::Client, c: &Canary) -> bool {
+    let target = &c.spec.target_ref;
+    if target.kind != serin::api::TargetKind::Deployment {
+        return true;
+    }
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
+    match deploys.get_opt(&target.name).await.unwrap() {
+        Some(d) => d.spec.and_then(|s| s.replicas) == Some(0),
+        None => true,
     }
 }
 

@@ -10,21 +10,27 @@ fn init_creates_primary_then_scales_target_to_zero() {
     let mut w = World::new(spec(BASIC));
     let d = w.tick();
     assert_eq!(d.status.phase, CanaryPhase::Initializing);
-    assert_eq!(
-        d.effects[..3],
-        [
-            Effect::CopyConfigs,
-            Effect::EnsurePrimary,
-            Effect::EnsureRouting
-        ]
-    );
+    assert_eq!(d.effects, [Effect::CopyConfigs, Effect::EnsurePrimary]);
     assert!(
         !has(&d.effects, |e| matches!(e, Effect::ScaleTarget(_))),
         "target scaled before the primary is ready"
     );
     let d = w.tick();
     assert_eq!(d.status.phase, CanaryPhase::Initialized);
-    assert!(has(&d.effects, |e| *e == Effect::ScaleTarget(ScaleTo::Zero)));
+    let at = |want: Effect| d.effects.iter().position(|e| *e == want);
+    assert!(
+        at(Effect::EnsureRouting) < at(Effect::SetRoutes(Routes::PRIMARY))
+            && at(Effect::SetRoutes(Routes::PRIMARY)) < at(Effect::ScaleTarget(ScaleTo::Zero)),
+        "the routing goes to the primary before the target is scaled away: {:?}",
+        d.effects
+    );
+    assert_eq!(
+        d.effects
+            .iter()
+            .filter(|e| **e == Effect::EnsureRouting)
+            .count(),
+        1
+    );
     assert_eq!(d.status.last_applied_spec.as_deref(), Some("v1"));
     assert_eq!(d.status.last_promoted_spec.as_deref(), Some("v1"));
     assert_eq!(w.routes(), Routes::PRIMARY);
@@ -32,6 +38,31 @@ fn init_creates_primary_then_scales_target_to_zero() {
         condition_status(&d.status.conditions, "Promoted"),
         Some("True")
     );
+}
+
+#[test]
+fn routing_that_was_there_moves_to_the_primary_before_the_target_is_scaled_away() {
+    let mut w = World::new(spec(BASIC));
+    // A user's apex Service (or Ingress) taken over: it still sends everything to the target.
+    w.observed.routes = Some(Routes::CANARY);
+    let d = w.tick();
+    assert!(!has(&d.effects, |e| matches!(
+        e,
+        Effect::EnsureRouting | Effect::SetRoutes(_)
+    )));
+    let d = w.tick();
+    assert_eq!(d.status.phase, CanaryPhase::Initialized);
+    let at = |want: Effect| d.effects.iter().position(|e| *e == want);
+    assert!(at(Effect::SetRoutes(Routes::PRIMARY)) < at(Effect::ScaleTarget(ScaleTo::Zero)));
+    assert!(
+        !has(
+            &d.effects,
+            |e| matches!(e, Effect::Event { reason, .. } if *reason == "RoutesRepaired")
+        ),
+        "taking the routing over is not a repair: {:?}",
+        d.effects
+    );
+    assert_eq!(w.routes(), Routes::PRIMARY);
 }
 
 #[test]
@@ -43,6 +74,7 @@ fn initializing_waits_while_the_primary_is_not_ready() {
     assert_eq!(d.status.phase, CanaryPhase::Initializing);
     assert!(d.effects.is_empty());
     assert!(d.requeue_after.is_some());
+    assert_eq!(w.observed.routes, None, "no routing to an unready primary");
 }
 
 #[test]

@@ -266,3 +266,49 @@ proptest! {
         }
     }
 }
+
+fn arb_init_trouble() -> impl Arb<Value = Trouble> {
+    prop_oneof![
+        2 => (1u64..30).prop_map(|s| Trouble::Plain(Event::Wait(s))),
+        3 => any::<bool>().prop_map(|r| Trouble::Plain(Event::PrimaryReady(r))),
+        1 => Just(Trouble::PrimaryBroken),
+        2 => (0u8..6).prop_map(Trouble::Refuse),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Initialisation, whatever routing was there before (none, a user's apex Service still
+    /// sending to the target, a half-made split) and whatever the primary and the API server do:
+    /// no routing is made while the primary is not ready, and the target keeps its replicas while
+    /// any traffic can reach it.
+    #[test]
+    fn initialisation_keeps_the_target_while_traffic_reaches_it(
+        provider in arb_provider(),
+        before in prop::sample::select(vec![None, Some(Routes::PRIMARY), Some(Routes::CANARY), Some(Routes::split(50))]),
+        troubles in prop::collection::vec(arb_init_trouble(), 1..30),
+    ) {
+        let mut w = World::new(spec("interval: 1m\nthreshold: 2\nstepWeight: 20\nmaxWeight: 50"));
+        w.spec.provider = provider.map(String::from);
+        w.observed.routes = before;
+        for t in &troubles {
+            match t {
+                Trouble::Plain(e) => apply(&mut w, e),
+                Trouble::PrimaryBroken => w.primary_readiness(Readiness::DeadlineExceeded("x".into())),
+                Trouble::Refuse(which) => w.refuse = refusal(*which),
+                _ => {}
+            }
+            let primary_ready = w.observed.primary.as_ref().is_some_and(|p| p.readiness.is_ready());
+            let d = w.tick();
+            if d.status.phase == CanaryPhase::Initializing && !primary_ready {
+                prop_assert_eq!(w.observed.routes, before, "routing made for a primary that is not ready");
+            }
+            if let (Some(routes), Some(target)) = (w.observed.routes, &w.observed.target)
+                && routes.reaches_canary()
+            {
+                prop_assert!(target.replicas > 0, "target scaled away while {routes:?} reaches it");
+            }
+        }
+    }
+}
