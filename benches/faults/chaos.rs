@@ -1,11 +1,12 @@
-//! The chaos around the controller, on a seeded RNG: SIGKILL of the controller at random moments
-//! (and some right after a webhook call, where a lost status write matters most) with a restart,
+//! The chaos around the controller, on a seeded RNG: SIGKILL of the controller at random moments,
+//! and some aimed at the moments where a lost status write matters most — right after a webhook
+//! call, right after the controller changed a route — each followed by a restart,
 //! API outages (connection refused, every connection closed, watch history compacted on return),
 //! bursts of injected 500s and 409s, latency on every answer for a while, dropped watches, a
 //! compacted watch history (410 Gone), and the Prometheus stand-in refusing connections for a
-//! while. Events of the kinds that last (outage, latency, Prometheus) run alongside the others,
-//! one of each kind at a time. After each outage: how long until the controller writes a Canary
-//! status again.
+//! while. Events of the kinds that last (outage, latency, Prometheus, an aimed kill waiting for
+//! its moment) run alongside the others, one of each kind at a time. After each outage: how long
+//! until the controller writes the status of a Canary that had work due.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +17,7 @@ use serin::sim::Cluster;
 
 use crate::controller::{self, Shared};
 use crate::ledger::Ledger;
-use crate::snapshot::{canaries_rv, store_rv};
+use crate::snapshot::{AppView, read_all, store_rv};
 use crate::standins::{Prometheus, Receiver};
 
 /// The kinds of chaos, with their weight in the random draw of the full run.
@@ -24,6 +25,7 @@ use crate::standins::{Prometheus, Receiver};
 pub enum Kind {
     Kill,
     KillAfterHook,
+    KillAfterRoute,
     Outage,
     Errors500,
     Conflicts409,
@@ -34,9 +36,10 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Kill,
         Kind::KillAfterHook,
+        Kind::KillAfterRoute,
         Kind::Outage,
         Kind::Errors500,
         Kind::Conflicts409,
@@ -50,6 +53,7 @@ impl Kind {
         match self {
             Kind::Kill => "controller SIGKILL at a random moment",
             Kind::KillAfterHook => "controller SIGKILL just after a webhook call",
+            Kind::KillAfterRoute => "controller SIGKILL just after a route write",
             Kind::Outage => "API outage (connection refused)",
             Kind::Errors500 => "burst of injected 500s",
             Kind::Conflicts409 => "burst of injected 409s",
@@ -63,7 +67,7 @@ impl Kind {
     fn weight(self) -> u32 {
         match self {
             Kind::Kill => 3,
-            Kind::KillAfterHook | Kind::Errors500 | Kind::Conflicts409 => 2,
+            Kind::KillAfterHook | Kind::KillAfterRoute | Kind::Errors500 | Kind::Conflicts409 => 2,
             _ => 1,
         }
     }
@@ -89,8 +93,12 @@ pub struct Settings {
 #[derive(Debug, Clone)]
 pub struct Outage {
     pub down_s: f64,
-    /// From `come_back` to the first Canary status write (None: none within 120 s).
+    /// From `come_back` to the first status write of a Canary that had work due then (None: none
+    /// within 120 s).
     pub settle_s: Option<f64>,
+    /// No Canary had work due at the return (all at rest, or waiting for a canary that never
+    /// becomes ready): no write was to be expected.
+    pub idle: bool,
 }
 
 /// What the chaos did.
@@ -113,6 +121,10 @@ pub struct Env {
     pub prometheus: Arc<Prometheus>,
     pub hooks: Arc<Receiver>,
     pub ledger: Arc<Ledger>,
+    pub apps: usize,
+    /// Held from a kill to the restart, so that two kills never overlap (one controller at a
+    /// time, as without leader election there must be).
+    pub kill_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -137,6 +149,7 @@ fn draw(rng: &mut fastrand::Rng) -> Kind {
 
 /// Kills the controller, waits `pause`, starts a new one.
 async fn kill_and_restart(env: &Env, why: String, pause: Duration) {
+    let _one_at_a_time = env.kill_lock.lock().await;
     let pid = controller::lock(&env.ctl).kill();
     env.ledger
         .note(format!("SIGKILL controller pid {pid:?} ({why})"));
@@ -149,13 +162,12 @@ async fn kill_and_restart(env: &Env, why: String, pause: Duration) {
 
 /// Waits for the next webhook call (up to 30 s), then kills within 0-30 ms of it; with no call
 /// in that time, kills anyway.
-async fn kill_after_hook(env: &Env, rng: &mut fastrand::Rng) {
+async fn kill_after_hook(env: Env, delay: Duration, pause: Duration) {
     let mut ticks = env.hooks.ticks();
     ticks.borrow_and_update();
     let called = tokio::time::timeout(Duration::from_secs(30), ticks.changed())
         .await
         .is_ok();
-    let delay = Duration::from_millis(rng.u64(0..=30));
     tokio::time::sleep(delay).await;
     let why = match env.hooks.calls().pop() {
         Some(c) if called => format!(
@@ -167,8 +179,47 @@ async fn kill_after_hook(env: &Env, rng: &mut fastrand::Rng) {
         ),
         _ => "no webhook call within 30 s".to_string(),
     };
-    let pause = Duration::from_millis(rng.u64(0..=2000));
-    kill_and_restart(env, why, pause).await;
+    kill_and_restart(&env, why, pause).await;
+}
+
+/// Waits for the controller's next write of an HTTPRoute (seen in the store's change stream, so
+/// within a millisecond or so of it), then kills at once: the weights have moved and the status
+/// write that records the step is still to come.
+async fn kill_after_route(env: Env, pause: Duration) {
+    let mut changes = env
+        .cluster
+        .state()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .store
+        .subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let why = loop {
+        match tokio::time::timeout_at(deadline, changes.recv()).await {
+            Err(_) => break "no route write within 30 s".to_string(),
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+            Ok(Err(_)) => break "change stream closed".to_string(),
+            Ok(Ok(c)) if c.resource == "gateway.networking.k8s.io/httproutes" => {
+                let name = c.object["metadata"]["name"].as_str().unwrap_or_default();
+                break route_write(&env, name);
+            }
+            Ok(Ok(_)) => {}
+        }
+    };
+    kill_and_restart(&env, why, pause).await;
+}
+
+/// What the store holds right after a route write: the route ahead of the status is the window
+/// a kill aims at.
+fn route_write(env: &Env, name: &str) -> String {
+    let app = name.strip_prefix("app-").and_then(|n| n.parse().ok());
+    match app.map(|i| crate::snapshot::read_one(&env.cluster.state(), i)) {
+        Some(v) => format!(
+            "just after a write of route {name}: route {:?}, status {} weight {}",
+            v.route, v.phase, v.weight
+        ),
+        None => format!("just after a write of route {name}"),
+    }
 }
 
 /// Down for `d`, back, then the time to the first Canary status write.
@@ -185,8 +236,24 @@ async fn outage(env: Env, d: Duration, results: Arc<Mutex<Results>>) {
     let rv = store_rv(&state);
     env.ledger.note("API server back");
     let back = Instant::now();
+    // Canaries with work due: mid-rollout with a ready canary (steps every interval), or
+    // promoting. One waiting for a canary that never becomes ready has nothing to write.
+    let due = |v: &AppView| {
+        (v.in_analysis() && v.target_ready > 0)
+            || matches!(v.phase.as_str(), "Promoting" | "Finalising")
+    };
+    let busy: Vec<usize> = read_all(&state, env.apps)
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| due(v))
+        .map(|(i, _)| i)
+        .collect();
     let settle_s = loop {
-        if canaries_rv(&state) > rv {
+        if busy.is_empty() {
+            break None;
+        }
+        let views = read_all(&state, env.apps);
+        if busy.iter().any(|&i| views[i].rv > rv) {
             break Some(back.elapsed().as_secs_f64());
         }
         if back.elapsed() > Duration::from_secs(120) {
@@ -197,6 +264,7 @@ async fn outage(env: Env, d: Duration, results: Arc<Mutex<Results>>) {
     lock(&results).outages.push(Outage {
         down_s: d.as_secs_f64(),
         settle_s,
+        idle: busy.is_empty(),
     });
 }
 
@@ -240,6 +308,8 @@ struct Busy {
     outage: Arc<AtomicBool>,
     prometheus: Arc<AtomicBool>,
     latency: Arc<AtomicBool>,
+    hook_kill: Arc<AtomicBool>,
+    route_kill: Arc<AtomicBool>,
 }
 
 /// Runs a lasting event in the background unless one of its kind is running. Returns whether it
@@ -275,7 +345,17 @@ async fn act(
             let pause = Duration::from_millis(rng.u64(0..=2000));
             kill_and_restart(env, "random moment".into(), pause).await;
         }
-        Kind::KillAfterHook => kill_after_hook(env, rng).await,
+        Kind::KillAfterHook => {
+            let delay = Duration::from_millis(rng.u64(0..=30));
+            let pause = Duration::from_millis(rng.u64(0..=2000));
+            let f = kill_after_hook(env.clone(), delay, pause);
+            return spawn_lasting(tasks, &busy.hook_kill, f);
+        }
+        Kind::KillAfterRoute => {
+            let pause = Duration::from_millis(rng.u64(0..=2000));
+            let f = kill_after_route(env.clone(), pause);
+            return spawn_lasting(tasks, &busy.route_kill, f);
+        }
         Kind::Outage => {
             let d = between(rng, s.outage_ms);
             let f = outage(env.clone(), d, results.clone());

@@ -55,13 +55,24 @@ fn same_analysis(a: &AppView, b: &AppView) -> bool {
         && b.in_analysis()
 }
 
+/// Evidence: what the chaos did in the last seconds before a violation.
+fn around(ledger: &Ledger) -> String {
+    format!(" | chaos in the last 10s: {}", ledger.recent(10.0))
+}
+
+/// Records a violation seen now, with the chaos that preceded it.
+fn flag(ledger: &Ledger, invariant: Invariant, app: usize, what: String) {
+    ledger.violate(invariant, Some(app), format!("{what}{}", around(ledger)));
+}
+
 fn check_traffic(i: usize, v: &AppView, t: &mut Track, ledger: &Ledger) {
     let (primary_w, canary_w) = v.route.unwrap_or((0, 0));
     let canary_bad = canary_w > 0 && v.target_ready == 0;
     if canary_bad && !t.canary_episode {
-        ledger.violate(
+        flag(
+            ledger,
             Invariant::CanaryTraffic,
-            Some(i),
+            i,
             format!(
                 "canary weight {canary_w} with no ready canary replica: {}",
                 v.describe()
@@ -72,9 +83,10 @@ fn check_traffic(i: usize, v: &AppView, t: &mut Track, ledger: &Ledger) {
     t.initialized |= v.settled();
     let primary_bad = t.initialized && primary_w > 0 && v.primary_ready == 0;
     if primary_bad && !t.primary_episode {
-        ledger.violate(
+        flag(
+            ledger,
             Invariant::PrimaryTraffic,
-            Some(i),
+            i,
             format!(
                 "primary weight {primary_w} with no ready primary replica: {}",
                 v.describe()
@@ -96,9 +108,10 @@ fn check_weights(i: usize, v: &AppView, t: &mut Track, ledger: &Ledger, stats: &
         return;
     }
     if v.weight < prev.weight {
-        ledger.violate(
+        flag(
+            ledger,
             Invariant::StatusWeightBack,
-            Some(i),
+            i,
             format!(
                 "status weight {} -> {} in rev {}: {}",
                 prev.weight,
@@ -112,16 +125,18 @@ fn check_weights(i: usize, v: &AppView, t: &mut Track, ledger: &Ledger, stats: &
         return;
     };
     if now < before && now > 0 {
-        ledger.violate(
+        flag(
+            ledger,
             Invariant::RouteWeightBack,
-            Some(i),
+            i,
             format!("route canary weight {before} -> {now}: {}", v.describe()),
         );
     } else if now == 0 && before > 0 {
         if prev.target_ready == 0 || v.target_ready == 0 {
             stats.withdrawals += 1;
         } else {
-            t.pending_drop = Some((before, v.describe()));
+            // The chaos before the drop is the evidence, not what follows it.
+            t.pending_drop = Some((before, format!("{}{}", v.describe(), around(ledger))));
         }
     } else if now > 0
         && let Some((from, at_drop)) = t.pending_drop.take()

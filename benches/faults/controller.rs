@@ -44,8 +44,10 @@ impl Controller {
         self.logs.join(format!("controller-{n}.log"))
     }
 
-    /// Starts a new controller process (the previous one must be gone).
+    /// Starts a new controller process (killing the previous one if it is still there: never two
+    /// at once).
     pub fn start(&mut self) -> Result<u32, String> {
+        self.kill();
         self.incarnations += 1;
         let path = self.log_file(self.incarnations);
         let log = std::fs::File::create(&path)
@@ -58,6 +60,8 @@ impl Controller {
             // SERIN_BENCH_LOG (e.g. `info`, `serin=debug`) puts more of the log in the files.
             .arg(std::env::var("SERIN_BENCH_LOG").unwrap_or_else(|_| "warn".into()))
             .args(["--metrics-timeout", "2s"])
+            // Plain text in the log files.
+            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()

@@ -72,11 +72,24 @@ pub struct Violation {
     pub detail: String,
 }
 
+/// One timeline entry.
+#[derive(Debug, Clone)]
+struct Entry {
+    /// Seconds since the start.
+    at: f64,
+    /// Wall-clock time (UTC), to find the moment in the controller's logs.
+    utc: String,
+    /// A chaos event or a controller restart (the evidence next to a violation), or the progress
+    /// of a rollout (only in the timeline file and the verbose output).
+    chaos: bool,
+    text: String,
+}
+
 /// Violations and the timeline, shared by every task of the soak.
 pub struct Ledger {
     start: Instant,
     violations: Mutex<Vec<Violation>>,
-    timeline: Mutex<Vec<(f64, String)>>,
+    timeline: Mutex<Vec<Entry>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -106,10 +119,9 @@ impl Ledger {
     pub fn violate(&self, invariant: Invariant, app: Option<usize>, detail: String) {
         let at = self.now();
         let who = app.map_or_else(String::new, |a| format!(" app-{a}"));
-        eprintln!(
-            "[{at:7.1}s] VIOLATION {}{who}: {detail}",
-            invariant.describe()
-        );
+        let text = format!("VIOLATION {}{who}: {detail}", invariant.describe());
+        eprintln!("[{at:7.1}s {}] {text}", utc());
+        self.push(at, false, text);
         lock(&self.violations).push(Violation {
             invariant,
             at,
@@ -118,23 +130,60 @@ impl Ledger {
         });
     }
 
-    /// Notes a chaos event or a controller restart on the timeline.
-    pub fn note(&self, event: impl Into<String>) {
-        let at = self.now();
-        let event = event.into();
-        if std::env::var_os("SERIN_SOAK_VERBOSE").is_some() {
-            eprintln!("[{at:7.1}s] {event}");
+    fn push(&self, at: f64, chaos: bool, text: String) {
+        let utc = utc();
+        if std::env::var_os("SERIN_SOAK_VERBOSE").is_some() && !text.starts_with("VIOLATION") {
+            eprintln!("[{at:7.1}s {utc}] {text}");
         }
-        lock(&self.timeline).push((at, event));
+        lock(&self.timeline).push(Entry {
+            at,
+            utc,
+            chaos,
+            text,
+        });
     }
 
-    /// Timeline entries between two instants (seconds since the start), inclusive.
+    /// Notes a chaos event or a controller restart on the timeline.
+    pub fn note(&self, event: impl Into<String>) {
+        self.push(self.now(), true, event.into());
+    }
+
+    /// Notes the progress of a rollout on the timeline.
+    pub fn progress(&self, what: impl Into<String>) {
+        self.push(self.now(), false, what.into());
+    }
+
+    /// Chaos entries between two instants (seconds since the start), inclusive.
     pub fn between(&self, from: f64, to: f64) -> Vec<(f64, String)> {
         lock(&self.timeline)
             .iter()
-            .filter(|(t, _)| *t >= from && *t <= to)
-            .cloned()
+            .filter(|e| e.chaos && e.at >= from && e.at <= to)
+            .map(|e| (e.at, e.text.clone()))
             .collect()
+    }
+
+    /// Writes the whole timeline (rollouts, chaos, violations) with wall-clock times.
+    pub fn write_timeline(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let text: String = lock(&self.timeline)
+            .iter()
+            .map(|e| format!("{:8.2}s {} {}\n", e.at, e.utc, e.text))
+            .collect();
+        std::fs::write(path, text)
+    }
+
+    /// The chaos of the last `seconds`, as one line (evidence next to a violation).
+    pub fn recent(&self, seconds: f64) -> String {
+        let now = self.now();
+        let events: Vec<String> = self
+            .between(now - seconds, now)
+            .into_iter()
+            .map(|(t, e)| format!("{t:.1}s {e}"))
+            .collect();
+        if events.is_empty() {
+            format!("nothing in the last {seconds:.0}s")
+        } else {
+            events.join("; ")
+        }
     }
 
     /// Every violation so far.
@@ -149,4 +198,9 @@ impl Ledger {
             .filter(|v| v.invariant == invariant)
             .count()
     }
+}
+
+/// Now, UTC, to the millisecond (the controller's log uses the same clock).
+fn utc() -> String {
+    chrono::Utc::now().format("%H:%M:%S%.3f").to_string()
 }

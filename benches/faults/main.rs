@@ -84,7 +84,7 @@ impl Size {
             },
             chaos: chaos::Settings {
                 smoke: false,
-                gap_ms: (2000, 8000),
+                gap_ms: (1000, 5000),
                 outage_ms: (5000, 30000),
                 prometheus_ms: (5000, 30000),
                 latency_for_ms: (5000, 20000),
@@ -222,6 +222,8 @@ async fn run(size: &Size, seed: u64) -> Result<bool, String> {
         prometheus: w.prometheus.clone(),
         hooks: w.hooks.clone(),
         ledger: ledger.clone(),
+        apps: size.apps,
+        kill_lock: Arc::default(),
     };
     let chaos = tokio::spawn(chaos::run(env, size.chaos.clone(), seed, chaos_stopped));
     let driver = Arc::new(rollouts::Driver {
@@ -278,6 +280,10 @@ async fn run(size: &Size, seed: u64) -> Result<bool, String> {
         );
     }
     let hooks = webhooks::judge(&w.hooks, &outcomes, &ledger);
+    let timeline = std::path::Path::new(&logs).join("timeline.txt");
+    if let Err(e) = ledger.write_timeline(&timeline) {
+        eprintln!("cannot write {}: {e}", timeline.display());
+    }
     let report = report::Report {
         title,
         seed,

@@ -44,7 +44,9 @@ impl Kind {
 }
 
 /// The kinds for every app's rollouts. Smoke: a rotation from a seeded start, so that every kind
-/// runs and no app waits out two never-ready deadlines; full: drawn one by one.
+/// runs and no app waits out two never-ready deadlines; full: drawn one by one, 45% healthy, 35%
+/// failing metrics, 20% never ready (a never-ready rollout waits out progressDeadlineSeconds, so
+/// an even draw would leave the chaos mostly hitting canaries that wait).
 pub fn plan(seed: u64, apps: usize, per_app: usize, smoke: bool) -> Vec<Vec<Kind>> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let start = rng.usize(0..3);
@@ -53,7 +55,11 @@ pub fn plan(seed: u64, apps: usize, per_app: usize, smoke: bool) -> Vec<Vec<Kind
             (0..per_app)
                 .map(|r| match smoke {
                     true => Kind::ALL[(start + i + r) % 3],
-                    false => Kind::ALL[rng.usize(0..3)],
+                    false => match rng.u32(0..20) {
+                        0..9 => Kind::Healthy,
+                        9..16 => Kind::BadMetrics,
+                        _ => Kind::NeverReady,
+                    },
                 })
                 .collect()
         })
@@ -124,6 +130,7 @@ impl Driver {
         image: &str,
         promoted: &str,
         ended: &AppView,
+        took_s: f64,
     ) -> f64 {
         let what = format!(
             "{} rollout to {image} (rev {})",
@@ -165,6 +172,11 @@ impl Driver {
                 v.route,
                 v.describe()
             );
+            let msg = format!(
+                "{msg} | chaos since the rollout began: {}",
+                self.ledger
+                    .recent(took_s + self.limits.converge.as_secs_f64())
+            );
             self.ledger.violate(Invariant::FinalState, Some(app), msg);
         }
         t.elapsed().as_secs_f64()
@@ -179,7 +191,7 @@ impl Driver {
         self.prometheus.set_bad(&name, kind == Kind::BadMetrics);
         let t = Instant::now();
         self.ledger
-            .note(format!("{name} rollout {n} ({}) to {image}", kind.name()));
+            .progress(format!("{name} rollout {n} ({}) to {image}", kind.name()));
         let ready = kind != Kind::NeverReady;
         if let Err(e) = new_revision(&self.client, app, &image, ready, self.limits.rollout).await {
             self.ledger.violate(Invariant::Unfinished, Some(app), e);
@@ -191,7 +203,7 @@ impl Driver {
             })
             .await;
         let took_s = t.elapsed().as_secs_f64();
-        self.ledger.note(format!(
+        self.ledger.progress(format!(
             "{name} rollout {n} ({}) ended {} after {took_s:.1}s",
             kind.name(),
             v.phase
@@ -205,7 +217,7 @@ impl Driver {
             self.ledger.violate(Invariant::Unfinished, Some(app), msg);
             return None;
         }
-        let converge_s = self.judge(app, kind, &image, promoted, &v).await;
+        let converge_s = self.judge(app, kind, &image, promoted, &v, took_s).await;
         Some(Outcome {
             kind,
             phase: v.phase,
@@ -229,7 +241,7 @@ impl Driver {
             return Vec::new();
         }
         self.ledger
-            .note(format!("{} at rest ({})", app_name(app), v.phase));
+            .progress(format!("{} at rest ({})", app_name(app), v.phase));
         let mut promoted = "app:0".to_string();
         let mut out = Vec::new();
         for (n, kind) in kinds.into_iter().enumerate() {

@@ -36,6 +36,9 @@ pub struct AppView {
     pub primary_image: String,
     /// The last few decision records' actions, newest last (evidence for the report).
     pub last_actions: Vec<String>,
+    /// The Canary's resourceVersion: it moves exactly when the Canary is written (the bench never
+    /// writes Canaries after creating them, so every move is the controller's).
+    pub rv: u64,
 }
 
 impl AppView {
@@ -120,6 +123,10 @@ fn view(app: &str, canary: &Value, route: &Value, target: &Value, primary: &Valu
             .unwrap_or_default()
             .to_string(),
         last_actions,
+        rv: canary["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0),
     }
 }
 
@@ -163,18 +170,6 @@ pub fn read_one(state: &Arc<Mutex<SimState>>, app: usize) -> AppView {
     let raw = objects(&lock(state), &name);
     let [c, r, t, p] = &raw;
     view(&name, c, r, t, p)
-}
-
-/// The highest resourceVersion among the Canaries: it moves exactly when one of them is written
-/// (the bench never writes Canaries after creating them, so every move is the controller's).
-pub fn canaries_rv(state: &Arc<Mutex<SimState>>) -> u64 {
-    lock(state)
-        .store
-        .list("serin.io/canaries", Some(NS))
-        .iter()
-        .filter_map(|c| c["metadata"]["resourceVersion"].as_str()?.parse().ok())
-        .max()
-        .unwrap_or(0)
 }
 
 /// The store's current resourceVersion (the global counter).

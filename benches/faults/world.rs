@@ -119,7 +119,7 @@ pub async fn create_app(
         "spec": {"provider": "gatewayapi:v1", "progressDeadlineSeconds": timing.deadline_s,
             "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
             "service": {"port": 80, "gatewayRefs": [{"name": "public", "namespace": "gateways"}]},
-            "analysis": {"interval": format!("{}s", timing.interval_s), "threshold": 2, "stepWeight": 20, "maxWeight": 60,
+            "analysis": {"interval": format!("{}s", timing.interval_s), "threshold": 2, "stepWeight": 10, "maxWeight": 50,
                 "metrics": [{"name": "request-success-rate", "templateRef": {"name": "success-rate"},
                     "thresholdRange": {"min": 99}, "interval": "1m"}],
                 "webhooks": [hook("pre-rollout"), hook("post-rollout")]}}
