@@ -33,7 +33,7 @@ struct Track {
     primary_episode: bool,
     /// The route's canary weight dropped to 0 from this weight while the canary was ready; still
     /// unexplained (a rollback explains it, a rise within the same analysis makes it a going back).
-    pending_drop: Option<(i64, String)>,
+    pending_drop: Option<(i64, String, f64)>,
 }
 
 /// Sample statistics for the report.
@@ -58,6 +58,18 @@ fn same_analysis(a: &AppView, b: &AppView) -> bool {
 /// Evidence: what the chaos did in the last seconds before a violation.
 fn around(ledger: &Ledger) -> String {
     format!(" | chaos in the last 10s: {}", ledger.recent(10.0))
+}
+
+/// Evidence for a violation that began at `since` (seconds since the start) and is only known
+/// now: the chaos from 10 s before it began until now (a kill noted just after the sample that
+/// saw it begin is part of the story).
+fn since(ledger: &Ledger, since: f64) -> String {
+    let events: Vec<String> = ledger
+        .between(since - 10.0, ledger.now())
+        .into_iter()
+        .map(|(t, e)| format!("{t:.1}s {e}"))
+        .collect();
+    format!(" | chaos from 10s before: {}", events.join("; "))
 }
 
 /// Records a violation seen now, with the chaos that preceded it.
@@ -135,17 +147,17 @@ fn check_weights(i: usize, v: &AppView, t: &mut Track, ledger: &Ledger, stats: &
         if prev.target_ready == 0 || v.target_ready == 0 {
             stats.withdrawals += 1;
         } else {
-            // The chaos before the drop is the evidence, not what follows it.
-            t.pending_drop = Some((before, format!("{}{}", v.describe(), around(ledger))));
+            t.pending_drop = Some((before, v.describe(), ledger.now()));
         }
     } else if now > 0
-        && let Some((from, at_drop)) = t.pending_drop.take()
+        && let Some((from, at_drop, dropped)) = t.pending_drop.take()
     {
-        ledger.violate(
-            Invariant::RouteWeightBack,
-            Some(i),
-            format!("route canary weight {from} -> 0 with the canary ready ({at_drop}), then back to {now}: {}", v.describe()),
+        let what = format!(
+            "route canary weight {from} -> 0 at {dropped:.1}s with the canary ready ({at_drop}), then back to {now}: {}{}",
+            v.describe(),
+            since(ledger, dropped)
         );
+        ledger.violate(Invariant::RouteWeightBack, Some(i), what);
     }
 }
 
