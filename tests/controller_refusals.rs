@@ -94,7 +94,7 @@ async fn an_admission_policy_refusal_is_shown_retried_with_backoff_and_recovered
         "{:?}",
         st.decisions
     );
-    // Retries back off: 2 s, 4 s, 8 s... — watch the refused patches for 13 s.
+    // Retries back off: 2 s, 4 s, 8 s (the cap here), ±20 % — watch the refused patches for 21 s.
     let refused = ApiCallLabels {
         verb: "patch".into(),
         resource: "deployments.apps".into(),
@@ -103,7 +103,7 @@ async fn an_admission_policy_refusal_is_shown_retried_with_backoff_and_recovered
     let mut at = Vec::new();
     let mut last = telemetry.api_calls.get_or_create(&refused).get();
     let watch = Instant::now();
-    while watch.elapsed() < Duration::from_secs(13) {
+    while watch.elapsed() < Duration::from_secs(21) {
         let now = telemetry.api_calls.get_or_create(&refused).get();
         if now > last {
             at.push(watch.elapsed());

@@ -98,6 +98,24 @@ async fn server_side_apply_and_status_patch() {
         matches!(err, kube::Error::Api(ref s) if s.code == 409 && s.message.contains("conflict with \"serin\"")),
         "{err:?}"
     );
+    // A resourceVersion in the applied configuration is a precondition, force or not.
+    let forced = PatchParams::apply("serin").force();
+    let stale = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "resourceVersion": "1"}, "data": {"a": "2"}});
+    let err = cms
+        .patch("cfg", &forced, &Patch::Apply(stale))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 409),
+        "{err:?}"
+    );
+    let current = first.metadata.resource_version.clone().unwrap();
+    let fresh = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "resourceVersion": current}, "data": {"a": "2"}});
+    let ok = cms
+        .patch("cfg", &forced, &Patch::Apply(fresh))
+        .await
+        .unwrap();
+    assert_eq!(ok.data.unwrap()["a"], "2");
 }
 
 #[tokio::test]

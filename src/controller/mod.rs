@@ -4,6 +4,7 @@
 mod act;
 mod calls;
 pub mod client;
+mod commit;
 mod context;
 mod error;
 pub mod events;

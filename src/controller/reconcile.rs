@@ -12,25 +12,28 @@ use kube::runtime::controller::Action;
 use serde_json::json;
 
 use super::Context;
-use super::act::{act, announce, publish, publish_refusal};
+use super::act::publish;
+use super::commit::{Acting, commit, failed};
 use super::error::{Error, Result};
 use super::observe::{Workloads, observe, workloads};
-use super::refusal::{Class, Refusal};
-use super::{calls, metrics, report};
+use super::refusal::Class;
+use super::{calls, metrics};
 use crate::analysis::{self, EventType, Input, Observation, revision};
-use crate::api::{self, Canary, CanaryPhase, CanaryStatus, FIELD_MANAGER, FINALIZER, FieldError};
+use crate::api::{self, Canary, CanaryStatus, FINALIZER, FieldError};
 use crate::router::{Router, RouterError};
 
 /// How long the Canary cache may lag behind our own last status write before the reconcile reads
 /// the Canary from the API server instead (a watch that is down must not freeze the Canary).
 const STALE_PATIENCE: Duration = Duration::from_secs(5);
 
-async fn ensure_finalizer(api: &Api<Canary>, canary: &Canary) -> Result<()> {
+/// Adds Serin's finalizer when revertOnDeletion wants it; true when it did (the reconcile ends
+/// there: the Canary changed, and its status is written only on a view of the current version).
+async fn ensure_finalizer(api: &Api<Canary>, canary: &Canary) -> Result<bool> {
     let wanted = canary.spec.revert_on_deletion.unwrap_or(false)
         && canary.metadata.deletion_timestamp.is_none();
     let finalizers = canary.metadata.finalizers.clone().unwrap_or_default();
     if !wanted || finalizers.iter().any(|f| f == FINALIZER) {
-        return Ok(());
+        return Ok(false);
     }
     let mut next = finalizers;
     next.push(FINALIZER.to_string());
@@ -41,26 +44,7 @@ async fn ensure_finalizer(api: &Api<Canary>, canary: &Canary) -> Result<()> {
         &Patch::Merge(patch),
     )
     .await?;
-    Ok(())
-}
-
-async fn remove_finalizer(api: &Api<Canary>, canary: &Canary) -> Result<()> {
-    let name = canary.metadata.name.clone().unwrap_or_default();
-    let Some(current) = api.get_opt(&name).await? else {
-        return Ok(());
-    };
-    let next: Vec<String> = current
-        .metadata
-        .finalizers
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|f| f != FINALIZER)
-        .collect();
-    let patch = json!({"metadata": {"finalizers": next, "resourceVersion": current.metadata.resource_version}});
-    api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
-        .await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Reconciles one Canary.
@@ -106,86 +90,6 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
         .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
     Ok(action)
-}
-
-/// A reconcile that stopped before its status write (a read refused, the API server away, the
-/// status write itself refused): counted, shown on the Canary once it persists (when the status
-/// can be written at all), and retried with backoff.
-async fn failed(ctx: &Arc<Context>, canary: &Canary, key: &str, e: Error) -> Action {
-    let r = Refusal::of_error("read", "the objects of this Canary", &e);
-    let (count, same) = ctx.note_refusal(key, &r);
-    if r.class == Class::Conflict && same < r.class.shown_after() {
-        // Someone wrote first: retry soon, say nothing unless it persists.
-        return Action::requeue(ctx.retry_after(count, r.class));
-    }
-    tracing::warn!(canary = %key, error = %e, class = r.class.reason(), attempt = count, "reconcile failed");
-    if same >= r.class.shown_after() {
-        let status = canary.status.clone().unwrap_or_default();
-        let mut next = status.clone();
-        let new = show_refusal(&status, &mut next, &r, "could not observe");
-        if next != status && write_status(ctx, canary, &next).await.is_ok() && new {
-            publish_refusal(ctx, canary, &r).await;
-        }
-    }
-    Action::requeue(ctx.retry_after(count, r.class))
-}
-
-/// Puts a refusal on the status: `Ready=False` with the class as reason and the refusal as
-/// message, and a decision record. Returns whether the condition is news (a Warning Event then).
-fn show_refusal(before: &CanaryStatus, next: &mut CanaryStatus, r: &Refusal, what: &str) -> bool {
-    let now = Utc::now();
-    let unchanged = before
-        .conditions
-        .iter()
-        .find(|c| {
-            c.r#type == "Ready"
-                && c.status == "False"
-                && c.reason == r.class.reason()
-                && c.message.as_deref() == Some(&r.message)
-        })
-        .cloned();
-    match &unchanged {
-        // The same refusal as last time: keep its condition as it was (the decision set Ready
-        // True meanwhile; a new transition time would be a status write, a watch event and a
-        // reconcile at once — no backoff at all).
-        Some(c) => match next.conditions.iter_mut().find(|x| x.r#type == "Ready") {
-            Some(slot) => *slot = c.clone(),
-            None => next.conditions.push(c.clone()),
-        },
-        None => analysis::set_condition(
-            &mut next.conditions,
-            "Ready",
-            "False",
-            r.class.reason(),
-            &r.message,
-            now,
-        ),
-    }
-    let record = api::DecisionRecord {
-        time: now,
-        phase: next.phase,
-        weight: next.canary_weight,
-        checks: Vec::new(),
-        action: format!("{what}: {}", r.message),
-    };
-    analysis::append_record(next, record);
-    unchanged.is_none()
-}
-
-async fn write_status(ctx: &Context, canary: &Canary, status: &CanaryStatus) -> Result<()> {
-    let ns = canary.namespace_or_default();
-    let name = canary.metadata.name.clone().unwrap_or_default();
-    let api: Api<Canary> = Api::namespaced(ctx.client.clone(), &ns);
-    let patch = json!({"apiVersion": api::API_VERSION, "kind": "Canary", "status": status});
-    let written = api
-        .patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(patch),
-        )
-        .await?;
-    ctx.remember_write(&ns, &name, written.metadata.resource_version.as_deref());
-    Ok(())
 }
 
 /// What the spec, the provider in effect and the cluster say is wrong with the Canary.
@@ -254,7 +158,9 @@ async fn tick(
     let ns = canary.namespace_or_default();
     let name = canary.metadata.name.clone().unwrap_or_default();
     let api: Api<Canary> = Api::namespaced(ctx.client.clone(), &ns);
-    ensure_finalizer(&api, canary).await?;
+    if ensure_finalizer(&api, canary).await? {
+        return Ok((Action::requeue(Duration::from_millis(100)), None));
+    }
     let provider = canary
         .spec
         .provider
@@ -327,41 +233,12 @@ async fn tick(
         ctx.slots
             .release_unless_active(canary, decision.status.phase);
     }
-    let rev = observed.target.as_ref().map(revision);
-    let applied = act(ctx, canary, &w, router.as_ref(), rev.as_deref(), &decision).await;
-    let mut next = decision.status.clone();
-    let mut requeue = decision.requeue_after.unwrap_or(ctx.settings.resync);
-    let mut news = None;
-    let refused = applied.refused.as_ref().map(|r| r.class);
-    if let Some(r) = &applied.refused {
-        let (count, same) = ctx.note_refusal(key, r);
-        if r.class != Class::Conflict || same >= r.class.shown_after() {
-            tracing::warn!(canary = %key, refusal = %r.message, class = r.class.reason(), attempt = count, "effect refused");
-        }
-        if next.phase == CanaryPhase::Terminated {
-            // Not everything was given back: the finalizer stays until it is.
-            next.phase = CanaryPhase::Terminating;
-        }
-        if same >= r.class.shown_after() && show_refusal(&status, &mut next, r, "could not apply") {
-            news = Some(r.clone());
-        }
-        requeue = requeue.min(ctx.retry_after(count, r.class));
-    }
-    if next != status {
-        write_status(ctx, canary, &next).await?;
-    }
-    announce(ctx, canary, &decision).await;
-    if let Some(r) = news {
-        publish_refusal(ctx, canary, &r).await;
-    }
-    if applied.remove_finalizer {
-        remove_finalizer(&api, canary).await?;
-    }
-    report::record(ctx, canary, &status, &next, started.elapsed());
-    Ok((
-        Action::requeue(requeue.max(Duration::from_millis(100))),
-        refused,
-    ))
+    let acting = Acting {
+        w: &w,
+        router: router.as_ref(),
+        revision: observed.target.as_ref().map(revision),
+    };
+    commit(ctx, canary, key, &status, &decision, &acting, started).await
 }
 
 /// Observes what the core asks for, stage by stage (rollback hooks, then the checks, then the

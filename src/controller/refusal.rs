@@ -44,6 +44,22 @@ impl Class {
         }
     }
 
+    /// Whether a condition reason is one of these classes'.
+    pub fn is_reason(reason: &str) -> bool {
+        [
+            Class::AdmissionDenied,
+            Class::QuotaExceeded,
+            Class::Forbidden,
+            Class::Invalid,
+            Class::Conflict,
+            Class::NotFound,
+            Class::RoutingFailed,
+            Class::ApiUnavailable,
+        ]
+        .iter()
+        .any(|c| c.reason() == reason)
+    }
+
     /// How many refusals in a row before the Canary shows it: a 409 or a 5xx that the next try
     /// gets past is ordinary weather, not news; a policy's "no" is news at once.
     pub fn shown_after(self) -> u32 {

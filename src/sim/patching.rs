@@ -116,6 +116,18 @@ fn apply(st: &mut SimState, t: &Target, body: &[u8], q: &Query, ctx: &Ctx) -> Re
     }
     let force = q.get("force").is_some_and(|f| f == "true");
     let current = st.store.get(&t.key(&name)).cloned();
+    // A resourceVersion in the applied configuration is a precondition, as in kube-apiserver
+    // (optimistic concurrency for server-side apply): a stale one is a 409, force or not.
+    if let Some(cur) = &current
+        && let Err(r) = check_rv(
+            t,
+            &name,
+            &config["metadata"]["resourceVersion"],
+            &cur["metadata"]["resourceVersion"],
+        )
+    {
+        return r;
+    }
     let sub = t.sub.as_deref();
     let shape = if sub.is_some() {
         Shape::for_status(&t.rt)
