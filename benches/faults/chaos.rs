@@ -84,6 +84,9 @@ pub struct Settings {
     pub outage_ms: (u64, u64),
     /// Prometheus down, ms.
     pub prometheus_ms: (u64, u64),
+    /// Least time between the end of an outage or a Prometheus stop and the start of the next
+    /// one, ms.
+    pub quiet_ms: u64,
     /// Latency period, ms; and the latency itself.
     pub latency_for_ms: (u64, u64),
     pub latency_ms: (u64, u64),
@@ -302,11 +305,13 @@ const ERROR_TARGETS: [&str; 5] = [
     "*",
 ];
 
-/// Kinds that last, one of each at a time.
+/// Kinds that last, one of each at a time. An API outage and a Prometheus stop never overlap and
+/// are `quiet` apart: together they could keep the metrics from being observed for longer than
+/// progressDeadlineSeconds, and then rolling a healthy revision back is what the controller must
+/// do (the soak would report its own chaos).
 #[derive(Default)]
 struct Busy {
-    outage: Arc<AtomicBool>,
-    prometheus: Arc<AtomicBool>,
+    unavailable: Arc<AtomicBool>,
     latency: Arc<AtomicBool>,
     hook_kill: Arc<AtomicBool>,
     route_kill: Arc<AtomicBool>,
@@ -314,7 +319,13 @@ struct Busy {
 
 /// Runs a lasting event in the background unless one of its kind is running. Returns whether it
 /// started.
-fn spawn_lasting<F>(tasks: &mut tokio::task::JoinSet<()>, flag: &Arc<AtomicBool>, f: F) -> bool
+/// The next of its kind starts no sooner than `quiet` after it ends.
+fn spawn_lasting<F>(
+    tasks: &mut tokio::task::JoinSet<()>,
+    flag: &Arc<AtomicBool>,
+    quiet: Duration,
+    f: F,
+) -> bool
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
@@ -324,6 +335,7 @@ where
     let flag = flag.clone();
     tasks.spawn(async move {
         f.await;
+        tokio::time::sleep(quiet).await;
         flag.store(false, Ordering::SeqCst);
     });
     true
@@ -340,6 +352,7 @@ async fn act(
     results: &Arc<Mutex<Results>>,
 ) -> bool {
     let state = env.cluster.state();
+    let quiet = Duration::from_millis(s.quiet_ms);
     match kind {
         Kind::Kill => {
             let pause = Duration::from_millis(rng.u64(0..=2000));
@@ -349,27 +362,27 @@ async fn act(
             let delay = Duration::from_millis(rng.u64(0..=30));
             let pause = Duration::from_millis(rng.u64(0..=2000));
             let f = kill_after_hook(env.clone(), delay, pause);
-            return spawn_lasting(tasks, &busy.hook_kill, f);
+            return spawn_lasting(tasks, &busy.hook_kill, Duration::ZERO, f);
         }
         Kind::KillAfterRoute => {
             let pause = Duration::from_millis(rng.u64(0..=2000));
             let f = kill_after_route(env.clone(), pause);
-            return spawn_lasting(tasks, &busy.route_kill, f);
+            return spawn_lasting(tasks, &busy.route_kill, Duration::ZERO, f);
         }
         Kind::Outage => {
             let d = between(rng, s.outage_ms);
             let f = outage(env.clone(), d, results.clone());
-            return spawn_lasting(tasks, &busy.outage, f);
+            return spawn_lasting(tasks, &busy.unavailable, quiet, f);
         }
         Kind::PrometheusStop => {
             let d = between(rng, s.prometheus_ms);
             let f = prometheus_stop(env.clone(), d, results.clone());
-            return spawn_lasting(tasks, &busy.prometheus, f);
+            return spawn_lasting(tasks, &busy.unavailable, quiet, f);
         }
         Kind::Latency => {
             let (each, d) = (between(rng, s.latency_ms), between(rng, s.latency_for_ms));
             let f = latency(env.clone(), each, d, results.clone());
-            return spawn_lasting(tasks, &busy.latency, f);
+            return spawn_lasting(tasks, &busy.latency, Duration::ZERO, f);
         }
         Kind::Errors500 | Kind::Conflicts409 => {
             let (code, targets) = match kind {

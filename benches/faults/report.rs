@@ -107,11 +107,13 @@ impl Report<'_> {
             quantile(&settle, 1.0),
         );
         for (i, o) in c.outages.iter().enumerate() {
-            let settle = o
-                .settle_s
-                .map_or_else(|| "none".to_string(), |s| format!("{s:.2}s"));
+            let settle = match (o.settle_s, o.idle) {
+                (Some(s), _) => format!("{s:.2}s"),
+                (None, true) => "- (no Canary had work due)".to_string(),
+                (None, false) => "never".to_string(),
+            };
             println!(
-                "    outage {}: {:.1}s down, settled {settle} after",
+                "    outage {}: {:.1}s down, first write after {settle}",
                 i + 1,
                 o.down_s
             );
