@@ -1,108 +1,15 @@
 //! The Helm chart with Helm's own engine (helm-sdkpy, set up by scripts/test.sh in
-//! target/helm-venv): lint, install into `serin sim serve` in each mode (cluster, namespace, and
-//! Secret tracking everywhere, in named namespaces or off), RBAC rules equal to the ones the code
-//! declares (`serin::rbac`), the values schema refusing bad values, upgrades, and every rendered
-//! flag accepted by `serin controller`. (The chart's files: tests/chart_files.rs.)
+//! target/helm-venv): lint, install into `serin sim serve` in cluster and namespace mode, the
+//! values schema refusing bad values, upgrades, the notes, and every rendered flag accepted by
+//! `serin controller`. (The RBAC each option adds: tests/chart_rbac.rs; the chart's files:
+//! tests/chart_files.rs.)
 
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
-use common::{Server, ok, root, serve};
+use common::helm::{args, chart, cluster, get, grants, helm, install, release};
 use serde_json::{Value, json};
-
-/// The Python with helm-sdkpy: $SERIN_HELM_PYTHON, else the venv scripts/test.sh makes.
-fn helm_python() -> std::path::PathBuf {
-    let path = std::env::var_os("SERIN_HELM_PYTHON")
-        .map(Into::into)
-        .unwrap_or_else(|| root().join("target/helm-venv/bin/python"));
-    assert!(
-        path.exists(),
-        "{} not found: run ./scripts/test.sh once (it creates the helm-sdkpy venv) or set SERIN_HELM_PYTHON",
-        path.display()
-    );
-    path
-}
-
-/// Runs tests/chart/helm.py; Ok(stdout JSON) or Err(Helm's message).
-fn helm(args: &[&str]) -> Result<Value, String> {
-    let out = Command::new(helm_python())
-        .arg(root().join("tests/chart/helm.py"))
-        .args(args)
-        .env_remove("HELM_DRIVER")
-        .output()
-        .expect("python runs");
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).expect("helm.py prints JSON"))
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
-}
-
-fn chart() -> String {
-    root().join("charts/serin").display().to_string()
-}
-
-/// A sim with the release namespace `serin-system` (and `apps` and `shop`, for namespaced mode
-/// and Secret tracking in named namespaces).
-fn cluster() -> Server {
-    let s = serve();
-    let namespaces: Vec<String> = ["serin-system", "apps", "shop"]
-        .iter()
-        .map(|n| format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {n}\n"))
-        .collect();
-    let out = common::kubectl(&s, &["apply", "-f", "-"], Some(&namespaces.join("---\n")));
-    assert!(out.status.success(), "{out:?}");
-    s
-}
-
-fn install(s: &Server, values: Value) -> Result<Value, String> {
-    release("install", s, values)
-}
-
-fn release(action: &str, s: &Server, values: Value) -> Result<Value, String> {
-    let kubeconfig = s.kubeconfig.display().to_string();
-    helm(&[
-        action,
-        &kubeconfig,
-        "serin-system",
-        "serin",
-        &chart(),
-        &values.to_string(),
-    ])
-}
-
-fn get(s: &Server, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["-o", "json"]);
-    serde_json::from_str(&ok(s, &all)).unwrap()
-}
-
-/// The (group, resource, verb) triples a Role or ClusterRole grants.
-fn grants(role: &Value) -> BTreeSet<(String, String, String)> {
-    let mut out = BTreeSet::new();
-    for rule in role["rules"].as_array().unwrap() {
-        for g in rule["apiGroups"].as_array().unwrap() {
-            for r in rule["resources"].as_array().unwrap() {
-                for v in rule["verbs"].as_array().unwrap() {
-                    let s = |x: &Value| x.as_str().unwrap().to_string();
-                    out.insert((s(g), s(r), s(v)));
-                }
-            }
-        }
-    }
-    out
-}
-
-fn args(deploy: &Value) -> Vec<String> {
-    deploy["spec"]["template"]["spec"]["containers"][0]["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap().to_string())
-        .collect()
-}
 
 #[test]
 fn helm_lint_is_clean() {
@@ -208,110 +115,6 @@ fn namespaced_mode_uses_a_role_in_the_watched_namespace() {
 }
 
 /// Whether a Role `serin-secrets` (Secret tracking per namespace) is in one of these namespaces.
-fn any_secret_role(s: &Server, namespaces: &[&str]) -> bool {
-    let named = |r: &Value| r["metadata"]["name"] == "serin-secrets";
-    let roles = |ns: &&str| get(s, &["-n", ns, "get", "roles"])["items"].clone();
-    namespaces
-        .iter()
-        .any(|ns| roles(ns).as_array().unwrap().iter().any(named))
-}
-
-#[test]
-fn secret_tracking_in_named_namespaces_is_a_role_each_and_nothing_cluster_wide() {
-    use serin::controller::rbac;
-    let s = cluster();
-    install(
-        &s,
-        json!({"secretTracking": {"namespaces": ["apps", "shop"]}}),
-    )
-    .unwrap();
-    let role = get(&s, &["get", "clusterrole", "serin"]);
-    assert_eq!(
-        grants(&role),
-        rbac::grants_without_secret_tracking(&[]),
-        "no Secret list/watch/write cluster-wide"
-    );
-    for ns in ["apps", "shop"] {
-        let role = get(&s, &["-n", ns, "get", "role", "serin-secrets"]);
-        assert_eq!(grants(&role), rbac::secret_tracking_grants(), "{ns}");
-        let binding = get(&s, &["-n", ns, "get", "rolebinding", "serin-secrets"]);
-        assert_eq!(binding["roleRef"]["name"], "serin-secrets");
-        assert_eq!(binding["subjects"][0]["namespace"], "serin-system");
-    }
-    assert!(!any_secret_role(&s, &["serin-system"]));
-    let d = get(&s, &["-n", "serin-system", "get", "deployment", "serin"]);
-    assert!(args(&d).contains(&"--secret-namespaces=apps,shop".to_string()));
-}
-
-#[test]
-fn secret_tracking_off_grants_only_the_credential_read() {
-    use serin::controller::rbac;
-    let s = cluster();
-    install(&s, json!({"secretTracking": {"enabled": false}})).unwrap();
-    let role = get(&s, &["get", "clusterrole", "serin"]);
-    // Only the credential `get` on Secrets is left (controller::rbac's unit tests hold that).
-    assert_eq!(grants(&role), rbac::grants_without_secret_tracking(&[]));
-    assert!(!any_secret_role(&s, &["serin-system", "apps", "shop"]));
-    let d = get(&s, &["-n", "serin-system", "get", "deployment", "serin"]);
-    assert!(args(&d).contains(&"--secret-namespaces=none".to_string()));
-}
-
-#[test]
-fn namespaced_mode_with_secret_tracking_named_keeps_it_in_its_own_role() {
-    use serin::controller::rbac;
-    let s = cluster();
-    install(
-        &s,
-        json!({"rbac": {"scope": "namespace"}, "namespace": "apps",
-            "secretTracking": {"namespaces": ["apps"]}}),
-    )
-    .unwrap();
-    let role = get(&s, &["-n", "apps", "get", "role", "serin"]);
-    assert_eq!(grants(&role), rbac::grants_without_secret_tracking(&[]));
-    let role = get(&s, &["-n", "apps", "get", "role", "serin-secrets"]);
-    assert_eq!(grants(&role), rbac::secret_tracking_grants());
-    let d = get(&s, &["-n", "serin-system", "get", "deployment", "serin"]);
-    let a = args(&d);
-    assert!(a.contains(&"--secret-namespaces=apps".to_string()), "{a:?}");
-}
-
-#[test]
-fn leader_election_and_routers_add_exactly_their_rules() {
-    let s = cluster();
-    let routers = json!({"gatewayApi": true, "istio": true, "smi": true, "nginx": true, "skipper": true, "contour": true, "traefik": true});
-    install(
-        &s,
-        json!({"leaderElection": {"enabled": true}, "routers": routers, "meshProvider": "istio"}),
-    )
-    .unwrap();
-    let d = get(&s, &["-n", "serin-system", "get", "deployment", "serin"]);
-    assert_eq!(d["spec"]["replicas"], 2);
-    assert!(args(&d).contains(&"--leader-elect".to_string()));
-    let role = get(&s, &["get", "clusterrole", "serin"]);
-    assert_eq!(
-        grants(&role),
-        serin::controller::rbac::grants(serin::controller::rbac::ROUTERS)
-    );
-    let lease_role = get(
-        &s,
-        &["-n", "serin-system", "get", "role", "serin-leader-election"],
-    );
-    assert_eq!(
-        grants(&lease_role),
-        serin::controller::rbac::leader_election_grants()
-    );
-    get(
-        &s,
-        &[
-            "-n",
-            "serin-system",
-            "get",
-            "rolebinding",
-            "serin-leader-election",
-        ],
-    );
-}
-
 #[test]
 fn the_notes_warn_of_a_router_that_is_off_for_the_default_or_an_existing_canary() {
     let s = cluster();
@@ -338,20 +141,6 @@ fn the_notes_warn_of_a_router_that_is_off_for_the_default_or_an_existing_canary(
         notes.contains("WARNING: Canary test/web uses provider \"nginx\" but routers.nginx is off"),
         "{notes}"
     );
-}
-
-#[test]
-fn each_integration_adds_exactly_its_rules() {
-    use serin::controller::rbac;
-    for name in rbac::INTEGRATIONS {
-        let s = cluster();
-        install(&s, json!({"integrations": {*name: true}})).unwrap();
-        let role = get(&s, &["get", "clusterrole", "serin"]);
-        let mut expected = rbac::grants(&[]);
-        expected.extend(rbac::integration_grants(name));
-        assert_eq!(grants(&role), expected, "{name}");
-        assert!(!rbac::integration_grants(name).is_empty(), "{name}");
-    }
 }
 
 #[test]

@@ -16,7 +16,8 @@ pub enum Invariant {
     StatusWeightBack,
     /// The route's canary weight went down within one rollout's analysis, the canary ready.
     RouteWeightBack,
-    /// pre-rollout called more than once for one revision.
+    /// pre-rollout called more than once for one revision without a controller kill between the
+    /// calls (an answer lost with a killed controller is asked again: at least once).
     PreRolloutTwice,
     /// post-rollout called more than once for one revision.
     PostRolloutTwice,
@@ -52,7 +53,9 @@ impl Invariant {
             Invariant::PrimaryTraffic => "traffic to a primary with no ready replica",
             Invariant::StatusWeightBack => "status weight going back within a rollout",
             Invariant::RouteWeightBack => "route weight going back within a rollout",
-            Invariant::PreRolloutTwice => "pre-rollout webhook called twice for one revision",
+            Invariant::PreRolloutTwice => {
+                "pre-rollout webhook called twice for one revision, no kill between"
+            }
             Invariant::PostRolloutTwice => "post-rollout webhook called twice for one revision",
             Invariant::FinalState => "wrong final state",
             Invariant::Unfinished => "rollout not finished in time",

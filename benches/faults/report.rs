@@ -139,8 +139,8 @@ impl Report<'_> {
         );
         let h = self.hooks;
         println!(
-            "webhooks: pre-rollout {} calls ({} analysed rollouts without one), post-rollout {} calls ({} rollouts without one)",
-            h.pre_calls, h.pre_missing, h.post_calls, h.post_missing
+            "webhooks: pre-rollout {} calls ({} analysed rollouts without one, {} asked again after the controller was killed between call and record), post-rollout {} calls ({} rollouts without one)",
+            h.pre_calls, h.pre_missing, h.pre_again_after_kill, h.post_calls, h.post_missing
         );
     }
 

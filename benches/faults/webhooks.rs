@@ -1,8 +1,11 @@
 //! The webhook invariant, judged from everything the receiver got: pre-rollout and post-rollout
 //! at most once per (app, revision checksum from the payload). A repeat is a violation, shown
-//! with its calls and what the chaos did between them. Also counted, for the report only: the
-//! rollouts that never got one (at-most-once hooks may be lost with a killed controller; the
-//! issue budgets repeats, not losses).
+//! with its calls and what the chaos did between them — except a pre-rollout repeat with a
+//! controller SIGKILL between the two calls: pre-rollout is a gate, and an answer lost with the
+//! process that got it (killed before the status write recording it) must be asked again, never
+//! assumed, so those are counted for the report (docs/reliability.md, "pre-rollout after a kill").
+//! Also counted, for the report only: the rollouts that never got one (post-rollout is at most
+//! once and may be lost with a killed controller; the issue budgets repeats, not losses).
 
 use std::collections::HashSet;
 
@@ -19,6 +22,8 @@ pub struct Tally {
     pub pre_missing: usize,
     /// Finished rollouts with no post-rollout call.
     pub post_missing: usize,
+    /// pre-rollout calls repeated after the controller was killed between them.
+    pub pre_again_after_kill: usize,
 }
 
 /// Records a violation for every repeated call and returns the counts.
@@ -42,6 +47,27 @@ pub fn judge(receiver: &Receiver, outcomes: &[Outcome], ledger: &Ledger) -> Tall
             _ => Invariant::PostRolloutTwice,
         };
         let times: Vec<f64> = calls.iter().map(|c| ledger.at(c.at)).collect();
+        let killed_between = |a: f64, b: f64| {
+            ledger
+                .between(a, b)
+                .iter()
+                .any(|(_, e)| e.starts_with("SIGKILL controller"))
+        };
+        if invariant == Invariant::PreRolloutTwice
+            && times.windows(2).all(|w| killed_between(w[0], w[1]))
+        {
+            tally.pre_again_after_kill += calls.len() - 1;
+            ledger.progress(format!(
+                "{app}: pre-rollout asked again for rev {} after a controller kill (at {})",
+                crate::snapshot::short(Some(&checksum)),
+                times
+                    .iter()
+                    .map(|t| format!("{t:.2}s"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            continue;
+        }
         let (first, last) = (times[0], times[times.len() - 1]);
         let listed: Vec<String> = calls
             .iter()
