@@ -95,35 +95,40 @@ pub struct Synced {
     pub daemonsets: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
-/// How long a reconcile waits for a cache's first list before it gives up and comes back later
-/// (it never waits forever: a cache whose list keeps failing must not freeze every Canary).
-const SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a reconcile waits for a cache's first list before it reads around it (straight from
+/// the API server). At start-up the lists land within milliseconds; a cache whose list keeps
+/// failing (its resource answering 500s) must not stall every Canary, as waiting on it did.
+const SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Synced {
-    /// Waits (a few seconds at most) until `cache` (one of the fields, named `what`) has listed
-    /// once; returns at once without it.
-    pub async fn wait(
-        cache: &Option<tokio::sync::watch::Receiver<bool>>,
-        what: &'static str,
-    ) -> Result<(), super::Error> {
+    /// Whether `cache` (one of the fields) has finished its first list, waiting a moment for it;
+    /// true without a cache. Callers read from the API server when it has not: never decide on
+    /// an empty cache (a target or an apex that exists would look missing).
+    pub async fn listed(cache: &Option<tokio::sync::watch::Receiver<bool>>) -> bool {
         let Some(rx) = cache else {
-            return Ok(());
+            return true;
         };
         let mut rx = rx.clone();
-        match tokio::time::timeout(SYNC_WAIT, rx.wait_for(|listed| *listed)).await {
-            Ok(Ok(_)) => Ok(()),
-            _ => Err(super::Error::CacheNotReady(what)),
-        }
+        matches!(
+            tokio::time::timeout(SYNC_WAIT, rx.wait_for(|listed| *listed)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Whether `cache` has finished its first list now (true without a cache).
+    fn listed_now(cache: &Option<tokio::sync::watch::Receiver<bool>>) -> bool {
+        cache.as_ref().is_none_or(|rx| *rx.borrow())
     }
 }
 
 impl Caches {
-    /// What the routers read from.
+    /// What the routers read from. A cache that has not listed yet is left out: the routers then read from the API server.
     pub fn lookups(&self) -> crate::router::Lookups {
+        let listed = |rx| Synced::listed_now(rx);
         crate::router::Lookups {
-            services: self.services.clone(),
-            deployments: self.deployments.clone(),
-            daemonsets: self.daemonsets.clone(),
+            services: self.services.clone().filter(|_| listed(&self.synced.services)),
+            deployments: (self.deployments.clone()).filter(|_| listed(&self.synced.deployments)),
+            daemonsets: self.daemonsets.clone().filter(|_| listed(&self.synced.daemonsets)),
             served: self.served.clone(),
             ..Default::default()
         }
@@ -331,5 +336,39 @@ impl Context {
         let cap = cap.min(self.settings.retry_max).max(base);
         let exp = base.saturating_mul(1u32 << count.saturating_sub(1).min(16));
         exp.min(cap).mul_f64(0.8 + fastrand::f64() * 0.4)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Service;
+
+    #[tokio::test]
+    async fn a_cache_that_has_not_listed_is_waited_for_a_moment_only() {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let started = std::time::Instant::now();
+        assert!(!Synced::listed(&Some(rx.clone())).await);
+        assert!(started.elapsed() < SYNC_WAIT * 3, "{:?}", started.elapsed());
+        tx.send(true).unwrap();
+        assert!(Synced::listed(&Some(rx)).await);
+        assert!(Synced::listed(&None).await);
+    }
+
+    #[test]
+    fn the_routers_read_around_a_cache_that_has_not_listed() {
+        let (services, _writer) = kube::runtime::reflector::store::<Service>();
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let caches = Caches {
+            services: Some(services),
+            synced: Synced {
+                services: Some(rx),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(caches.lookups().services.is_none(), "an empty cache read as truth");
+        tx.send(true).unwrap();
+        assert!(caches.lookups().services.is_some());
     }
 }

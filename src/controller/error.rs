@@ -13,10 +13,6 @@ pub enum Error {
     /// A write lost a race with another writer (409); retried, never surfaced as a failure.
     #[error("conflict while writing {0}; retrying")]
     Conflict(String),
-    /// A watch cache has not finished its first list (the API server may be unreachable): the
-    /// reconcile does not decide on an empty cache, it comes back soon.
-    #[error("waiting for the {0} cache's first list")]
-    CacheNotReady(&'static str),
     /// The permissions preflight found calls the ServiceAccount may not make; the text names them
     /// and the chart value that grants them.
     #[error("{0}")]
@@ -33,7 +29,6 @@ impl Error {
             Error::Kube(_) => "kube",
             Error::Router(_) => "router",
             Error::Conflict(_) => "conflict",
-            Error::CacheNotReady(_) => "cache",
             Error::Permissions(_) => "forbidden",
         }
     }

@@ -28,16 +28,14 @@ pub struct Workloads {
 /// Reads the workloads of a Canary, from the controller's caches when it has them.
 pub async fn workloads(ctx: &Context, canary: &Canary) -> Result<Workloads> {
     let ns = canary.namespace_or_default();
-    // Never decide on a cache that has not finished its first list: an apex the user owns must
-    // not look missing (it would be taken over).
-    Synced::wait(&ctx.caches.synced.services, "Service").await?;
     if canary.spec.target_ref.kind == TargetKind::DaemonSet {
         return daemonsets(ctx, canary, &ns).await;
     }
-    if let Some(store) = &ctx.caches.deployments {
-        // Never decide on a cache that has not finished its first list: an empty cache would
-        // look like a missing target.
-        Synced::wait(&ctx.caches.synced.deployments, "Deployment").await?;
+    // Never decide on a cache that has not finished its first list (an empty cache would look
+    // like a missing target): read around it.
+    if let Some(store) = &ctx.caches.deployments
+        && Synced::listed(&ctx.caches.synced.deployments).await
+    {
         let get = |name: &str| {
             store
                 .get(&ObjectRef::new(name).within(&ns))
@@ -65,9 +63,12 @@ pub async fn workloads(ctx: &Context, canary: &Canary) -> Result<Workloads> {
 
 async fn daemonsets(ctx: &Context, canary: &Canary, ns: &str) -> Result<Workloads> {
     let name = &canary.spec.target_ref.name;
-    let (target, primary) = match &ctx.caches.daemonsets {
+    let cached = match &ctx.caches.daemonsets {
+        Some(store) if Synced::listed(&ctx.caches.synced.daemonsets).await => Some(store),
+        _ => None,
+    };
+    let (target, primary) = match cached {
         Some(store) => {
-            Synced::wait(&ctx.caches.synced.daemonsets, "DaemonSet").await?;
             let get = |n: &str| {
                 store
                     .get(&ObjectRef::new(n).within(ns))

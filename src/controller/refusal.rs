@@ -161,10 +161,6 @@ impl Refusal {
                 class: Class::Forbidden,
                 message: shorten(why.clone()),
             },
-            super::Error::CacheNotReady(_) => Refusal {
-                class: Class::ApiUnavailable,
-                message: shorten(err.to_string()),
-            },
         }
     }
 }

@@ -88,7 +88,8 @@ pub async fn wait_phase(
         let st = c.status.clone().unwrap_or_default();
         if st.phase == phase
             && after_rev.is_none_or(|r| st.last_applied_spec.as_deref() != Some(r))
-            && (phase != CanaryPhase::Initialized || target_scaled_down(client, &c).await)
+            && (!matches!(phase, CanaryPhase::Initialized | CanaryPhase::Succeeded)
+                || target_scaled_down(client, &c).await)
         {
             return c;
         }
@@ -101,8 +102,8 @@ pub async fn wait_phase(
 }
 
 /// Whether the Canary's Deployment target is at 0 replicas (true for other kinds). The status says
-/// Initialized before the effects of that tick run (routing, then the target's scale-down), so a
-/// test that goes on to read or edit the routing waits for the last of them.
+/// Initialized (Succeeded) before the effects of that tick run (routing, then the target's
+/// scale-down), so a test that goes on to read or edit the routing waits for the last of them.
 async fn target_scaled_down(client: &kube::Client, c: &Canary) -> bool {
     let target = &c.spec.target_ref;
     if target.kind != serin::api::TargetKind::Deployment {
