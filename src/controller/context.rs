@@ -126,9 +126,15 @@ impl Caches {
     pub fn lookups(&self) -> crate::router::Lookups {
         let listed = |rx| Synced::listed_now(rx);
         crate::router::Lookups {
-            services: self.services.clone().filter(|_| listed(&self.synced.services)),
+            services: self
+                .services
+                .clone()
+                .filter(|_| listed(&self.synced.services)),
             deployments: (self.deployments.clone()).filter(|_| listed(&self.synced.deployments)),
-            daemonsets: self.daemonsets.clone().filter(|_| listed(&self.synced.daemonsets)),
+            daemonsets: self
+                .daemonsets
+                .clone()
+                .filter(|_| listed(&self.synced.daemonsets)),
             served: self.served.clone(),
             ..Default::default()
         }
@@ -367,7 +373,10 @@ mod tests {
             },
             ..Default::default()
         };
-        assert!(caches.lookups().services.is_none(), "an empty cache read as truth");
+        assert!(
+            caches.lookups().services.is_none(),
+            "an empty cache read as truth"
+        );
         tx.send(true).unwrap();
         assert!(caches.lookups().services.is_some());
     }
