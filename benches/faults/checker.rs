@@ -23,11 +23,6 @@ use crate::snapshot::{AppView, read_all, short};
 #[derive(Default)]
 struct Track {
     last: Option<AppView>,
-    /// The app has been at rest once (Initialized): its primary was ready before the first
-    /// rollout. Until then the primary is being created, and the route Serin creates with it
-    /// (100/0) points at it before it is ready, as initialisation is designed (noted in
-    /// docs/reliability.md); the primary invariant applies from here on.
-    initialized: bool,
     /// The canary (primary) side is in an episode of traffic with no ready replica.
     canary_episode: bool,
     primary_episode: bool,
@@ -92,8 +87,8 @@ fn check_traffic(i: usize, v: &AppView, t: &mut Track, ledger: &Ledger) {
         );
     }
     t.canary_episode = canary_bad;
-    t.initialized |= v.settled();
-    let primary_bad = t.initialized && primary_w > 0 && v.primary_ready == 0;
+    // From the start: initialisation makes the routing only once the primary is ready.
+    let primary_bad = primary_w > 0 && v.primary_ready == 0;
     if primary_bad && !t.primary_episode {
         flag(
             ledger,

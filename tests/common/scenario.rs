@@ -88,8 +88,10 @@ pub async fn wait_phase(
         let st = c.status.clone().unwrap_or_default();
         if st.phase == phase
             && after_rev.is_none_or(|r| st.last_applied_spec.as_deref() != Some(r))
-            && (!matches!(phase, CanaryPhase::Initialized | CanaryPhase::Succeeded)
-                || target_scaled_down(client, &c).await)
+            && (!matches!(
+                phase,
+                CanaryPhase::Initialized | CanaryPhase::Succeeded | CanaryPhase::Failed
+            ) || target_scaled_down(client, &c).await)
         {
             return c;
         }
@@ -101,13 +103,25 @@ pub async fn wait_phase(
     }
 }
 
-/// Whether the Canary's Deployment target is at 0 replicas (true for other kinds). The status says
-/// Initialized (Succeeded) before the effects of that tick run (routing, then the target's
-/// scale-down), so a test that goes on to read or edit the routing waits for the last of them.
+/// Whether the Canary's target is scaled to zero: a Deployment at 0 replicas, a DaemonSet with
+/// Serin's scale-to-zero node selector. The status says Initialized (Succeeded, Failed) before
+/// the effects of that tick run (routing, then the target's scale-down), so a test that goes on
+/// to read the routing or the target waits for the last of them.
 async fn target_scaled_down(client: &kube::Client, c: &Canary) -> bool {
     let target = &c.spec.target_ref;
-    if target.kind != serin::api::TargetKind::Deployment {
-        return true;
+    if target.kind == serin::api::TargetKind::DaemonSet {
+        let api: Api<k8s_openapi::api::apps::v1::DaemonSet> =
+            Api::namespaced(client.clone(), "test");
+        return match api.get_opt(&target.name).await.unwrap() {
+            Some(d) => d
+                .spec
+                .and_then(|s| s.template.spec)
+                .and_then(|s| s.node_selector)
+                .is_some_and(|n| {
+                    n.contains_key(serin::workload::daemonset::SCALE_TO_ZERO_SELECTOR)
+                }),
+            None => true,
+        };
     }
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
     match deploys.get_opt(&target.name).await.unwrap() {
