@@ -3,6 +3,8 @@
 //! not decide (the weights come from `analysis`).
 
 pub mod affinity;
+pub mod apisix;
+pub mod apisix_objects;
 pub mod contour;
 pub mod contour_objects;
 pub mod gateway_api;
@@ -27,6 +29,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::analysis::Routes;
 use crate::api::Canary;
+pub use apisix::ApisixRouter;
 pub use contour::ContourRouter;
 pub use gateway_api::GatewayApiRouter;
 pub use istio::IstioRouter;
@@ -387,6 +390,8 @@ pub enum Router {
     Contour(ContourRouter),
     /// Traefik: weights (or mirroring) in a TraefikService.
     Traefik(TraefikRouter),
+    /// APISIX: a weighted copy of the user's ApisixRoute rule.
+    Apisix(ApisixRouter),
 }
 
 /// Calls the same method of whichever router this is.
@@ -401,6 +406,7 @@ macro_rules! dispatch {
             Router::Skipper($r) => $call,
             Router::Contour($r) => $call,
             Router::Traefik($r) => $call,
+            Router::Apisix($r) => $call,
         }
     };
 }
@@ -428,6 +434,7 @@ impl Router {
             "skipper" => Ok(Router::Skipper(SkipperRouter::new(client, lookups))),
             "contour" => Ok(Router::Contour(ContourRouter::new(client, lookups))),
             "traefik" => Ok(Router::Traefik(TraefikRouter::new(client, lookups))),
+            "apisix" => Ok(Router::Apisix(ApisixRouter::new(client, lookups))),
             other => Err(RouterError::NotImplemented(other.to_string())),
         }
     }
@@ -452,6 +459,7 @@ impl Router {
             Router::Skipper(r) => r.problems(canary).await,
             Router::Contour(r) => r.problems(canary).await,
             Router::Traefik(r) => r.problems(canary).await,
+            Router::Apisix(r) => r.problems(canary).await,
         }
     }
 
