@@ -1,4 +1,4 @@
-//! Every object the gateway routers (contour, traefik, apisix) generate, for every example Canary and
+//! Every object the gateway and mesh routers (contour, traefik, apisix, kuma) generate, for every example Canary and
 //! every strategy the router can express, validated against the official CRD schemas in
 //! ../shared/crds (structural checks and CEL rules, as kube-apiserver would), and read back.
 
@@ -122,6 +122,51 @@ fn generated_apisixroutes_satisfy_the_apisix_crd() {
                 assert_eq!(routes_of(&canary, &obj), expected, "{what}: read back");
                 ab_checked += usize::from(strategy == "ab" && has_match);
             }
+        }
+    }
+    assert!(ab_checked >= 2, "A/B examples checked: {ab_checked}");
+}
+
+#[test]
+fn generated_kuma_routes_satisfy_the_kuma_crds() {
+    use serin::router::kuma_objects::{
+        mesh_http_route, mesh_http_route_routes, traffic_route, traffic_route_routes,
+    };
+    let traffic = crd_schema("kuma/kuma.io_trafficroutes.yaml", "v1alpha1");
+    let mesh_http = crd_schema("kuma/kuma.io_meshhttproutes.yaml", "v1alpha1");
+    let mut ab_checked = 0;
+    for (file, canary) in example_canaries("kuma") {
+        let has_match = canary.spec.analysis.r#match.iter().flatten().count() > 0;
+        for (strategy, routes) in strategies() {
+            let what = format!("{file} {strategy}");
+            if !routes.mirror && !routes.ab_match {
+                // TrafficRoute splits by weight only (validation refuses the rest on it).
+                let obj = traffic_route(&canary, routes);
+                assert_valid(&traffic, &obj, &what);
+                assert_eq!(
+                    traffic_route_routes(&canary, &obj),
+                    routes,
+                    "{what}: read back"
+                );
+            }
+            if strategy == "ab" && has_match && !match_expressible(&canary, "kuma") {
+                continue;
+            }
+            for owned in [true, false] {
+                let obj = mesh_http_route(&canary, routes, owned.then(owner));
+                assert_valid(&mesh_http, &obj, &what);
+            }
+            let obj = mesh_http_route(&canary, routes, Some(owner()));
+            let expected = Routes {
+                ab_match: routes.ab_match && has_match,
+                ..routes
+            };
+            assert_eq!(
+                mesh_http_route_routes(&canary, &obj),
+                expected,
+                "{what}: read back"
+            );
+            ab_checked += usize::from(strategy == "ab" && has_match);
         }
     }
     assert!(ab_checked >= 2, "A/B examples checked: {ab_checked}");

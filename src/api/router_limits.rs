@@ -42,9 +42,12 @@ pub(super) fn check(errs: &mut Errors, provider: &str, canary: &Canary) {
     if provider == "apisix" {
         check_apisix(errs, canary);
     }
+    if matches!(provider, "apisix" | "kuma") {
+        check_header_and_query_matches(errs, provider, canary);
+    }
     if matches!(
         provider,
-        "nginx" | "skipper" | "contour" | "traefik" | "apisix"
+        "nginx" | "skipper" | "contour" | "traefik" | "apisix" | "kuma"
     ) && a.session_affinity.is_some()
     {
         errs.add(
@@ -72,8 +75,7 @@ pub(super) fn check(errs: &mut Errors, provider: &str, canary: &Canary) {
     }
 }
 
-/// APISIX copies a rule of the user's ApisixRoute (`spec.routeRef`), and matches requests by
-/// header and query parameter expressions.
+/// APISIX copies a rule of the user's ApisixRoute (`spec.routeRef`).
 fn check_apisix(errs: &mut Errors, canary: &Canary) {
     match &canary.spec.route_ref {
         None => errs.add(
@@ -86,10 +88,15 @@ fn check_apisix(errs: &mut Errors, canary: &Canary) {
         ),
         Some(_) => {}
     }
+}
+
+/// APISIX and Kuma match requests by headers and query parameters only.
+fn check_header_and_query_matches(errs: &mut Errors, provider: &str, canary: &Canary) {
+    let name = if provider == "kuma" { "Kuma" } else { "APISIX" };
     for (i, m) in canary.spec.analysis.r#match.iter().flatten().enumerate() {
         let path = format!("spec.analysis.match[{i}]");
         if m.source_labels.is_some() {
-            errs.add(format!("{path}.sourceLabels"), "APISIX routes by request headers and query parameters; it cannot match the calling workload");
+            errs.add(format!("{path}.sourceLabels"), format!("{name} routes by request headers and query parameters; it cannot match the calling workload"));
         }
         let conditions = m.headers.as_ref().map_or(0, |h| h.len())
             + m.query_params.as_ref().map_or(0, |q| q.len());

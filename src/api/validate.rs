@@ -25,6 +25,7 @@ pub const SUPPORTED_PROVIDERS: &[&str] = &[
     "contour",
     "traefik",
     "apisix",
+    "kuma",
 ];
 
 /// Providers Flagger knows that Serin does not implement (yet): reported distinctly from typos.
@@ -33,7 +34,6 @@ pub const FLAGGER_ONLY_PROVIDERS: &[&str] = &[
     "appmesh:v1beta2",
     "gloo",
     "knative",
-    "kuma",
     "osm",
     "smi:v1alpha1",
     "smi:v1alpha2",

@@ -102,6 +102,7 @@ pub fn needed_for(provider: &str, secret_tracking: bool) -> Vec<Vec<Rule>> {
         "contour" => vec![router("contour")],
         "traefik" => vec![router("traefik")],
         "apisix" => vec![router("apisix")],
+        "kuma" => vec![router("kuma")],
         _ => vec![Vec::new()],
     };
     routers
@@ -202,6 +203,7 @@ mod tests {
             ("contour", "httpproxies"),
             ("traefik", "traefikservices"),
             ("apisix", "apisixroutes"),
+            ("kuma", "trafficroutes"),
         ] {
             let sets = resources(needed_for(provider, true));
             assert_eq!(sets.len(), 1, "{provider}");

@@ -18,6 +18,7 @@ pub fn all() -> Vec<Rule> {
         crate::router::contour::RBAC,
         crate::router::traefik::RBAC,
         crate::router::apisix::RBAC,
+        crate::router::kuma::RBAC,
         crate::router::smi::RBAC,
         crate::controller::leader::RBAC,
         crate::controller::preflight::RBAC,
@@ -38,6 +39,7 @@ pub const ROUTERS: &[&str] = &[
     "contour",
     "traefik",
     "apisix",
+    "kuma",
 ];
 
 /// Integrations the chart can grant (`integrations.<name>` values, off by default).

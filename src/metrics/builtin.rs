@@ -63,6 +63,13 @@ pub fn query(provider: &str, name: &str) -> Option<String> {
             r#"envoy_response_code!~"5.*""#,
             "",
         ),
+        "kuma" => (
+            "envoy_cluster_upstream_rq",
+            "envoy_cluster_upstream_rq_time_bucket",
+            r#"kuma_io_service=~"{{ service }}-canary_{{ namespace }}_svc_[0-9a-zA-Z-]+""#,
+            r#"envoy_response_code!~"5.*""#,
+            "",
+        ),
         "traefik" => (
             "traefik_service_request_duration_seconds_bucket",
             "traefik_service_request_duration_seconds_bucket",
@@ -281,6 +288,23 @@ mod tests {
             for_model("nginx", raw.clone()),
             raw,
             "other providers keep the names"
+        );
+    }
+
+    #[test]
+    fn kuma_queries_select_the_canary_service_tag() {
+        let tag = r#"kuma_io_service=~"podinfo-canary_test_svc_[0-9a-zA-Z-]+""#;
+        assert_eq!(
+            rendered("kuma", SUCCESS_RATE),
+            format!(
+                r#"sum(rate(envoy_cluster_upstream_rq{{{tag},envoy_response_code!~"5.*"}}[1m])) / sum(rate(envoy_cluster_upstream_rq{{{tag}}}[1m])) * 100"#
+            )
+        );
+        assert_eq!(
+            rendered("kuma", DURATION),
+            format!(
+                r#"histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{{{tag}}}[1m])) by (le))"#
+            )
         );
     }
 

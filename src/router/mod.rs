@@ -12,6 +12,8 @@ pub mod gateway_api_route;
 pub mod istio;
 pub mod istio_objects;
 pub mod kubernetes;
+pub mod kuma;
+pub mod kuma_objects;
 pub mod linkerd;
 pub mod nginx;
 pub mod nginx_objects;
@@ -34,6 +36,7 @@ pub use contour::ContourRouter;
 pub use gateway_api::GatewayApiRouter;
 pub use istio::IstioRouter;
 pub use kubernetes::KubernetesRouter;
+pub use kuma::KumaRouter;
 pub use nginx::NginxRouter;
 pub use skipper::SkipperRouter;
 pub use traefik::TraefikRouter;
@@ -392,6 +395,8 @@ pub enum Router {
     Traefik(TraefikRouter),
     /// APISIX: a weighted copy of the user's ApisixRoute rule.
     Apisix(ApisixRouter),
+    /// Kuma: a TrafficRoute (Kuma <= 2.14) or a MeshHTTPRoute.
+    Kuma(KumaRouter),
 }
 
 /// Calls the same method of whichever router this is.
@@ -407,6 +412,7 @@ macro_rules! dispatch {
             Router::Contour($r) => $call,
             Router::Traefik($r) => $call,
             Router::Apisix($r) => $call,
+            Router::Kuma($r) => $call,
         }
     };
 }
@@ -435,6 +441,7 @@ impl Router {
             "contour" => Ok(Router::Contour(ContourRouter::new(client, lookups))),
             "traefik" => Ok(Router::Traefik(TraefikRouter::new(client, lookups))),
             "apisix" => Ok(Router::Apisix(ApisixRouter::new(client, lookups))),
+            "kuma" => Ok(Router::Kuma(KumaRouter::new(client, lookups))),
             other => Err(RouterError::NotImplemented(other.to_string())),
         }
     }
@@ -460,6 +467,7 @@ impl Router {
             Router::Contour(r) => r.problems(canary).await,
             Router::Traefik(r) => r.problems(canary).await,
             Router::Apisix(r) => r.problems(canary).await,
+            Router::Kuma(r) => r.problems(canary).await,
         }
     }
 
