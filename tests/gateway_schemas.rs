@@ -1,4 +1,4 @@
-//! Every object the gateway routers (contour, traefik) generate, for every example Canary and
+//! Every object the gateway and mesh routers (contour, traefik, apisix, kuma) generate, for every example Canary and
 //! every strategy the router can express, validated against the official CRD schemas in
 //! ../shared/crds (structural checks and CEL rules, as kube-apiserver would), and read back.
 
@@ -63,4 +63,111 @@ fn generated_traefikservices_satisfy_the_traefik_crd() {
             assert_eq!(routes_of(&canary, &obj), routes, "{what}: read back");
         }
     }
+}
+
+/// The user's ApisixRoutes Serin copies from: the one in examples/apisix.yaml, and one with
+/// expressions of its own, a named port and a mirror plugin of the user's.
+fn user_apisix_routes() -> Vec<serde_json::Value> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/apisix.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let docs = serin::manifest::parse_documents(&text).unwrap();
+    let example = docs
+        .into_iter()
+        .find(|d| d["kind"] == "ApisixRoute")
+        .unwrap();
+    let rich = serde_json::json!({"apiVersion": "apisix.apache.org/v2", "kind": "ApisixRoute",
+    "metadata": {"name": "podinfo"}, "spec": {"http": [
+        {"name": "static", "match": {"paths": ["/static/*"]},
+         "backends": [{"serviceName": "cdn", "servicePort": 80}]},
+        {"name": "api", "priority": 3, "timeout": {"read": "30s"},
+         "match": {"paths": ["/api/*"], "exprs": [{"subject": {"scope": "Path"}, "op": "RegexMatch", "value": "^/api/v[12]/"}]},
+         "plugins": [{"name": "proxy-mirror", "enable": true, "config": {"host": "http://shadow:80"}}],
+         "backends": [{"serviceName": "podinfo", "servicePort": "http", "subset": "v1", "resolveGranularity": "endpoints"}]}
+    ]}});
+    vec![example, rich]
+}
+
+#[test]
+fn generated_apisixroutes_satisfy_the_apisix_crd() {
+    use serin::router::apisix_objects::{apisix_route, routes_of, source_rule};
+    let schema = crd_schema("apisix/apisix.apache.org_apisixroutes.yaml", "v2");
+    let mut ab_checked = 0;
+    for user in user_apisix_routes() {
+        assert_valid(&schema, &user, "the user's ApisixRoute");
+        for (file, mut canary) in example_canaries("apisix") {
+            canary.spec.route_ref = Some(
+                serde_json::from_value(serde_json::json!({
+                "apiVersion": "apisix.apache.org/v2", "kind": "ApisixRoute", "name": "podinfo"}))
+                .unwrap(),
+            );
+            // The user's rule sends to this Canary's apex.
+            let text = user.to_string().replace(
+                r#""serviceName":"podinfo""#,
+                &format!(r#""serviceName":"{}""#, canary.apex_name()),
+            );
+            let user: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let has_match = canary.spec.analysis.r#match.iter().flatten().count() > 0;
+            let source = source_rule(&canary, &user).unwrap();
+            for (strategy, routes) in strategies() {
+                if strategy == "ab" && has_match && !match_expressible(&canary, "apisix") {
+                    continue;
+                }
+                let what = format!("{file} {strategy}");
+                let obj = apisix_route(&canary, source, routes, Some(owner()));
+                assert_valid(&schema, &obj, &what);
+                let expected = Routes {
+                    ab_match: routes.ab_match && has_match,
+                    ..routes
+                };
+                assert_eq!(routes_of(&canary, &obj), expected, "{what}: read back");
+                ab_checked += usize::from(strategy == "ab" && has_match);
+            }
+        }
+    }
+    assert!(ab_checked >= 2, "A/B examples checked: {ab_checked}");
+}
+
+#[test]
+fn generated_kuma_routes_satisfy_the_kuma_crds() {
+    use serin::router::kuma_objects::{
+        mesh_http_route, mesh_http_route_routes, traffic_route, traffic_route_routes,
+    };
+    let traffic = crd_schema("kuma/kuma.io_trafficroutes.yaml", "v1alpha1");
+    let mesh_http = crd_schema("kuma/kuma.io_meshhttproutes.yaml", "v1alpha1");
+    let mut ab_checked = 0;
+    for (file, canary) in example_canaries("kuma") {
+        let has_match = canary.spec.analysis.r#match.iter().flatten().count() > 0;
+        for (strategy, routes) in strategies() {
+            let what = format!("{file} {strategy}");
+            if !routes.mirror && !routes.ab_match {
+                // TrafficRoute splits by weight only (validation refuses the rest on it).
+                let obj = traffic_route(&canary, routes);
+                assert_valid(&traffic, &obj, &what);
+                assert_eq!(
+                    traffic_route_routes(&canary, &obj),
+                    routes,
+                    "{what}: read back"
+                );
+            }
+            if strategy == "ab" && has_match && !match_expressible(&canary, "kuma") {
+                continue;
+            }
+            for owned in [true, false] {
+                let obj = mesh_http_route(&canary, routes, owned.then(owner));
+                assert_valid(&mesh_http, &obj, &what);
+            }
+            let obj = mesh_http_route(&canary, routes, Some(owner()));
+            let expected = Routes {
+                ab_match: routes.ab_match && has_match,
+                ..routes
+            };
+            assert_eq!(
+                mesh_http_route_routes(&canary, &obj),
+                expected,
+                "{what}: read back"
+            );
+            ab_checked += usize::from(strategy == "ab" && has_match);
+        }
+    }
+    assert!(ab_checked >= 2, "A/B examples checked: {ab_checked}");
 }

@@ -39,8 +39,16 @@ pub(super) fn check(errs: &mut Errors, provider: &str, canary: &Canary) {
             format!("the {provider} provider cannot mirror traffic (its Ingress annotations have no mirroring); use istio, gatewayapi, contour or traefik"),
         );
     }
-    if matches!(provider, "nginx" | "skipper" | "contour" | "traefik")
-        && a.session_affinity.is_some()
+    if provider == "apisix" {
+        check_apisix(errs, canary);
+    }
+    if matches!(provider, "apisix" | "kuma") {
+        check_header_and_query_matches(errs, provider, canary);
+    }
+    if matches!(
+        provider,
+        "nginx" | "skipper" | "contour" | "traefik" | "apisix" | "kuma"
+    ) && a.session_affinity.is_some()
     {
         errs.add(
             "spec.analysis.sessionAffinity",
@@ -64,6 +72,37 @@ pub(super) fn check(errs: &mut Errors, provider: &str, canary: &Canary) {
             "spec.analysis.match",
             "the skipper provider splits traffic by backend weights only: its predicates apply to every route of the Ingress, so requests cannot be sent to the canary by match (as in Flagger); A/B testing needs nginx, istio, gatewayapi or contour",
         );
+    }
+}
+
+/// APISIX copies a rule of the user's ApisixRoute (`spec.routeRef`).
+fn check_apisix(errs: &mut Errors, canary: &Canary) {
+    match &canary.spec.route_ref {
+        None => errs.add(
+            "spec.routeRef",
+            "the apisix provider copies a rule of your ApisixRoute: name it here (apiVersion apisix.apache.org/v2, kind ApisixRoute)",
+        ),
+        Some(r) if r.kind != "ApisixRoute" => errs.add(
+            "spec.routeRef.kind",
+            format!("'{}' is not an ApisixRoute; the apisix provider copies a rule of an ApisixRoute (apisix.apache.org/v2)", r.kind),
+        ),
+        Some(_) => {}
+    }
+}
+
+/// APISIX and Kuma match requests by headers and query parameters only.
+fn check_header_and_query_matches(errs: &mut Errors, provider: &str, canary: &Canary) {
+    let name = if provider == "kuma" { "Kuma" } else { "APISIX" };
+    for (i, m) in canary.spec.analysis.r#match.iter().flatten().enumerate() {
+        let path = format!("spec.analysis.match[{i}]");
+        if m.source_labels.is_some() {
+            errs.add(format!("{path}.sourceLabels"), format!("{name} routes by request headers and query parameters; it cannot match the calling workload"));
+        }
+        let conditions = m.headers.as_ref().map_or(0, |h| h.len())
+            + m.query_params.as_ref().map_or(0, |q| q.len());
+        if conditions == 0 {
+            errs.add(path, "an entry without a header or query parameter condition would send every request to the canary");
+        }
     }
 }
 
@@ -323,6 +362,44 @@ mod tests {
             [
                 "spec.ingressRef.kind: 'Service' is not Ingress; the skipper provider routes through an Ingress"
             ]
+        );
+    }
+
+    #[test]
+    fn apisix_copies_an_apisixroute_and_matches_headers_and_query_parameters() {
+        let route = serde_json::json!({"routeRef": {"apiVersion": "apisix.apache.org/v2", "kind": "ApisixRoute", "name": "web"}});
+        assert!(errors("apisix", route.clone()).is_empty());
+        let mut ab = route.clone();
+        ab["analysis"] = serde_json::json!({"mirror": true, "match": [
+            {"headers": {"x": {"suffix": "1"}}, "queryParams": {"q": {"regex": "a.*"}}}]});
+        assert!(
+            errors("apisix", ab).is_empty(),
+            "A/B and mirroring on a copied rule"
+        );
+        assert_eq!(
+            errors("apisix", serde_json::json!({})),
+            [
+                "spec.routeRef: the apisix provider copies a rule of your ApisixRoute: name it here (apiVersion apisix.apache.org/v2, kind ApisixRoute)"
+            ]
+        );
+        let mut bad = route;
+        bad["routeRef"]["kind"] = serde_json::json!("HTTPRoute");
+        bad["analysis"] = serde_json::json!({"sessionAffinity": {"cookieName": "c"}, "match": [
+            {"sourceLabels": {"app": "web"}}]});
+        assert_eq!(
+            errors("apisix", bad),
+            [
+                "spec.routeRef.kind: 'HTTPRoute' is not an ApisixRoute; the apisix provider copies a rule of an ApisixRoute (apisix.apache.org/v2)",
+                "spec.analysis.match[0].sourceLabels: APISIX routes by request headers and query parameters; it cannot match the calling workload",
+                "spec.analysis.match[0]: an entry without a header or query parameter condition would send every request to the canary",
+                "spec.analysis.sessionAffinity: the apisix provider cannot pin clients to a side by cookie; session affinity needs istio or gatewayapi",
+            ]
+        );
+        // Gateway API's routeRef is still an HTTPRoute or GRPCRoute.
+        let apisix_ref = serde_json::json!({"routeRef": {"apiVersion": "apisix.apache.org/v2", "kind": "ApisixRoute", "name": "web"}});
+        assert_eq!(
+            errors("gatewayapi", apisix_ref),
+            ["spec.routeRef.kind: 'ApisixRoute' cannot be adopted; use HTTPRoute or GRPCRoute"]
         );
     }
 

@@ -30,7 +30,8 @@ pub(super) fn check_routing(errs: &mut Errors, provider: &str, canary: &Canary) 
             );
         }
     }
-    if canary.spec.route_ref.is_some() {
+    // APISIX's routeRef is the route Serin copies, not one it adopts: its copy carries all.
+    if canary.spec.route_ref.is_some() && provider != "apisix" {
         if has_match {
             errs.add("spec.analysis.match", "an adopted route (spec.routeRef) only has its weights changed; A/B matches need Serin's own route (remove spec.routeRef)");
         }

@@ -24,16 +24,16 @@ pub const SUPPORTED_PROVIDERS: &[&str] = &[
     "skipper",
     "contour",
     "traefik",
+    "apisix",
+    "kuma",
 ];
 
 /// Providers Flagger knows that Serin does not implement (yet): reported distinctly from typos.
 pub const FLAGGER_ONLY_PROVIDERS: &[&str] = &[
-    "apisix",
     "appmesh",
     "appmesh:v1beta2",
     "gloo",
     "knative",
-    "kuma",
     "osm",
     "smi:v1alpha1",
     "smi:v1alpha2",
@@ -174,6 +174,7 @@ pub fn validate_for(canary: &Canary, provider: &str) -> Result<(), Vec<FieldErro
         errs.http_url("spec.metricsServer", server);
     }
     if let Some(route) = &spec.route_ref
+        && provider != "apisix"
         && !matches!(route.kind.as_str(), "HTTPRoute" | "GRPCRoute")
     {
         errs.add(
@@ -212,12 +213,31 @@ pub fn validate_for(canary: &Canary, provider: &str) -> Result<(), Vec<FieldErro
     errs.finish()
 }
 
+/// Flagger providers whose project is retired upstream, with what to move to: one sentence each
+/// rather than a generic "unsupported" (issue 18).
+fn retired(provider: &str) -> Option<&'static str> {
+    match provider.split(':').next() {
+        Some("appmesh") => Some(
+            "AWS App Mesh is discontinued (since 2026-09-30); route with gatewayapi (Amazon VPC Lattice or any other Gateway API implementation) or linkerd instead",
+        ),
+        Some("osm") => Some(
+            "Open Service Mesh is retired (the project was archived in 2023); route with linkerd or gatewayapi instead",
+        ),
+        Some("smi") => Some(
+            "the SMI specification is retired (archived in 2023); use linkerd, which writes SMI TrafficSplits itself where Linkerd has no Gateway API, or gatewayapi",
+        ),
+        _ => None,
+    }
+}
+
 fn check_provider(errs: &mut Errors, provider: &str) {
     if SUPPORTED_PROVIDERS.contains(&provider) {
         return;
     }
     let supported = SUPPORTED_PROVIDERS.join(", ");
-    if FLAGGER_ONLY_PROVIDERS.contains(&provider) {
+    if let Some(why) = retired(provider) {
+        errs.add("spec.provider", format!("'{provider}': {why}"));
+    } else if FLAGGER_ONLY_PROVIDERS.contains(&provider) {
         errs.add(
             "spec.provider",
             format!(

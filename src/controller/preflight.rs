@@ -101,6 +101,8 @@ pub fn needed_for(provider: &str, secret_tracking: bool) -> Vec<Vec<Rule>> {
         "skipper" => vec![router("skipper")],
         "contour" => vec![router("contour")],
         "traefik" => vec![router("traefik")],
+        "apisix" => vec![router("apisix")],
+        "kuma" => vec![router("kuma")],
         _ => vec![Vec::new()],
     };
     routers
@@ -200,6 +202,8 @@ mod tests {
             ("skipper", "ingresses"),
             ("contour", "httpproxies"),
             ("traefik", "traefikservices"),
+            ("apisix", "apisixroutes"),
+            ("kuma", "trafficroutes"),
         ] {
             let sets = resources(needed_for(provider, true));
             assert_eq!(sets.len(), 1, "{provider}");

@@ -17,6 +17,8 @@ pub fn all() -> Vec<Rule> {
         crate::router::skipper::RBAC,
         crate::router::contour::RBAC,
         crate::router::traefik::RBAC,
+        crate::router::apisix::RBAC,
+        crate::router::kuma::RBAC,
         crate::router::smi::RBAC,
         crate::controller::leader::RBAC,
         crate::controller::preflight::RBAC,
@@ -36,6 +38,8 @@ pub const ROUTERS: &[&str] = &[
     "skipper",
     "contour",
     "traefik",
+    "apisix",
+    "kuma",
 ];
 
 /// Integrations the chart can grant (`integrations.<name>` values, off by default).

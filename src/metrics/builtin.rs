@@ -63,6 +63,13 @@ pub fn query(provider: &str, name: &str) -> Option<String> {
             r#"envoy_response_code!~"5.*""#,
             "",
         ),
+        "kuma" => (
+            "envoy_cluster_upstream_rq",
+            "envoy_cluster_upstream_rq_time_bucket",
+            r#"kuma_io_service=~"{{ service }}-canary_{{ namespace }}_svc_[0-9a-zA-Z-]+""#,
+            r#"envoy_response_code!~"5.*""#,
+            "",
+        ),
         "traefik" => (
             "traefik_service_request_duration_seconds_bucket",
             "traefik_service_request_duration_seconds_bucket",
@@ -72,6 +79,7 @@ pub fn query(provider: &str, name: &str) -> Option<String> {
         ),
         "nginx" => return nginx(name),
         "skipper" => return skipper(name),
+        "apisix" => return apisix(name),
         _ => return None,
     };
     match name {
@@ -115,6 +123,23 @@ fn skipper(name: &str) -> Option<String> {
         )),
         DURATION => Some(format!(
             "sum(rate(skipper_serve_route_duration_seconds_sum{{{route}}}[{{{{ interval }}}}])) / sum(rate(skipper_serve_route_duration_seconds_count{{{route}}}[{{{{ interval }}}}])) * 1000"
+        )),
+        _ => None,
+    }
+}
+
+/// APISIX labels its metrics with the route the ingress controller made of Serin's ApisixRoute
+/// (`<namespace>_<routeRef>-<apex>-canary_<rule>`), which carries both sides' requests, as in
+/// Flagger (whose query names the target where the route is named after the apex); latency
+/// buckets are in milliseconds.
+fn apisix(name: &str) -> Option<String> {
+    let route = r#"route=~"{{ namespace }}_{{ route }}-{{ service }}-canary_.+""#;
+    match name {
+        SUCCESS_RATE => Some(success_rate("apisix_http_status", route, r#"code!~"5..""#)),
+        DURATION => Some(p99(
+            "apisix_http_latency_bucket",
+            &format!(r#"type="request",{route}"#),
+            "",
         )),
         _ => None,
     }
@@ -263,6 +288,40 @@ mod tests {
             for_model("nginx", raw.clone()),
             raw,
             "other providers keep the names"
+        );
+    }
+
+    #[test]
+    fn kuma_queries_select_the_canary_service_tag() {
+        let tag = r#"kuma_io_service=~"podinfo-canary_test_svc_[0-9a-zA-Z-]+""#;
+        assert_eq!(
+            rendered("kuma", SUCCESS_RATE),
+            format!(
+                r#"sum(rate(envoy_cluster_upstream_rq{{{tag},envoy_response_code!~"5.*"}}[1m])) / sum(rate(envoy_cluster_upstream_rq{{{tag}}}[1m])) * 100"#
+            )
+        );
+        assert_eq!(
+            rendered("kuma", DURATION),
+            format!(
+                r#"histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{{{tag}}}[1m])) by (le))"#
+            )
+        );
+    }
+
+    #[test]
+    fn apisix_queries_name_serins_copy_of_the_route() {
+        let route = r#"route=~"test_podinfo-podinfo-canary_.+""#;
+        assert_eq!(
+            rendered("apisix", SUCCESS_RATE),
+            format!(
+                r#"sum(rate(apisix_http_status{{{route},code!~"5.."}}[1m])) / sum(rate(apisix_http_status{{{route}}}[1m])) * 100"#
+            )
+        );
+        assert_eq!(
+            rendered("apisix", DURATION),
+            format!(
+                r#"histogram_quantile(0.99, sum(rate(apisix_http_latency_bucket{{type="request",{route}}}[1m])) by (le))"#
+            )
         );
     }
 

@@ -3,6 +3,8 @@
 //! not decide (the weights come from `analysis`).
 
 pub mod affinity;
+pub mod apisix;
+pub mod apisix_objects;
 pub mod contour;
 pub mod contour_objects;
 pub mod gateway_api;
@@ -10,6 +12,8 @@ pub mod gateway_api_route;
 pub mod istio;
 pub mod istio_objects;
 pub mod kubernetes;
+pub mod kuma;
+pub mod kuma_objects;
 pub mod linkerd;
 pub mod nginx;
 pub mod nginx_objects;
@@ -27,10 +31,12 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::analysis::Routes;
 use crate::api::Canary;
+pub use apisix::ApisixRouter;
 pub use contour::ContourRouter;
 pub use gateway_api::GatewayApiRouter;
 pub use istio::IstioRouter;
 pub use kubernetes::KubernetesRouter;
+pub use kuma::KumaRouter;
 pub use nginx::NginxRouter;
 pub use skipper::SkipperRouter;
 pub use traefik::TraefikRouter;
@@ -387,6 +393,10 @@ pub enum Router {
     Contour(ContourRouter),
     /// Traefik: weights (or mirroring) in a TraefikService.
     Traefik(TraefikRouter),
+    /// APISIX: a weighted copy of the user's ApisixRoute rule.
+    Apisix(ApisixRouter),
+    /// Kuma: a TrafficRoute (Kuma <= 2.14) or a MeshHTTPRoute.
+    Kuma(KumaRouter),
 }
 
 /// Calls the same method of whichever router this is.
@@ -401,6 +411,8 @@ macro_rules! dispatch {
             Router::Skipper($r) => $call,
             Router::Contour($r) => $call,
             Router::Traefik($r) => $call,
+            Router::Apisix($r) => $call,
+            Router::Kuma($r) => $call,
         }
     };
 }
@@ -428,6 +440,8 @@ impl Router {
             "skipper" => Ok(Router::Skipper(SkipperRouter::new(client, lookups))),
             "contour" => Ok(Router::Contour(ContourRouter::new(client, lookups))),
             "traefik" => Ok(Router::Traefik(TraefikRouter::new(client, lookups))),
+            "apisix" => Ok(Router::Apisix(ApisixRouter::new(client, lookups))),
+            "kuma" => Ok(Router::Kuma(KumaRouter::new(client, lookups))),
             other => Err(RouterError::NotImplemented(other.to_string())),
         }
     }
@@ -452,6 +466,8 @@ impl Router {
             Router::Skipper(r) => r.problems(canary).await,
             Router::Contour(r) => r.problems(canary).await,
             Router::Traefik(r) => r.problems(canary).await,
+            Router::Apisix(r) => r.problems(canary).await,
+            Router::Kuma(r) => r.problems(canary).await,
         }
     }
 
