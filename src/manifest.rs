@@ -244,7 +244,7 @@ spec:
         );
         let text = GOOD.replace("provider: istio", "provider: appmesh");
         let errors = &check_text(&text, "kubernetes").unwrap()[0].errors;
-        assert_eq!(errors, &vec!["spec.provider: 'appmesh' is a Flagger provider Serin does not support; use one of kubernetes, gatewayapi, gatewayapi:v1, gatewayapi:v1beta1, istio, linkerd, nginx, skipper, contour, traefik".to_string()]);
+        assert_eq!(errors, &vec!["spec.provider: 'appmesh' is a Flagger provider Serin does not support; use one of kubernetes, gatewayapi, gatewayapi:v1, gatewayapi:v1beta1, istio, linkerd, nginx, skipper, contour, traefik, gloo".to_string()]);
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub const SUPPORTED_PROVIDERS: &[&str] = &[
     "skipper",
     "contour",
     "traefik",
+    "gloo",
 ];
 
 /// Providers Flagger knows that Serin does not implement (yet): reported distinctly from typos.
@@ -31,7 +32,6 @@ pub const FLAGGER_ONLY_PROVIDERS: &[&str] = &[
     "apisix",
     "appmesh",
     "appmesh:v1beta2",
-    "gloo",
     "knative",
     "kuma",
     "osm",

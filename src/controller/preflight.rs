@@ -101,6 +101,7 @@ pub fn needed_for(provider: &str, secret_tracking: bool) -> Vec<Vec<Rule>> {
         "skipper" => vec![router("skipper")],
         "contour" => vec![router("contour")],
         "traefik" => vec![router("traefik")],
+        "gloo" => vec![router("gloo")],
         _ => vec![Vec::new()],
     };
     routers
@@ -200,6 +201,7 @@ mod tests {
             ("skipper", "ingresses"),
             ("contour", "httpproxies"),
             ("traefik", "traefikservices"),
+            ("gloo", "routetables"),
         ] {
             let sets = resources(needed_for(provider, true));
             assert_eq!(sets.len(), 1, "{provider}");

@@ -17,6 +17,7 @@ pub fn all() -> Vec<Rule> {
         crate::router::skipper::RBAC,
         crate::router::contour::RBAC,
         crate::router::traefik::RBAC,
+        crate::router::gloo::RBAC,
         crate::router::smi::RBAC,
         crate::controller::leader::RBAC,
         crate::controller::preflight::RBAC,
@@ -36,6 +37,7 @@ pub const ROUTERS: &[&str] = &[
     "skipper",
     "contour",
     "traefik",
+    "gloo",
 ];
 
 /// Integrations the chart can grant (`integrations.<name>` values, off by default).

@@ -7,6 +7,8 @@ pub mod contour;
 pub mod contour_objects;
 pub mod gateway_api;
 pub mod gateway_api_route;
+pub mod gloo;
+pub mod gloo_objects;
 pub mod istio;
 pub mod istio_objects;
 pub mod kubernetes;
@@ -29,6 +31,7 @@ use crate::analysis::Routes;
 use crate::api::Canary;
 pub use contour::ContourRouter;
 pub use gateway_api::GatewayApiRouter;
+pub use gloo::GlooRouter;
 pub use istio::IstioRouter;
 pub use kubernetes::KubernetesRouter;
 pub use nginx::NginxRouter;
@@ -387,6 +390,8 @@ pub enum Router {
     Contour(ContourRouter),
     /// Traefik: weights (or mirroring) in a TraefikService.
     Traefik(TraefikRouter),
+    /// Gloo: weights in a RouteTable over two Upstreams.
+    Gloo(GlooRouter),
 }
 
 /// Calls the same method of whichever router this is.
@@ -401,6 +406,7 @@ macro_rules! dispatch {
             Router::Skipper($r) => $call,
             Router::Contour($r) => $call,
             Router::Traefik($r) => $call,
+            Router::Gloo($r) => $call,
         }
     };
 }
@@ -428,6 +434,7 @@ impl Router {
             "skipper" => Ok(Router::Skipper(SkipperRouter::new(client, lookups))),
             "contour" => Ok(Router::Contour(ContourRouter::new(client, lookups))),
             "traefik" => Ok(Router::Traefik(TraefikRouter::new(client, lookups))),
+            "gloo" => Ok(Router::Gloo(GlooRouter::new(client, lookups))),
             other => Err(RouterError::NotImplemented(other.to_string())),
         }
     }
@@ -452,6 +459,7 @@ impl Router {
             Router::Skipper(r) => r.problems(canary).await,
             Router::Contour(r) => r.problems(canary).await,
             Router::Traefik(r) => r.problems(canary).await,
+            Router::Gloo(r) => r.problems(canary).await,
         }
     }
 

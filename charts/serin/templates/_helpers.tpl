@@ -80,6 +80,7 @@ Linkerd runs on the Gateway API or SMI); empty for kubernetes, which needs none.
 {{- else if eq . "skipper" }}skipper
 {{- else if eq . "contour" }}contour
 {{- else if eq . "traefik" }}traefik
+{{- else if eq . "gloo" }}gloo
 {{- end }}
 {{- end }}
 
