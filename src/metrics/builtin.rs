@@ -63,10 +63,12 @@ pub fn query(provider: &str, name: &str) -> Option<String> {
             r#"envoy_response_code!~"5.*""#,
             "",
         ),
+        // Gloo names an Upstream's Envoy cluster `<upstream>_<namespace>`; Prometheus anchors
+        // the regex, so the `_<namespace>` part must be matched too (as Flagger's query does).
         "gloo" => (
             "envoy_cluster_upstream_rq",
             "envoy_cluster_upstream_rq_time_bucket",
-            r#"envoy_cluster_name=~"{{ namespace }}-{{ target }}-canaryupstream-[0-9a-zA-Z-]+""#,
+            r#"envoy_cluster_name=~"{{ namespace }}-{{ target }}-canaryupstream-[0-9a-zA-Z-]+_[0-9a-zA-Z-]+""#,
             r#"envoy_response_code!~"5.*""#,
             "",
         ),
@@ -241,11 +243,11 @@ mod tests {
     fn gloo_queries_select_the_canary_upstream_as_flagger() {
         assert_eq!(
             rendered("gloo", SUCCESS_RATE),
-            r#"sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"test-podinfo-canaryupstream-[0-9a-zA-Z-]+",envoy_response_code!~"5.*"}[1m])) / sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"test-podinfo-canaryupstream-[0-9a-zA-Z-]+"}[1m])) * 100"#
+            r#"sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"test-podinfo-canaryupstream-[0-9a-zA-Z-]+_[0-9a-zA-Z-]+",envoy_response_code!~"5.*"}[1m])) / sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"test-podinfo-canaryupstream-[0-9a-zA-Z-]+_[0-9a-zA-Z-]+"}[1m])) * 100"#
         );
         assert_eq!(
             rendered("gloo", DURATION),
-            r#"histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=~"test-podinfo-canaryupstream-[0-9a-zA-Z-]+"}[1m])) by (le))"#
+            r#"histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=~"test-podinfo-canaryupstream-[0-9a-zA-Z-]+_[0-9a-zA-Z-]+"}[1m])) by (le))"#
         );
     }
 
