@@ -202,6 +202,7 @@ mod tests {
             ("contour", "httpproxies"),
             ("traefik", "traefikservices"),
             ("gloo", "routetables"),
+            ("gloo", "upstreams"),
         ] {
             let sets = resources(needed_for(provider, true));
             assert_eq!(sets.len(), 1, "{provider}");
