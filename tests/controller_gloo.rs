@@ -2,9 +2,9 @@
 //! installed: a mirrored canary run with the weights observed at each step and the built-in
 //! checks answered by a real Prometheus from the canary Upstream's Envoy cluster, an A/B run with
 //! its match routes, rollbacks on failing metrics and on a canary that never becomes ready, a hand
-//! edit repaired, all traffic to the target on deletion, a user's RouteTable taken over and given
-//! back whole, and a cluster without Gloo or a missing template Upstream refused before anything
-//! is made.
+//! edit repaired (with the Upstreams as the template is now), all traffic to the target on
+//! deletion, a user's RouteTable taken over and given back whole, and a cluster without Gloo or a
+//! missing template Upstream refused before anything is made.
 
 mod common;
 
@@ -158,16 +158,13 @@ async fn a_mirrored_canary_run_moves_the_routetable_weights_with_the_builtin_che
     spec["upstreamRef"] =
         json!({"apiVersion": "gloo.solo.io/v1", "kind": "Upstream", "name": "tpl"});
     let (cluster, client) = start(spec).await;
-    let template: DynamicObject = serde_json::from_value(json!({"apiVersion": "gloo.solo.io/v1",
-        "kind": "Upstream", "metadata": {"name": "tpl"},
-        "spec": {"kube": {"serviceName": "podinfo", "serviceNamespace": "test", "servicePort": 80},
+    create_template(
+        &client,
+        json!({"kube": {"serviceName": "podinfo", "serviceNamespace": "test", "servicePort": 80},
             "useHttp2": true, "loadBalancerConfig": {"leastRequest": {"choiceCount": 2}},
-            "healthChecks": [{"timeout": "1s"}]}}))
-    .unwrap();
-    upstreams(&client)
-        .create(&PostParams::default(), &template)
-        .await
-        .unwrap();
+            "healthChecks": [{"timeout": "1s"}]}),
+    )
+    .await;
     let settings = Settings {
         metrics_server: Some(prom.url.clone()),
         ..Default::default()
@@ -312,11 +309,37 @@ async fn a_canary_that_never_becomes_ready_gets_no_traffic_and_is_rolled_back() 
     assert_eq!(*seen.lock().unwrap(), [(100, 0, false, 0)]);
 }
 
+async fn create_template(client: &kube::Client, spec: Value) {
+    let template: DynamicObject = serde_json::from_value(json!({"apiVersion": "gloo.solo.io/v1",
+        "kind": "Upstream", "metadata": {"name": "tpl"}, "spec": spec}))
+    .unwrap();
+    upstreams(client)
+        .create(&PostParams::default(), &template)
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn weights_edited_by_hand_are_put_back() {
-    let (_cluster, client) = start(gloo(json!({}))).await;
+async fn weights_edited_by_hand_are_put_back_with_the_upstreams_as_the_template_is_now() {
+    let mut spec = gloo(json!({}));
+    spec["upstreamRef"] =
+        json!({"apiVersion": "gloo.solo.io/v1", "kind": "Upstream", "name": "tpl"});
+    let (_cluster, client) = start(spec).await;
+    create_template(&client, json!({"useHttp2": false})).await;
     let _stop = start_controller(&client);
     common::scenario::initialized_revision(&client).await;
+    let up = get(&upstreams(&client), CANARY_UP).await.unwrap();
+    assert_eq!(up["spec"]["useHttp2"], false);
+    // The template changes and an Upstream is deleted: both are put right with the weights.
+    let http2 = json!({"spec": {"useHttp2": true}});
+    upstreams(&client)
+        .patch("tpl", &PatchParams::default(), &Patch::Merge(http2))
+        .await
+        .unwrap();
+    upstreams(&client)
+        .delete(PRIMARY_UP, &Default::default())
+        .await
+        .unwrap();
     let edit: json_patch::Patch = serde_json::from_value(json!([
         {"op": "replace", "path": "/spec/routes/0/routeAction/multi/destinations/0/weight", "value": 40},
         {"op": "replace", "path": "/spec/routes/0/routeAction/multi/destinations/1/weight", "value": 60}
@@ -338,6 +361,10 @@ async fn weights_edited_by_hand_are_put_back() {
         notes,
         ["routes of podinfo.test were 40/60 (primary/canary), restored to 100/0"]
     );
+    for name in [PRIMARY_UP, CANARY_UP] {
+        let up = get(&upstreams(&client), name).await;
+        assert_eq!(up.unwrap()["spec"]["useHttp2"], true, "{name}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

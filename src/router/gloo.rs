@@ -143,11 +143,8 @@ impl GlooRouter {
         })
     }
 
-    /// Creates the Services and the Upstreams (with the template's settings, kept in step with
-    /// it), then the RouteTable (keeping its weights), saving the spec of a RouteTable the user
-    /// had.
-    pub async fn reconcile(&self, canary: &Canary) -> Result<(), RouterError> {
-        self.services.reconcile(canary).await?;
+    /// Applies both Upstreams with the template's current settings (a deleted one comes back).
+    async fn apply_upstreams(&self, canary: &Canary) -> Result<(), RouterError> {
         let template = self
             .template(canary)
             .await?
@@ -157,6 +154,14 @@ impl GlooRouter {
             let obj = upstream(canary, canary_side, template.as_ref(), owner(canary));
             self.apply_to(&ups, obj).await?;
         }
+        Ok(())
+    }
+
+    /// Creates the Services and the Upstreams, then the RouteTable (keeping its weights), saving
+    /// the spec of a RouteTable the user had.
+    pub async fn reconcile(&self, canary: &Canary) -> Result<(), RouterError> {
+        self.services.reconcile(canary).await?;
+        self.apply_upstreams(canary).await?;
         let current = self.current(canary).await?;
         if let Some((table, false)) = &current {
             super::save_original(&self.tables(canary), table).await?;
@@ -175,8 +180,11 @@ impl GlooRouter {
         self.apply(canary, routes, owned).await
     }
 
-    /// Sets the weights, A/B routes and shadowing.
+    /// Sets the weights, A/B routes and shadowing. The Upstreams are applied first, so that the
+    /// template's settings follow it at each change of the routes (as Flagger keeps
+    /// `loadBalancerConfig` in step) and a route never names an Upstream that is gone.
     pub async fn set_routes(&self, canary: &Canary, routes: Routes) -> Result<(), RouterError> {
+        self.apply_upstreams(canary).await?;
         let owned = self.current(canary).await?.is_none_or(|(_, ours)| ours);
         self.apply(canary, routes, owned).await
     }
