@@ -140,4 +140,13 @@ fn generated_routetables_and_upstreams_satisfy_the_gloo_crds() {
         }
     }
     assert!(ab_checked >= 2, "A/B examples checked: {ab_checked}");
+    // No example sets header operations: the route options they become are checked here.
+    let (_, mut canary) = gloo_canaries().remove(0);
+    canary.spec.service.headers = serde_json::from_value(serde_json::json!({
+        "request": {"add": {"x-a": "1"}, "set": {"x-b": "2"}, "remove": ["x-c"]},
+        "response": {"set": {"x-d": "3"}, "remove": ["server"]}}))
+    .unwrap();
+    let obj = route_table(&canary, Routes::split(30), Some(owner()));
+    assert!(obj["spec"]["routes"][0]["options"]["headerManipulation"].is_object());
+    assert_valid(&tables, &obj, "header operations");
 }

@@ -144,8 +144,18 @@ fn check_contour(errs: &mut Errors, canary: &Canary) {
 }
 
 /// Gloo matches headers and query parameters (every condition of an entry at once, any entry),
-/// and copies settings from an Upstream (`spec.upstreamRef`, read as gloo.solo.io/v1).
+/// takes the per-try timeout as a duration, and copies settings from an Upstream
+/// (`spec.upstreamRef`, read as gloo.solo.io/v1).
 fn check_gloo(errs: &mut Errors, canary: &Canary) {
+    let s = &canary.spec.service;
+    if let Some(t) = s
+        .retries
+        .as_ref()
+        .and_then(|r| r.per_try_timeout.as_deref())
+        && let Err(e) = super::duration::parse_duration(t)
+    {
+        errs.add("spec.service.retries.perTryTimeout", e.to_string());
+    }
     for (i, m) in canary.spec.analysis.r#match.iter().flatten().enumerate() {
         let path = format!("spec.analysis.match[{i}]");
         if m.source_labels.is_some() {
@@ -349,11 +359,13 @@ mod tests {
             "analysis": {"mirror": true, "match": [{"headers": {"x": {"suffix": "1"}}, "queryParams": {"q": {"prefix": "a"}}}]}});
         assert!(errors("gloo", ok).is_empty());
         let bad = serde_json::json!({"upstreamRef": {"apiVersion": "v1", "kind": "Service", "name": "tpl"},
+            "service": {"retries": {"perTryTimeout": "soon"}},
             "analysis": {"sessionAffinity": {"cookieName": "c"}, "match": [{"sourceLabels": {"app": "x"}}]}});
         assert_eq!(
             errors("gloo", bad),
             [
                 "spec.analysis.sessionAffinity: the gloo provider cannot pin clients to a side by cookie; session affinity needs istio or gatewayapi",
+                "spec.service.retries.perTryTimeout: 'soon' is not a duration; write one such as 30s, 1m or 1m30s",
                 "spec.analysis.match[0].sourceLabels: a Gloo RouteTable routes by request headers and query parameters; it cannot match the calling workload",
                 "spec.analysis.match[0]: an entry without a header or query parameter condition would send every request to the canary",
                 "spec.upstreamRef.kind: 'Service' is not Upstream; the template must be a Gloo Upstream",

@@ -4,15 +4,19 @@
 //! on the `-primary` and `-canary` Services, with the connection settings of the
 //! `spec.upstreamRef` template copied in; and the RouteTable `<apex>` (gateway.solo.io/v1) the
 //! user's VirtualService delegates to: one route inheriting the parent's path matchers with the
-//! weighted primary and canary upstreams (0 written, not omitted), shadowing a share to the canary
-//! while mirroring (which Flagger's Gloo router does not do), and for A/B testing one route per
+//! weighted primary and canary upstreams (0 written, not omitted), the service's timeout, retries
+//! and header operations as route options, shadowing a share to the canary while mirroring (none
+//! of which Flagger's Gloo router writes), and for A/B testing one route per
 //! `analysis.match` entry ahead of it sending matching requests to the canary. Also reads the
 //! routes back (`routes_of`). Imports only `api` and `analysis::Routes`; no I/O.
 
 use serde_json::{Map, Value, json};
 
 use crate::analysis::Routes;
-use crate::api::{AnalysisMatch, Canary, CustomMetadata, HeaderMatch, StringMatch};
+use crate::api::duration::parse_duration;
+use crate::api::{
+    AnalysisMatch, Canary, CustomMetadata, HeaderMatch, HeaderOperation, StringMatch,
+};
 
 /// API version of the generated RouteTable.
 pub const ROUTE_TABLE_API_VERSION: &str = "gateway.solo.io/v1";
@@ -150,6 +154,84 @@ fn destination(ns: &str, upstream: &str, weight: i32) -> Value {
     json!({"destination": {"upstream": {"name": upstream, "namespace": ns}}, "weight": weight.max(0)})
 }
 
+/// A duration as protobuf's JSON writes one (seconds with an `s`): Gloo refuses Go's `1m`.
+fn proto_duration(d: &str) -> Option<Value> {
+    parse_duration(d)
+        .ok()
+        .map(|d| json!(format!("{}s", d.as_secs_f64())))
+}
+
+/// Gloo's header manipulation for one side: `add` appends, `set` overwrites.
+fn header_ops(out: &mut Map<String, Value>, side: &str, op: &HeaderOperation) {
+    let mut to_add = Vec::new();
+    for (values, append) in [(&op.add, true), (&op.set, false)] {
+        for (k, v) in values.iter().flatten() {
+            to_add.push(json!({"header": {"key": k, "value": v}, "append": append}));
+        }
+    }
+    if !to_add.is_empty() {
+        out.insert(format!("{side}HeadersToAdd"), json!(to_add));
+    }
+    if let Some(r) = op.remove.as_ref().filter(|r| !r.is_empty()) {
+        out.insert(format!("{side}HeadersToRemove"), json!(r));
+    }
+}
+
+/// The route options of `service` (timeout, retries, header manipulation) and, while mirroring,
+/// the shadowing of `mirrorWeight` percent (all when unset) to the canary Upstream.
+fn options(canary: &Canary, mirror: bool) -> Map<String, Value> {
+    let s = &canary.spec.service;
+    let mut out = Map::new();
+    if let Some(t) = s.timeout.as_deref().and_then(proto_duration) {
+        out.insert("timeout".into(), t);
+    }
+    if let Some(r) = &s.retries {
+        let mut p = Map::new();
+        if let Some(n) = r.attempts {
+            p.insert("numRetries".into(), json!(n.max(0)));
+        }
+        if let Some(t) = r.per_try_timeout.as_deref().and_then(proto_duration) {
+            p.insert("perTryTimeout".into(), t);
+        }
+        if let Some(on) = r.retry_on.as_deref().filter(|o| !o.trim().is_empty()) {
+            let on: Vec<&str> = on
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect();
+            p.insert("retryOn".into(), json!(on.join(",")));
+        }
+        out.insert("retries".into(), Value::Object(p));
+    }
+    let mut headers = Map::new();
+    if let Some(h) = &s.headers {
+        if let Some(req) = &h.request {
+            header_ops(&mut headers, "request", req);
+        }
+        if let Some(resp) = &h.response {
+            header_ops(&mut headers, "response", resp);
+        }
+    }
+    if !headers.is_empty() {
+        out.insert("headerManipulation".into(), Value::Object(headers));
+    }
+    if mirror {
+        let (_, canary_up) = upstream_names(canary);
+        let percent = canary
+            .spec
+            .analysis
+            .mirror_weight
+            .unwrap_or(100)
+            .clamp(0, 100);
+        out.insert(
+            "shadowing".into(),
+            json!({"upstream": {"name": canary_up, "namespace": canary.namespace_or_default()},
+                "percentage": percent}),
+        );
+    }
+    out
+}
+
 /// One route: the path matchers come from the delegating VirtualService (`inheritablePathMatchers`),
 /// so the RouteTable answers whatever prefix the user delegates.
 fn route(canary: &Canary, matchers: Option<Value>, routes: Routes) -> Value {
@@ -162,15 +244,9 @@ fn route(canary: &Canary, matchers: Option<Value>, routes: Routes) -> Value {
     if let Some(m) = matchers {
         r["matchers"] = json!([m]);
     }
-    if routes.mirror {
-        let percent = canary
-            .spec
-            .analysis
-            .mirror_weight
-            .unwrap_or(100)
-            .clamp(0, 100);
-        r["options"] = json!({"shadowing": {"upstream": {"name": canary_up, "namespace": ns},
-            "percentage": percent}});
+    let options = options(canary, routes.mirror);
+    if !options.is_empty() {
+        r["options"] = Value::Object(options);
     }
     r
 }
@@ -342,6 +418,33 @@ mod tests {
             json!({"shadowing": {"upstream": {"name": "test-podinfo-canaryupstream-9898", "namespace": "test"}, "percentage": 20}})
         );
         assert_eq!(routes_of(&c, &t), m);
+    }
+
+    #[test]
+    fn timeout_retries_and_headers_are_route_options_on_every_route() {
+        let c = canary(
+            json!({"service": {"timeout": "1m", "retries": {"attempts": 3,
+                "perTryTimeout": "500ms", "retryOn": "gateway-error, connect-failure"},
+                "headers": {"request": {"add": {"x-a": "1"}, "set": {"x-b": "2"}, "remove": ["x-c"]},
+                    "response": {"remove": ["server"]}}},
+            "analysis": {"match": [{"headers": {"x": {"exact": "1"}}}]}}),
+        );
+        let ab = Routes {
+            ab_match: true,
+            ..Routes::PRIMARY
+        };
+        let t = route_table(&c, ab, None);
+        let expected = json!({"timeout": "60s",
+            "retries": {"numRetries": 3, "perTryTimeout": "0.5s", "retryOn": "gateway-error,connect-failure"},
+            "headerManipulation": {
+                "requestHeadersToAdd": [{"header": {"key": "x-a", "value": "1"}, "append": true},
+                    {"header": {"key": "x-b", "value": "2"}, "append": false}],
+                "requestHeadersToRemove": ["x-c"],
+                "responseHeadersToRemove": ["server"]}});
+        for r in t["spec"]["routes"].as_array().unwrap() {
+            assert_eq!(r["options"], expected);
+        }
+        assert_eq!(routes_of(&c, &t), ab);
     }
 
     #[test]
