@@ -1,4 +1,4 @@
-//! Every object the gateway and mesh routers (contour, traefik, apisix, kuma) generate, for every example Canary and
+//! Every object the gateway and mesh routers (contour, traefik, apisix, kuma, gloo) generate, for every example Canary and
 //! every strategy the router can express, validated against the official CRD schemas in
 //! ../shared/crds (structural checks and CEL rules, as kube-apiserver would), and read back.
 
@@ -170,4 +170,90 @@ fn generated_kuma_routes_satisfy_the_kuma_crds() {
         }
     }
     assert!(ab_checked >= 2, "A/B examples checked: {ab_checked}");
+}
+
+/// The documents of an example file.
+fn example_docs(file: &str) -> Vec<serde_json::Value> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    serin::manifest::parse_documents(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The example Canaries as gloo ones, and Flagger's Gloo Canary as `serin migrate` converts it.
+fn gloo_canaries() -> Vec<(String, Canary)> {
+    let mut out = example_canaries("gloo");
+    let flagger = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/flagger/canary-gloo.yaml"),
+    )
+    .unwrap();
+    let migrated = serin::migrate::migrate(&flagger, "kubernetes").unwrap();
+    assert!(migrated.notes.is_empty(), "{:?}", migrated.notes);
+    let doc = serin::manifest::parse_documents(&migrated.yaml)
+        .unwrap()
+        .remove(0);
+    let mut canary: Canary = serde_json::from_value(doc).unwrap();
+    canary.metadata.uid = Some("0d0a1f2e-1111-2222-3333-444455556666".into());
+    out.push(("flagger/canary-gloo.yaml".into(), canary));
+    out
+}
+
+#[test]
+fn generated_routetables_and_upstreams_satisfy_the_gloo_crds() {
+    use serin::router::gloo_objects::{route_table, routes_of, upstream};
+    let tables = crd_schema("gloo/gateway.solo.io_v1_RouteTable.yaml", "v1");
+    let upstreams = crd_schema("gloo/gloo.solo.io_v1_Upstream.yaml", "v1");
+    // The example's template Upstream is itself valid, and its settings are what gets copied.
+    let template = example_docs("examples/gloo.yaml")
+        .into_iter()
+        .find(|d| d["kind"] == "Upstream")
+        .unwrap();
+    assert_valid(
+        &upstreams,
+        &template,
+        "examples/gloo.yaml template Upstream",
+    );
+    let mut ab_checked = 0;
+    for (file, canary) in gloo_canaries() {
+        for (side, tpl) in [(false, None), (true, Some(&template["spec"]))] {
+            let obj = upstream(&canary, side, tpl, owner());
+            assert_valid(&upstreams, &obj, &format!("{file} upstream canary={side}"));
+            if tpl.is_some() {
+                assert_eq!(
+                    obj["spec"]["loadBalancerConfig"],
+                    template["spec"]["loadBalancerConfig"]
+                );
+                assert_eq!(
+                    obj["spec"]["kube"]["serviceName"],
+                    format!("{}-canary", canary.apex_name())
+                );
+            }
+        }
+        let has_match = canary.spec.analysis.r#match.iter().flatten().count() > 0;
+        for (strategy, routes) in strategies() {
+            if strategy == "ab" && has_match && !match_expressible(&canary, "gloo") {
+                continue;
+            }
+            let what = format!("{file} {strategy}");
+            for owned in [true, false] {
+                let obj = route_table(&canary, routes, owned.then(owner));
+                assert_valid(&tables, &obj, &what);
+            }
+            let obj = route_table(&canary, routes, Some(owner()));
+            let expected = Routes {
+                ab_match: routes.ab_match && has_match,
+                ..routes
+            };
+            assert_eq!(routes_of(&canary, &obj), expected, "{what}: read back");
+            ab_checked += usize::from(strategy == "ab" && has_match);
+        }
+    }
+    assert!(ab_checked >= 2, "A/B examples checked: {ab_checked}");
+    // No example sets header operations: the route options they become are checked here.
+    let (_, mut canary) = gloo_canaries().remove(0);
+    canary.spec.service.headers = serde_json::from_value(serde_json::json!({
+        "request": {"add": {"x-a": "1"}, "set": {"x-b": "2"}, "remove": ["x-c"]},
+        "response": {"set": {"x-d": "3"}, "remove": ["server"]}}))
+    .unwrap();
+    let obj = route_table(&canary, Routes::split(30), Some(owner()));
+    assert!(obj["spec"]["routes"][0]["options"]["headerManipulation"].is_object());
+    assert_valid(&tables, &obj, "header operations");
 }

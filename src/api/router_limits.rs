@@ -1,4 +1,4 @@
-//! What the ingress and gateway routers (nginx, skipper, contour, traefik) can express, checked
+//! What the ingress and gateway routers (nginx, skipper, contour, traefik, gloo) can express, checked
 //! on the spec alone so that a Canary asking for more is refused naming the field before anything
 //! is written (never silently dropped, as Flagger does). Pure; part of `validate`, called from
 //! `targets::check_routing`. Must not import the routers (they depend on `api`, not the reverse).
@@ -47,7 +47,7 @@ pub(super) fn check(errs: &mut Errors, provider: &str, canary: &Canary) {
     }
     if matches!(
         provider,
-        "nginx" | "skipper" | "contour" | "traefik" | "apisix" | "kuma"
+        "nginx" | "skipper" | "contour" | "traefik" | "apisix" | "kuma" | "gloo"
     ) && a.session_affinity.is_some()
     {
         errs.add(
@@ -60,6 +60,9 @@ pub(super) fn check(errs: &mut Errors, provider: &str, canary: &Canary) {
     }
     if provider == "contour" {
         check_contour(errs, canary);
+    }
+    if provider == "gloo" {
+        check_gloo(errs, canary);
     }
     if provider == "traefik" && a.r#match.as_ref().is_some_and(|m| !m.is_empty()) {
         errs.add(
@@ -171,6 +174,52 @@ fn check_contour(errs: &mut Errors, canary: &Canary) {
                 format!(
                     "'{cond}' is not a retry condition Contour knows ({})",
                     CONTOUR_RETRY_ON.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+/// Gloo matches headers and query parameters (every condition of an entry at once, any entry),
+/// takes the per-try timeout as a duration, and copies settings from an Upstream
+/// (`spec.upstreamRef`, read as gloo.solo.io/v1).
+fn check_gloo(errs: &mut Errors, canary: &Canary) {
+    let s = &canary.spec.service;
+    if let Some(t) = s
+        .retries
+        .as_ref()
+        .and_then(|r| r.per_try_timeout.as_deref())
+        && let Err(e) = super::duration::parse_duration(t)
+    {
+        errs.add("spec.service.retries.perTryTimeout", e.to_string());
+    }
+    for (i, m) in canary.spec.analysis.r#match.iter().flatten().enumerate() {
+        let path = format!("spec.analysis.match[{i}]");
+        if m.source_labels.is_some() {
+            errs.add(format!("{path}.sourceLabels"), "a Gloo RouteTable routes by request headers and query parameters; it cannot match the calling workload");
+        }
+        let conditions = m.headers.as_ref().map_or(0, |h| h.len())
+            + m.query_params.as_ref().map_or(0, |q| q.len());
+        if conditions == 0 {
+            errs.add(path, "an entry without a header or query parameter condition would send every request to the canary");
+        }
+    }
+    if let Some(r) = &canary.spec.upstream_ref {
+        if r.kind != "Upstream" {
+            errs.add(
+                "spec.upstreamRef.kind",
+                format!(
+                    "'{}' is not Upstream; the template must be a Gloo Upstream",
+                    r.kind
+                ),
+            );
+        }
+        if r.api_version != "gloo.solo.io/v1" {
+            errs.add(
+                "spec.upstreamRef.apiVersion",
+                format!(
+                    "'{}': Gloo's Upstream API is gloo.solo.io/v1",
+                    r.api_version
                 ),
             );
         }
@@ -338,6 +387,27 @@ mod tests {
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(
             got[0].starts_with("spec.analysis.match: the traefik provider writes a TraefikService")
+        );
+    }
+
+    #[test]
+    fn gloo_matches_headers_and_query_parameters_and_takes_an_upstream_template() {
+        let ok = serde_json::json!({"upstreamRef": {"apiVersion": "gloo.solo.io/v1", "kind": "Upstream", "name": "tpl"},
+            "analysis": {"mirror": true, "match": [{"headers": {"x": {"suffix": "1"}}, "queryParams": {"q": {"prefix": "a"}}}]}});
+        assert!(errors("gloo", ok).is_empty());
+        let bad = serde_json::json!({"upstreamRef": {"apiVersion": "v1", "kind": "Service", "name": "tpl"},
+            "service": {"retries": {"perTryTimeout": "soon"}},
+            "analysis": {"sessionAffinity": {"cookieName": "c"}, "match": [{"sourceLabels": {"app": "x"}}]}});
+        assert_eq!(
+            errors("gloo", bad),
+            [
+                "spec.analysis.sessionAffinity: the gloo provider cannot pin clients to a side by cookie; session affinity needs istio or gatewayapi",
+                "spec.service.retries.perTryTimeout: 'soon' is not a duration; write one such as 30s, 1m or 1m30s",
+                "spec.analysis.match[0].sourceLabels: a Gloo RouteTable routes by request headers and query parameters; it cannot match the calling workload",
+                "spec.analysis.match[0]: an entry without a header or query parameter condition would send every request to the canary",
+                "spec.upstreamRef.kind: 'Service' is not Upstream; the template must be a Gloo Upstream",
+                "spec.upstreamRef.apiVersion: 'v1': Gloo's Upstream API is gloo.solo.io/v1",
+            ]
         );
     }
 

@@ -26,13 +26,13 @@ pub const SUPPORTED_PROVIDERS: &[&str] = &[
     "traefik",
     "apisix",
     "kuma",
+    "gloo",
 ];
 
 /// Providers Flagger knows that Serin does not implement (yet): reported distinctly from typos.
 pub const FLAGGER_ONLY_PROVIDERS: &[&str] = &[
     "appmesh",
     "appmesh:v1beta2",
-    "gloo",
     "knative",
     "osm",
     "smi:v1alpha1",

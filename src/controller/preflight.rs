@@ -103,6 +103,7 @@ pub fn needed_for(provider: &str, secret_tracking: bool) -> Vec<Vec<Rule>> {
         "traefik" => vec![router("traefik")],
         "apisix" => vec![router("apisix")],
         "kuma" => vec![router("kuma")],
+        "gloo" => vec![router("gloo")],
         _ => vec![Vec::new()],
     };
     routers
@@ -204,6 +205,8 @@ mod tests {
             ("traefik", "traefikservices"),
             ("apisix", "apisixroutes"),
             ("kuma", "trafficroutes"),
+            ("gloo", "routetables"),
+            ("gloo", "upstreams"),
         ] {
             let sets = resources(needed_for(provider, true));
             assert_eq!(sets.len(), 1, "{provider}");

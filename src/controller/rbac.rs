@@ -19,6 +19,7 @@ pub fn all() -> Vec<Rule> {
         crate::router::traefik::RBAC,
         crate::router::apisix::RBAC,
         crate::router::kuma::RBAC,
+        crate::router::gloo::RBAC,
         crate::router::smi::RBAC,
         crate::controller::leader::RBAC,
         crate::controller::preflight::RBAC,
@@ -40,6 +41,7 @@ pub const ROUTERS: &[&str] = &[
     "traefik",
     "apisix",
     "kuma",
+    "gloo",
 ];
 
 /// Integrations the chart can grant (`integrations.<name>` values, off by default).

@@ -70,6 +70,15 @@ pub fn query(provider: &str, name: &str) -> Option<String> {
             r#"envoy_response_code!~"5.*""#,
             "",
         ),
+        // Gloo names an Upstream's Envoy cluster `<upstream>_<namespace>`; Prometheus anchors
+        // the regex, so the `_<namespace>` part must be matched too (as Flagger's query does).
+        "gloo" => (
+            "envoy_cluster_upstream_rq",
+            "envoy_cluster_upstream_rq_time_bucket",
+            r#"envoy_cluster_name=~"{{ namespace }}-{{ target }}-canaryupstream-[0-9a-zA-Z-]+_[0-9a-zA-Z-]+""#,
+            r#"envoy_response_code!~"5.*""#,
+            "",
+        ),
         "traefik" => (
             "traefik_service_request_duration_seconds_bucket",
             "traefik_service_request_duration_seconds_bucket",
@@ -252,6 +261,18 @@ mod tests {
         assert_eq!(
             rendered("nginx", DURATION),
             r#"sum(rate(nginx_ingress_controller_ingress_upstream_latency_seconds_sum{namespace="test",ingress="podinfo"}[1m])) / sum(rate(nginx_ingress_controller_ingress_upstream_latency_seconds_count{namespace="test",ingress="podinfo"}[1m])) * 1000"#
+        );
+    }
+
+    #[test]
+    fn gloo_queries_select_the_canary_upstream_as_flagger() {
+        assert_eq!(
+            rendered("gloo", SUCCESS_RATE),
+            r#"sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"test-podinfo-canaryupstream-[0-9a-zA-Z-]+_[0-9a-zA-Z-]+",envoy_response_code!~"5.*"}[1m])) / sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"test-podinfo-canaryupstream-[0-9a-zA-Z-]+_[0-9a-zA-Z-]+"}[1m])) * 100"#
+        );
+        assert_eq!(
+            rendered("gloo", DURATION),
+            r#"histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=~"test-podinfo-canaryupstream-[0-9a-zA-Z-]+_[0-9a-zA-Z-]+"}[1m])) by (le))"#
         );
     }
 

@@ -9,6 +9,8 @@ pub mod contour;
 pub mod contour_objects;
 pub mod gateway_api;
 pub mod gateway_api_route;
+pub mod gloo;
+pub mod gloo_objects;
 pub mod istio;
 pub mod istio_objects;
 pub mod kubernetes;
@@ -34,6 +36,7 @@ use crate::api::Canary;
 pub use apisix::ApisixRouter;
 pub use contour::ContourRouter;
 pub use gateway_api::GatewayApiRouter;
+pub use gloo::GlooRouter;
 pub use istio::IstioRouter;
 pub use kubernetes::KubernetesRouter;
 pub use kuma::KumaRouter;
@@ -397,6 +400,8 @@ pub enum Router {
     Apisix(ApisixRouter),
     /// Kuma: a TrafficRoute (Kuma <= 2.14) or a MeshHTTPRoute.
     Kuma(KumaRouter),
+    /// Gloo: weights in a RouteTable over two Upstreams.
+    Gloo(GlooRouter),
 }
 
 /// Calls the same method of whichever router this is.
@@ -413,6 +418,7 @@ macro_rules! dispatch {
             Router::Traefik($r) => $call,
             Router::Apisix($r) => $call,
             Router::Kuma($r) => $call,
+            Router::Gloo($r) => $call,
         }
     };
 }
@@ -442,6 +448,7 @@ impl Router {
             "traefik" => Ok(Router::Traefik(TraefikRouter::new(client, lookups))),
             "apisix" => Ok(Router::Apisix(ApisixRouter::new(client, lookups))),
             "kuma" => Ok(Router::Kuma(KumaRouter::new(client, lookups))),
+            "gloo" => Ok(Router::Gloo(GlooRouter::new(client, lookups))),
             other => Err(RouterError::NotImplemented(other.to_string())),
         }
     }
@@ -468,6 +475,7 @@ impl Router {
             Router::Traefik(r) => r.problems(canary).await,
             Router::Apisix(r) => r.problems(canary).await,
             Router::Kuma(r) => r.problems(canary).await,
+            Router::Gloo(r) => r.problems(canary).await,
         }
     }
 

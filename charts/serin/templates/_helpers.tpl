@@ -82,6 +82,7 @@ Linkerd runs on the Gateway API or SMI); empty for kubernetes, which needs none.
 {{- else if eq . "traefik" }}traefik
 {{- else if eq . "apisix" }}apisix
 {{- else if eq . "kuma" }}kuma
+{{- else if eq . "gloo" }}gloo
 {{- end }}
 {{- end }}
 
