@@ -9,8 +9,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::scenario::{set_image, setup_with, start_controller, wait_phase, wait_status};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use common::routes::{assert_repaired, install_crd, refusal};
+use common::scenario::{set_image, setup_with, start_controller, wait_phase};
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
@@ -21,14 +21,7 @@ use serin::api::CanaryPhase;
 const COPY: &str = "podinfo-podinfo-canary";
 
 async fn install_apisix(client: &kube::Client) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/crds/apisix/apisix.apache.org_apisixroutes.yaml");
-    let crd: CustomResourceDefinition =
-        serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    Api::<CustomResourceDefinition>::all(client.clone())
-        .create(&PostParams::default(), &crd)
-        .await
-        .unwrap();
+    install_crd(client, "apisix/apisix.apache.org_apisixroutes.yaml").await;
 }
 
 fn routes(client: &kube::Client) -> Api<DynamicObject> {
@@ -97,23 +90,16 @@ fn state(route: &Value) -> State {
     )
 }
 
-/// Records every distinct state of Serin's ApisixRoute, polling every 20 ms.
+/// Every distinct state of Serin's ApisixRoute while the test runs.
 fn observe(client: &kube::Client) -> Arc<Mutex<Vec<State>>> {
-    let seen: Arc<Mutex<Vec<State>>> = Default::default();
-    let (client, log) = (client.clone(), seen.clone());
-    tokio::spawn(async move {
-        loop {
-            if let Some(r) = get(&client, COPY).await {
-                let s = state(&r);
-                let mut l = log.lock().unwrap();
-                if l.last() != Some(&s) {
-                    l.push(s);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
-    seen
+    let client = client.clone();
+    common::routes::observe(
+        move || {
+            let c = client.clone();
+            async move { get(&c, COPY).await }
+        },
+        state,
+    )
 }
 
 fn apisix(analysis: Value) -> Value {
@@ -226,24 +212,9 @@ async fn weights_edited_by_hand_are_put_back() {
         .patch(COPY, &PatchParams::default(), &Patch::<()>::Json(edit))
         .await
         .unwrap();
-    common::scenario::poke_target(&client, "1").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = state(&get(&client, COPY).await.unwrap());
-        if now == (100, 0, false, 0) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not repaired: {now:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let notes = common::scenario::event_notes(&client, "RoutesRepaired").await;
-    assert_eq!(
-        notes,
-        ["routes of podinfo.test were 40/60 (primary/canary), restored to 100/0"]
-    );
+    let fetch = || get(&client, COPY);
+    let note = "routes of podinfo.test were 40/60 (primary/canary), restored to 100/0";
+    assert_repaired(&client, fetch, state, (100, 0, false, 0), note).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,18 +233,6 @@ async fn revert_on_deletion_sends_everything_to_the_target() {
     );
     let after = get(&client, "podinfo").await.unwrap();
     assert_eq!(after["spec"], user["spec"], "the user's route is untouched");
-}
-
-/// Waits for Ready=False and returns its reason and message.
-async fn refusal(client: &kube::Client) -> (String, String) {
-    let st = wait_status(client, "Ready=False", |st| {
-        st.conditions
-            .iter()
-            .any(|c| c.r#type == "Ready" && c.status == "False")
-    })
-    .await;
-    let ready = common::scenario::ready_condition(&st).unwrap();
-    (ready.reason, ready.message.unwrap_or_default())
 }
 
 async fn nothing_made(client: &kube::Client) {

@@ -91,23 +91,16 @@ fn state(t: &Value) -> State {
     (w(PRIMARY_UP), w(CANARY_UP), shadowed, matched)
 }
 
-/// Records every distinct state of the RouteTable, polling every 20 ms.
+/// Every distinct state while the test runs.
 fn observe(client: &kube::Client) -> Arc<Mutex<Vec<State>>> {
-    let seen: Arc<Mutex<Vec<State>>> = Default::default();
-    let (client, log) = (client.clone(), seen.clone());
-    tokio::spawn(async move {
-        loop {
-            if let Some(t) = table(&client).await {
-                let s = state(&t);
-                let mut l = log.lock().unwrap();
-                if l.last() != Some(&s) {
-                    l.push(s);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
-    seen
+    let client = client.clone();
+    common::routes::observe(
+        move || {
+            let c = client.clone();
+            async move { table(&c).await }
+        },
+        state,
+    )
 }
 
 fn gloo(analysis: Value) -> Value {

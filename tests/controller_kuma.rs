@@ -9,8 +9,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::scenario::{set_image, setup_with, start_controller, wait_phase, wait_status};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use common::routes::{assert_repaired, install_crd, refusal};
+use common::scenario::{set_image, setup_with, start_controller, wait_phase};
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
@@ -18,15 +18,7 @@ use serde_json::{Value, json};
 use serin::api::CanaryPhase;
 
 async fn install(client: &kube::Client, file: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/crds/kuma")
-        .join(file);
-    let crd: CustomResourceDefinition =
-        serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    Api::<CustomResourceDefinition>::all(client.clone())
-        .create(&PostParams::default(), &crd)
-        .await
-        .unwrap();
+    install_crd(client, &format!("kuma/{file}")).await;
 }
 
 fn traffic_routes(client: &kube::Client) -> Api<DynamicObject> {
@@ -93,23 +85,15 @@ fn state(route: &Value) -> State {
     )
 }
 
-/// Records every distinct state of the route, polling every 20 ms.
+/// Every distinct state of the route while the test runs.
 fn observe(api: Api<DynamicObject>) -> Arc<Mutex<Vec<State>>> {
-    let seen: Arc<Mutex<Vec<State>>> = Default::default();
-    let log = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            if let Some(r) = get(&api).await {
-                let s = state(&r);
-                let mut l = log.lock().unwrap();
-                if l.last() != Some(&s) {
-                    l.push(s);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
-    seen
+    common::routes::observe(
+        move || {
+            let a = api.clone();
+            async move { get(&a).await }
+        },
+        state,
+    )
 }
 
 fn kuma(analysis: Value) -> Value {
@@ -133,17 +117,6 @@ async fn new_revision(client: &kube::Client) -> String {
     let first = common::scenario::initialized_revision(client).await;
     set_image(client, "podinfo:6.0.1", json!({})).await;
     first
-}
-
-async fn refusal(client: &kube::Client) -> (String, String) {
-    let st = wait_status(client, "Ready=False", |st| {
-        st.conditions
-            .iter()
-            .any(|c| c.r#type == "Ready" && c.status == "False")
-    })
-    .await;
-    let ready = common::scenario::ready_condition(&st).unwrap();
-    (ready.reason, ready.message.unwrap_or_default())
 }
 
 async fn nothing_made(client: &kube::Client) {
@@ -201,24 +174,9 @@ async fn weights_edited_by_hand_are_put_back() {
         .patch("podinfo", &PatchParams::default(), &Patch::<()>::Json(edit))
         .await
         .unwrap();
-    common::scenario::poke_target(&client, "1").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = state(&get(&traffic_routes(&client)).await.unwrap());
-        if now == (100, 0, false, 0) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not repaired: {now:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let notes = common::scenario::event_notes(&client, "RoutesRepaired").await;
-    assert_eq!(
-        notes,
-        ["routes of podinfo.test were 40/60 (primary/canary), restored to 100/0"]
-    );
+    let api = traffic_routes(&client);
+    let note = "routes of podinfo.test were 40/60 (primary/canary), restored to 100/0";
+    assert_repaired(&client, || get(&api), state, (100, 0, false, 0), note).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::scenario::{set_image, setup_with, start_controller, wait_phase, wait_status};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
@@ -18,14 +17,7 @@ use serde_json::{Value, json};
 use serin::api::CanaryPhase;
 
 async fn install_traefik(client: &kube::Client) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/crds/traefik/traefik.io_traefikservices.yaml");
-    let crd: CustomResourceDefinition =
-        serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    Api::<CustomResourceDefinition>::all(client.clone())
-        .create(&PostParams::default(), &crd)
-        .await
-        .unwrap();
+    common::routes::install_crd(client, "traefik/traefik.io_traefikservices.yaml").await;
 }
 
 fn services(client: &kube::Client) -> Api<DynamicObject> {
@@ -66,23 +58,16 @@ fn state(svc: &Value) -> State {
     (w("podinfo-primary"), w("podinfo-canary"), false)
 }
 
-/// Records every distinct state of the TraefikService, polling every 20 ms.
+/// Every distinct state while the test runs.
 fn observe(client: &kube::Client) -> Arc<Mutex<Vec<State>>> {
-    let seen: Arc<Mutex<Vec<State>>> = Default::default();
-    let (client, log) = (client.clone(), seen.clone());
-    tokio::spawn(async move {
-        loop {
-            if let Some(p) = get(&client).await {
-                let s = state(&p);
-                let mut l = log.lock().unwrap();
-                if l.last() != Some(&s) {
-                    l.push(s);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
-    seen
+    let client = client.clone();
+    common::routes::observe(
+        move || {
+            let c = client.clone();
+            async move { get(&c).await }
+        },
+        state,
+    )
 }
 
 fn traefik(analysis: Value) -> Value {
@@ -189,24 +174,8 @@ async fn weights_edited_by_hand_are_put_back() {
         .patch("podinfo", &PatchParams::default(), &Patch::<()>::Json(edit))
         .await
         .unwrap();
-    common::scenario::poke_target(&client, "1").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = state(&get(&client).await.unwrap());
-        if now == (100, -1, false) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not repaired: {now:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let notes = common::scenario::event_notes(&client, "RoutesRepaired").await;
-    assert_eq!(
-        notes,
-        ["routes of podinfo.test were 40/60 (primary/canary), restored to 100/0"]
-    );
+    let note = "routes of podinfo.test were 40/60 (primary/canary), restored to 100/0";
+    common::routes::assert_repaired(&client, || get(&client), state, (100, -1, false), note).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@ pub mod hooks;
 pub mod ingress;
 pub mod prometheus;
 pub mod receiver;
+pub mod routes;
 pub mod scenario;
 pub mod schemas;
 pub mod tls;
