@@ -47,6 +47,14 @@ async fn ensure_finalizer(api: &Api<Canary>, canary: &Canary) -> Result<bool> {
     Ok(true)
 }
 
+/// Whether a Canary read from the API server (not from the shard's own watch) is this shard's.
+fn in_shard(ctx: &Context, canary: &Canary) -> bool {
+    ctx.settings
+        .shard
+        .as_ref()
+        .is_none_or(|s| s.matches(canary.metadata.labels.as_ref()))
+}
+
 /// Reconciles one Canary.
 pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action> {
     let started = std::time::Instant::now();
@@ -63,6 +71,8 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
         Some(age) => {
             tracing::info!(canary = %key, waited = ?age, "the Canary cache still lacks our last status write; reading the Canary from the API server");
             match api.get_opt(&name).await {
+                // Relabelled into another shard meanwhile: that shard acts on it now.
+                Ok(Some(c)) if !in_shard(&ctx, &c) => return Ok(Action::await_change()),
                 Ok(Some(c)) => Arc::new(c),
                 Ok(None) => return Ok(Action::await_change()),
                 Err(e) => return Ok(failed(&ctx, &canary, &key, Error::Kube(e)).await),
