@@ -329,14 +329,33 @@ impl Context {
         let key = format!("{ns}/{name}");
         self.forget_keys(|k| k == key);
         let t = &self.settings.telemetry;
-        t.status.remove(&crate::telemetry::CanaryLabels {
+        for m in canary.spec.analysis.metrics.iter().flatten() {
+            t.metric_analysis.remove(&crate::telemetry::MetricLabels {
+                name: name.clone(),
+                namespace: ns.clone(),
+                metric: m.name.clone(),
+            });
+        }
+        let who = crate::telemetry::CanaryLabels {
             name,
             namespace: ns.clone(),
-        });
+        };
+        t.status.remove(&who);
+        t.duration.remove(&who);
         t.weight.remove(&crate::telemetry::WorkloadLabels {
             workload: canary.spec.target_ref.name.clone(),
             namespace: ns,
         });
+    }
+
+    /// Whether this controller's Canary watch no longer holds the Canary (it was deleted, or
+    /// relabelled out of the shard). False without a cache.
+    pub fn left_watch(&self, canary: &crate::api::Canary) -> bool {
+        self.caches.canaries.as_ref().is_some_and(|store| {
+            store
+                .get(&kube::runtime::reflector::ObjectRef::from_obj(canary))
+                .is_none()
+        })
     }
 
     /// Drops what is remembered about Canaries `gone` says are gone (by `namespace/name`): after

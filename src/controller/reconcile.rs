@@ -99,6 +99,13 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
     t.reconcile_seconds
         .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
+    if ctx.left_watch(&canary) {
+        // It left while this reconcile ran (relabelled into another shard, or deleted), after
+        // the watch's DELETED made the controller forget it: forget what this reconcile just
+        // remembered too (a refusal streak, a slot grant, its gauges), and do not requeue.
+        ctx.forget(&canary);
+        return Ok(Action::await_change());
+    }
     Ok(action)
 }
 
