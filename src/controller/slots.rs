@@ -188,6 +188,6 @@ mod tests {
         );
         // a was relabelled into another shard: it is gone from this shard's cache and grants.
         slots.forget(|k| k == "test/a");
-        assert!(slots.free(1, &b, &[b.clone()], now));
+        assert!(slots.free(1, &b, std::slice::from_ref(&b), now));
     }
 }
