@@ -332,3 +332,70 @@ fn every_rendered_flag_and_variable_is_accepted_by_serin_controller() {
         );
     }
 }
+
+/// `shards: [a, b]`: one Deployment per shard and one for the unlabelled rest, each with its
+/// --shard-selector and, with leader election, its own Lease; none selects another's pods.
+#[test]
+fn shards_render_one_deployment_per_shard_and_one_for_the_unlabelled_rest() {
+    let s = cluster();
+    install(
+        &s,
+        json!({"shards": ["a", "b"], "leaderElection": {"enabled": true}}),
+    )
+    .unwrap();
+    let deploys = get(&s, &["-n", "serin-system", "get", "deployments"]);
+    let mut seen = Vec::new();
+    let mut leases = BTreeSet::new();
+    let mut pod_shards = BTreeSet::new();
+    for d in deploys["items"].as_array().unwrap() {
+        let a = args(d);
+        let flag = |prefix: &str| {
+            let found: Vec<&String> = a.iter().filter(|x| x.starts_with(prefix)).collect();
+            assert_eq!(found.len(), 1, "{prefix} in {a:?}");
+            found[0].trim_start_matches(prefix).to_string()
+        };
+        let name = d["metadata"]["name"].as_str().unwrap().to_string();
+        seen.push((name, flag("--shard-selector=")));
+        leases.insert(flag("--lease-name="));
+        let selector = &d["spec"]["selector"]["matchLabels"]["serin.io/shard"];
+        assert_eq!(
+            selector, &d["spec"]["template"]["metadata"]["labels"]["serin.io/shard"],
+            "{d}"
+        );
+        pod_shards.insert(selector.as_str().unwrap().to_string());
+        // Every rendered argument is one serin controller accepts, the selector included.
+        use clap::Parser;
+        let argv = std::iter::once("serin".to_string()).chain(a.iter().cloned());
+        assert!(serin::cli::Cli::try_parse_from(argv).is_ok(), "{a:?}");
+    }
+    seen.sort();
+    let expected = [
+        ("serin-a", "sharding.fluxcd.io/key=a"),
+        ("serin-b", "sharding.fluxcd.io/key=b"),
+        ("serin-unlabelled", "!sharding.fluxcd.io/key"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(n, s)| (n.to_string(), s.to_string()))
+        .collect();
+    assert_eq!(seen, expected);
+    let want: BTreeSet<String> = [
+        "serin-leader-a",
+        "serin-leader-b",
+        "serin-leader-unlabelled",
+    ]
+    .iter()
+    .map(|l| l.to_string())
+    .collect();
+    assert_eq!(leases, want, "a Lease per shard");
+    assert_eq!(pod_shards.len(), 3, "each Deployment selects its own pods");
+    // The names the chart passes are the ones serin controller derives from the selector itself.
+    for (_, selector) in &seen {
+        let derived = serin::controller::shard::ShardSelector::parse(selector)
+            .unwrap()
+            .lease_name();
+        assert!(leases.contains(&derived), "{derived}");
+    }
+    let err = install(&cluster(), json!({"shards": ["Team A"]})).unwrap_err();
+    assert!(err.contains("shards"), "{err}");
+}

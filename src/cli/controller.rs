@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{init_logging, load_kube_config, wait_for_shutdown};
+use crate::controller::shard::ShardSelector;
 use crate::manifest;
 
 /// Options of `serin controller`.
@@ -42,9 +43,21 @@ pub struct ControllerArgs {
     /// Log filter, e.g. info or serin=debug,kube=warn.
     #[arg(long, env = "SERIN_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// Own only the Canaries this Kubernetes label selector matches, e.g.
+    /// `sharding.fluxcd.io/key=shard1`, or `!sharding.fluxcd.io/key` for the unlabelled rest
+    /// (Flux's sharding convention), so that several controllers each own a disjoint set. The API
+    /// server filters the Canary watch; relabelling a Canary hands it over to the other shard,
+    /// which resumes from its status. Default: every Canary.
+    #[arg(long, env = "SERIN_SHARD_SELECTOR", value_name = "SELECTOR")]
+    pub shard_selector: Option<String>,
     /// Run only while holding a coordination.k8s.io Lease (for more than one replica).
     #[arg(long, env = "SERIN_LEADER_ELECT")]
     pub leader_elect: bool,
+    /// Name of the leader-election Lease. Default: `serin-leader`, or with --shard-selector
+    /// `serin-leader-<shard>` — the selector's value for `key=value`, `unlabelled` for `!key`,
+    /// otherwise `s` and a hash of the selector — so each shard elects its own leader.
+    #[arg(long, env = "SERIN_LEASE_NAME", value_name = "NAME")]
+    pub lease_name: Option<String>,
     /// Namespace of the leader-election Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     pub lease_namespace: String,
@@ -93,8 +106,8 @@ pub struct ControllerArgs {
     /// Cluster name shown in alerts.
     #[arg(long, env = "SERIN_CLUSTER_NAME")]
     pub cluster_name: Option<String>,
-    /// Rollouts running at once across all Canaries (0: no limit); more wait in Waiting and start
-    /// first come, first served.
+    /// Rollouts running at once across the Canaries this controller owns — per shard with
+    /// --shard-selector (0: no limit); more wait in Waiting and start first come, first served.
     #[arg(long, env = "SERIN_MAX_CONCURRENT_CANARIES", default_value_t = 0)]
     pub max_concurrent_canaries: usize,
     /// Longest pause between retries of a request the API server refused (admission policy,
@@ -140,20 +153,64 @@ fn default_alerts(
     Some((notifier, severity))
 }
 
-/// Runs `serin controller` until SIGTERM / Ctrl-C.
-pub async fn controller(args: ControllerArgs) -> i32 {
-    init_logging(&args.log_format, &args.log_level);
+/// The flags' values checked before anything starts: each problem is one sentence naming its flag.
+/// Returns the parsed --shard-selector.
+fn checked_flags(args: &ControllerArgs) -> Result<Option<ShardSelector>, String> {
     if let Some(ns) = args
         .secret_namespaces
         .unwatched(args.namespace.as_deref())
         .first()
     {
-        eprintln!(
-            "error: --secret-namespaces names {ns}, which --namespace={} does not watch",
+        return Err(format!(
+            "--secret-namespaces names {ns}, which --namespace={} does not watch",
             args.namespace.as_deref().unwrap_or_default()
-        );
-        return 2;
+        ));
     }
+    if crate::api::validate::SUPPORTED_PROVIDERS
+        .iter()
+        .all(|p| *p != args.mesh_provider)
+    {
+        return Err(format!(
+            "--mesh-provider '{}' is not one of {}",
+            args.mesh_provider,
+            crate::api::validate::SUPPORTED_PROVIDERS.join(", ")
+        ));
+    }
+    let bad_url = |s: &str| {
+        !(s.starts_with("http://") || s.starts_with("https://")) || url::Url::parse(s).is_err()
+    };
+    for (flag, value) in [
+        ("--alert-url", &args.alert_url),
+        ("--event-webhook", &args.event_webhook),
+    ] {
+        if value.as_deref().is_some_and(bad_url) {
+            // Never echo the value: a chat webhook URL holds its token.
+            return Err(format!("{flag} is not an http(s) URL"));
+        }
+    }
+    if let Some(url) = args.metrics_server.as_deref().filter(|u| bad_url(u)) {
+        return Err(format!("--metrics-server '{url}' is not an http(s) URL"));
+    }
+    args.shard_selector
+        .as_deref()
+        .map(ShardSelector::parse)
+        .transpose()
+}
+
+/// Runs `serin controller` until SIGTERM / Ctrl-C.
+pub async fn controller(args: ControllerArgs) -> i32 {
+    init_logging(&args.log_format, &args.log_level);
+    let shard = match checked_flags(&args) {
+        Ok(shard) => shard,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let lease_name = args
+        .lease_name
+        .clone()
+        .unwrap_or_else(|| crate::controller::shard::lease_name(shard.as_ref()));
     let config = match load_kube_config(args.kubeconfig.clone()).await {
         Ok(c) => c,
         Err(e) => {
@@ -171,37 +228,6 @@ pub async fn controller(args: ControllerArgs) -> i32 {
             return 2;
         }
     };
-    if crate::api::validate::SUPPORTED_PROVIDERS
-        .iter()
-        .all(|p| *p != args.mesh_provider)
-    {
-        eprintln!(
-            "error: --mesh-provider '{}' is not one of {}",
-            args.mesh_provider,
-            crate::api::validate::SUPPORTED_PROVIDERS.join(", ")
-        );
-        return 2;
-    }
-    let bad_url = |s: &str| {
-        !(s.starts_with("http://") || s.starts_with("https://")) || url::Url::parse(s).is_err()
-    };
-    for (flag, value) in [
-        ("--alert-url", &args.alert_url),
-        ("--event-webhook", &args.event_webhook),
-    ] {
-        if value.as_deref().is_some_and(bad_url) {
-            // Never echo the value: a chat webhook URL holds its token.
-            eprintln!("error: {flag} is not an http(s) URL");
-            return 2;
-        }
-    }
-    if args.metrics_server.as_deref().is_some_and(bad_url) {
-        eprintln!(
-            "error: --metrics-server '{}' is not an http(s) URL",
-            args.metrics_server.as_deref().unwrap_or_default()
-        );
-        return 2;
-    }
     let settings = crate::controller::Settings {
         default_provider: args.mesh_provider.clone(),
         concurrency: args.concurrency,
@@ -220,6 +246,7 @@ pub async fn controller(args: ControllerArgs) -> i32 {
         },
         secret_tracking: args.secret_namespaces.clone(),
         ingress_annotations_prefix: args.ingress_annotations_prefix.clone(),
+        shard: shard.clone(),
         ..Default::default()
     };
     if let Some(addr) = args.metrics_addr {
@@ -231,12 +258,12 @@ pub async fn controller(args: ControllerArgs) -> i32 {
             }
         }
     }
-    tracing::info!(namespace = args.namespace.as_deref().unwrap_or("<all>"), provider = %args.mesh_provider, secret_namespaces = %args.secret_namespaces, "serin controller starting");
+    tracing::info!(namespace = args.namespace.as_deref().unwrap_or("<all>"), provider = %args.mesh_provider, secret_namespaces = %args.secret_namespaces, shard = shard.as_ref().map_or("<all>".to_string(), |s| s.to_string()), "serin controller starting");
     if args.leader_elect {
         let identity =
             std::env::var("POD_NAME").unwrap_or_else(|_| format!("serin-{}", std::process::id()));
         let lease = crate::controller::leader::LeaseSettings {
-            name: "serin-leader".into(),
+            name: lease_name,
             namespace: args.lease_namespace.clone(),
             identity,
             duration: std::time::Duration::from_secs(args.lease_duration.max(2)),
@@ -276,5 +303,27 @@ mod tests {
             panic!("controller args")
         };
         assert_eq!(args.include_label_prefix, ["app", "team"]);
+    }
+
+    #[test]
+    fn a_malformed_shard_selector_is_a_startup_error_naming_the_flag() {
+        let args = |sel: &str| {
+            let Command::Controller(args) =
+                Cli::parse_from(["serin", "controller", "--shard-selector", sel]).command
+            else {
+                panic!("controller args")
+            };
+            args
+        };
+        let e = super::checked_flags(&args("sharding.fluxcd.io/key in shard1")).unwrap_err();
+        assert_eq!(
+            e,
+            "--shard-selector 'sharding.fluxcd.io/key in shard1' is not a label selector: \"sharding.fluxcd.io/key in shard1\" needs its values in parentheses"
+        );
+        let ok = super::checked_flags(&args("!sharding.fluxcd.io/key")).unwrap();
+        assert_eq!(
+            ok.map(|s| s.lease_name()).as_deref(),
+            Some("serin-leader-unlabelled")
+        );
     }
 }

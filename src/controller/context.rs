@@ -38,6 +38,8 @@ pub struct Settings {
     pub secret_tracking: crate::workload::SecretTracking,
     /// Prefix of the ingress-nginx annotations the nginx router writes.
     pub ingress_annotations_prefix: String,
+    /// The Canaries this controller owns (`--shard-selector`; None: all of them).
+    pub shard: Option<super::shard::ShardSelector>,
 }
 
 impl Default for Settings {
@@ -58,6 +60,7 @@ impl Default for Settings {
             retry_max: std::time::Duration::from_secs(120),
             secret_tracking: Default::default(),
             ingress_annotations_prefix: crate::router::nginx_objects::DEFAULT_PREFIX.into(),
+            shard: None,
         }
     }
 }
@@ -314,6 +317,60 @@ impl Context {
             }
             m.insert(key.to_string(), answers.clone());
         }
+    }
+
+    /// Drops everything this process remembers about a Canary that left its watch (deleted, or
+    /// relabelled into another shard): its slot grant, refusal streak, last write, hook answers,
+    /// and its per-Canary gauges, which would otherwise go on reporting a phase and a weight that
+    /// another shard now owns.
+    pub fn forget(&self, canary: &crate::api::Canary) {
+        let ns = canary.namespace_or_default();
+        let name = canary.metadata.name.clone().unwrap_or_default();
+        let key = format!("{ns}/{name}");
+        self.forget_keys(|k| k == key);
+        let t = &self.settings.telemetry;
+        for m in canary.spec.analysis.metrics.iter().flatten() {
+            t.metric_analysis.remove(&crate::telemetry::MetricLabels {
+                name: name.clone(),
+                namespace: ns.clone(),
+                metric: m.name.clone(),
+            });
+        }
+        let who = crate::telemetry::CanaryLabels {
+            name,
+            namespace: ns.clone(),
+        };
+        t.status.remove(&who);
+        t.duration.remove(&who);
+        t.weight.remove(&crate::telemetry::WorkloadLabels {
+            workload: canary.spec.target_ref.name.clone(),
+            namespace: ns,
+        });
+    }
+
+    /// Whether this controller's Canary watch no longer holds the Canary (it was deleted, or
+    /// relabelled out of the shard). False without a cache.
+    pub fn left_watch(&self, canary: &crate::api::Canary) -> bool {
+        self.caches.canaries.as_ref().is_some_and(|store| {
+            store
+                .get(&kube::runtime::reflector::ObjectRef::from_obj(canary))
+                .is_none()
+        })
+    }
+
+    /// Drops what is remembered about Canaries `gone` says are gone (by `namespace/name`): after
+    /// a fresh list, a Canary that left while the watch was down gets no DELETED event.
+    pub fn forget_keys(&self, gone: impl Fn(&str) -> bool) {
+        if let Ok(mut w) = self.written.lock() {
+            w.retain(|k, _| !gone(k));
+        }
+        if let Ok(mut s) = self.streaks.lock() {
+            s.retain(|k, _| !gone(k));
+        }
+        if let Ok(mut m) = self.hook_memo.lock() {
+            m.retain(|k, _| !gone(k.split('@').next().unwrap_or(k)));
+        }
+        self.slots.forget(gone);
     }
 
     /// Whether the last reconcile of this Canary had a refusal.

@@ -17,6 +17,7 @@ mod reconcile;
 pub mod refusal;
 mod report;
 mod secret_watches;
+pub mod shard;
 pub mod slots;
 pub mod watches;
 
@@ -25,9 +26,9 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use kube::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube::{Api, ResourceExt};
 
 pub use context::{Caches, Context, Settings, Synced};
 pub use error::Error;
@@ -153,7 +154,54 @@ fn slim_watch<K>(
 where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
 {
-    watches::resilient(api, what).modify(|obj: &mut K| obj.meta_mut().managed_fields = None)
+    slim_watch_with(api, what, watcher::Config::default())
+}
+
+/// [`slim_watch`] with a watcher configuration.
+fn slim_watch_with<K>(
+    api: Api<K>,
+    what: &'static str,
+    config: watcher::Config,
+) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
+    watches::resilient_with(api, what, config)
+        .modify(|obj: &mut K| obj.meta_mut().managed_fields = None)
+}
+
+/// The Canary watch: only this shard's Canaries (`--shard-selector`; the API server filters, and
+/// sends DELETED when a relabelled Canary stops matching). A Canary that leaves — deleted, or
+/// moved to another shard — is forgotten at once: the controller's store drops it, so its queued
+/// requeue finds nothing to reconcile, and `forget` releases its slot, backoff and gauges. The
+/// shard it moved to resumes it from its status, which holds every clock.
+fn canary_watch(
+    api: Api<Canary>,
+    store: kube::runtime::reflector::Store<Canary>,
+    writer: reflector::store::Writer<Canary>,
+    ctx: Arc<Context>,
+) -> impl futures::Stream<Item = Result<Canary, watcher::Error>> + Send {
+    let mut config = watcher::Config::default();
+    if let Some(shard) = &ctx.settings.shard {
+        config = config.labels(shard.as_str());
+    }
+    slim_watch_with(api, "Canary", config)
+        .reflect(writer)
+        .inspect_ok(move |event| match event {
+            watcher::Event::Delete(c) => ctx.forget(c),
+            // After a fresh list the store holds exactly what is listed; what left meanwhile
+            // had no DELETED event.
+            watcher::Event::InitDone => {
+                let present: std::collections::HashSet<String> = store
+                    .state()
+                    .iter()
+                    .map(|c| format!("{}/{}", c.namespace_or_default(), c.name_any()))
+                    .collect();
+                ctx.forget_keys(|k| !present.contains(k));
+            }
+            _ => {}
+        })
+        .applied_objects()
 }
 
 /// Aborts a helper task when the future that owns it is dropped (leadership lost, shutdown).
@@ -201,20 +249,18 @@ async fn run_with(
     };
     let probe = canaries.clone();
     let (store, canary_writer) = reflector::store::<Canary>();
-    let canary_stream = slim_watch(canaries, "Canary")
-        .reflect(canary_writer)
-        .applied_objects();
-    let controller = Controller::for_stream(canary_stream, store.clone()).with_config(
-        kube::runtime::controller::Config::default().concurrency(settings.concurrency),
-    );
     let telemetry = settings.telemetry.clone();
+    let probe_params = kube::api::ListParams::default().limit(1);
+    let probe_params = match &settings.shard {
+        Some(shard) => probe_params.labels(shard.as_str()),
+        None => probe_params,
+    };
     // Ready only after a successful list of Canaries (and, with election, while leading: run()
     // only runs while this instance holds the lease). A list of our own: the controller's runner
     // already waits on its store's `wait_until_ready`, and kube 4.2 wakes only one of several
     // concurrent waiters (see `Synced`) — /readyz stayed 503, caught by controller_telemetry.rs.
     let _readiness = AbortOnDrop(tokio::spawn(async move {
-        let one = kube::api::ListParams::default().limit(1);
-        while probe.list_metadata(&one).await.is_err() {
+        while probe.list_metadata(&probe_params).await.is_err() {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
         telemetry
@@ -274,7 +320,10 @@ async fn run_with(
         served: Default::default(),
     };
     let ctx = Arc::new(context);
-    controller
+    let canary_stream = canary_watch(canaries, store.clone(), canary_writer, ctx.clone());
+    let concurrency = ctx.settings.concurrency;
+    Controller::for_stream(canary_stream, store.clone())
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .watches_stream(deploy_stream, move |d: Deployment| {
             targeting(&by_deployment, &d.metadata, TargetKind::Deployment)
         })

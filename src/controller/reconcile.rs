@@ -47,6 +47,14 @@ async fn ensure_finalizer(api: &Api<Canary>, canary: &Canary) -> Result<bool> {
     Ok(true)
 }
 
+/// Whether a Canary read from the API server (not from the shard's own watch) is this shard's.
+fn in_shard(ctx: &Context, canary: &Canary) -> bool {
+    ctx.settings
+        .shard
+        .as_ref()
+        .is_none_or(|s| s.matches(canary.metadata.labels.as_ref()))
+}
+
 /// Reconciles one Canary.
 pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action> {
     let started = std::time::Instant::now();
@@ -63,6 +71,8 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
         Some(age) => {
             tracing::info!(canary = %key, waited = ?age, "the Canary cache still lacks our last status write; reading the Canary from the API server");
             match api.get_opt(&name).await {
+                // Relabelled into another shard meanwhile: that shard acts on it now.
+                Ok(Some(c)) if !in_shard(&ctx, &c) => return Ok(Action::await_change()),
                 Ok(Some(c)) => Arc::new(c),
                 Ok(None) => return Ok(Action::await_change()),
                 Err(e) => return Ok(failed(&ctx, &canary, &key, Error::Kube(e)).await),
@@ -89,6 +99,13 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action>
     t.reconcile_seconds
         .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
+    if ctx.left_watch(&canary) {
+        // It left while this reconcile ran (relabelled into another shard, or deleted), after
+        // the watch's DELETED made the controller forget it: forget what this reconcile just
+        // remembered too (a refusal streak, a slot grant, its gauges), and do not requeue.
+        ctx.forget(&canary);
+        return Ok(Action::await_change());
+    }
     Ok(action)
 }
 

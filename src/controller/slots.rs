@@ -1,5 +1,6 @@
-//! The global cap on concurrent rollouts (`--max-concurrent-canaries`): a ConfigMap shared by
-//! 500 apps must not start 500 rollouts at once. Canaries in an active phase hold a slot; new
+//! The cap on concurrent rollouts (`--max-concurrent-canaries`): a ConfigMap shared by
+//! 500 apps must not start 500 rollouts at once. It counts the Canaries this controller watches,
+//! so with `--shard-selector` it is a cap per shard. Canaries in an active phase hold a slot; new
 //! revisions beyond the cap wait in `Waiting` and get slots first come, first served (by when
 //! they started waiting). Grants are remembered until the cache shows them, so two reconciles
 //! running at once cannot both take the last slot. Must not decide anything else.
@@ -95,6 +96,14 @@ impl Slots {
         free
     }
 
+    /// Forgets the grants of Canaries that left this controller (`gone` by `namespace/name`):
+    /// the cap counts per shard, so a Canary relabelled into another shard holds no slot here.
+    pub fn forget(&self, gone: impl Fn(&str) -> bool) {
+        if let Ok(mut granted) = self.granted.lock() {
+            granted.retain(|k, _| !gone(k));
+        }
+    }
+
     /// Forgets a grant the decision did not use (it did not start a rollout after all).
     pub fn release_unless_active(&self, me: &Canary, phase: CanaryPhase) {
         if !holds_slot(phase)
@@ -164,5 +173,21 @@ mod tests {
             other.clone(),
         ];
         assert!(slots.free(1, &other, &done, t0 + chrono::Duration::seconds(6)));
+    }
+
+    #[test]
+    fn a_canary_that_left_the_shard_gives_its_grant_back() {
+        let now: DateTime<Utc> = "2026-11-27T12:00:00Z".parse().unwrap();
+        let slots = Slots::default();
+        let a = canary("a", "Waiting", "2026-11-27T11:59:00Z");
+        let b = canary("b", "Waiting", "2026-11-27T11:59:30Z");
+        assert!(slots.free(1, &a, &[a.clone(), b.clone()], now));
+        assert!(
+            !slots.free(1, &b, &[a.clone(), b.clone()], now),
+            "a's grant"
+        );
+        // a was relabelled into another shard: it is gone from this shard's cache and grants.
+        slots.forget(|k| k == "test/a");
+        assert!(slots.free(1, &b, std::slice::from_ref(&b), now));
     }
 }

@@ -67,7 +67,18 @@ pub fn resilient<K>(
 where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
 {
-    let config = watcher::Config::default();
+    resilient_with(api, what, watcher::Config::default())
+}
+
+/// [`resilient`] with a watcher configuration (the Canary watch's shard label selector).
+pub fn resilient_with<K>(
+    api: Api<K>,
+    what: &'static str,
+    config: watcher::Config,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
     retrying(what, move || watcher(api.clone(), config.clone()).boxed())
 }
 

@@ -31,6 +31,31 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* The controller Deployments as a YAML list of {name, shard, selector, lease}: one without
+`shards`; with them, one per shard (Canaries labelled sharding.fluxcd.io/key=<shard>, Lease
+serin-leader-<shard>) and one for the Canaries without the label (serin-leader-unlabelled), the
+names `serin controller` derives from the selector itself. */}}
+{{- define "serin.deployments" -}}
+{{- $full := include "serin.fullname" . }}
+{{- if not .Values.shards }}
+- name: {{ $full }}
+{{- else }}
+{{- range .Values.shards }}
+{{- if eq . "unlabelled" }}
+{{- fail "shards must not name unlabelled: that is the Deployment for Canaries without sharding.fluxcd.io/key" }}
+{{- end }}
+- name: {{ printf "%s-%s" $full . | trunc 63 | trimSuffix "-" }}
+  shard: {{ . }}
+  selector: {{ printf "sharding.fluxcd.io/key=%s" . | quote }}
+  lease: serin-leader-{{ . }}
+{{- end }}
+- name: {{ printf "%s-unlabelled" $full | trunc 63 | trimSuffix "-" }}
+  shard: unlabelled
+  selector: "!sharding.fluxcd.io/key"
+  lease: serin-leader-unlabelled
+{{- end }}
+{{- end }}
+
 {{/* The namespace whose Canaries are watched with rbac.scope=namespace (required there). */}}
 {{- define "serin.watchNamespace" -}}
 {{- if eq .Values.rbac.scope "namespace" }}
