@@ -126,11 +126,13 @@ async fn a_scaled_object_target_gets_a_primary_scaled_object_kept_in_step() {
     let first = c.status.unwrap().last_applied_spec.unwrap();
     set_image(&client, "podinfo:6.0.1", json!({})).await;
     wait_phase(&client, CanaryPhase::Progressing, Some(&first)).await;
-    assert_eq!(
-        paused(&get(&client, "podinfo").await),
-        None,
-        "resumed for the analysis"
-    );
+    // The status says Progressing before that tick's effects (resume, then scale up) run.
+    common::scenario::wait_object(
+        "the target's ScaledObject resumed for the analysis",
+        || get(&client, "podinfo"),
+        |so| paused(so).is_none(),
+    )
+    .await;
     wait_phase(&client, CanaryPhase::Succeeded, Some(&first)).await;
     let primary = get(&client, "podinfo-primary").await;
     assert_eq!(
