@@ -129,6 +129,37 @@ pub struct TargetRef {
     pub name: String,
 }
 
+/// What a `targetRef` names, from its kind and API version together: `Service` is a core
+/// Service under `v1` and a Knative Service under `serving.knative.dev/v1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetWorkload {
+    /// apps/v1 Deployment: a `-primary` Deployment copy.
+    Deployment,
+    /// apps/v1 DaemonSet: a `-primary` DaemonSet copy.
+    DaemonSet,
+    /// core/v1 Service: `-primary` and `-canary` Service copies, no pods of Serin's own.
+    CoreService,
+    /// serving.knative.dev/v1 Service: traffic split between its revisions, no copies.
+    KnativeService,
+}
+
+/// API version of a Knative Serving Service.
+pub const KNATIVE_SERVING_API_VERSION: &str = "serving.knative.dev/v1";
+
+impl TargetRef {
+    /// What the reference names (the API version is checked by validation, not here).
+    pub fn workload(&self) -> TargetWorkload {
+        match self.kind {
+            TargetKind::Deployment => TargetWorkload::Deployment,
+            TargetKind::DaemonSet => TargetWorkload::DaemonSet,
+            TargetKind::Service if self.api_version == KNATIVE_SERVING_API_VERSION => {
+                TargetWorkload::KnativeService
+            }
+            TargetKind::Service => TargetWorkload::CoreService,
+        }
+    }
+}
+
 /// Kinds a Canary can target.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum TargetKind {

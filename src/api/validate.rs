@@ -9,7 +9,7 @@ use super::duration::parse_duration;
 pub use super::targets::{Owners, target_conflicts};
 use super::{
     AlertProvider, Canary, CanaryAnalysis, CanaryMetric, MetricProviderType, MetricTemplate,
-    TargetKind,
+    TargetKind, TargetWorkload,
 };
 
 /// Providers Serin routes traffic with.
@@ -155,11 +155,18 @@ pub fn validate_for(canary: &Canary, provider: &str) -> Result<(), Vec<FieldErro
                 ),
             )
         }
-        TargetKind::Service => errs.add(
+        _ => {}
+    }
+    match spec.target_ref.workload() {
+        TargetWorkload::CoreService => errs.add(
             "spec.targetRef.kind",
             "Service targets are not supported; target a Deployment or DaemonSet",
         ),
-        _ => {}
+        TargetWorkload::KnativeService => errs.add(
+            "spec.targetRef.kind",
+            "Knative Service targets are not supported; target a Deployment or DaemonSet",
+        ),
+        TargetWorkload::Deployment | TargetWorkload::DaemonSet => {}
     }
     if spec.target_ref.kind == TargetKind::DaemonSet && spec.autoscaler_ref.is_some() {
         errs.add(
