@@ -1,7 +1,12 @@
 //! Throughput of serin::sim with many objects and watches: create, list, patch, and watch event
-//! delivery, plus the process RSS. `cargo bench --bench sim` runs the full size (10,000 objects,
-//! 100 watches); without `--bench` (as `cargo test --all-targets` runs it) a small smoke size.
-//! Prints a report; asserts nothing about speed.
+//! delivery, plus the process RSS; then two cases of issue 20: many watchers of one resource
+//! (fan-out) and lists served while writers run. `cargo bench --bench sim` runs the full size
+//! (10,000 objects, 100 watches; fan-out 200 watches of 1,000 objects); without `--bench` (as
+//! `cargo test --all-targets` runs it) a small smoke size. Prints a report; asserts nothing
+//! about speed.
+
+#[path = "sim/load.rs"]
+mod load;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -138,4 +143,12 @@ async fn main() {
     for t in tasks {
         t.abort();
     }
+    let size = if full {
+        load::Size::full()
+    } else {
+        load::Size::smoke()
+    };
+    load::fan_out(&cluster, &size).await;
+    load::lists_under_writes(&cluster, &size).await;
+    println!("process RSS (client + server): {:.1} MiB", rss_mib());
 }
