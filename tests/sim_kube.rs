@@ -1,5 +1,9 @@
 //! The real kube::Client and kube::runtime against serin::sim: CRUD, server-side apply, status,
-//! watches seen by a Controller, and the simulated Deployment rollout.
+//! watches seen by a Controller, and the simulated Deployment rollout; concurrent watchers,
+//! listers and writers against raw HTTP (`concurrency`).
+
+#[path = "sim_kube/concurrency.rs"]
+mod concurrency;
 
 use std::time::Duration;
 

@@ -1,7 +1,8 @@
 //! The two loads of issue 20 item 2 on serin::sim: many watchers of one resource while it changes
 //! (each change goes to every watcher), and lists of a whole namespace served while writers
 //! patch it. Clients are raw HTTP that count bytes and lines without decoding them, so the time
-//! measured is the server's, not the client's JSON parsing (all share the benchmark's 2 cores).
+//! measured is the server's, not the client's JSON parsing (all share the benchmark's 2 cores);
+//! the server's own latency report (`Cluster::latency_report`) follows each case.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -134,6 +135,7 @@ pub async fn fan_out(cluster: &Cluster, size: &Size) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let http = reqwest::Client::new();
+    cluster.reset_latency();
     let started = Instant::now();
     let latencies: Vec<f64> = stream::iter(0..size.patches)
         .map(|i| patch(&http, &base, i % size.objects, format!("v{i}")))
@@ -160,6 +162,7 @@ pub async fn fan_out(cluster: &Cluster, size: &Size) {
         "fan-out: {delivered}/{expected} events delivered in {all_s:.2} s ({:.0} events/s)",
         delivered as f64 / all_s
     );
+    println!("fan-out: {}", cluster.latency_report());
     for t in tasks {
         t.abort();
     }
@@ -171,6 +174,7 @@ pub async fn lists_under_writes(cluster: &Cluster, size: &Size) {
     let base = cluster.url();
     let http = reqwest::Client::new();
     let stop = Arc::new(AtomicBool::new(false));
+    cluster.reset_latency();
     let mut writers = Vec::new();
     for w in 0..size.writers {
         let (http, base, stop) = (http.clone(), base.clone(), stop.clone());
@@ -226,4 +230,5 @@ pub async fn lists_under_writes(cluster: &Cluster, size: &Size) {
         n_patches as f64 / list_s,
         summary(patches)
     );
+    println!("lists under writes: {}", cluster.latency_report());
 }

@@ -38,7 +38,7 @@ pub fn needed_after(change: &Change) -> bool {
     change.kind == EventType::Deleted
         || change.object["metadata"]["deletionTimestamp"].is_string()
         || change.resource == "/namespaces"
-        || owners(&change.object) != change.old.as_ref().and_then(owners)
+        || owners(&change.object) != change.old.as_deref().and_then(owners)
 }
 
 /// What one pass decided to do to one object.

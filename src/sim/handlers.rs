@@ -1,10 +1,10 @@
-//! The verbs on one resource: get, list, create, update, patch (merge, JSON, strategic, apply),
-//! delete and deletecollection, including the status and scale subresources. Each runs under the
-//! state lock and answers like kube-apiserver.
+//! The writing verbs on one resource: create, update, patch (merge, JSON, strategic, apply),
+//! delete and deletecollection, including the status and scale subresources, and what reads
+//! share with them (targets, selectors, the Scale view). Each runs under the state lock and
+//! answers like kube-apiserver; get and list are in `reads`.
 
 use std::collections::HashMap;
 
-use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::commit::{Write, commit};
@@ -12,7 +12,6 @@ use super::resources::{Builtin, ResourceType};
 use super::selector::{FieldSelector, LabelSelector};
 use super::state::{Ctx, SimState};
 use super::status::{self, Reply};
-use super::table::{self, Representation};
 
 pub use super::deleting::{delete, delete_collection};
 pub use super::patching::patch;
@@ -44,30 +43,6 @@ impl Target {
             },
             name.to_string(),
         )
-    }
-}
-
-/// GET of one object (or its status/scale), in the representation Accept asks for.
-pub fn get(st: &SimState, t: &Target, accept: &str) -> Reply {
-    let name = t.name.as_deref().unwrap_or_default();
-    let Some(obj) = st.store.get(&t.key(name)) else {
-        return status::not_found(&t.rt, name);
-    };
-    let obj = st.present(&t.rt, obj);
-    match (t.sub.as_deref(), table::representation(accept)) {
-        (Some("scale"), _) => Reply::json(StatusCode::OK, scale_of(&t.rt, &obj)),
-        (None, Representation::Table) => {
-            let rv = obj["metadata"]["resourceVersion"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            Reply::json(
-                StatusCode::OK,
-                table::table(&t.rt, st.crd_of(&t.rt).as_ref(), &[obj], &rv),
-            )
-        }
-        (None, Representation::Metadata) => Reply::json(StatusCode::OK, table::partial(&obj)),
-        _ => Reply::json(StatusCode::OK, obj),
     }
 }
 
@@ -145,118 +120,6 @@ pub fn selectors(t: &Target, q: &Query) -> Result<(LabelSelector, FieldSelector)
 /// Whether an object passes both selectors.
 pub fn selected(obj: &Value, labels: &LabelSelector, fields: &FieldSelector) -> bool {
     labels.matches(obj["metadata"]["labels"].as_object()) && fields.matches(obj)
-}
-
-/// LIST with selectors, limit and continue (continue pages come from the first page's snapshot).
-pub fn list(st: &mut SimState, t: &Target, q: &Query, accept: &str) -> Reply {
-    let (labels, fields) = match selectors(t, q) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let ns = if t.rt.namespaced {
-        t.namespace.as_deref()
-    } else {
-        None
-    };
-    let (items, rv) = match q.get("continue").filter(|c| !c.is_empty()) {
-        Some(token) => match decode_continue(st, token) {
-            Ok(x) => x,
-            Err(r) => return r,
-        },
-        None => {
-            let items: Vec<Value> = st
-                .store
-                .list(&t.rt.storage_key(), ns)
-                .into_iter()
-                .map(|o| st.present(&t.rt, o))
-                .filter(|o| selected(o, &labels, &fields))
-                .collect();
-            (items, st.store.rv())
-        }
-    };
-    let limit = q
-        .get("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .filter(|l| *l > 0);
-    let mut meta = json!({"resourceVersion": rv.to_string()});
-    let page = match limit {
-        Some(n) if items.len() > n => {
-            let rest = items[n..].to_vec();
-            if q.get("labelSelector").is_none() && q.get("fieldSelector").is_none() {
-                meta["remainingItemCount"] = json!(rest.len());
-            }
-            let id = rv * 1000 + st.snapshots.len() as u64;
-            st.snapshots.insert(id, rest);
-            if st.snapshots.len() > 256 {
-                let oldest = st.snapshots.keys().min().copied();
-                if let Some(o) = oldest {
-                    st.snapshots.remove(&o);
-                }
-            }
-            meta["continue"] = json!(encode_continue(id, rv));
-            items[..n].to_vec()
-        }
-        _ => items,
-    };
-    let rv = rv.to_string();
-    let body = match table::representation(accept) {
-        Representation::Table => table::table(&t.rt, st.crd_of(&t.rt).as_ref(), &page, &rv),
-        Representation::Metadata => table::partial_list(&page, meta),
-        Representation::Full => {
-            json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(), "metadata": meta, "items": page})
-        }
-    };
-    Reply::json(StatusCode::OK, body)
-}
-
-fn encode_continue(id: u64, rv: u64) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .encode(json!({"v": "meta.k8s.io/v1", "rv": rv, "start": id.to_string()}).to_string())
-}
-
-fn go_json_char_error(bytes: &[u8]) -> String {
-    let c = bytes
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .copied()
-        .unwrap_or(0);
-    let shown = if c.is_ascii_graphic() {
-        (c as char).to_string()
-    } else {
-        format!("\\u{c:04x}")
-    };
-    format!("invalid character '{shown}' looking for beginning of value")
-}
-
-fn decode_continue(st: &SimState, token: &str) -> Result<(Vec<Value>, u64), Reply> {
-    use base64::Engine;
-    let bad = |why: String| {
-        status::bad_request(format!(
-            "invalid continue token: continue key is not valid: {why}"
-        ))
-    };
-    let engine = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new()
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
-            .with_decode_allow_trailing_bits(true),
-    );
-    let bytes = engine
-        .decode(token.trim_end_matches('='))
-        .map_err(|e| bad(e.to_string()))?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad(go_json_char_error(&bytes)))?;
-    let id: u64 = v["start"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad("missing start".into()))?;
-    let rv = v["rv"].as_u64().unwrap_or(0);
-    let items = st
-        .snapshots
-        .get(&id)
-        .cloned()
-        .ok_or_else(status::expired_reply)?;
-    Ok((items, rv))
 }
 
 /// Parses a request body as JSON, or YAML for YAML content types.

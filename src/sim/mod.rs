@@ -5,7 +5,8 @@
 //! tests/transcripts.rs). It can also fail like one, for tests of a controller's recovery: an
 //! outage (`Cluster::go_down`, `come_back`, `outage`), injected errors, latency, broken watches,
 //! compaction (`SimState::inject_errors` and friends), RBAC refusals and SelfSubjectAccessReviews
-//! (`SimState::deny`), and ValidatingAdmissionPolicies.
+//! (`SimState::deny`), and ValidatingAdmissionPolicies. It reports its own request latency
+//! (`Cluster::latency_report`), so a benchmark can tell the server's time from its client's.
 //! Must not depend on the controller or the decision core.
 
 mod access_review;
@@ -25,11 +26,13 @@ mod fieldset;
 mod gc;
 mod handlers;
 mod kubelet;
+mod latency;
 mod managed;
 mod net;
 mod patch;
 mod patching;
 mod protobuf;
+mod reads;
 mod resources;
 mod revision;
 mod selector;
@@ -51,6 +54,7 @@ use std::time::Duration;
 pub use authz::DEFAULT_USER;
 pub use faults::INJECTED_CAUSE;
 pub use kubelet::{KubeletOptions, NEVER_READY};
+pub use latency::{LatencyReport, VerbLatency};
 pub use revision::template_hash;
 pub use state::{Access, SimState};
 
@@ -82,6 +86,7 @@ pub struct Cluster {
     /// Whether the API server is up; the simulated controllers pause while it is not.
     up: tokio::sync::watch::Sender<bool>,
     controllers: tokio::task::JoinHandle<()>,
+    latencies: Arc<latency::Latencies>,
 }
 
 fn lock(state: &Mutex<SimState>) -> std::sync::MutexGuard<'_, SimState> {
@@ -103,9 +108,11 @@ impl Cluster {
         // once bound: bind first, then build the router, then serve.
         let listener = std::net::TcpListener::bind(("127.0.0.1", opts.port))?;
         let addr = listener.local_addr()?;
+        let latencies = Arc::new(latency::Latencies::default());
         let app = server::App {
             state: state.clone(),
             addr: addr.to_string(),
+            latencies: latencies.clone(),
         };
         // Bodies up to 16 MiB are read so the 3 MiB limit can answer with a proper 413 Status;
         // beyond that the connection is refused outright.
@@ -121,6 +128,7 @@ impl Cluster {
             front,
             up,
             controllers,
+            latencies,
         })
     }
 
@@ -201,6 +209,24 @@ impl Cluster {
     /// Direct access to the state (tests, benchmarks: counts, faults, denials, compaction).
     pub fn state(&self) -> Arc<Mutex<SimState>> {
         self.state.clone()
+    }
+
+    /// The server's own request latency since the start (or the last `reset_latency`): from the
+    /// request reaching the server to its response being ready (a watch: its initial events
+    /// encoded), overall and by verb, over every client.
+    pub fn latency_report(&self) -> LatencyReport {
+        self.latencies.report(None)
+    }
+
+    /// `latency_report` over the requests of one client (User-Agent up to the first `/`, e.g.
+    /// `serin`).
+    pub fn latency_report_for(&self, agent: &str) -> LatencyReport {
+        self.latencies.report(Some(agent))
+    }
+
+    /// Forgets the latencies recorded so far (a benchmark's measured phase starts).
+    pub fn reset_latency(&self) {
+        self.latencies.reset();
     }
 
     /// Stops the server and its controllers.

@@ -1,9 +1,13 @@
 //! HTTP front of the embedded API server: path routing (discovery, resources, subresources),
 //! body limits, content types, and the dispatch of each verb in kube-apiserver's order — latency,
 //! priority and fairness (injected 429s), authorization (before routing), routing, storage faults,
-//! the verb; watches stream from `watch`. Must not import the controller or the decision core.
+//! the verb; watches stream from `watch`. Reads (GET, LIST, a watch's initial events) hold the
+//! lock only to take their snapshot and are encoded after it (`reads`, `watch`); writes run under
+//! it. Every request's latency is recorded (`latency`). Must not import the controller or the
+//! decision core.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -15,6 +19,8 @@ use super::authz::{self, Attributes};
 use super::discovery;
 use super::faults::{self, Stage};
 use super::handlers::{self, Query, Target};
+use super::latency::Latencies;
+use super::reads;
 use super::resources::Builtin;
 use super::state::{Ctx, FieldValidation, SimState};
 use super::status::{self, Reply};
@@ -30,6 +36,8 @@ pub struct App {
     pub state: Arc<Mutex<SimState>>,
     /// host:port the server listens on (for /api's serverAddressByClientCIDRs).
     pub addr: String,
+    /// The server's own request latency, by client and verb.
+    pub latencies: Arc<Latencies>,
 }
 
 fn lock(state: &Mutex<SimState>) -> std::sync::MutexGuard<'_, SimState> {
@@ -204,6 +212,7 @@ pub async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let received = Instant::now();
     let q = parse_query(&uri);
     let is_watch = q.get("watch").is_some_and(|w| w == "1" || w == "true");
     if !is_watch {
@@ -221,16 +230,37 @@ pub async fn dispatch(
         q,
         is_watch,
     };
-    serve(&app, req)
+    let agent = authz::short_agent(req.header("user-agent").unwrap_or("unknown")).to_string();
+    let mut verb = "other";
+    let resp = serve(&app, req, &mut verb);
+    app.latencies.record(&agent, verb, received.elapsed());
+    resp
 }
 
-/// Everything after the latency, under the state lock (released before a watch streams).
-fn serve(app: &App, req: Request) -> Response {
+/// The verb a request is recorded under in the latency report.
+fn latency_verb(req: &Request, named: bool) -> &'static str {
+    match (&req.method, named, req.is_watch) {
+        (&Method::GET, false, true) => "watch",
+        (&Method::GET, true, _) => "get",
+        (&Method::GET, false, false) => "list",
+        (&Method::POST, ..) => "create",
+        (&Method::PUT, ..) => "update",
+        (&Method::PATCH, ..) => "patch",
+        (&Method::DELETE, true, _) => "delete",
+        (&Method::DELETE, false, _) => "deletecollection",
+        _ => "other",
+    }
+}
+
+/// Everything after the latency: the bookkeeping and the writes under the state lock; reads take
+/// their snapshot under it and are answered after it (`read`, `watch`).
+fn serve(app: &App, req: Request, verb_out: &mut &'static str) -> Response {
     if req.body.len() > MAX_BODY {
         return to_response(status::too_large());
     }
     let mut st = lock(&app.state);
     if let Some(resp) = aggregated_discovery(&st, &req) {
+        *verb_out = "discovery";
         return resp;
     }
     let (ctype, body) = match decode_body(&req) {
@@ -245,12 +275,15 @@ fn serve(app: &App, req: Request) -> Response {
     }
     let target = match route(&st, &app.addr, req.uri.path()) {
         Route::Doc(doc) if req.method == Method::GET => {
+            *verb_out = "discovery";
+            drop(st);
             return to_response(Reply::json(StatusCode::OK, doc));
         }
         Route::Doc(_) => return to_response(status::method_not_allowed(req.method.as_str())),
         Route::NotFound => return to_response(status::not_found_text("")),
         Route::Resource(t) => *t,
     };
+    *verb_out = latency_verb(&req, target.name.is_some());
     count_request(&mut st, &req, &target);
     let named_write =
         target.name.is_some() && matches!(req.method, Method::PUT | Method::PATCH | Method::DELETE);
@@ -266,16 +299,27 @@ fn serve(app: &App, req: Request) -> Response {
     let short = authz::short_agent(&agent).to_string();
     if req.is_watch && req.method == Method::GET && target.name.is_none() {
         authz::record_access(&mut st, &short, &target, "watch");
-        return match watch::start(&st, &target, &req.q) {
-            Ok(stream) => {
-                drop(st);
-                let mut resp = Response::new(Body::from_stream(stream));
+        let opened = watch::open(&st, &target, &req.q);
+        drop(st);
+        return match opened {
+            Ok(opened) => {
+                let mut resp = Response::new(Body::from_stream(opened.stream()));
                 resp.headers_mut()
                     .insert("content-type", HeaderValue::from_static("application/json"));
                 resp
             }
             Err(r) => to_response(r),
         };
+    }
+    if req.method == Method::GET && target.rt.builtin != Some(Builtin::AccessReview) {
+        let accept = req.header("accept").unwrap_or("application/json");
+        let read = reads::begin(&st, &target, &req.q, accept);
+        // A GET needs get or list whatever its answer (`authz::rbac_verbs`).
+        for verb in authz::rbac_verbs(&req.method, target.name.is_some(), StatusCode::OK) {
+            authz::record_access(&mut st, &short, &target, verb);
+        }
+        drop(st);
+        return to_response(read.map_or_else(|r| r, |read| read.finish(&app.state)));
     }
     let ctx = ctx_for(&req.headers, &req.q);
     let reply = if target.rt.builtin == Some(Builtin::AccessReview) {
@@ -395,10 +439,7 @@ fn verb(
     body: &[u8],
     ctx: &Ctx,
 ) -> Reply {
-    let accept = req.header("accept").unwrap_or("application/json");
     match (req.method.clone(), target.name.is_some()) {
-        (Method::GET, true) => handlers::get(st, target, accept),
-        (Method::GET, false) => handlers::list(st, target, &req.q, accept),
         (Method::POST, false) => match handlers::parse_body(ctype, body, &target.rt) {
             Ok(obj) => handlers::create(st, target, obj, ctx),
             Err(r) => r,

@@ -33,6 +33,21 @@ pub struct Ctx {
     pub now: String,
 }
 
+/// The object as served for a type (apiVersion/kind of the requested version); needs no state,
+/// so readers call it after releasing the lock.
+pub fn present(rt: &ResourceType, obj: &Value) -> Value {
+    let mut v = if super::views::is_core_event(rt) {
+        super::views::event_to_core(obj)
+    } else if rt.kind == "HorizontalPodAutoscaler" && rt.version == "v1" {
+        super::views::hpa_to_v1(obj)
+    } else {
+        obj.clone()
+    };
+    v["apiVersion"] = json!(rt.api_version());
+    v["kind"] = json!(rt.kind);
+    v
+}
+
 /// Everything the server holds.
 pub struct SimState {
     /// Objects.
@@ -41,8 +56,8 @@ pub struct SimState {
     pub types: Vec<ResourceType>,
     uid_seq: u64,
     ip_seq: u32,
-    /// Continue-token snapshots of paginated lists.
-    pub snapshots: HashMap<u64, Vec<Value>>,
+    /// Continue-token snapshots of paginated lists (the rest of each list, shared).
+    pub snapshots: HashMap<u64, super::reads::Page>,
     /// Injected errors, latency and watch drops (`faults`).
     pub(crate) faults: super::faults::Faults,
     /// Refused permissions and the user 403s name (`authz`).
@@ -153,16 +168,7 @@ impl SimState {
 
     /// The object as served for a type (apiVersion/kind of the requested version).
     pub fn present(&self, rt: &ResourceType, obj: &Value) -> Value {
-        let mut v = if super::views::is_core_event(rt) {
-            super::views::event_to_core(obj)
-        } else if rt.kind == "HorizontalPodAutoscaler" && rt.version == "v1" {
-            super::views::hpa_to_v1(obj)
-        } else {
-            obj.clone()
-        };
-        v["apiVersion"] = json!(rt.api_version());
-        v["kind"] = json!(rt.kind);
-        v
+        present(rt, obj)
     }
 
     /// The CRD object that defines a custom type.

@@ -1,8 +1,11 @@
 //! Watches: replay from a resourceVersion (or a synthetic ADDED list for rv 0/unset), then live
 //! changes; selectors turn "no longer matches" into DELETED; bookmarks; timeoutSeconds; a
 //! compacted resourceVersion gives an in-band ERROR event with 410 Expired, as the real server does;
-//! `SimState::drop_watches` breaks every open stream. Must not import the controller or the
-//! decision core.
+//! `SimState::drop_watches` breaks every open stream. A watch is opened in two steps: `open`, under
+//! the state lock, subscribes and takes its starting point (shared objects or changes, no copies);
+//! `Opened::stream`, after the lock, encodes the initial events. Each change's line is encoded
+//! once and shared by every watcher of that version (`Change::line`); a watcher only filters.
+//! Must not import the controller or the decision core.
 
 use std::collections::VecDeque;
 use std::io;
@@ -17,18 +20,20 @@ use tokio::time::Instant;
 
 use super::handlers::{Query, Target, selected, selectors};
 use super::selector::{FieldSelector, LabelSelector};
-use super::state::SimState;
+use super::state::{SimState, present};
 use super::status::{self, Reply};
-use super::store::{Change, EventType};
+use super::store::{Change, EventType, watch_line};
 
 struct Filter {
     target: Target,
+    api_version: String,
     labels: LabelSelector,
     fields: FieldSelector,
 }
 
 impl Filter {
-    fn event(&self, c: &Change) -> Option<(&'static str, Value)> {
+    /// The change's line for this watcher, if it passes the watcher's filters.
+    fn event(&self, c: &Change) -> Option<Bytes> {
         if c.resource != self.target.rt.storage_key() {
             return None;
         }
@@ -52,17 +57,12 @@ impl Filter {
             (_, _, false) => return None,
             (k, _, true) => k.as_str(),
         };
-        let mut obj = c.object.clone();
-        obj["apiVersion"] = json!(self.target.rt.api_version());
-        obj["kind"] = json!(self.target.rt.kind);
-        Some((kind, obj))
+        Some(c.line(kind, &self.api_version, &self.target.rt.kind))
     }
 }
 
 fn line(kind: &str, object: Value) -> Bytes {
-    let mut s = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-    s.push(b'\n');
-    Bytes::from(s)
+    watch_line(kind, object)
 }
 
 struct Watch {
@@ -87,45 +87,60 @@ fn last_bookmark(deadline: Instant) -> Instant {
         .unwrap_or(deadline)
 }
 
-/// Starts a watch; the stream ends at timeoutSeconds or when the client goes away, and fails
-/// (the connection is cut mid-response) on `SimState::drop_watches`.
-pub fn start(
-    st: &SimState,
-    target: &Target,
-    q: &Query,
-) -> Result<impl Stream<Item = Result<Bytes, io::Error>> + Send + 'static, Reply> {
+/// Where a watch starts, taken under the lock.
+enum Origin {
+    /// rv 0 or unset, or sendInitialEvents: the collection as it is, then (for the latter) the
+    /// bookmark that ends the initial events.
+    List {
+        objects: Vec<Arc<Value>>,
+        bookmark: bool,
+    },
+    /// The changes after the requested resourceVersion.
+    Replay(Vec<Arc<Change>>),
+    /// That resourceVersion is compacted: the 410 message.
+    Expired(String),
+}
+
+/// A watch subscribed under the lock, not yet encoding anything.
+pub struct Opened {
+    filter: Filter,
+    rx: broadcast::Receiver<Arc<Change>>,
+    drops: tokio::sync::watch::Receiver<u64>,
+    origin: Origin,
+    current: u64,
+    start_rv: u64,
+    deadline: Instant,
+    bookmark_at: Option<Instant>,
+}
+
+/// Opens a watch under the state lock: checks the request, subscribes to changes and takes its
+/// starting point, so nothing between the two is missed or seen twice.
+pub fn open(st: &SimState, target: &Target, q: &Query) -> Result<Opened, Reply> {
     let (labels, fields) = selectors(target, q)?;
     let filter = Filter {
         target: target.clone(),
+        api_version: target.rt.api_version(),
         labels,
         fields,
     };
     let rx = st.store.subscribe();
     let drops = st.faults.drops();
     let current = st.store.rv();
-    let mut queue = VecDeque::new();
     let initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
     if initial && q.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan") {
         return Err(status::list_options_forbidden());
     }
     let rv_param = q.get("resourceVersion").map(String::as_str).unwrap_or("");
-    let mut done = false;
     let mut start_rv = current;
-    if rv_param.is_empty() || rv_param == "0" || initial {
+    let origin = if rv_param.is_empty() || rv_param == "0" || initial {
         let ns = if target.rt.namespaced {
             target.namespace.as_deref()
         } else {
             None
         };
-        for obj in st.store.list(&target.rt.storage_key(), ns) {
-            if selected(obj, &filter.labels, &filter.fields) {
-                queue.push_back(line("ADDED", st.present(&target.rt, obj)));
-            }
-        }
-        if initial {
-            let bookmark = json!({"kind": target.rt.kind, "apiVersion": target.rt.api_version(),
-                "metadata": {"resourceVersion": current.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
-            queue.push_back(line("BOOKMARK", bookmark));
+        Origin::List {
+            objects: st.store.list_shared(&target.rt.storage_key(), ns),
+            bookmark: initial,
         }
     } else {
         let from: u64 = rv_param
@@ -133,20 +148,10 @@ pub fn start(
             .map_err(|_| status::bad_request(format!("invalid resource version: {rv_param}")))?;
         start_rv = from.min(current);
         match st.store.since(from) {
-            Ok(changes) => {
-                for c in changes {
-                    if let Some((k, o)) = filter.event(&c) {
-                        queue.push_back(line(k, o));
-                    }
-                }
-            }
-            Err(oldest) => {
-                let msg = format!("too old resource version: {from} ({oldest})");
-                queue.push_back(line("ERROR", status::expired_body(&msg)));
-                done = true;
-            }
+            Ok(changes) => Origin::Replay(changes),
+            Err(oldest) => Origin::Expired(format!("too old resource version: {from} ({oldest})")),
         }
-    }
+    };
     let timeout = q
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
@@ -155,18 +160,68 @@ pub fn start(
     let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
     let bookmark_at =
         bookmarks.then(|| (Instant::now() + BOOKMARK_EVERY).min(last_bookmark(deadline)));
-    let w = Watch {
-        queue,
+    Ok(Opened {
+        filter,
         rx,
         drops,
-        filter,
+        origin,
+        current,
+        start_rv,
         deadline,
         bookmark_at,
-        start_rv,
-        last_rv: current,
-        done,
-    };
-    Ok(futures::stream::unfold(w, next))
+    })
+}
+
+impl Opened {
+    /// After the lock: encodes the initial events; the stream ends at timeoutSeconds or when the
+    /// client goes away, and fails (the connection is cut mid-response) on
+    /// `SimState::drop_watches`.
+    pub fn stream(self) -> impl Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
+        let Opened {
+            filter,
+            rx,
+            drops,
+            origin,
+            current,
+            start_rv,
+            deadline,
+            bookmark_at,
+        } = self;
+        let mut queue = VecDeque::new();
+        let mut done = false;
+        match origin {
+            Origin::List { objects, bookmark } => {
+                let rt = &filter.target.rt;
+                for obj in &objects {
+                    if selected(obj, &filter.labels, &filter.fields) {
+                        queue.push_back(line("ADDED", present(rt, obj)));
+                    }
+                }
+                if bookmark {
+                    let bookmark = json!({"kind": rt.kind, "apiVersion": filter.api_version,
+                        "metadata": {"resourceVersion": current.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
+                    queue.push_back(line("BOOKMARK", bookmark));
+                }
+            }
+            Origin::Replay(changes) => queue.extend(changes.iter().filter_map(|c| filter.event(c))),
+            Origin::Expired(msg) => {
+                queue.push_back(line("ERROR", status::expired_body(&msg)));
+                done = true;
+            }
+        }
+        let w = Watch {
+            queue,
+            rx,
+            drops,
+            filter,
+            deadline,
+            bookmark_at,
+            start_rv,
+            last_rv: current,
+            done,
+        };
+        futures::stream::unfold(w, next)
+    }
 }
 
 async fn next(mut w: Watch) -> Option<(Result<Bytes, io::Error>, Watch)> {
@@ -182,8 +237,8 @@ async fn next(mut w: Watch) -> Option<(Result<Bytes, io::Error>, Watch)> {
             msg = w.rx.recv() => match msg {
                 Ok(c) => {
                     w.last_rv = c.rv;
-                    if let Some((k, o)) = w.filter.event(&c) {
-                        return Some((Ok(line(k, o)), w));
+                    if let Some(line) = w.filter.event(&c) {
+                        return Some((Ok(line), w));
                     }
                 }
                 // A watcher that fell behind is closed; clients re-list and watch again.
@@ -212,7 +267,7 @@ async fn next(mut w: Watch) -> Option<(Result<Bytes, io::Error>, Watch)> {
                     (Instant::now() + BOOKMARK_EVERY).min(before_end)
                 });
                 if w.last_rv > w.start_rv {
-                    let bm = json!({"kind": w.filter.target.rt.kind, "apiVersion": w.filter.target.rt.api_version(),
+                    let bm = json!({"kind": w.filter.target.rt.kind, "apiVersion": w.filter.api_version,
                         "metadata": {"resourceVersion": w.last_rv.to_string()}});
                     return Some((Ok(line("BOOKMARK", bm)), w));
                 }
