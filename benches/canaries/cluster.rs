@@ -238,6 +238,19 @@ impl Bench {
         proc_field(self.pid(), "status", "VmHWM:") / 1024.0
     }
 
+    /// The sim's own request latency since the last reset: the controller's requests
+    /// (User-Agent `serin`), or every client's.
+    pub fn sim_latency(&self, agent: Option<&str>) -> serin::sim::LatencyReport {
+        match agent {
+            Some(a) => self.cluster.latency_report_for(a),
+            None => self.cluster.latency_report(),
+        }
+    }
+
+    pub fn reset_sim_latency(&self) {
+        self.cluster.reset_latency();
+    }
+
     pub fn counts(&self) -> Counts {
         let log = self
             .cluster

@@ -64,6 +64,7 @@ async fn run(size: Size) -> Result<(), String> {
 
     // Rollout 1, measured: a new revision on every app at once.
     let before = bench.counts();
+    bench.reset_sim_latency();
     let cpu_before = bench.controller_cpu();
     let t = Instant::now();
     bench.new_revision_on_all("2").await?;
@@ -81,6 +82,7 @@ async fn run(size: Size) -> Result<(), String> {
     let during = bench.counts().since(&before);
     let cpu = bench.controller_cpu() - cpu_before;
     let peak = bench.controller_peak_rss_mib();
+    let sim_latency = (bench.sim_latency(Some("serin")), bench.sim_latency(None));
     println!("rollout: all promoted in {:.1}s", rollout.as_secs_f64());
     let canaries = bench.canaries().await?;
     let other_ticks = report::other_ticks_between(&canaries, t1, t2);
@@ -108,6 +110,7 @@ async fn run(size: Size) -> Result<(), String> {
         size: &size,
         rollout,
         requests: during,
+        sim_latency,
         step_writes,
         other_ticks,
         cpu_seconds: cpu,

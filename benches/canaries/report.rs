@@ -63,6 +63,8 @@ pub struct Report<'a> {
     pub size: &'a Size,
     pub rollout: Duration,
     pub requests: Counts,
+    /// The sim's own request latency during the rollout: the controller's requests, every client's.
+    pub sim_latency: (serin::sim::LatencyReport, serin::sim::LatencyReport),
     /// Requests while every canary was between weight 20 and 30, and the weight steps taken then.
     pub step_writes: (Counts, i32),
     /// Decisions other than weight steps inside that window (0 when it measured steps only).
@@ -120,6 +122,9 @@ impl Report<'_> {
                 *v as f64 / ticks
             );
         }
+        // Time the server took to answer, so that it is not counted as the controller's.
+        println!("{} [controller]", self.sim_latency.0);
+        println!("{} [all clients]", self.sim_latency.1);
         let (window, steps) = &self.step_writes;
         let steps = f64::from((*steps).max(1));
         let writes = window.object_writes() as f64 / steps;

@@ -10,6 +10,8 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use axum::http::Method;
+
 /// Buckets per doubling: bucket `b` holds latencies up to 2^(b/16) µs.
 const PER_OCTAVE: f64 = 16.0;
 /// 2^30 µs ≈ 18 minutes: anything longer lands in the last bucket.
@@ -75,6 +77,21 @@ impl Histogram {
             p99: self.quantile(0.99),
             max: Duration::from_micros(self.max_us),
         }
+    }
+}
+
+/// The verb a routed request is recorded under.
+pub fn verb_of(method: &Method, named: bool, watch: bool) -> &'static str {
+    match (method, named, watch) {
+        (&Method::GET, false, true) => "watch",
+        (&Method::GET, true, _) => "get",
+        (&Method::GET, false, false) => "list",
+        (&Method::POST, ..) => "create",
+        (&Method::PUT, ..) => "update",
+        (&Method::PATCH, ..) => "patch",
+        (&Method::DELETE, true, _) => "delete",
+        (&Method::DELETE, false, _) => "deletecollection",
+        _ => "other",
     }
 }
 

@@ -31,18 +31,19 @@ const PAGES_KEPT: usize = 256;
 /// A read whose snapshot was taken under the lock; `finish` answers it without the lock.
 pub enum Read {
     /// GET of one object (or its status or scale).
-    Get {
-        /// Where the request pointed.
-        target: Target,
-        /// The object as stored.
-        object: Arc<Value>,
-        /// Accept's representation.
-        repr: Representation,
-        /// The CRD of a custom type, for a Table's printer columns.
-        crd: Option<Value>,
-    },
+    Get(Box<GetRead>),
     /// LIST of a collection.
     List(Box<ListRead>),
+}
+
+/// The snapshot of a GET.
+pub struct GetRead {
+    target: Target,
+    /// The object as stored.
+    object: Arc<Value>,
+    repr: Representation,
+    /// The CRD of a custom type, for a Table's printer columns.
+    crd: Option<Value>,
 }
 
 /// The snapshot of a LIST.
@@ -79,12 +80,12 @@ pub fn begin(st: &SimState, t: &Target, q: &Query, accept: &str) -> Result<Read,
             return Err(status::not_found(&t.rt, name));
         };
         let crd = if t.sub.is_none() { crd() } else { None };
-        return Ok(Read::Get {
+        return Ok(Read::Get(Box::new(GetRead {
             target: t.clone(),
             object,
             repr,
             crd,
-        });
+        })));
     }
     let (labels, fields) = selectors(t, q)?;
     let ns = if t.rt.namespaced {
@@ -119,15 +120,21 @@ pub fn begin(st: &SimState, t: &Target, q: &Query, accept: &str) -> Result<Read,
 }
 
 impl Read {
+    /// How many objects the answer holds at most (what encoding it costs).
+    pub fn size(&self) -> usize {
+        match self {
+            Read::Get(_) => 1,
+            Read::List(l) => match &l.source {
+                Source::Store(objects) => objects.len(),
+                Source::Page(p) => p.items.len().saturating_sub(p.from),
+            },
+        }
+    }
+
     /// After the lock: the answer. `state` is locked again only to keep a paginated list's rest.
     pub fn finish(self, state: &Mutex<SimState>) -> Reply {
         match self {
-            Read::Get {
-                target,
-                object,
-                repr,
-                crd,
-            } => get(&target, &object, repr, crd.as_ref()),
+            Read::Get(g) => get(&g.target, &g.object, g.repr, g.crd.as_ref()),
             Read::List(l) => l.finish(state),
         }
     }

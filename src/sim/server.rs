@@ -2,8 +2,8 @@
 //! body limits, content types, and the dispatch of each verb in kube-apiserver's order — latency,
 //! priority and fairness (injected 429s), authorization (before routing), routing, storage faults,
 //! the verb; watches stream from `watch`. Reads (GET, LIST, a watch's initial events) hold the
-//! lock only to take their snapshot and are encoded after it (`reads`, `watch`); writes run under
-//! it. Every request's latency is recorded (`latency`). Must not import the controller or the
+//! lock only to take their snapshot and are encoded after it (`reads`, `watch`), big ones on the
+//! blocking pool so that small requests are not queued behind them; writes run under it. Every request's latency is recorded (`latency`). Must not import the controller or the
 //! decision core.
 
 use std::sync::{Arc, Mutex};
@@ -19,7 +19,7 @@ use super::authz::{self, Attributes};
 use super::discovery;
 use super::faults::{self, Stage};
 use super::handlers::{self, Query, Target};
-use super::latency::Latencies;
+use super::latency::{self, Latencies};
 use super::reads;
 use super::resources::Builtin;
 use super::state::{Ctx, FieldValidation, SimState};
@@ -232,64 +232,49 @@ pub async fn dispatch(
     };
     let agent = authz::short_agent(req.header("user-agent").unwrap_or("unknown")).to_string();
     let mut verb = "other";
-    let resp = serve(&app, req, &mut verb);
+    let resp = serve(&app, req, &mut verb).finish(&app).await;
     app.latencies.record(&agent, verb, received.elapsed());
     resp
 }
 
-/// The verb a request is recorded under in the latency report.
-fn latency_verb(req: &Request, named: bool) -> &'static str {
-    match (&req.method, named, req.is_watch) {
-        (&Method::GET, false, true) => "watch",
-        (&Method::GET, true, _) => "get",
-        (&Method::GET, false, false) => "list",
-        (&Method::POST, ..) => "create",
-        (&Method::PUT, ..) => "update",
-        (&Method::PATCH, ..) => "patch",
-        (&Method::DELETE, true, _) => "delete",
-        (&Method::DELETE, false, _) => "deletecollection",
-        _ => "other",
-    }
-}
-
 /// Everything after the latency: the bookkeeping and the writes under the state lock; reads take
 /// their snapshot under it and are answered after it (`read`, `watch`).
-fn serve(app: &App, req: Request, verb_out: &mut &'static str) -> Response {
+fn serve(app: &App, req: Request, verb_out: &mut &'static str) -> Served {
     if req.body.len() > MAX_BODY {
-        return to_response(status::too_large());
+        return done(status::too_large());
     }
     let mut st = lock(&app.state);
     if let Some(resp) = aggregated_discovery(&st, &req) {
         *verb_out = "discovery";
-        return resp;
+        return Served::Done(resp);
     }
     let (ctype, body) = match decode_body(&req) {
         Ok(x) => x,
-        Err(r) => return to_response(r),
+        Err(r) => return done(r),
     };
     let agent = req.header("user-agent").unwrap_or("unknown").to_string();
     if let Some(a) = authz::attributes(&req.method, req.uri.path(), &req.q)
         && let Some(r) = before_routing(&mut st, &agent, &a)
     {
-        return to_response(r);
+        return done(r);
     }
     let target = match route(&st, &app.addr, req.uri.path()) {
         Route::Doc(doc) if req.method == Method::GET => {
             *verb_out = "discovery";
             drop(st);
-            return to_response(Reply::json(StatusCode::OK, doc));
+            return done(Reply::json(StatusCode::OK, doc));
         }
-        Route::Doc(_) => return to_response(status::method_not_allowed(req.method.as_str())),
-        Route::NotFound => return to_response(status::not_found_text("")),
+        Route::Doc(_) => return done(status::method_not_allowed(req.method.as_str())),
+        Route::NotFound => return done(status::not_found_text("")),
         Route::Resource(t) => *t,
     };
-    *verb_out = latency_verb(&req, target.name.is_some());
+    *verb_out = latency::verb_of(&req.method, target.name.is_some(), req.is_watch);
     count_request(&mut st, &req, &target);
     let named_write =
         target.name.is_some() && matches!(req.method, Method::PUT | Method::PATCH | Method::DELETE);
     let qualified = target.rt.qualified();
     if let Some(code) = st.faults.take(&qualified, Stage::Storage { named_write }) {
-        return to_response(faults::injected_reply(
+        return done(faults::injected_reply(
             code,
             &target.rt.plural,
             &target.rt.group,
@@ -301,15 +286,7 @@ fn serve(app: &App, req: Request, verb_out: &mut &'static str) -> Response {
         authz::record_access(&mut st, &short, &target, "watch");
         let opened = watch::open(&st, &target, &req.q);
         drop(st);
-        return match opened {
-            Ok(opened) => {
-                let mut resp = Response::new(Body::from_stream(opened.stream()));
-                resp.headers_mut()
-                    .insert("content-type", HeaderValue::from_static("application/json"));
-                resp
-            }
-            Err(r) => to_response(r),
-        };
+        return opened.map_or_else(done, |o| Served::Watch(Box::new(o)));
     }
     if req.method == Method::GET && target.rt.builtin != Some(Builtin::AccessReview) {
         let accept = req.header("accept").unwrap_or("application/json");
@@ -319,7 +296,7 @@ fn serve(app: &App, req: Request, verb_out: &mut &'static str) -> Response {
             authz::record_access(&mut st, &short, &target, verb);
         }
         drop(st);
-        return to_response(read.map_or_else(|r| r, |read| read.finish(&app.state)));
+        return read.map_or_else(done, Served::Read);
     }
     let ctx = ctx_for(&req.headers, &req.q);
     let reply = if target.rt.builtin == Some(Builtin::AccessReview) {
@@ -331,7 +308,60 @@ fn serve(app: &App, req: Request, verb_out: &mut &'static str) -> Response {
         authz::record_access(&mut st, &short, &target, verb);
     }
     drop(st);
-    to_response(reply)
+    done(reply)
+}
+
+fn done(r: Reply) -> Served {
+    Served::Done(to_response(r))
+}
+
+/// What `serve` leaves for after the state lock.
+enum Served {
+    /// The answer.
+    Done(Response),
+    /// A read's snapshot, to present and encode.
+    Read(reads::Read),
+    /// An opened watch, to encode its initial events.
+    Watch(Box<watch::Opened>),
+}
+
+/// Reads bigger than this many objects are encoded on the blocking pool: encoding a thousand
+/// takes tens of milliseconds, and on a runtime worker it would hold up every small request
+/// queued behind it (patches waited 40 ms behind lists that the lock no longer blocked).
+const ENCODE_INLINE_MAX: usize = 64;
+
+impl Served {
+    async fn finish(self, app: &App) -> Response {
+        let (work, large): (Box<dyn FnOnce() -> Response + Send>, bool) = match self {
+            Served::Done(resp) => return resp,
+            Served::Read(read) => {
+                let state = app.state.clone();
+                let large = read.size() > ENCODE_INLINE_MAX;
+                (Box::new(move || to_response(read.finish(&state))), large)
+            }
+            Served::Watch(opened) => {
+                let large = opened.size() > ENCODE_INLINE_MAX;
+                (Box::new(move || watch_response(*opened)), large)
+            }
+        };
+        if !large {
+            return work();
+        }
+        match tokio::task::spawn_blocking(work).await {
+            Ok(resp) => resp,
+            Err(e) => to_response(status::bare(
+                500,
+                format!("encoding the answer failed: {e}"),
+            )),
+        }
+    }
+}
+
+fn watch_response(opened: watch::Opened) -> Response {
+    let mut resp = Response::new(Body::from_stream(opened.stream()));
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    resp
 }
 
 /// Aggregated discovery (`Accept: ...;as=APIGroupDiscoveryList` on /api or /apis).

@@ -173,6 +173,15 @@ pub fn open(st: &SimState, target: &Target, q: &Query) -> Result<Opened, Reply> 
 }
 
 impl Opened {
+    /// How many initial events it may encode.
+    pub fn size(&self) -> usize {
+        match &self.origin {
+            Origin::List { objects, .. } => objects.len(),
+            Origin::Replay(changes) => changes.len(),
+            Origin::Expired(_) => 1,
+        }
+    }
+
     /// After the lock: encodes the initial events; the stream ends at timeoutSeconds or when the
     /// client goes away, and fails (the connection is cut mid-response) on
     /// `SimState::drop_watches`.

@@ -180,7 +180,7 @@ proptest! {
     fn a_list_during_writes_is_the_snapshot_at_its_rv(
         writers in 1usize..4,
         writes in 1usize..12,
-        limit in prop::option::of(1usize..5),
+        limit in prop::option::of(5usize..40),
     ) {
         runtime().block_on(list_case(writers, writes, limit));
     }
@@ -225,9 +225,10 @@ async fn list_all(
 }
 
 /// Writers create and patch objects while a reader lists; each list must equal the state the
-/// writes describe at the list's resourceVersion.
+/// writes describe at the list's resourceVersion. More than 64 objects, so that lists are encoded
+/// on the blocking pool (`ENCODE_INLINE_MAX` in src/sim/server.rs) as well as inline (pages).
 async fn list_case(writers: usize, writes: usize, limit: Option<usize>) {
-    let (_cluster, http, base) = setup(3).await;
+    let (_cluster, http, base) = setup(70).await;
     let mut initial: Writes = Vec::new();
     for (name, (rv, k)) in list_all(&http, &base, None).await.1 {
         initial.push((rv, name, k));
