@@ -238,7 +238,7 @@ pub async fn dispatch(
 }
 
 /// Everything after the latency: the bookkeeping and the writes under the state lock; reads take
-/// their snapshot under it and are answered after it (`read`, `watch`).
+/// their snapshot under it and are answered after it (`reads`, `watch`, `Served::finish`).
 fn serve(app: &App, req: Request, verb_out: &mut &'static str) -> Served {
     if req.body.len() > MAX_BODY {
         return done(status::too_large());
