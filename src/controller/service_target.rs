@@ -57,8 +57,8 @@ pub(super) fn what(effect: &Effect, canary: &Canary) -> Option<(&'static str, St
 }
 
 /// Applies a workload effect to the copies; the target Service is only read. `EnsurePrimary`
-/// (initialisation) and `Promote` copy the target into `-primary`; initialisation also creates a
-/// scaled-to-zero `-canary` so that the routing never names a missing Service. `ScaleTarget`
+/// (initialisation) and `Promote` copy the target into `-primary`; initialisation also creates
+/// `-canary` so that the routing never names a missing Service. `ScaleTarget`
 /// brings `-canary` in step with the target, marked scaled to zero or not.
 pub(super) async fn apply(
     ctx: &Context,
@@ -80,8 +80,10 @@ pub(super) async fn apply(
             let revision = revision.unwrap_or_default();
             copy(Copy::Primary { revision }).await?;
             if *effect == Effect::EnsurePrimary && sides.canary.is_none() {
+                // Up, as a Deployment target is before initialisation: its scale-down is the
+                // last effect of initialisation, after the routing.
                 copy(Copy::Canary {
-                    scaled_to_zero: true,
+                    scaled_to_zero: false,
                 })
                 .await?;
             }

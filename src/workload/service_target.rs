@@ -253,7 +253,10 @@ mod tests {
             !labels.contains_key("argocd.argoproj.io/instance"),
             "Argo CD would prune it"
         );
-        assert_eq!(primary.metadata.owner_references.as_ref().unwrap()[0].kind, "Canary");
+        assert_eq!(
+            primary.metadata.owner_references.as_ref().unwrap()[0].kind,
+            "Canary"
+        );
         let canary = build_copy(
             &web("v1"),
             Copy::Canary {
