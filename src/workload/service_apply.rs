@@ -1,7 +1,8 @@
 //! The adapter for core Service targets (`service_target` has the builders): reads the target
 //! Service and its `-primary` / `-canary` copies (from the controller's Service cache when it
 //! has listed), and server-side applies the copies (field manager `serin`). The target itself is
-//! only ever read. Thin: all decisions come from `analysis`.
+//! only ever read. Thin: all decisions come from `analysis`; must not import the controller or
+//! the routers.
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
