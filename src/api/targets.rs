@@ -58,6 +58,52 @@ pub(super) fn check_routing(errs: &mut Errors, provider: &str, canary: &Canary) 
     }
 }
 
+/// What a core Service target (`targetRef: {apiVersion: v1, kind: Service}`) needs: Serin copies
+/// the target into `-primary` and `-canary` and routes between the copies through a mesh or
+/// gateway, with the target itself as the apex.
+pub(super) fn check_service_target(errs: &mut Errors, provider: &str, canary: &Canary) {
+    let spec = &canary.spec;
+    let target = &spec.target_ref;
+    if target.api_version != "v1" {
+        errs.add(
+            "spec.targetRef.apiVersion",
+            format!("must be v1 for a core Service (serving.knative.dev/v1 for a Knative Service), not '{}'", target.api_version),
+        );
+    }
+    if provider == "kubernetes" {
+        let path = if spec.provider.is_some() {
+            "spec.provider"
+        } else {
+            "spec.targetRef.kind"
+        };
+        errs.add(path, "the kubernetes provider switches Service selectors between Serin's own primary and canary pods, and a Service target has none; route with a mesh or gateway provider (e.g. gatewayapi, istio, linkerd)");
+    }
+    if spec.autoscaler_ref.is_some() {
+        errs.add(
+            "spec.autoscalerRef",
+            "a Service target has no replicas to autoscale; remove autoscalerRef",
+        );
+    }
+    if let Some(name) = &spec.service.name
+        && *name != target.name
+    {
+        errs.add(
+            "spec.service.name",
+            format!("for a Service target the apex is the target Service '{}' itself (its copies are '{0}-primary' and '{0}-canary'); omit spec.service.name or set it to '{0}'", target.name),
+        );
+    }
+    let generated = [
+        ("spec.service.apex", spec.service.apex.is_some()),
+        ("spec.service.primary", spec.service.primary.is_some()),
+        ("spec.service.canary", spec.service.canary.is_some()),
+    ];
+    for (path, set) in generated {
+        if set {
+            errs.add(path, "the Services of a Service target are the target and copies of it; set labels and annotations on the target Service instead");
+        }
+    }
+}
+
 /// A DNS name (RFC 1123 subdomain), optionally a wildcard `*.example.com`, as routes accept them.
 fn valid_host(host: &str) -> bool {
     let name = host.strip_prefix("*.").unwrap_or(host);
@@ -351,6 +397,85 @@ mod tests {
                 "spec.targetRef.name: the Service '{long}-primary' would have 64 characters"
             )),
             "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn a_service_target_needs_v1_a_mesh_or_gateway_and_its_own_name_as_apex() {
+        let svc = |extra: serde_json::Value| {
+            let mut c = canary("web", "web", "2026-01-01T00:00:00Z", extra);
+            c.spec.target_ref = serde_json::from_value(
+                serde_json::json!({"apiVersion": "v1", "kind": "Service", "name": "web"}),
+            )
+            .unwrap();
+            c
+        };
+        let ok = svc(serde_json::json!({"provider": "gatewayapi"}));
+        assert_eq!(validate_for(&ok, "gatewayapi"), Ok(()));
+        assert_eq!(validate_for(&ok, "istio"), Ok(()));
+        let named = svc(
+            serde_json::json!({"provider": "gatewayapi", "service": {"port": 80, "name": "web"}}),
+        );
+        assert_eq!(
+            validate_for(&named, "gatewayapi"),
+            Ok(()),
+            "the target's own name is fine"
+        );
+        let got = |c: &Canary, provider: &str| messages(validate_for(c, provider).unwrap_err());
+        let kube = got(
+            &svc(serde_json::json!({"provider": "kubernetes"})),
+            "kubernetes",
+        );
+        assert_eq!(kube.len(), 1, "{kube:?}");
+        assert!(
+            kube[0].starts_with("spec.provider: the kubernetes provider"),
+            "{kube:?}"
+        );
+        let default = got(&svc(serde_json::json!({})), "kubernetes");
+        assert!(
+            default[0].starts_with("spec.targetRef.kind: the kubernetes provider"),
+            "{default:?}"
+        );
+        let mut wrong = svc(serde_json::json!({"provider": "gatewayapi"}));
+        wrong.spec.target_ref.api_version = "apps/v1".into();
+        assert_eq!(
+            got(&wrong, "gatewayapi"),
+            [
+                "spec.targetRef.apiVersion: must be v1 for a core Service (serving.knative.dev/v1 for a Knative Service), not 'apps/v1'"
+            ]
+        );
+        let scaled = svc(serde_json::json!({"provider": "gatewayapi",
+            "autoscalerRef": {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "web"}}));
+        assert!(
+            got(&scaled, "gatewayapi")[0]
+                .starts_with("spec.autoscalerRef: a Service target has no replicas")
+        );
+        let other = svc(
+            serde_json::json!({"provider": "gatewayapi", "service": {"port": 80, "name": "shop"}}),
+        );
+        assert_eq!(
+            got(&other, "gatewayapi"),
+            [
+                "spec.service.name: for a Service target the apex is the target Service 'web' itself (its copies are 'web-primary' and 'web-canary'); omit spec.service.name or set it to 'web'"
+            ]
+        );
+        let meta = svc(
+            serde_json::json!({"provider": "gatewayapi", "service": {"port": 80, "canary": {"labels": {"a": "b"}}}}),
+        );
+        assert!(
+            got(&meta, "gatewayapi")[0]
+                .starts_with("spec.service.canary: the Services of a Service target")
+        );
+        let deploy = canary(
+            "d",
+            "d",
+            "2026-01-01T00:00:00Z",
+            serde_json::json!({"provider": "gatewayapi", "service": {"port": 80, "name": "shop"}}),
+        );
+        assert_eq!(
+            validate_for(&deploy, "gatewayapi"),
+            Ok(()),
+            "a Deployment target names its apex freely"
         );
     }
 }

@@ -158,10 +158,9 @@ pub fn validate_for(canary: &Canary, provider: &str) -> Result<(), Vec<FieldErro
         _ => {}
     }
     match spec.target_ref.workload() {
-        TargetWorkload::CoreService => errs.add(
-            "spec.targetRef.kind",
-            "Service targets are not supported; target a Deployment or DaemonSet",
-        ),
+        TargetWorkload::CoreService => {
+            super::targets::check_service_target(&mut errs, provider, canary)
+        }
         TargetWorkload::KnativeService => errs.add(
             "spec.targetRef.kind",
             "Knative Service targets are not supported; target a Deployment or DaemonSet",

@@ -54,6 +54,11 @@ fn renames_of(
 /// The verb and object an effect writes, for refusal messages (the server's answer names the
 /// object more precisely when it can).
 fn what(effect: &Effect, canary: &Canary, w: &Workloads) -> (&'static str, String) {
+    if w.service.is_some()
+        && let Some(what) = super::service_target::what(effect, canary)
+    {
+        return what;
+    }
     let kind = if w.target_daemonset.is_some() {
         "daemonsets"
     } else {
@@ -125,6 +130,11 @@ async fn apply_one(
     let ns = canary.namespace_or_default();
     let owner = canary.controller_owner_ref(&()).unwrap_or_default();
     let target_name = &canary.spec.target_ref.name;
+    if let Some(sides) = &w.service
+        && super::service_target::handles(effect)
+    {
+        return super::service_target::apply(ctx, canary, sides, revision, effect).await;
+    }
     match effect {
         Effect::CopyConfigs => {
             if let Some(t) = w

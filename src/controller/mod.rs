@@ -17,6 +17,7 @@ mod reconcile;
 pub mod refusal;
 mod report;
 mod secret_watches;
+mod service_target;
 pub mod shard;
 pub mod slots;
 pub mod watches;

@@ -9,13 +9,15 @@ use super::Context;
 use super::context::Synced;
 use super::error::Result;
 use crate::analysis::{Observation, PrimaryState, TargetState};
-use crate::api::{Canary, TargetKind};
+use crate::api::{Canary, TargetKind, TargetWorkload};
 use crate::router::Router;
 use crate::workload::{self, daemonset, primary_name};
 
 /// The target and primary as read for this reconcile. DaemonSets are held as their
 /// Deployment-shaped views (`workload::daemonset`), with the target DaemonSet itself kept for
-/// building its primary.
+/// building its primary. A core Service target is held the same way (`service_target`), with the
+/// Services themselves kept for building the copies.
+#[derive(Default)]
 pub struct Workloads {
     /// The target, if it exists.
     pub target: Option<Deployment>,
@@ -23,6 +25,8 @@ pub struct Workloads {
     pub primary: Option<Deployment>,
     /// The target as a DaemonSet, when the Canary targets one.
     pub target_daemonset: Option<DaemonSet>,
+    /// The target Service and its copies, when the Canary targets a core Service.
+    pub service: Option<workload::service_apply::ServiceSides>,
 }
 
 /// Reads the workloads of a Canary, from the controller's caches when it has them.
@@ -30,6 +34,9 @@ pub async fn workloads(ctx: &Context, canary: &Canary) -> Result<Workloads> {
     let ns = canary.namespace_or_default();
     if canary.spec.target_ref.kind == TargetKind::DaemonSet {
         return daemonsets(ctx, canary, &ns).await;
+    }
+    if canary.spec.target_ref.workload() == TargetWorkload::CoreService {
+        return super::service_target::workloads(ctx, canary, &ns).await;
     }
     // Never decide on a cache that has not finished its first list (an empty cache would look
     // like a missing target): read around it.
@@ -47,6 +54,7 @@ pub async fn workloads(ctx: &Context, canary: &Canary) -> Result<Workloads> {
             target,
             primary,
             target_daemonset: None,
+            ..Default::default()
         });
     }
     let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
@@ -58,6 +66,7 @@ pub async fn workloads(ctx: &Context, canary: &Canary) -> Result<Workloads> {
         target,
         primary,
         target_daemonset: None,
+        ..Default::default()
     })
 }
 
@@ -88,6 +97,7 @@ async fn daemonsets(ctx: &Context, canary: &Canary, ns: &str) -> Result<Workload
         target: target.as_ref().map(daemonset::as_deployment),
         primary: primary.as_ref().map(daemonset::as_deployment),
         target_daemonset: target,
+        ..Default::default()
     })
 }
 
@@ -121,7 +131,11 @@ pub async fn observe(
         Some(t) => {
             let (replicas, available) = replicas_of(t, w.target_daemonset.as_ref());
             Some(TargetState {
-                template_hash: workload::template_hash(t),
+                // A Service target's revision is its spec, not a (missing) pod template.
+                template_hash: match w.service.as_ref().and_then(|s| s.target.as_ref()) {
+                    Some(svc) => workload::service_target::spec_hash(svc),
+                    None => workload::template_hash(t),
+                },
                 configs: if workload::config_tracking_enabled(canary, Some(t)) {
                     let (sources, secrets) = (&ctx.caches.configs, &ctx.settings.secret_tracking);
                     workload::apply::tracked_configs(&ctx.client, &ns, t, sources, secrets).await?

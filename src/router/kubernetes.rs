@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{Lookups, RouterError};
 use crate::analysis::Routes;
-use crate::api::{Canary, CustomMetadata, FIELD_MANAGER};
+use crate::api::{Canary, CustomMetadata, FIELD_MANAGER, TargetWorkload};
 use crate::workload::primary_name;
 
 /// Routes traffic by Service selectors.
@@ -129,8 +129,18 @@ impl KubernetesRouter {
     }
 
     /// Creates the primary and canary Services, and the apex if it is missing (pointing at the
-    /// primary). An existing apex keeps its selector here; `set_routes` moves it.
+    /// primary). An existing apex keeps its selector here; `set_routes` moves it. Every router
+    /// that routes between `<apex>-primary` and `<apex>-canary` calls this, so this is where the
+    /// target's kind decides who makes those Services.
     pub async fn reconcile(&self, canary: &Canary) -> Result<(), RouterError> {
+        match canary.spec.target_ref.workload() {
+            // The apex is the target Service itself (never applied or adopted), and its
+            // -primary/-canary are the workload's copies of it (workload::service_target).
+            TargetWorkload::CoreService => return Ok(()),
+            TargetWorkload::Deployment
+            | TargetWorkload::DaemonSet
+            | TargetWorkload::KnativeService => {}
+        }
         let (canary_sel, primary_sel) = self.selectors(canary).await?;
         let apex = canary.apex_name();
         let svc = &canary.spec.service;

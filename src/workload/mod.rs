@@ -10,6 +10,8 @@ pub mod keda;
 pub mod primary;
 mod readiness;
 mod secret_tracking;
+pub mod service_apply;
+pub mod service_target;
 
 pub use configs::{ConfigRef, config_checksum, referenced_configs, rewrite_config_refs};
 pub use primary::{LabelFilter, PRIMARY_SUFFIX, build_primary, primary_name, template_hash};
@@ -32,9 +34,9 @@ pub const RBAC: &[crate::rbac::Rule] = {
         Rule {
             group: "",
             resources: &["services"],
-            verbs: &["create", "patch"],
+            verbs: &["get", "create", "patch"],
             needed: Always,
-            why: "apply the apex, -primary and -canary Services (read from the watch cache)",
+            why: "apply the apex, -primary and -canary Services and a Service target's copies (read from the watch cache; get while it lists)",
         },
         Rule {
             group: "",

@@ -104,11 +104,22 @@ pub async fn wait_phase(
 }
 
 /// Whether the Canary's target is scaled to zero: a Deployment at 0 replicas, a DaemonSet with
-/// Serin's scale-to-zero node selector. The status says Initialized (Succeeded, Failed) before
-/// the effects of that tick run (routing, then the target's scale-down), so a test that goes on
-/// to read the routing or the target waits for the last of them.
+/// Serin's scale-to-zero node selector, a Service target's -canary copy marked scaled to zero.
+/// The status says Initialized (Succeeded, Failed) before the effects of that tick run (routing,
+/// then the target's scale-down), so a test that goes on to read the routing or the target waits
+/// for the last of them.
 async fn target_scaled_down(client: &kube::Client, c: &Canary) -> bool {
     let target = &c.spec.target_ref;
+    if target.workload() == serin::api::TargetWorkload::CoreService {
+        // A Service target's canary side is scaled down by an annotation on its -canary copy.
+        let api: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "test");
+        let copy = serin::workload::service_target::canary_name(&target.name);
+        return api.get_opt(&copy).await.unwrap().is_some_and(|s| {
+            s.metadata.annotations.is_some_and(|a| {
+                a.contains_key(serin::workload::service_target::SCALED_TO_ZERO_ANNOTATION)
+            })
+        });
+    }
     if target.kind == serin::api::TargetKind::DaemonSet {
         let api: Api<k8s_openapi::api::apps::v1::DaemonSet> =
             Api::namespaced(client.clone(), "test");
