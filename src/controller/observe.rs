@@ -9,7 +9,7 @@ use super::Context;
 use super::context::Synced;
 use super::error::Result;
 use crate::analysis::{Observation, PrimaryState, TargetState};
-use crate::api::{Canary, TargetKind};
+use crate::api::{Canary, TargetKind, TargetWorkload};
 use crate::router::Router;
 use crate::workload::{self, daemonset, primary_name};
 
@@ -23,6 +23,9 @@ pub struct Workloads {
     pub primary: Option<Deployment>,
     /// The target as a DaemonSet, when the Canary targets one.
     pub target_daemonset: Option<DaemonSet>,
+    /// The target Knative Service's view, when the Canary targets one (then `target` and
+    /// `primary` are None: there are no Deployments).
+    pub knative: Option<crate::workload::knative::KnativeView>,
 }
 
 /// Reads the workloads of a Canary, from the controller's caches when it has them.
@@ -30,6 +33,9 @@ pub async fn workloads(ctx: &Context, canary: &Canary) -> Result<Workloads> {
     let ns = canary.namespace_or_default();
     if canary.spec.target_ref.kind == TargetKind::DaemonSet {
         return daemonsets(ctx, canary, &ns).await;
+    }
+    if canary.spec.target_ref.workload() == TargetWorkload::KnativeService {
+        return super::knative::workloads(ctx, canary).await;
     }
     // Never decide on a cache that has not finished its first list (an empty cache would look
     // like a missing target): read around it.
@@ -47,6 +53,7 @@ pub async fn workloads(ctx: &Context, canary: &Canary) -> Result<Workloads> {
             target,
             primary,
             target_daemonset: None,
+            knative: None,
         });
     }
     let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
@@ -58,6 +65,7 @@ pub async fn workloads(ctx: &Context, canary: &Canary) -> Result<Workloads> {
         target,
         primary,
         target_daemonset: None,
+        knative: None,
     })
 }
 
@@ -88,6 +96,7 @@ async fn daemonsets(ctx: &Context, canary: &Canary, ns: &str) -> Result<Workload
         target: target.as_ref().map(daemonset::as_deployment),
         primary: primary.as_ref().map(daemonset::as_deployment),
         target_daemonset: target,
+        knative: None,
     })
 }
 
@@ -115,6 +124,9 @@ pub async fn observe(
     w: &Workloads,
     router: Option<&Router>,
 ) -> Result<Observation> {
+    if canary.spec.target_ref.workload() == TargetWorkload::KnativeService {
+        return super::knative::observe(canary, w.knative.as_ref(), router).await;
+    }
     let ns = canary.namespace_or_default();
     let a = &canary.spec.analysis;
     let target = match &w.target {

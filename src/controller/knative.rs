@@ -1,0 +1,105 @@
+//! Knative Service targets in the reconcile: reading the target Knative Service into the view the
+//! core uses (`workload::knative`), and the workload effects for it. Knative keeps every revision
+//! and scales it, so configs are not copied and nothing is scaled; "the primary" is a revision
+//! name in an annotation: set at initialisation (`EnsurePrimary`, the latest ready revision) and
+//! moved at promotion (`Promote`, the analysed revision). Traffic is the router's (`router::knative`).
+//! Must not decide anything: the decision is the core's.
+
+use kube::Api;
+use kube::api::{DynamicObject, Patch, PatchParams};
+
+use super::Context;
+use super::error::Result;
+use super::observe::Workloads;
+use crate::analysis::{Effect, Observation};
+use crate::api::Canary;
+use crate::router::Router;
+use crate::workload::knative::{KnativeView, primary_revision_patch, view};
+
+fn api(ctx: &Context, canary: &Canary) -> Api<DynamicObject> {
+    let ns = canary.namespace_or_default();
+    Api::namespaced_with(ctx.client.clone(), &ns, &crate::router::knative::resource())
+}
+
+/// Reads the target Knative Service (never cached: Serin watches no Knative objects; a Canary
+/// on one is requeued by its own schedule).
+pub async fn workloads(ctx: &Context, canary: &Canary) -> Result<Workloads> {
+    let found = api(ctx, canary)
+        .get_opt(&canary.spec.target_ref.name)
+        .await?;
+    let knative = found.map(|o| view(&serde_json::to_value(o).unwrap_or_default()));
+    Ok(Workloads {
+        target: None,
+        primary: None,
+        target_daemonset: None,
+        knative,
+    })
+}
+
+/// The observation of a Knative target: the latest created revision as the target, the
+/// annotated revision as the primary, and the weights from `status.traffic`.
+pub async fn observe(
+    canary: &Canary,
+    k: Option<&KnativeView>,
+    router: Option<&Router>,
+) -> Result<Observation> {
+    let Some(k) = k else {
+        return Ok(Observation::default());
+    };
+    let primary = k.primary_state();
+    let state = match (router, &primary) {
+        (Some(r), Some(_)) => r.get_state(canary).await?,
+        _ => Default::default(),
+    };
+    Ok(Observation {
+        target: Some(k.target_state()),
+        primary,
+        routes: state.routes,
+        routing_accepted: state.accepted,
+        ..Default::default()
+    })
+}
+
+/// The refusal wording of an effect on a Knative target.
+pub fn what(effect: &Effect, canary: &Canary) -> (&'static str, String) {
+    let name = &canary.spec.target_ref.name;
+    match effect {
+        Effect::SetRoutes(_) | Effect::FinalizeRouting => {
+            ("patch", format!("the traffic of Knative Service {name}"))
+        }
+        _ => (
+            "patch",
+            format!("the primary revision of Knative Service {name}"),
+        ),
+    }
+}
+
+/// One workload effect on a Knative target (routing effects are the router's). `revision` is the
+/// revision the decision was taken on: the one a promotion names.
+pub async fn apply_one(
+    ctx: &Context,
+    canary: &Canary,
+    w: &Workloads,
+    revision: Option<&str>,
+    effect: &Effect,
+) -> Result<bool> {
+    let annotate = match effect {
+        Effect::EnsurePrimary => w.knative.as_ref().and_then(|k| k.latest_ready.clone()),
+        Effect::Promote => revision.filter(|r| !r.is_empty()).map(String::from),
+        Effect::CopyConfigs | Effect::ScaleTarget(_) => return Ok(true),
+        _ => return Ok(false),
+    };
+    let current = w.knative.as_ref().and_then(|k| k.primary_revision.clone());
+    if let Some(rev) = annotate
+        && current.as_ref() != Some(&rev)
+    {
+        api(ctx, canary)
+            .patch(
+                &canary.spec.target_ref.name,
+                &PatchParams::default(),
+                &Patch::Merge(primary_revision_patch(Some(&rev))),
+            )
+            .await?;
+    }
+    Ok(true)
+}
