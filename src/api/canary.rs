@@ -72,7 +72,7 @@ use super::{CanaryAnalysis, CanaryService, CanaryStatus, StringMap};
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [{"rule": "has(self.service) || self.targetRef.apiVersion == 'serving.knative.dev/v1'", "message": "spec.service is required unless targetRef is a Knative Service (serving.knative.dev/v1)"}]))]
+#[schemars(extend("x-kubernetes-validations" = [{"rule": "has(self.service) || self.targetRef.apiVersion == 'serving.knative.dev/v1'", "message": "required unless targetRef is a Knative Service (serving.knative.dev/v1)", "fieldPath": ".service", "reason": "FieldValueRequired"}]))]
 pub struct CanarySpec {
     /// Traffic management provider: kubernetes, gatewayapi (also gatewayapi:v1, gatewayapi:v1beta1),
     /// istio or linkerd. Empty means the controller's default mesh provider.

@@ -1,9 +1,9 @@
 //! What a Canary on a Knative Service (`provider: knative`, `targetRef` a
 //! `serving.knative.dev/v1` Service) can ask for, checked on the spec alone: the provider and the
 //! target go together, and what Knative's `spec.traffic` cannot express (header/cookie matches,
-//! mirroring, cookie affinity) is refused naming the field. Also says that every other target
-//! needs `spec.service` (the schema leaves it optional for Knative's sake). Pure; part of
-//! `validate`. Must not import the routers or anything doing I/O.
+//! mirroring, cookie affinity) is refused naming the field. That every other target needs
+//! `spec.service` is the CRD's CEL rule (on `CanarySpec`). Pure; part of `validate`. Must not
+//! import the routers or anything doing I/O.
 
 use super::validate::Errors;
 use super::{Canary, TargetWorkload};
@@ -19,12 +19,6 @@ pub const PRIMARY_REVISION_ANNOTATION: &str = "serin.io/primary-revision";
 pub(super) fn check(errs: &mut Errors, provider: &str, canary: &Canary) {
     let spec = &canary.spec;
     let knative_target = spec.target_ref.workload() == TargetWorkload::KnativeService;
-    if !knative_target && spec.service.is_unset() {
-        errs.add(
-            "spec.service",
-            "Required value: set spec.service.port (only a Knative Service target needs no spec.service)",
-        );
-    }
     if provider == KNATIVE_PROVIDER && !knative_target {
         errs.add(
             "spec.targetRef",
@@ -126,10 +120,6 @@ mod tests {
             json!({"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "p"}}),
         );
         let p = paths(&c);
-        assert!(p.contains(&"spec.targetRef".to_string()), "{p:?}");
-        assert!(
-            p.contains(&"spec.service".to_string()),
-            "a Deployment needs spec.service: {p:?}"
-        );
+        assert_eq!(p, ["spec.targetRef"]);
     }
 }

@@ -11,10 +11,10 @@ use kube::api::{DynamicObject, Patch, PatchParams};
 use super::Context;
 use super::error::Result;
 use super::observe::Workloads;
-use crate::analysis::{Effect, Observation};
-use crate::api::Canary;
+use crate::analysis::{Decision, Effect, Observation};
+use crate::api::{Canary, TargetWorkload};
 use crate::router::Router;
-use crate::workload::knative::{KnativeView, primary_revision_patch, view};
+use crate::workload::knative::{KnativeView, primary_revision_patch, promote_patch, view};
 
 fn api(ctx: &Context, canary: &Canary) -> Api<DynamicObject> {
     let ns = canary.namespace_or_default();
@@ -60,6 +60,19 @@ pub async fn observe(
     })
 }
 
+/// Serin watches no Knative objects (a watch would need Knative's CRD on every cluster and a
+/// grant even where no Canary uses it), so a Canary on a Knative Service looks again at least
+/// once per analysis interval, as Flagger's scheduler does: that is when a new revision is seen.
+pub fn poll(canary: &Canary, decision: &mut Decision) {
+    if canary.spec.target_ref.workload() != TargetWorkload::KnativeService {
+        return;
+    }
+    let interval = crate::api::duration::parse_duration(&canary.spec.analysis.interval)
+        .unwrap_or(std::time::Duration::from_secs(60));
+    let next = decision.requeue_after.map_or(interval, |d| d.min(interval));
+    decision.requeue_after = Some(next);
+}
+
 /// The refusal wording of an effect on a Knative target.
 pub fn what(effect: &Effect, canary: &Canary) -> (&'static str, String) {
     let name = &canary.spec.target_ref.name;
@@ -83,23 +96,30 @@ pub async fn apply_one(
     revision: Option<&str>,
     effect: &Effect,
 ) -> Result<bool> {
-    let annotate = match effect {
-        Effect::EnsurePrimary => w.knative.as_ref().and_then(|k| k.latest_ready.clone()),
-        Effect::Promote => revision.filter(|r| !r.is_empty()).map(String::from),
+    let (promote, wanted) = match effect {
+        Effect::EnsurePrimary => (
+            false,
+            w.knative.as_ref().and_then(|k| k.latest_ready.clone()),
+        ),
+        Effect::Promote => (true, revision.filter(|r| !r.is_empty()).map(String::from)),
         Effect::CopyConfigs | Effect::ScaleTarget(_) => return Ok(true),
         _ => return Ok(false),
     };
     let current = w.knative.as_ref().and_then(|k| k.primary_revision.clone());
-    if let Some(rev) = annotate
-        && current.as_ref() != Some(&rev)
-    {
-        api(ctx, canary)
-            .patch(
-                &canary.spec.target_ref.name,
-                &PatchParams::default(),
-                &Patch::Merge(primary_revision_patch(Some(&rev))),
-            )
-            .await?;
-    }
+    let Some(rev) = wanted.filter(|r| current.as_ref() != Some(r)) else {
+        return Ok(true);
+    };
+    let (api, name) = (api(ctx, canary), &canary.spec.target_ref.name);
+    let patch = if promote {
+        // Read afresh: the patch carries the traffic block and its resourceVersion.
+        let Some(obj) = api.get_opt(name).await? else {
+            return Ok(true);
+        };
+        promote_patch(&serde_json::to_value(obj).unwrap_or_default(), &rev)
+    } else {
+        primary_revision_patch(Some(&rev))
+    };
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await?;
     Ok(true)
 }

@@ -127,6 +127,33 @@ pub fn primary_revision_patch(revision: Option<&str>) -> Value {
     json!({"metadata": {"annotations": {PRIMARY_REVISION_ANNOTATION: revision}}})
 }
 
+/// The merge patch of a promotion to `revision`: the annotation moves, and the traffic entries
+/// naming the old primary revision now name the new one, in one write guarded by the
+/// resourceVersion read. It is what promoting a Deployment does (the primary's pods become the
+/// new version while keeping their share), and it keeps the weights as the core last set them
+/// until it routes everything to the primary.
+pub fn promote_patch(obj: &Value, revision: &str) -> Value {
+    let old = obj["metadata"]["annotations"][PRIMARY_REVISION_ANNOTATION].as_str();
+    let mut patch = json!({"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"],
+        "annotations": {PRIMARY_REVISION_ANNOTATION: revision}}});
+    if let (Some(old), Some(entries)) = (old, obj["spec"]["traffic"].as_array()) {
+        let renamed: Vec<Value> = entries
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                if e["revisionName"] == old && e["latestRevision"] != true {
+                    e["revisionName"] = json!(revision);
+                }
+                e
+            })
+            .collect();
+        if &renamed != entries {
+            patch["spec"] = json!({ "traffic": renamed });
+        }
+    }
+    patch
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +231,24 @@ mod tests {
             .unwrap();
         assert!(!p.readiness.is_ready());
         assert_eq!(p.available, 0);
+    }
+
+    #[test]
+    fn a_promotion_moves_the_annotation_and_the_primary_share_together() {
+        let mut obj = ksvc(Some("podinfo-00001"), json!({}));
+        obj["metadata"]["resourceVersion"] = json!("42");
+        obj["spec"]["traffic"] = json!([{"revisionName": "podinfo-00001", "percent": 50, "tag": "stable"},
+            {"latestRevision": true, "percent": 50}]);
+        let p = promote_patch(&obj, "podinfo-00002");
+        assert_eq!(
+            p,
+            json!({"metadata": {"resourceVersion": "42", "annotations": {PRIMARY_REVISION_ANNOTATION: "podinfo-00002"}},
+                "spec": {"traffic": [{"revisionName": "podinfo-00002", "percent": 50, "tag": "stable"},
+                    {"latestRevision": true, "percent": 50}]}})
+        );
+        // No traffic block (never routed): only the annotation.
+        let bare = ksvc(Some("podinfo-00001"), json!({}));
+        assert!(promote_patch(&bare, "podinfo-00002").get("spec").is_none());
     }
 
     #[test]
