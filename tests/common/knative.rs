@@ -101,20 +101,20 @@ fn condition(kind: &str, ok: bool, failed: &str) -> Value {
 pub fn status_of(obj: &Value, created: &str, ready: Option<&str>) -> Value {
     let ok = ready == Some(created);
     let spec_traffic = obj["spec"]["traffic"].as_array().cloned();
-    let traffic: Vec<Value> = match spec_traffic {
-        None => vec![json!({"revisionName": ready, "latestRevision": true, "percent": 100})],
-        Some(entries) => entries
-            .into_iter()
-            .map(|mut e| {
-                let latest = e["latestRevision"] == true;
-                e["latestRevision"] = json!(latest);
-                if latest {
-                    e["revisionName"] = json!(ready);
-                }
-                e
-            })
-            .collect(),
-    };
+    let entries =
+        spec_traffic.unwrap_or_else(|| vec![json!({"latestRevision": true, "percent": 100})]);
+    // Nothing ready yet: the latest-revision entries resolve to no revision name at all.
+    let traffic: Vec<Value> = entries
+        .into_iter()
+        .map(|mut e| {
+            let latest = e["latestRevision"] == true;
+            e["latestRevision"] = json!(latest);
+            if let (true, Some(r)) = (latest, ready) {
+                e["revisionName"] = json!(r);
+            }
+            e
+        })
+        .collect();
     let mut status = json!({
         "observedGeneration": obj["metadata"]["generation"],
         "latestCreatedRevisionName": created,
