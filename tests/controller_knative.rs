@@ -234,3 +234,19 @@ async fn a_malformed_status_traffic_is_unknown_not_a_crash() {
         assert_eq!(ready.status, "True", "{ready:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_without_knative_serving_is_told_so() {
+    let (_cluster, client) = start_cluster().await;
+    let spec = json!({"provider": "knative",
+        "targetRef": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "podinfo"},
+        "analysis": {"interval": "1s", "threshold": 2, "stepWeight": 25, "maxWeight": 50}});
+    create_canary(&client, spec, &json!({})).await;
+    let _stop = start_controller(&client);
+    let (reason, message) = common::routes::refusal(&client).await;
+    assert_eq!(reason, "InvalidSpec", "{message}");
+    assert_eq!(
+        message,
+        "spec.provider: this cluster does not serve services.serving.knative.dev (serving.knative.dev/v1); install Knative Serving"
+    );
+}

@@ -24,9 +24,13 @@ fn api(ctx: &Context, canary: &Canary) -> Api<DynamicObject> {
 /// Reads the target Knative Service (never cached: Serin watches no Knative objects; a Canary
 /// on one is requeued by its own schedule).
 pub async fn workloads(ctx: &Context, canary: &Canary) -> Result<Workloads> {
-    let found = api(ctx, canary)
-        .get_opt(&canary.spec.target_ref.name)
-        .await?;
+    // Any 404 is "not there": without Knative Serving the API server answers a plain-text
+    // "404 page not found" that is no NotFound Status (the router says what to install).
+    let found = match api(ctx, canary).get(&canary.spec.target_ref.name).await {
+        Ok(o) => Some(o),
+        Err(kube::Error::Api(s)) if s.code == 404 => None,
+        Err(e) => return Err(e.into()),
+    };
     let knative = found.map(|o| view(&serde_json::to_value(o).unwrap_or_default()));
     Ok(Workloads {
         target: None,
