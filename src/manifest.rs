@@ -247,7 +247,7 @@ spec:
         assert_eq!(errors, &vec!["spec.provider: 'appmesh': AWS App Mesh is discontinued (since 2026-09-30); route with gatewayapi (Amazon VPC Lattice or any other Gateway API implementation) or linkerd instead".to_string()]);
         let text = GOOD.replace("provider: istio", "provider: knative");
         let errors = &check_text(&text, "kubernetes").unwrap()[0].errors;
-        assert_eq!(errors, &vec!["spec.provider: 'knative' is a Flagger provider Serin does not support; use one of kubernetes, gatewayapi, gatewayapi:v1, gatewayapi:v1beta1, istio, linkerd, nginx, skipper, contour, traefik, apisix, kuma, gloo".to_string()]);
+        assert_eq!(errors, &vec!["spec.targetRef: the knative provider splits traffic between the revisions of a Knative Service; target one (apiVersion serving.knative.dev/v1, kind Service)".to_string()]);
         for (provider, says) in [
             ("appmesh:v1beta2", "AWS App Mesh is discontinued"),
             ("osm", "Open Service Mesh is retired"),

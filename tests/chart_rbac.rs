@@ -78,7 +78,7 @@ fn namespaced_mode_with_secret_tracking_named_keeps_it_in_its_own_role() {
 #[test]
 fn leader_election_and_routers_add_exactly_their_rules() {
     let s = cluster();
-    let routers = json!({"gatewayApi": true, "istio": true, "smi": true, "nginx": true, "skipper": true, "contour": true, "traefik": true, "apisix": true, "kuma": true, "gloo": true});
+    let routers = json!({"gatewayApi": true, "istio": true, "smi": true, "nginx": true, "skipper": true, "contour": true, "traefik": true, "apisix": true, "kuma": true, "gloo": true, "knative": true});
     install(
         &s,
         json!({"leaderElection": {"enabled": true}, "routers": routers, "meshProvider": "istio"}),

@@ -72,6 +72,7 @@ use super::{CanaryAnalysis, CanaryService, CanaryStatus, StringMap};
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{"rule": "has(self.service) || self.targetRef.apiVersion == 'serving.knative.dev/v1'", "message": "required unless targetRef is a Knative Service (serving.knative.dev/v1)", "fieldPath": ".service", "reason": "FieldValueRequired"}]))]
 pub struct CanarySpec {
     /// Traffic management provider: kubernetes, gatewayapi (also gatewayapi:v1, gatewayapi:v1beta1),
     /// istio or linkerd. Empty means the controller's default mesh provider.
@@ -101,7 +102,9 @@ pub struct CanarySpec {
     /// Gloo Upstream to use as a template for the generated upstreams.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_ref: Option<UpstreamRef>,
-    /// The Services and routes that reach the workload.
+    /// The Services and routes that reach the workload. Required, except for a Knative Service
+    /// target: Knative routes to its own revisions, so Serin generates no Service for it.
+    #[serde(default, skip_serializing_if = "CanaryService::is_unset")]
     pub service: CanaryService,
     /// Promote a new revision at once, without analysis.
     #[serde(default, skip_serializing_if = "Option::is_none")]

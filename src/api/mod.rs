@@ -10,6 +10,7 @@ mod analysis;
 mod canary;
 pub mod crd;
 pub mod duration;
+pub mod knative;
 mod mesh;
 mod metric_template;
 mod router_limits;

@@ -95,6 +95,13 @@ pub struct CanaryService {
     pub unmanaged_metadata: Option<UnmanagedMetadata>,
 }
 
+impl CanaryService {
+    /// Whether `spec.service` was left out (only a Knative Service target may leave it out).
+    pub fn is_unset(&self) -> bool {
+        *self == CanaryService::default()
+    }
+}
+
 /// Traffic distribution preferences of a Service.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum TrafficDistribution {

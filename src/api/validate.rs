@@ -27,13 +27,13 @@ pub const SUPPORTED_PROVIDERS: &[&str] = &[
     "apisix",
     "kuma",
     "gloo",
+    "knative",
 ];
 
 /// Providers Flagger knows that Serin does not implement (yet): reported distinctly from typos.
 pub const FLAGGER_ONLY_PROVIDERS: &[&str] = &[
     "appmesh",
     "appmesh:v1beta2",
-    "knative",
     "osm",
     "smi:v1alpha1",
     "smi:v1alpha2",
@@ -161,12 +161,10 @@ pub fn validate_for(canary: &Canary, provider: &str) -> Result<(), Vec<FieldErro
         TargetWorkload::CoreService => {
             super::targets::check_service_target(&mut errs, provider, canary)
         }
-        TargetWorkload::KnativeService => errs.add(
-            "spec.targetRef.kind",
-            "Knative Service targets are not supported; target a Deployment or DaemonSet",
-        ),
-        TargetWorkload::Deployment | TargetWorkload::DaemonSet => {}
+        TargetWorkload::Deployment | TargetWorkload::DaemonSet | TargetWorkload::KnativeService => {
+        }
     }
+    super::knative::check(&mut errs, provider, canary);
     if spec.target_ref.kind == TargetKind::DaemonSet && spec.autoscaler_ref.is_some() {
         errs.add(
             "spec.autoscalerRef",

@@ -54,6 +54,9 @@ fn renames_of(
 /// The verb and object an effect writes, for refusal messages (the server's answer names the
 /// object more precisely when it can).
 fn what(effect: &Effect, canary: &Canary, w: &Workloads) -> (&'static str, String) {
+    if w.knative.is_some() {
+        return super::knative::what(effect, canary);
+    }
     if w.service.is_some()
         && let Some(what) = super::service_target::what(effect, canary)
     {
@@ -127,6 +130,11 @@ async fn apply_one(
     revision: Option<&str>,
     effect: &Effect,
 ) -> super::error::Result<()> {
+    if canary.spec.target_ref.workload() == crate::api::TargetWorkload::KnativeService
+        && super::knative::apply_one(ctx, canary, w, revision, effect).await?
+    {
+        return Ok(());
+    }
     let ns = canary.namespace_or_default();
     let owner = canary.controller_owner_ref(&()).unwrap_or_default();
     let target_name = &canary.spec.target_ref.name;

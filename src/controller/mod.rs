@@ -8,6 +8,7 @@ mod commit;
 mod context;
 mod error;
 pub mod events;
+mod knative;
 pub mod leader;
 mod metrics;
 mod observe;

@@ -27,6 +27,9 @@ pub struct Workloads {
     pub target_daemonset: Option<DaemonSet>,
     /// The target Service and its copies, when the Canary targets a core Service.
     pub service: Option<workload::service_apply::ServiceSides>,
+    /// The target Knative Service's view, when the Canary targets one (then `target` and
+    /// `primary` are None: there are no Deployments).
+    pub knative: Option<crate::workload::knative::KnativeView>,
 }
 
 /// Reads the workloads of a Canary, from the controller's caches when it has them.
@@ -34,6 +37,9 @@ pub async fn workloads(ctx: &Context, canary: &Canary) -> Result<Workloads> {
     let ns = canary.namespace_or_default();
     if canary.spec.target_ref.kind == TargetKind::DaemonSet {
         return daemonsets(ctx, canary, &ns).await;
+    }
+    if canary.spec.target_ref.workload() == TargetWorkload::KnativeService {
+        return super::knative::workloads(ctx, canary).await;
     }
     if canary.spec.target_ref.workload() == TargetWorkload::CoreService {
         return super::service_target::workloads(ctx, canary, &ns).await;
@@ -125,6 +131,9 @@ pub async fn observe(
     w: &Workloads,
     router: Option<&Router>,
 ) -> Result<Observation> {
+    if canary.spec.target_ref.workload() == TargetWorkload::KnativeService {
+        return super::knative::observe(canary, w.knative.as_ref(), router).await;
+    }
     let ns = canary.namespace_or_default();
     let a = &canary.spec.analysis;
     let target = match &w.target {

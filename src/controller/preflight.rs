@@ -104,6 +104,7 @@ pub fn needed_for(provider: &str, secret_tracking: bool) -> Vec<Vec<Rule>> {
         "apisix" => vec![router("apisix")],
         "kuma" => vec![router("kuma")],
         "gloo" => vec![router("gloo")],
+        "knative" => vec![router("knative")],
         _ => vec![Vec::new()],
     };
     routers
@@ -207,6 +208,7 @@ mod tests {
             ("kuma", "trafficroutes"),
             ("gloo", "routetables"),
             ("gloo", "upstreams"),
+            ("knative", "services"),
         ] {
             let sets = resources(needed_for(provider, true));
             assert_eq!(sets.len(), 1, "{provider}");

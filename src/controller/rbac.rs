@@ -20,6 +20,7 @@ pub fn all() -> Vec<Rule> {
         crate::router::apisix::RBAC,
         crate::router::kuma::RBAC,
         crate::router::gloo::RBAC,
+        crate::router::knative::RBAC,
         crate::router::smi::RBAC,
         crate::controller::leader::RBAC,
         crate::controller::preflight::RBAC,
@@ -42,6 +43,7 @@ pub const ROUTERS: &[&str] = &[
     "apisix",
     "kuma",
     "gloo",
+    "knative",
 ];
 
 /// Integrations the chart can grant (`integrations.<name>` values, off by default).

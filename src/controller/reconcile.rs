@@ -242,10 +242,11 @@ async fn tick(
     if canary.status.is_none() && invalid.is_empty() {
         warn_offline_providers(ctx, canary, &provider).await;
     }
-    let decision = analysis::decide(&Input {
+    let mut decision = analysis::decide(&Input {
         observed: &observed,
         ..base
     });
+    super::knative::poll(canary, &mut decision);
     if observed.rollout_slot_free == Some(true) {
         ctx.slots
             .release_unless_active(canary, decision.status.phase);

@@ -79,6 +79,14 @@ pub fn query(provider: &str, name: &str) -> Option<String> {
             r#"envoy_response_code!~"5.*""#,
             "",
         ),
+        // Knative behind Kourier: Envoy clusters named `<namespace>/<name>`, Flagger's selector.
+        "knative" => (
+            "envoy_cluster_upstream_rq",
+            "envoy_cluster_upstream_rq_time_bucket",
+            r#"envoy_cluster_name=~"{{ namespace }}/{{ route }}""#,
+            r#"envoy_response_code!~"5.*""#,
+            "",
+        ),
         "traefik" => (
             "traefik_service_request_duration_seconds_bucket",
             "traefik_service_request_duration_seconds_bucket",
@@ -273,6 +281,18 @@ mod tests {
         assert_eq!(
             rendered("gloo", DURATION),
             r#"histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=~"test-podinfo-canaryupstream-[0-9a-zA-Z-]+_[0-9a-zA-Z-]+"}[1m])) by (le))"#
+        );
+    }
+
+    #[test]
+    fn knative_queries_select_the_envoy_cluster_as_flagger() {
+        assert_eq!(
+            rendered("knative", SUCCESS_RATE),
+            r#"sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"test/podinfo",envoy_response_code!~"5.*"}[1m])) / sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"test/podinfo"}[1m])) * 100"#
+        );
+        assert_eq!(
+            rendered("knative", DURATION),
+            r#"histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=~"test/podinfo"}[1m])) by (le))"#
         );
     }
 

@@ -13,6 +13,7 @@ pub mod gloo;
 pub mod gloo_objects;
 pub mod istio;
 pub mod istio_objects;
+pub mod knative;
 pub mod kubernetes;
 pub mod kuma;
 pub mod kuma_objects;
@@ -36,6 +37,7 @@ pub use contour::ContourRouter;
 pub use gateway_api::GatewayApiRouter;
 pub use gloo::GlooRouter;
 pub use istio::IstioRouter;
+pub use knative::KnativeRouter;
 pub use kubernetes::KubernetesRouter;
 pub use kuma::KumaRouter;
 pub use lookups::{Lookups, ServedMemo};
@@ -322,6 +324,8 @@ pub enum Router {
     Kuma(KumaRouter),
     /// Gloo: weights in a RouteTable over two Upstreams.
     Gloo(GlooRouter),
+    /// Knative: the target Knative Service's spec.traffic between two revisions.
+    Knative(KnativeRouter),
 }
 
 /// Calls the same method of whichever router this is.
@@ -339,6 +343,7 @@ macro_rules! dispatch {
             Router::Apisix($r) => $call,
             Router::Kuma($r) => $call,
             Router::Gloo($r) => $call,
+            Router::Knative($r) => $call,
         }
     };
 }
@@ -369,6 +374,7 @@ impl Router {
             "apisix" => Ok(Router::Apisix(ApisixRouter::new(client, lookups))),
             "kuma" => Ok(Router::Kuma(KumaRouter::new(client, lookups))),
             "gloo" => Ok(Router::Gloo(GlooRouter::new(client, lookups))),
+            "knative" => Ok(Router::Knative(KnativeRouter::new(client, lookups))),
             other => Err(RouterError::NotImplemented(other.to_string())),
         }
     }
@@ -396,6 +402,7 @@ impl Router {
             Router::Apisix(r) => r.problems(canary).await,
             Router::Kuma(r) => r.problems(canary).await,
             Router::Gloo(r) => r.problems(canary).await,
+            Router::Knative(r) => r.problems(canary).await,
         }
     }
 

@@ -7,6 +7,7 @@ mod configs;
 pub mod daemonset;
 pub mod hpa;
 pub mod keda;
+pub mod knative;
 pub mod primary;
 mod readiness;
 mod secret_tracking;

@@ -4,6 +4,7 @@
 pub mod helm;
 pub mod hooks;
 pub mod ingress;
+pub mod knative;
 pub mod prometheus;
 pub mod receiver;
 pub mod routes;

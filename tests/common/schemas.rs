@@ -36,6 +36,10 @@ pub fn example_canaries(provider: &str) -> Vec<(String, Canary)> {
             if doc["kind"] != "Canary" {
                 continue;
             }
+            // A Knative Service target has no Services of Serin's for other routers to route.
+            if doc["spec"]["targetRef"]["apiVersion"] == serin::api::KNATIVE_SERVING_API_VERSION {
+                continue;
+            }
             let mut c: Canary = serde_json::from_value(doc).unwrap();
             c.metadata.uid = Some("0d0a1f2e-1111-2222-3333-444455556666".into());
             c.spec.provider = Some(provider.into());

@@ -108,6 +108,7 @@ Linkerd runs on the Gateway API or SMI); empty for kubernetes, which needs none.
 {{- else if eq . "apisix" }}apisix
 {{- else if eq . "kuma" }}kuma
 {{- else if eq . "gloo" }}gloo
+{{- else if eq . "knative" }}knative
 {{- end }}
 {{- end }}
 
