@@ -82,6 +82,8 @@ pub struct Caches {
     pub synced: Synced,
     /// Route kinds seen served (the routers' memo).
     pub served: crate::router::ServedMemo,
+    /// Watch caches of the routers' route objects, started per kind on first use.
+    pub routes: crate::router::RouteCaches,
 }
 
 /// Whether each watch cache has finished its first list, as watch channels. kube 4.2's
@@ -139,6 +141,7 @@ impl Caches {
                 .clone()
                 .filter(|_| listed(&self.synced.daemonsets)),
             served: self.served.clone(),
+            routes: self.routes.clone(),
             ..Default::default()
         }
     }
