@@ -195,6 +195,8 @@ pub struct Context {
     pub settings: Settings,
     /// Rollout slots under `max_concurrent_canaries`.
     pub slots: super::slots::Slots,
+    /// Resume order after the start: Canaries in flight first.
+    pub resume: super::resume::Resume,
 }
 
 impl Context {
@@ -211,6 +213,7 @@ impl Context {
             permissions: Default::default(),
             scope: None,
             slots: Default::default(),
+            resume: Default::default(),
         }
     }
 
@@ -373,7 +376,8 @@ impl Context {
         if let Ok(mut m) = self.hook_memo.lock() {
             m.retain(|k, _| !gone(k.split('@').next().unwrap_or(k)));
         }
-        self.slots.forget(gone);
+        self.slots.forget(&gone);
+        self.resume.forget(&gone);
     }
 
     /// Whether the last reconcile of this Canary had a refusal.

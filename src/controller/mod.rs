@@ -16,6 +16,7 @@ pub mod rbac;
 mod reconcile;
 pub mod refusal;
 mod report;
+mod resume;
 mod secret_watches;
 pub mod shard;
 pub mod slots;
@@ -190,8 +191,10 @@ fn canary_watch(
         .inspect_ok(move |event| match event {
             watcher::Event::Delete(c) => ctx.forget(c),
             // After a fresh list the store holds exactly what is listed; what left meanwhile
-            // had no DELETED event.
+            // had no DELETED event. The first list also sets the resume order.
             watcher::Event::InitDone => {
+                let listed = store.state();
+                ctx.resume.listed(listed.iter().map(|c| c.as_ref()));
                 let present: std::collections::HashSet<String> = store
                     .state()
                     .iter()
