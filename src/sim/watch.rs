@@ -75,6 +75,8 @@ struct Watch {
     start_rv: u64,
     last_rv: u64,
     done: bool,
+    /// How long each change event is held before it is sent (`SimState::set_watch_latency`).
+    latency: Duration,
 }
 
 /// How often a watch that asked for bookmarks gets one (kube-apiserver: about once a minute).
@@ -165,6 +167,7 @@ pub fn start(
         start_rv,
         last_rv: current,
         done,
+        latency: st.watch_latency(),
     };
     Ok(futures::stream::unfold(w, next))
 }
@@ -183,6 +186,9 @@ async fn next(mut w: Watch) -> Option<(Result<Bytes, io::Error>, Watch)> {
                 Ok(c) => {
                     w.last_rv = c.rv;
                     if let Some((k, o)) = w.filter.event(&c) {
+                        if !w.latency.is_zero() {
+                            tokio::time::sleep(w.latency).await;
+                        }
                         return Some((Ok(line(k, o)), w));
                     }
                 }
