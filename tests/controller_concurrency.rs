@@ -129,3 +129,82 @@ async fn rollouts_beyond_the_cap_wait_and_start_in_arrival_order() {
     assert_eq!(started, ["a", "c", "b"]);
     common::scenario::assert_calls_are_granted(&cluster, &[], false);
 }
+
+/// When a Canary's last rollout began to wait for a slot (its first "wait: no free rollout
+/// slot" decision before the start), and when it started.
+async fn waited_then_started(
+    client: &kube::Client,
+    name: &str,
+) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
+    let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
+    let st = canaries.get(name).await.unwrap().status.unwrap();
+    let d = &st.decisions;
+    let start = d
+        .iter()
+        .rposition(|d| d.action.starts_with("start rollout"))
+        .unwrap_or_else(|| panic!("{name} never started: {d:#?}"));
+    let waited = d[..start]
+        .iter()
+        .rev()
+        .take_while(|d| d.action.starts_with("wait: no free rollout slot"))
+        .last()
+        .unwrap_or_else(|| panic!("{name} never waited: {d:#?}"));
+    (waited.time, d[start].time)
+}
+
+/// Cap 1; while one rollout runs, four new revisions arrive at once and are recorded Waiting in
+/// some order, while the controller's Canary cache lags the API server (its watch holds each
+/// event 300 ms, so a burst of status writes reaches it late): they start in the order
+/// they were recorded Waiting, not in the order the cache happens to show them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_start_in_the_order_they_were_recorded_though_the_cache_lags() {
+    let (cluster, client) = start_cluster().await;
+    let names = ["a", "e", "b", "d", "c"];
+    for name in names {
+        app(&client, name).await;
+    }
+    let _stop = start_controller_with(
+        &client,
+        Settings {
+            max_concurrent_canaries: Some(1),
+            ..Default::default()
+        },
+    );
+    for name in names {
+        wait_for(&client, name, CanaryPhase::Initialized).await;
+    }
+    new_revision(&client, names[0]).await;
+    wait_for(&client, names[0], CanaryPhase::Progressing).await;
+    // Only the watches started from now on lag: break them so that they start again.
+    {
+        let state = cluster.state();
+        let mut st = state.lock().unwrap();
+        st.set_watch_latency(Duration::from_millis(300));
+        st.drop_watches();
+    }
+    for name in &names[1..] {
+        new_revision(&client, name).await;
+    }
+    for name in names {
+        wait_for(&client, name, CanaryPhase::Succeeded).await;
+    }
+    let mut waiters = Vec::new();
+    for name in &names[1..] {
+        waiters.push((waited_then_started(&client, name).await, *name));
+    }
+    let by_wait = {
+        let mut w = waiters.clone();
+        w.sort_by_key(|((waited, _), n)| (*waited, *n));
+        w.iter().map(|(_, n)| *n).collect::<Vec<_>>()
+    };
+    let by_start = {
+        let mut w = waiters.clone();
+        w.sort_by_key(|((_, started), n)| (*started, *n));
+        w.iter().map(|(_, n)| *n).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        by_start, by_wait,
+        "start order vs waiting order: {waiters:?}"
+    );
+    common::scenario::assert_calls_are_granted(&cluster, &[], false);
+}

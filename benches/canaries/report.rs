@@ -172,6 +172,15 @@ impl Report<'_> {
                 self.size.steady.as_secs()
             ),
         );
+        // The route is read from the route cache (issue 20): 0 GETs of it per tick.
+        let route_gets = self.requests.0.get("get httproutes").copied().unwrap_or(0);
+        check(
+            route_gets == 0,
+            format!(
+                "{:.3} route GETs per tick ({route_gets} get httproutes during the rollout) == 0",
+                route_gets as f64 / ticks
+            ),
+        );
         check(p99 <= 1.0, format!("p99 step lateness {p99:.3}s <= 1s"));
         check(
             self.resume <= Duration::from_secs(2),

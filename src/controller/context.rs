@@ -82,6 +82,8 @@ pub struct Caches {
     pub synced: Synced,
     /// Route kinds seen served (the routers' memo).
     pub served: crate::router::ServedMemo,
+    /// Watch caches of the routers' route objects, started per kind on first use.
+    pub routes: crate::router::RouteCaches,
 }
 
 /// Whether each watch cache has finished its first list, as watch channels. kube 4.2's
@@ -139,6 +141,7 @@ impl Caches {
                 .clone()
                 .filter(|_| listed(&self.synced.daemonsets)),
             served: self.served.clone(),
+            routes: self.routes.clone(),
             ..Default::default()
         }
     }
@@ -192,6 +195,8 @@ pub struct Context {
     pub settings: Settings,
     /// Rollout slots under `max_concurrent_canaries`.
     pub slots: super::slots::Slots,
+    /// Resume order after the start: Canaries in flight first.
+    pub resume: super::resume::Resume,
 }
 
 impl Context {
@@ -208,6 +213,7 @@ impl Context {
             permissions: Default::default(),
             scope: None,
             slots: Default::default(),
+            resume: Default::default(),
         }
     }
 
@@ -370,7 +376,8 @@ impl Context {
         if let Ok(mut m) = self.hook_memo.lock() {
             m.retain(|k, _| !gone(k.split('@').next().unwrap_or(k)));
         }
-        self.slots.forget(gone);
+        self.slots.forget(&gone);
+        self.resume.forget(&gone);
     }
 
     /// Whether the last reconcile of this Canary had a refusal.

@@ -17,6 +17,7 @@ pub mod rbac;
 mod reconcile;
 pub mod refusal;
 mod report;
+mod resume;
 mod secret_watches;
 mod service_target;
 pub mod shard;
@@ -192,8 +193,10 @@ fn canary_watch(
         .inspect_ok(move |event| match event {
             watcher::Event::Delete(c) => ctx.forget(c),
             // After a fresh list the store holds exactly what is listed; what left meanwhile
-            // had no DELETED event.
+            // had no DELETED event. The first list also sets the resume order.
             watcher::Event::InitDone => {
+                let listed = store.state();
+                ctx.resume.listed(listed.iter().map(|c| c.as_ref()));
                 let present: std::collections::HashSet<String> = store
                     .state()
                     .iter()
@@ -302,6 +305,7 @@ async fn run_with(
         .inspect_ok(services_synced)
         .touched_objects();
     let by_service = store.clone();
+    let ctx_client = client.clone();
     let mut context = Context::new(client, settings);
     context.scope = namespace.clone();
     context.caches = Caches {
@@ -320,6 +324,7 @@ async fn run_with(
             daemonsets: Some(daemonsets_listed),
         },
         served: Default::default(),
+        routes: route_caches(&ctx_client, namespace.as_deref()),
     };
     let ctx = Arc::new(context);
     let canary_stream = canary_watch(canaries, store.clone(), canary_writer, ctx.clone());
@@ -370,6 +375,34 @@ async fn run_with(
             }
         })
         .await;
+}
+
+/// The routers' route caches: a kind's watch starts when a router first reads a kind the API
+/// server serves (`router::RouteCaches`), in the controller's scope (cluster-wide for a
+/// cluster-scoped kind), slimmed like every cache. The watches only fill the caches: they
+/// trigger no reconcile (our own route writes would bring every Canary back once more per
+/// step). Their tasks end with the returned caches (leadership lost, shutdown).
+fn route_caches(client: &kube::Client, scope: Option<&str>) -> crate::router::RouteCaches {
+    use kube::api::{ApiResource, DynamicObject};
+    let client = client.clone();
+    let scope = scope.map(String::from);
+    let tasks = std::sync::Mutex::new(Vec::<AbortOnDrop>::new());
+    let start = move |ar: &ApiResource, namespaced: bool| {
+        let api = match (&scope, namespaced) {
+            (Some(ns), true) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, ar),
+            _ => Api::all_with(client.clone(), ar),
+        };
+        let writer = reflector::store::Writer::new(ar.clone());
+        let store = writer.as_reader();
+        let (mark, listed) = synced_channel();
+        let watch = slim_watch(api, "route").reflect(writer).inspect_ok(mark);
+        let task = tokio::spawn(watch.for_each(|_| async {}));
+        if let Ok(mut t) = tasks.lock() {
+            t.push(AbortOnDrop(task));
+        }
+        crate::router::KindCache { store, listed }
+    };
+    crate::router::RouteCaches::new(Arc::new(start))
 }
 
 /// A cache's "first list done" signal: the returned closure marks it on the watcher's InitDone.

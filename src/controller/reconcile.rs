@@ -57,6 +57,11 @@ fn in_shard(ctx: &Context, canary: &Canary) -> bool {
 
 /// Reconciles one Canary.
 pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action> {
+    if ctx.resume.hold(&canary) {
+        // Settled, while Canaries in flight still wait for their first reconcile after the start.
+        return Ok(Action::requeue(super::resume::RETRY));
+    }
+    ctx.resume.started(&canary);
     let started = std::time::Instant::now();
     let ns = canary.namespace_or_default();
     let name = canary.metadata.name.clone().unwrap_or_default();

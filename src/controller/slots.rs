@@ -3,7 +3,13 @@
 //! so with `--shard-selector` it is a cap per shard. Canaries in an active phase hold a slot; new
 //! revisions beyond the cap wait in `Waiting` and get slots first come, first served (by when
 //! they started waiting). Grants are remembered until the cache shows them, so two reconciles
-//! running at once cannot both take the last slot. Must not decide anything else.
+//! running at once cannot both take the last slot. Waiters are queued in memory as they are
+//! refused (the tick that records them `Waiting`), not only as the Canary cache shows them: at
+//! a thousand Canaries the cache lagged the status writes by seconds, and a Canary whose
+//! `Waiting` had not reached it yet was not counted ahead of a later one (16 of 43 started out
+//! of order, issue 20). After a restart the queue is empty and the recorded
+//! `lastTransitionTime` of the Waiting Canaries in the cache gives the order. Must not decide
+//! anything else.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -27,10 +33,13 @@ pub fn holds_slot(phase: CanaryPhase) -> bool {
     )
 }
 
-/// Slots granted by this process, by `namespace/name`, with the reconcile time of the grant.
+/// Slots granted by this process, by `namespace/name`, with the reconcile time of the grant;
+/// and the Canaries it refused one, with the reconcile time of their first refusal (when they
+/// were recorded Waiting). Locked in that order.
 #[derive(Default)]
 pub struct Slots {
     granted: Mutex<HashMap<String, DateTime<Utc>>>,
+    queued: Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
 fn key(c: &Canary) -> String {
@@ -58,7 +67,7 @@ impl Slots {
         all: &[std::sync::Arc<Canary>],
         now: DateTime<Utc>,
     ) -> bool {
-        let Ok(mut granted) = self.granted.lock() else {
+        let (Ok(mut granted), Ok(mut queued)) = (self.granted.lock(), self.queued.lock()) else {
             return false;
         };
         // A grant stands until the cache shows a phase change made at or after it (the rollout
@@ -81,17 +90,38 @@ impl Slots {
         holders.extend(granted.keys().cloned());
         let mine = key(me);
         if holders.contains(&mine) {
+            queued.remove(&mine);
             return true;
         }
-        let my_turn = (waiting_since(me, now), mine.clone());
-        let ahead = all
+        // The line: the cache's Waiting Canaries by their recorded time, overridden by this
+        // process's queue (exact, and ahead of the cache). A queued Canary leaves the line when
+        // it holds a slot, or when the cache shows it moved on (a phase change at or after its
+        // refusal, and not Waiting: reverted, deleted, failed).
+        let mut line: HashMap<String, DateTime<Utc>> = all
             .iter()
             .filter(|c| phase(c) == CanaryPhase::Waiting && !holders.contains(&key(c)))
-            .filter(|c| (waiting_since(c, now), key(c)) < my_turn)
+            .map(|c| (key(c), waiting_since(c, now)))
+            .collect();
+        queued.retain(|k, at| {
+            !holders.contains(k) && (line.contains_key(k) || !changed_since(k, at))
+        });
+        line.extend(queued.iter().map(|(k, at)| (k.clone(), *at)));
+        let my_turn = (
+            line.get(&mine)
+                .copied()
+                .unwrap_or_else(|| waiting_since(me, now)),
+            mine.clone(),
+        );
+        let ahead = line
+            .iter()
+            .filter(|(k, at)| (**at, (*k).clone()) < my_turn)
             .count();
         let free = holders.len() + ahead < cap;
         if free {
-            granted.insert(mine, now);
+            granted.insert(mine.clone(), now);
+            queued.remove(&mine);
+        } else {
+            queued.entry(mine).or_insert(my_turn.0);
         }
         free
     }
@@ -101,6 +131,9 @@ impl Slots {
     pub fn forget(&self, gone: impl Fn(&str) -> bool) {
         if let Ok(mut granted) = self.granted.lock() {
             granted.retain(|k, _| !gone(k));
+        }
+        if let Ok(mut queued) = self.queued.lock() {
+            queued.retain(|k, _| !gone(k));
         }
     }
 
@@ -173,6 +206,48 @@ mod tests {
             other.clone(),
         ];
         assert!(slots.free(1, &other, &done, t0 + chrono::Duration::seconds(6)));
+    }
+
+    #[test]
+    fn waiters_start_in_the_order_they_were_refused_though_the_cache_lags() {
+        let t0: DateTime<Utc> = "2026-11-27T12:00:00Z".parse().unwrap();
+        let at = |s: i64| t0 + chrono::Duration::seconds(s);
+        let slots = Slots::default();
+        let a = canary("a", "Progressing", "2026-11-27T11:59:00Z");
+        // b, c, d are refused in that order; the cache shows none of them Waiting yet.
+        let lagging: Vec<_> = ["b", "c", "d"]
+            .iter()
+            .map(|n| canary(n, "Succeeded", "2026-11-27T11:00:00Z"))
+            .chain([a.clone()])
+            .collect();
+        for (i, c) in lagging[..3].iter().enumerate() {
+            assert!(
+                !slots.free(1, c, &lagging, at(i as i64)),
+                "a holds the slot"
+            );
+        }
+        // a is done; the cache still lags. d and c ask first: b was refused before them.
+        let mut done = lagging.clone();
+        done[3] = canary("a", "Succeeded", "2026-11-27T12:00:10Z");
+        assert!(!slots.free(1, &done[2], &done, at(11)), "d behind b and c");
+        assert!(!slots.free(1, &done[1], &done, at(11)), "c behind b");
+        assert!(slots.free(1, &done[0], &done, at(11)), "b first");
+        assert!(
+            !slots.free(1, &done[1], &done, at(12)),
+            "b's grant holds the slot"
+        );
+    }
+
+    #[test]
+    fn after_a_restart_the_recorded_waiting_times_give_the_order() {
+        let now: DateTime<Utc> = "2026-11-27T12:00:00Z".parse().unwrap();
+        let slots = Slots::default();
+        let all = vec![
+            canary("x", "Waiting", "2026-11-27T11:52:00.300Z"),
+            canary("y", "Waiting", "2026-11-27T11:52:00.200Z"),
+        ];
+        assert!(!slots.free(1, &all[0], &all, now), "y waited longer");
+        assert!(slots.free(1, &all[1], &all, now));
     }
 
     #[test]

@@ -6,12 +6,12 @@
 //! copy (garbage collection with the Canary) gives the user's routing back untouched. Imports only
 //! `api`, the rule type and the router seam (`mod.rs`, the kubernetes router).
 
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::Value;
 
 use super::apisix_objects::{apisix_route, route_name, routes_of, source_rule};
 use super::kubernetes::owner;
-use super::{KubernetesRouter, Lookups, RouterError};
+use super::{KubernetesRouter, Lookups, RouteApi, RouterError};
 use crate::analysis::Routes;
 use crate::api::{Canary, FIELD_MANAGER, FieldError};
 
@@ -20,7 +20,7 @@ use crate::api::{Canary, FIELD_MANAGER, FieldError};
 pub const RBAC: &[crate::rbac::Rule] = &[crate::rbac::Rule {
     group: "apisix.apache.org",
     resources: &["apisixroutes"],
-    verbs: &["get", "list", "create", "patch"],
+    verbs: &["get", "list", "watch", "create", "patch"],
     needed: crate::rbac::Needed::Router("apisix"),
     why: "APISIX: reads the routeRef ApisixRoute, writes its weighted -canary copy per step",
 }];
@@ -40,10 +40,11 @@ impl ApisixRouter {
         }
     }
 
-    fn api(&self, canary: &Canary) -> Api<DynamicObject> {
+    fn api(&self, canary: &Canary) -> RouteApi {
         let gvk = GroupVersionKind::gvk("apisix.apache.org", "v2", "ApisixRoute");
         let ar = ApiResource::from_gvk_with_plural(&gvk, "apisixroutes");
-        Api::namespaced_with(self.client.clone(), &canary.namespace_or_default(), &ar)
+        let ns = canary.namespace_or_default();
+        (self.services.lookups()).route_api(&self.client, &ar, Some(&ns))
     }
 
     async fn get(&self, canary: &Canary, name: &str) -> Result<Option<Value>, RouterError> {
@@ -88,8 +89,7 @@ impl ApisixRouter {
     /// A cluster without APISIX's CRD, or a routeRef without one rule to the apex, cannot be
     /// routed: say so before acting.
     pub async fn problems(&self, canary: &Canary) -> Result<Vec<FieldError>, RouterError> {
-        let memo = &self.services.lookups().served;
-        if !super::served(memo, &self.api(canary), "apisixroutes.apisix.apache.org").await? {
+        if !self.api(canary).served().await? {
             return Ok(vec![FieldError {
                 path: "spec.provider".into(),
                 message: "this cluster does not serve ApisixRoute (apisix.apache.org/v2); install the APISIX ingress controller's CRDs".into(),

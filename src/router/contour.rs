@@ -6,12 +6,12 @@
 //! owner reference. Imports only `api`, the rule type and the router seam (`mod.rs`, the
 //! kubernetes router).
 
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::Value;
 
 use super::contour_objects::{http_proxy, routes_of};
 use super::kubernetes::owner;
-use super::{KubernetesRouter, Lookups, RouterError};
+use super::{KubernetesRouter, Lookups, RouteApi, RouterError};
 use crate::analysis::Routes;
 use crate::api::{Canary, FIELD_MANAGER, FieldError};
 
@@ -20,7 +20,7 @@ use crate::api::{Canary, FIELD_MANAGER, FieldError};
 pub const RBAC: &[crate::rbac::Rule] = &[crate::rbac::Rule {
     group: "projectcontour.io",
     resources: &["httpproxies"],
-    verbs: &["get", "list", "create", "patch"],
+    verbs: &["get", "list", "watch", "create", "patch"],
     needed: crate::rbac::Needed::Router("contour"),
     why: "Contour: HTTPProxy weights per step",
 }];
@@ -40,10 +40,11 @@ impl ContourRouter {
         }
     }
 
-    fn api(&self, canary: &Canary) -> Api<DynamicObject> {
+    fn api(&self, canary: &Canary) -> RouteApi {
         let gvk = GroupVersionKind::gvk("projectcontour.io", "v1", "HTTPProxy");
         let ar = ApiResource::from_gvk_with_plural(&gvk, "httpproxies");
-        Api::namespaced_with(self.client.clone(), &canary.namespace_or_default(), &ar)
+        let ns = canary.namespace_or_default();
+        (self.services.lookups()).route_api(&self.client, &ar, Some(&ns))
     }
 
     /// The HTTPProxy and whether this Canary owns it (else it was taken over).
@@ -72,8 +73,7 @@ impl ContourRouter {
 
     /// A cluster without Contour's CRDs cannot take an HTTPProxy: say so before acting.
     pub async fn problems(&self, canary: &Canary) -> Result<Vec<FieldError>, RouterError> {
-        let memo = &self.services.lookups().served;
-        if super::served(memo, &self.api(canary), "httpproxies.projectcontour.io").await? {
+        if self.api(canary).served().await? {
             return Ok(Vec::new());
         }
         Ok(vec![FieldError {

@@ -6,21 +6,22 @@
 //! route's owner on the atomic `rules` list and, forced, replace the user's rules (transcript 20).
 //! A failed `test` (422) means the user changed the route: re-read and try again.
 
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::gateway_api_route::{backends, build, route_kind, routes_of};
 use super::kubernetes::owner;
-use super::{KubernetesRouter, Lookups, RouterError};
+use super::{KubernetesRouter, Lookups, RouteApi, RouterError};
 use crate::analysis::Routes;
 use crate::api::{Canary, FIELD_MANAGER, FieldError};
 
 /// Gateway API routes (also Linkerd's GAMMA routes): read, apply, patch weights; `list` (limit 1)
-/// tells "the CRD is not installed" apart from other errors.
+/// tells "the CRD is not installed" apart from other errors; `list` and `watch` fill the route
+/// cache (no GET per tick).
 pub const RBAC: &[crate::rbac::Rule] = &[crate::rbac::Rule {
     group: "gateway.networking.k8s.io",
     resources: &["httproutes", "grpcroutes"],
-    verbs: &["get", "list", "create", "patch"],
+    verbs: &["get", "list", "watch", "create", "patch"],
     needed: crate::rbac::Needed::Router("gatewayApi"),
     why: "Gateway API (and Linkerd GAMMA) routes: weights per step",
 }];
@@ -48,7 +49,8 @@ impl GatewayApiRouter {
         }
     }
 
-    fn api(&self, canary: &Canary) -> Api<DynamicObject> {
+    /// The route kind, read through its watch cache (see `lookups::RouteCaches`).
+    fn api(&self, canary: &Canary) -> RouteApi {
         let (kind, plural) = route_kind(canary);
         // GRPCRoute is served as v1 only.
         let version = if kind == "GRPCRoute" {
@@ -58,7 +60,8 @@ impl GatewayApiRouter {
         };
         let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", version, kind);
         let ar = ApiResource::from_gvk_with_plural(&gvk, plural);
-        Api::namespaced_with(self.client.clone(), &canary.namespace_or_default(), &ar)
+        let ns = canary.namespace_or_default();
+        (self.services.lookups()).route_api(&self.client, &ar, Some(&ns))
     }
 
     /// The user's route in route-preserving mode.
@@ -173,9 +176,7 @@ impl GatewayApiRouter {
     /// Whether the API server serves the route kind at all (a missing CRD answers 404 to a list,
     /// where a missing route only answers 404 to a get).
     pub(crate) async fn served(&self, canary: &Canary) -> Result<bool, RouterError> {
-        let api = self.api(canary);
-        let resource = api.resource_url().to_string();
-        Ok(super::served(&self.services.lookups().served, &api, &resource).await?)
+        Ok(self.api(canary).served().await?)
     }
 
     /// Sets the weights (and A/B rules and mirroring, on Serin's own route).

@@ -6,12 +6,12 @@
 //! and it gets no owner reference. Imports only `api`, the rule type, `analysis::Routes` and the
 //! router seam (`mod.rs`, the kubernetes router).
 
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::Value;
 
 use super::gloo_objects::{route_table, routes_of, upstream};
 use super::kubernetes::owner;
-use super::{KubernetesRouter, Lookups, RouterError};
+use super::{KubernetesRouter, Lookups, RouteApi, RouterError};
 use crate::analysis::Routes;
 use crate::api::{Canary, FIELD_MANAGER, FieldError};
 
@@ -21,14 +21,14 @@ pub const RBAC: &[crate::rbac::Rule] = &[
     crate::rbac::Rule {
         group: "gateway.solo.io",
         resources: &["routetables"],
-        verbs: &["get", "list", "create", "patch"],
+        verbs: &["get", "list", "watch", "create", "patch"],
         needed: crate::rbac::Needed::Router("gloo"),
         why: "Gloo: RouteTable weights per step",
     },
     crate::rbac::Rule {
         group: "gloo.solo.io",
         resources: &["upstreams"],
-        verbs: &["get", "list", "create", "patch"],
+        verbs: &["get", "list", "watch", "create", "patch"],
         needed: crate::rbac::Needed::Router("gloo"),
         why: "Gloo: the primary and canary Upstreams, read from the spec.upstreamRef template",
     },
@@ -53,14 +53,15 @@ impl GlooRouter {
         }
     }
 
-    fn tables(&self, canary: &Canary) -> Api<DynamicObject> {
+    fn tables(&self, canary: &Canary) -> RouteApi {
         let ar = resource("gateway.solo.io", "RouteTable", "routetables");
-        Api::namespaced_with(self.client.clone(), &canary.namespace_or_default(), &ar)
+        let ns = canary.namespace_or_default();
+        (self.services.lookups()).route_api(&self.client, &ar, Some(&ns))
     }
 
-    fn upstreams(&self, ns: &str) -> Api<DynamicObject> {
+    fn upstreams(&self, ns: &str) -> RouteApi {
         let ar = resource("gloo.solo.io", "Upstream", "upstreams");
-        Api::namespaced_with(self.client.clone(), ns, &ar)
+        (self.services.lookups()).route_api(&self.client, &ar, Some(ns))
     }
 
     /// The spec of the `spec.upstreamRef` Upstream: Ok(None) without a reference, Err(path and
@@ -91,7 +92,7 @@ impl GlooRouter {
         }))
     }
 
-    async fn apply_to(&self, api: &Api<DynamicObject>, obj: Value) -> Result<(), RouterError> {
+    async fn apply_to(&self, api: &RouteApi, obj: Value) -> Result<(), RouterError> {
         let name = obj["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
@@ -116,13 +117,12 @@ impl GlooRouter {
     /// A cluster without Gloo's CRDs cannot take its objects, and a template Upstream that does
     /// not exist cannot be copied: say so before acting.
     pub async fn problems(&self, canary: &Canary) -> Result<Vec<FieldError>, RouterError> {
-        let memo = &self.services.lookups().served;
         let ns = canary.namespace_or_default();
         let mut missing = Vec::new();
-        if !super::served(memo, &self.tables(canary), "routetables.gateway.solo.io").await? {
+        if !self.tables(canary).served().await? {
             missing.push("RouteTable (gateway.solo.io/v1)");
         }
-        if !super::served(memo, &self.upstreams(&ns), "upstreams.gloo.solo.io").await? {
+        if !self.upstreams(&ns).served().await? {
             missing.push("Upstream (gloo.solo.io/v1)");
         }
         if !missing.is_empty() {

@@ -4,14 +4,14 @@
 //! is taken over: its spec is saved in an annotation first and put back by `finalize`; it gets no
 //! owner reference, so deleting the Canary never deletes it.
 
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::gateway_api_route::backends;
 use super::istio_objects::{destination_rule, routes_of, virtual_service};
 use super::kubernetes::owner;
-use super::{KubernetesRouter, Lookups, RouterError};
+use super::{KubernetesRouter, Lookups, RouteApi, RouterError};
 use crate::analysis::Routes;
 use crate::api::{Canary, FIELD_MANAGER, FieldError};
 
@@ -21,7 +21,7 @@ pub const RBAC: &[crate::rbac::Rule] = &[
     crate::rbac::Rule {
         group: "networking.istio.io",
         resources: &["virtualservices"],
-        verbs: &["get", "list", "create", "patch"],
+        verbs: &["get", "list", "watch", "create", "patch"],
         needed: crate::rbac::Needed::Router("istio"),
         why: "Istio: VirtualService weights per step",
     },
@@ -52,17 +52,18 @@ impl IstioRouter {
         }
     }
 
-    fn api(&self, canary: &Canary, kind: &str, plural: &str) -> Api<DynamicObject> {
+    fn api(&self, canary: &Canary, kind: &str, plural: &str) -> RouteApi {
         let gvk = GroupVersionKind::gvk("networking.istio.io", "v1", kind);
         let ar = ApiResource::from_gvk_with_plural(&gvk, plural);
-        Api::namespaced_with(self.client.clone(), &canary.namespace_or_default(), &ar)
+        let ns = canary.namespace_or_default();
+        (self.services.lookups()).route_api(&self.client, &ar, Some(&ns))
     }
 
-    fn virtual_services(&self, canary: &Canary) -> Api<DynamicObject> {
+    fn virtual_services(&self, canary: &Canary) -> RouteApi {
         self.api(canary, "VirtualService", "virtualservices")
     }
 
-    async fn apply(&self, api: &Api<DynamicObject>, obj: Value) -> Result<(), RouterError> {
+    async fn apply(&self, api: &RouteApi, obj: Value) -> Result<(), RouterError> {
         let name = obj["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
@@ -111,8 +112,7 @@ impl IstioRouter {
     /// A cluster without Istio's CRDs cannot take a VirtualService: say so before acting.
     pub async fn problems(&self, canary: &Canary) -> Result<Vec<FieldError>, RouterError> {
         let api = self.virtual_services(canary);
-        let memo = &self.services.lookups().served;
-        if super::served(memo, &api, "virtualservices.networking.istio.io").await? {
+        if api.served().await? {
             return Ok(Vec::new());
         }
         Ok(vec![FieldError {

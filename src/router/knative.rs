@@ -131,8 +131,9 @@ impl KnativeRouter {
 
     /// A cluster without Knative Serving: say so before acting.
     pub async fn problems(&self, canary: &Canary) -> Result<Vec<FieldError>, RouterError> {
-        let api = self.services(canary);
-        if super::served(&self.lookups.served, &api, "services.serving.knative.dev").await? {
+        let ns = canary.namespace_or_default();
+        let api = self.lookups.route_api(&self.client, &resource(), Some(&ns));
+        if api.served().await? {
             return Ok(Vec::new());
         }
         Ok(vec![FieldError {

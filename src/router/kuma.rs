@@ -8,9 +8,7 @@
 //! over and restored, as the other routers do. Imports only `api`, the rule type and the router
 //! seam (`mod.rs`, the kubernetes router).
 
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
-};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::Value;
 
 use super::kubernetes::owner;
@@ -18,7 +16,7 @@ use super::kuma_objects::{
     CANARY_ANNOTATION, canary_key, mesh_http_route, mesh_http_route_routes, traffic_route,
     traffic_route_routes,
 };
-use super::{KubernetesRouter, Lookups, RouterError};
+use super::{KubernetesRouter, Lookups, RouteApi, RouterError};
 use crate::analysis::Routes;
 use crate::api::{Canary, FIELD_MANAGER, FieldError};
 
@@ -27,7 +25,7 @@ use crate::api::{Canary, FIELD_MANAGER, FieldError};
 pub const RBAC: &[crate::rbac::Rule] = &[crate::rbac::Rule {
     group: "kuma.io",
     resources: &["trafficroutes", "meshhttproutes"],
-    verbs: &["get", "list", "create", "patch", "delete"],
+    verbs: &["get", "list", "watch", "create", "patch", "delete"],
     needed: crate::rbac::Needed::Router("kuma"),
     why: "Kuma: TrafficRoute (Kuma <= 2.14, cluster-scoped: deleted on finalize) or MeshHTTPRoute weights per step",
 }];
@@ -59,26 +57,23 @@ impl KumaRouter {
         }
     }
 
-    fn traffic_routes(&self) -> Api<DynamicObject> {
-        Api::all_with(
-            self.client.clone(),
-            &resource("TrafficRoute", "trafficroutes"),
-        )
+    fn traffic_routes(&self) -> RouteApi {
+        let ar = resource("TrafficRoute", "trafficroutes");
+        (self.services.lookups()).route_api(&self.client, &ar, None)
     }
 
-    fn mesh_http_routes(&self, canary: &Canary) -> Api<DynamicObject> {
+    fn mesh_http_routes(&self, canary: &Canary) -> RouteApi {
         let ns = canary.namespace_or_default();
         let ar = resource("MeshHTTPRoute", "meshhttproutes");
-        Api::namespaced_with(self.client.clone(), &ns, &ar)
+        (self.services.lookups()).route_api(&self.client, &ar, Some(&ns))
     }
 
     async fn kind(&self, canary: &Canary) -> Result<Kind, RouterError> {
-        let memo = &self.services.lookups().served;
-        if super::served(memo, &self.traffic_routes(), "trafficroutes.kuma.io").await? {
+        if self.traffic_routes().served().await? {
             return Ok(Kind::TrafficRoute);
         }
         let api = self.mesh_http_routes(canary);
-        if super::served(memo, &api, "meshhttproutes.kuma.io").await? {
+        if api.served().await? {
             return Ok(Kind::MeshHttpRoute);
         }
         Ok(Kind::Neither)
@@ -229,7 +224,7 @@ impl KumaRouter {
                     .await
                 {
                     Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-                    other => other.map(|_| ()).map_err(RouterError::from),
+                    other => other.map_err(RouterError::from),
                 }
             }
             (Kind::MeshHttpRoute, true) => {

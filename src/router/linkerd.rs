@@ -42,8 +42,7 @@ impl LinkerdRouter {
         match self.pick(canary).await? {
             Picked::Gamma(g) => g.problems(canary).await,
             Picked::Smi(s) => {
-                let memo = &s.services().lookups().served;
-                if super::served(memo, &s.api(canary), "trafficsplits.split.smi-spec.io").await? {
+                if s.api(canary).served().await? {
                     return Ok(SmiRouter::problems(canary));
                 }
                 Ok(vec![FieldError {

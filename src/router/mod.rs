@@ -28,7 +28,6 @@ pub mod traefik;
 pub mod traefik_objects;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Api;
 
 use crate::analysis::Routes;
 use crate::api::Canary;
@@ -40,7 +39,7 @@ pub use istio::IstioRouter;
 pub use knative::KnativeRouter;
 pub use kubernetes::KubernetesRouter;
 pub use kuma::KumaRouter;
-pub use lookups::{Lookups, ServedMemo};
+pub use lookups::{KindCache, Lookups, RouteApi, RouteCaches, ServedMemo, StartWatch};
 pub use nginx::NginxRouter;
 pub use skipper::SkipperRouter;
 pub use traefik::TraefikRouter;
@@ -153,13 +152,10 @@ fn json_pointer_key(k: &str) -> String {
 
 /// Saves, once, what an object Serin takes over had (its spec and annotations) in an annotation
 /// of its own, for `restore_original`.
-pub(crate) async fn save_original<K>(
-    api: &Api<K>,
+pub(crate) async fn save_original(
+    api: &RouteApi,
     obj: &serde_json::Value,
-) -> Result<(), RouterError>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
+) -> Result<(), RouterError> {
     if !obj["metadata"]["annotations"][ORIGINAL_SPEC].is_null() {
         return Ok(());
     }
@@ -178,13 +174,10 @@ where
 }
 
 /// Gives a taken-over object the spec and annotations `save_original` kept (nothing without them).
-pub(crate) async fn restore_original<K>(
-    api: &Api<K>,
+pub(crate) async fn restore_original(
+    api: &RouteApi,
     obj: &serde_json::Value,
-) -> Result<(), RouterError>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
+) -> Result<(), RouterError> {
     let Some(saved) = obj["metadata"]["annotations"][ORIGINAL_SPEC]
         .as_str()
         .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
@@ -204,14 +197,11 @@ where
 
 /// Removes annotations from an object by key, each guarded by the value it was read with (a 422
 /// means it changed again: the next reconcile reads it afresh).
-pub(crate) async fn remove_annotations<K>(
-    api: &Api<K>,
+pub(crate) async fn remove_annotations(
+    api: &RouteApi,
     obj: &serde_json::Value,
     keys: &[(String, String)],
-) -> Result<(), RouterError>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
+) -> Result<(), RouterError> {
     let mut ops = Vec::new();
     for (k, v) in keys {
         let path = format!("/metadata/annotations/{}", json_pointer_key(k));
@@ -221,14 +211,11 @@ where
     json_patch(api, obj, serde_json::json!(ops)).await
 }
 
-async fn json_patch<K>(
-    api: &Api<K>,
+async fn json_patch(
+    api: &RouteApi,
     obj: &serde_json::Value,
     ops: serde_json::Value,
-) -> Result<(), RouterError>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
+) -> Result<(), RouterError> {
     let name = obj["metadata"]["name"].as_str().unwrap_or_default();
     let patch: json_patch::Patch =
         serde_json::from_value(ops).map_err(|e| RouterError::Invalid(e.to_string()))?;
@@ -239,42 +226,6 @@ where
     )
     .await?;
     Ok(())
-}
-
-/// Whether the API server serves a resource kind (a missing CRD answers 404 to a list). Memoised
-/// for five minutes once it does: the answer changes only when a CRD is installed or removed, and
-/// asking on every reconcile cost one LIST per Canary per tick (seen in benches/canaries). "Not
-/// served" is never memoised, so a CRD installed later is noticed at the next reconcile.
-pub(crate) async fn served<K>(
-    seen: &ServedMemo,
-    api: &Api<K>,
-    resource: &str,
-) -> Result<bool, kube::Error>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    const FRESH: std::time::Duration = std::time::Duration::from_secs(300);
-    let fresh = seen
-        .lock()
-        .ok()
-        .and_then(|m| m.get(resource).copied())
-        .is_some_and(|at| at.elapsed() < FRESH);
-    if fresh {
-        return Ok(true);
-    }
-    match api
-        .list_metadata(&kube::api::ListParams::default().limit(1))
-        .await
-    {
-        Ok(_) => {
-            if let Ok(mut m) = seen.lock() {
-                m.insert(resource.to_string(), std::time::Instant::now());
-            }
-            Ok(true)
-        }
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
-        Err(e) => Err(e),
-    }
 }
 
 /// Why a router could not do its job.

@@ -7,13 +7,12 @@
 //! back by `finalize`, and it gets no owner reference. Imports only `api`, the rule type and the
 //! router seam (`mod.rs`, the kubernetes router for the Services).
 
-use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
 
 use super::kubernetes::owner;
 use super::nginx_objects::{DEFAULT_PREFIX, canary_ingress, canary_ingress_name, stale_keys};
-use super::{KubernetesRouter, Lookups, RouterError};
+use super::{KubernetesRouter, Lookups, RouteApi, RouterError};
 use crate::analysis::Routes;
 use crate::api::{Canary, FIELD_MANAGER, FieldError};
 
@@ -22,7 +21,7 @@ use crate::api::{Canary, FIELD_MANAGER, FieldError};
 pub const RBAC: &[crate::rbac::Rule] = &[crate::rbac::Rule {
     group: "networking.k8s.io",
     resources: &["ingresses"],
-    verbs: &["get", "create", "patch"],
+    verbs: &["get", "list", "watch", "create", "patch"],
     needed: crate::rbac::Needed::Router("nginx"),
     why: "NGINX: read the Ingress spec.ingressRef names; apply its -canary copy with the canary annotations",
 }];
@@ -34,7 +33,7 @@ pub struct NginxRouter {
     prefix: String,
 }
 
-fn to_value(i: Ingress) -> Value {
+fn to_value(i: DynamicObject) -> Value {
     serde_json::to_value(i).unwrap_or_default()
 }
 
@@ -52,8 +51,11 @@ impl NginxRouter {
         }
     }
 
-    fn api(&self, canary: &Canary) -> Api<Ingress> {
-        Api::namespaced(self.client.clone(), &canary.namespace_or_default())
+    /// Ingresses, read through their watch cache (see `lookups::RouteCaches`).
+    fn api(&self, canary: &Canary) -> RouteApi {
+        let ar = ApiResource::erase::<k8s_openapi::api::networking::v1::Ingress>(&());
+        let ns = canary.namespace_or_default();
+        (self.services.lookups()).route_api(&self.client, &ar, Some(&ns))
     }
 
     fn names(canary: &Canary) -> Result<(&str, String), RouterError> {

@@ -2,12 +2,12 @@
 //! as quantity strings) for Linkerd installations with the linkerd-smi extension, which predate
 //! Gateway API routes. Weighted splits only: no request matching, no mirroring.
 
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::gateway_api_route::backends;
 use super::kubernetes::owner;
-use super::{KubernetesRouter, Lookups, RouterError};
+use super::{KubernetesRouter, Lookups, RouteApi, RouterError};
 use crate::analysis::Routes;
 use crate::api::{Canary, FIELD_MANAGER, FieldError};
 
@@ -15,7 +15,7 @@ use crate::api::{Canary, FIELD_MANAGER, FieldError};
 pub const RBAC: &[crate::rbac::Rule] = &[crate::rbac::Rule {
     group: "split.smi-spec.io",
     resources: &["trafficsplits"],
-    verbs: &["get", "list", "create", "patch"],
+    verbs: &["get", "list", "watch", "create", "patch"],
     needed: crate::rbac::Needed::Router("smi"),
     why: "Linkerd without the Gateway API: SMI TrafficSplit weights",
 }];
@@ -60,11 +60,6 @@ pub fn routes_of(canary: &Canary, split: &Value) -> Option<Routes> {
 }
 
 impl SmiRouter {
-    /// The Services router this one builds on.
-    pub(crate) fn services(&self) -> &KubernetesRouter {
-        &self.services
-    }
-
     /// A router on this client.
     pub fn new(client: kube::Client, lookups: Lookups) -> SmiRouter {
         SmiRouter {
@@ -73,10 +68,11 @@ impl SmiRouter {
         }
     }
 
-    pub(crate) fn api(&self, canary: &Canary) -> Api<DynamicObject> {
+    pub(crate) fn api(&self, canary: &Canary) -> RouteApi {
         let gvk = GroupVersionKind::gvk("split.smi-spec.io", "v1alpha1", "TrafficSplit");
         let ar = ApiResource::from_gvk_with_plural(&gvk, "trafficsplits");
-        Api::namespaced_with(self.client.clone(), &canary.namespace_or_default(), &ar)
+        let ns = canary.namespace_or_default();
+        (self.services.lookups()).route_api(&self.client, &ar, Some(&ns))
     }
 
     /// What a TrafficSplit cannot do.

@@ -30,6 +30,7 @@ pub struct Faults {
     /// In the order they were injected; the first one that applies to a request is used.
     errors: Vec<Injected>,
     latency: Duration,
+    watch_latency: Duration,
     /// Bumped by `drop_watches`; every watch stream holds a receiver and ends when it moves.
     drops: tokio::sync::watch::Sender<u64>,
 }
@@ -39,6 +40,7 @@ impl Default for Faults {
         Faults {
             errors: Vec::new(),
             latency: Duration::ZERO,
+            watch_latency: Duration::ZERO,
             drops: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -136,6 +138,18 @@ impl SimState {
     /// The latency set by [`SimState::set_latency`].
     pub fn latency(&self) -> Duration {
         self.faults.latency
+    }
+
+    /// Holds every change event of the watches started from now on for `latency` before it is
+    /// sent (zero turns it off): a watch cache that lags the writes, as a busy API server's does.
+    /// Events that arrive meanwhile wait their turn, so under a burst the lag grows.
+    pub fn set_watch_latency(&mut self, latency: Duration) {
+        self.faults.watch_latency = latency;
+    }
+
+    /// The latency set by [`SimState::set_watch_latency`].
+    pub fn watch_latency(&self) -> Duration {
+        self.faults.watch_latency
     }
 
     /// Ends every open watch stream now, abruptly: the connection closes in the middle of the

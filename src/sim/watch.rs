@@ -75,6 +75,8 @@ struct Watch {
     start_rv: u64,
     last_rv: u64,
     done: bool,
+    /// How long each change event is held before it is sent (`SimState::set_watch_latency`).
+    latency: Duration,
 }
 
 /// How often a watch that asked for bookmarks gets one (kube-apiserver: about once a minute).
@@ -111,6 +113,7 @@ pub struct Opened {
     start_rv: u64,
     deadline: Instant,
     bookmark_at: Option<Instant>,
+    latency: Duration,
 }
 
 /// Opens a watch under the state lock: checks the request, subscribes to changes and takes its
@@ -169,6 +172,7 @@ pub fn open(st: &SimState, target: &Target, q: &Query) -> Result<Opened, Reply> 
         start_rv,
         deadline,
         bookmark_at,
+        latency: st.watch_latency(),
     })
 }
 
@@ -195,6 +199,7 @@ impl Opened {
             start_rv,
             deadline,
             bookmark_at,
+            latency,
         } = self;
         let mut queue = VecDeque::new();
         let mut done = false;
@@ -228,6 +233,7 @@ impl Opened {
             start_rv,
             last_rv: current,
             done,
+            latency,
         };
         futures::stream::unfold(w, next)
     }
@@ -247,6 +253,9 @@ async fn next(mut w: Watch) -> Option<(Result<Bytes, io::Error>, Watch)> {
                 Ok(c) => {
                     w.last_rv = c.rv;
                     if let Some(line) = w.filter.event(&c) {
+                        if !w.latency.is_zero() {
+                            tokio::time::sleep(w.latency).await;
+                        }
                         return Some((Ok(line), w));
                     }
                 }
