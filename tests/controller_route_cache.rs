@@ -2,6 +2,8 @@
 //! steady progress reads its route from the cache — 0 GETs of the HTTPRoute per tick, counted by
 //! the controller's own `serin_kube_api_requests_total` — and the weights still move step by step
 //! (a stale cache must never undo a step: reads are never behind the controller's own writes).
+//! What it exercises is `src/router/lookups.rs` (`RouteApi`, `RouteCaches`) through the real
+//! controller on the sim; its unit tests cover the stale-read rule directly.
 
 mod common;
 
