@@ -413,3 +413,56 @@ async fn deployment_scaled_up_from_zero_behaves_like_transcript_21() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// `kubectl get -w` asks for `as=Table`: each watch event's object is then a one-row Table with
+/// the type's columns, as in a list (otherwise kubectl prints only NAME and AGE after the first
+/// screen). Replayed from a resourceVersion, so the events are known without racing the writes.
+#[tokio::test]
+async fn a_table_watch_sends_one_row_tables() {
+    let cluster = Cluster::start().await.unwrap();
+    let client = cluster.client();
+    namespace(&client, "t").await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "t");
+    let list = cms.list(&ListParams::default()).await.unwrap();
+    let from = list.metadata.resource_version.unwrap();
+    for name in ["a", "b"] {
+        let cm = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    let url = format!(
+        "{}/api/v1/namespaces/t/configmaps?watch=true&resourceVersion={from}&timeoutSeconds=1",
+        cluster.url()
+    );
+    let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+    let body = reqwest::Client::new()
+        .get(&url)
+        .header("accept", accept)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events: Vec<serde_json::Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| {
+            assert_eq!(e["type"], "ADDED", "{e}");
+            assert_eq!(e["object"]["kind"], "Table", "{e}");
+            let columns = e["object"]["columnDefinitions"].as_array().unwrap();
+            assert_eq!(columns[0]["name"], "Name", "{e}");
+            assert_eq!(columns.last().unwrap()["name"], "Age", "{e}");
+            e["object"]["rows"][0]["cells"][0].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(names, ["a", "b"], "{body}");
+    // Without as=Table the same watch sends the objects themselves.
+    let plain = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    assert!(
+        plain.lines().all(|l| l.contains(r#""kind":"ConfigMap""#)),
+        "{plain}"
+    );
+}

@@ -284,7 +284,8 @@ fn serve(app: &App, req: Request, verb_out: &mut &'static str) -> Served {
     let short = authz::short_agent(&agent).to_string();
     if req.is_watch && req.method == Method::GET && target.name.is_none() {
         authz::record_access(&mut st, &short, &target, "watch");
-        let opened = watch::open(&st, &target, &req.q);
+        let accept = req.header("accept").unwrap_or("application/json");
+        let opened = watch::open(&st, &target, &req.q, accept);
         drop(st);
         return opened.map_or_else(done, |o| Served::Watch(Box::new(o)));
     }

@@ -23,12 +23,16 @@ use super::selector::{FieldSelector, LabelSelector};
 use super::state::{SimState, present};
 use super::status::{self, Reply};
 use super::store::{Change, EventType, watch_line};
+use super::table::{self, Representation};
 
 struct Filter {
     target: Target,
     api_version: String,
     labels: LabelSelector,
     fields: FieldSelector,
+    /// `Accept: …;as=Table` (`kubectl get -w`): each event's object is a one-row Table with the
+    /// type's printer columns (the CRD, when it has one), encoded for this watcher alone.
+    table: Option<Option<Value>>,
 }
 
 impl Filter {
@@ -57,7 +61,25 @@ impl Filter {
             (_, _, false) => return None,
             (k, _, true) => k.as_str(),
         };
+        if self.table.is_some() {
+            return Some(self.encode(kind, &c.object));
+        }
         Some(c.line(kind, &self.api_version, &self.target.rt.kind))
+    }
+
+    /// One event for an object as this watcher asked for it.
+    fn encode(&self, kind: &str, obj: &Value) -> Bytes {
+        let rt = &self.target.rt;
+        match &self.table {
+            None => line(kind, present(rt, obj)),
+            Some(crd) => {
+                let rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or("");
+                line(
+                    kind,
+                    table::table(rt, crd.as_ref(), &[present(rt, obj)], rv),
+                )
+            }
+        }
     }
 }
 
@@ -118,13 +140,16 @@ pub struct Opened {
 
 /// Opens a watch under the state lock: checks the request, subscribes to changes and takes its
 /// starting point, so nothing between the two is missed or seen twice.
-pub fn open(st: &SimState, target: &Target, q: &Query) -> Result<Opened, Reply> {
+pub fn open(st: &SimState, target: &Target, q: &Query, accept: &str) -> Result<Opened, Reply> {
     let (labels, fields) = selectors(target, q)?;
+    let table =
+        (table::representation(accept) == Representation::Table).then(|| st.crd_of(&target.rt));
     let filter = Filter {
         target: target.clone(),
         api_version: target.rt.api_version(),
         labels,
         fields,
+        table,
     };
     let rx = st.store.subscribe();
     let drops = st.faults.drops();
@@ -208,7 +233,7 @@ impl Opened {
                 let rt = &filter.target.rt;
                 for obj in &objects {
                     if selected(obj, &filter.labels, &filter.fields) {
-                        queue.push_back(line("ADDED", present(rt, obj)));
+                        queue.push_back(filter.encode("ADDED", obj));
                     }
                 }
                 if bookmark {
