@@ -24,6 +24,7 @@ mod phase_rollout;
 mod phase_terminate;
 mod revision;
 mod schedule;
+pub mod stats;
 
 pub use checks::bounds;
 pub use conditions::{condition_status, set_condition};

@@ -8,6 +8,7 @@ mod lifecycle;
 mod operator;
 mod props;
 mod purity;
+mod stats;
 mod strategies;
 
 use std::collections::BTreeMap;
