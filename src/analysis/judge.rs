@@ -48,9 +48,10 @@ fn bound_text(compare: &MetricCompare, judge: Option<&Judge>, other: &str) -> St
         CompareDirection::Increase => "increase",
         CompareDirection::Decrease => "decrease",
     };
+    // Percent to one decimal, so 0.07 reads 7, not 7.000000000000001.
+    let percent = (Judge::min_effect(judge) * 1000.0).round() / 10.0;
     format!(
-        "vs {other}: no {way} of {}% or more at p < {}",
-        Judge::min_effect(judge) * 100.0,
+        "vs {other}: no {way} of {percent}% or more at p < {}",
         Judge::max_p_value(judge)
     )
 }

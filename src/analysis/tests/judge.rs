@@ -57,6 +57,10 @@ fn a_canary_worse_by_a_real_margin_fails_and_rolls_back_at_the_threshold() {
     assert_eq!(r.verdict, Verdict::Fail, "{r:?}");
     let numbers = r.judge.clone().unwrap();
     assert_eq!(numbers.baseline, "primary");
+    assert_eq!(
+        r.bound.as_deref(),
+        Some("vs primary: no increase of 10% or more at p < 0.05")
+    );
     assert_eq!((numbers.canary_samples, numbers.baseline_samples), (10, 10));
     assert!((numbers.effect.unwrap() - 0.2).abs() < 1e-9);
     assert!(numbers.p_value.unwrap() < 0.001, "{numbers:?}");
