@@ -159,3 +159,33 @@ async fn a_server_that_never_answers_times_out() {
     );
     hold.abort();
 }
+
+/// The judge's samples: one per series of an instant vector, one per point of a subquery's
+/// range, a scalar as one, and an empty answer as an empty list (the judge says no data).
+#[tokio::test]
+async fn samples_are_one_per_series_or_one_per_point_of_a_range() {
+    let prom = Prometheus::start(&podinfo_traffic());
+    let p = provider(&prom.url);
+    let by_status = r#"sum by (status) (rate(http_request_duration_seconds_count{kubernetes_namespace="test"}[1m]))"#;
+    let mut per_series = p.samples(by_status).await.unwrap();
+    per_series.sort_by(f64::total_cmp);
+    assert_eq!(per_series.len(), 2, "{per_series:?}");
+    assert!((per_series[0] - 2.0).abs() < 1e-9 && (per_series[1] - 6.0).abs() < 1e-9);
+    // Five minutes at a 1 m step from now: both bounds are points, so five or six samples.
+    let range =
+        format!(r#"rate(http_request_duration_seconds_count{{{POD},status="200"}}[1m])[5m:1m]"#);
+    let points = p.samples(&range).await.unwrap();
+    assert!((5..=6).contains(&points.len()), "{points:?}");
+    assert!(points.iter().all(|v| (v - 6.0).abs() < 1e-9), "{points:?}");
+    assert_eq!(p.samples("scalar(vector(3))").await.unwrap(), vec![3.0]);
+    assert!(
+        p.samples(r#"absent_metric{x="y"}"#)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        p.samples("sum(").await,
+        Err(MetricError::Query(_))
+    ));
+}

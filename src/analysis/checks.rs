@@ -73,6 +73,11 @@ impl Checked {
 }
 
 fn describe_failure(r: &CheckRecord) -> String {
+    if r.judge.is_some()
+        && let Some(m) = &r.message
+    {
+        return format!("{}: {}", r.name, m);
+    }
     match (r.value, &r.bound, &r.message) {
         (Some(v), Some(b), _) => format!("{} {} not {}", r.name, fmt_value(v), b),
         (_, _, Some(m)) => format!("{}: {}", r.name, m),
@@ -104,6 +109,7 @@ pub(crate) fn check_hooks(spec: &CanarySpec, observed: &Observation, kind: HookT
                 Verdict::Fail
             },
             message: (!outcome.is_success()).then(|| outcome.describe()),
+            judge: None,
         };
         out.add(record, hook.mute_alert.unwrap_or(false));
     }
@@ -141,6 +147,16 @@ pub(crate) fn check_metrics(
 ) -> Checked {
     let mut out = Checked::pass();
     for metric in spec.analysis.metrics.iter().flatten() {
+        if let Some(compare) = &metric.compare {
+            let result = observed
+                .samples
+                .get(&metric.name)
+                .cloned()
+                .unwrap_or(Err(MetricFailure::NotQueried));
+            let record = super::judge::evaluate_compared(spec, metric, compare, &result, policies);
+            out.add(record, false);
+            continue;
+        }
         let result = observed
             .metrics
             .get(&metric.name)
@@ -188,6 +204,7 @@ pub(crate) fn evaluate_metric(
         bound: bound_text(min, max),
         verdict: Verdict::Pass,
         message: None,
+        judge: None,
     };
     match result {
         Ok(v) => {
@@ -196,7 +213,15 @@ pub(crate) fn evaluate_metric(
                 v.is_finite() && min.is_none_or(|lo| *v >= lo) && max.is_none_or(|hi| *v <= hi);
             record.verdict = if within { Verdict::Pass } else { Verdict::Fail };
         }
-        Err(MetricFailure::NoData) => {
+        Err(failure) => apply_failure(&mut record, failure, policies),
+    }
+    record
+}
+
+/// Marks `record` with what a metric without a value counts as under the policies.
+pub(crate) fn apply_failure(record: &mut CheckRecord, failure: &MetricFailure, policies: Policies) {
+    match failure {
+        MetricFailure::NoData => {
             record.message = Some("no data".to_string());
             record.verdict = match policies.no_data {
                 OnNoData::Fail => Verdict::Fail,
@@ -204,17 +229,16 @@ pub(crate) fn evaluate_metric(
                 OnNoData::Hold => Verdict::NoData,
             };
         }
-        Err(MetricFailure::Unreachable(why)) => {
+        MetricFailure::Unreachable(why) => {
             record.message = Some(format!("provider unreachable: {why}"));
             record.verdict = match policies.provider_error {
                 OnProviderError::Hold => Verdict::Unreachable,
                 OnProviderError::Fail => Verdict::Fail,
             };
         }
-        Err(other) => {
+        other => {
             record.message = Some(other.to_string());
             record.verdict = Verdict::Fail;
         }
     }
-    record
 }

@@ -53,6 +53,9 @@ pub struct Observation {
     pub routes: Option<Routes>,
     /// Metric results by metric name, present when `metrics_due` said so.
     pub metrics: BTreeMap<String, Result<f64, MetricFailure>>,
+    /// Samples of the metrics with `compare`, by metric name, present when `metrics_due` said so
+    /// (such metrics are never in `metrics`).
+    pub samples: BTreeMap<String, Result<super::judge::Samples, MetricFailure>>,
     /// Hook answers by webhook name, present for the hook types `hooks_due` listed.
     pub hooks: BTreeMap<String, HookOutcome>,
     /// False when a global cap on concurrent rollouts has no free slot for this canary.

@@ -15,6 +15,7 @@ mod converge;
 mod decision;
 mod input;
 pub mod invariants;
+mod judge;
 mod needs;
 mod operator;
 mod phase_analysis;
@@ -24,6 +25,7 @@ mod phase_rollout;
 mod phase_terminate;
 mod revision;
 mod schedule;
+pub mod stats;
 
 pub use checks::bounds;
 pub use conditions::{condition_status, set_condition};
@@ -32,6 +34,7 @@ pub use input::{
     HookOutcome, Input, MetricFailure, Observation, PrimaryState, Readiness, Routes, TargetState,
     hooks_of,
 };
+pub use judge::{CANARY_SIDE, OtherSide, Samples, other_side};
 pub use needs::{Needs, may_start_rollout, needs};
 pub use operator::{ACTION_ANNOTATION, Action};
 pub use revision::{RevisionChange, classify, revision};

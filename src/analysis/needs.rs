@@ -212,7 +212,10 @@ fn metrics_observed(input: &Input) -> bool {
         .metrics
         .iter()
         .flatten()
-        .all(|m| input.observed.metrics.contains_key(&m.name))
+        .all(|m| match m.compare {
+            Some(_) => input.observed.samples.contains_key(&m.name),
+            None => input.observed.metrics.contains_key(&m.name),
+        })
 }
 
 /// What to observe next, given what this reconcile has observed so far; empty when it is time to

@@ -83,6 +83,10 @@ pub struct CanaryAnalysis {
     /// Serin's field; Flagger has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_provider_error: Option<OnProviderError>,
+    /// How metrics with `compare` are judged against the other side (Serin's statistical judge;
+    /// Flagger has none). Defaults apply when a metric has `compare` and this is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<super::Judge>,
 }
 
 /// One entry of `stepWeights`: a canary traffic percentage (values above 100 are capped at 100).
@@ -171,6 +175,10 @@ pub struct CanaryMetric {
     /// Values of `{{ variables.<key> }}` in the template's query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_variables: Option<StringMap>,
+    /// Judge this metric by comparing the canary with the other side (see analysis.judge)
+    /// instead of by thresholdRange. Serin's field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<super::MetricCompare>,
 }
 
 /// Inclusive bounds of a metric value.

@@ -196,6 +196,9 @@ pub struct CheckRecord {
     /// Detail of a failure (query error text, HTTP status), never secret values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The statistical judge's numbers, for a metric with `compare`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<super::JudgeRecord>,
 }
 
 /// Verdict of a single check.

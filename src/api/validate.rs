@@ -214,6 +214,7 @@ pub fn validate_for(canary: &Canary, provider: &str) -> Result<(), Vec<FieldErro
         check_metric(&mut errs, &path, m);
     }
     check_webhooks(&mut errs, &spec.analysis);
+    super::judge::check_judge(&mut errs, spec.analysis.judge.as_ref());
     errs.finish()
 }
 
@@ -354,7 +355,9 @@ fn check_metric(errs: &mut Errors, path: &str, m: &CanaryMetric) {
             "set templateRef or query, not both",
         );
     }
-    if m.threshold.is_none()
+    super::judge::check_compare(errs, path, m);
+    if m.compare.is_none()
+        && m.threshold.is_none()
         && m.threshold_range
             .as_ref()
             .is_none_or(|r| r.min.is_none() && r.max.is_none())

@@ -25,7 +25,7 @@ pub struct Resolved {
     pub query: String,
 }
 
-fn model(canary: &Canary, m: &CanaryMetric) -> QueryModel {
+pub(super) fn model(canary: &Canary, m: &CanaryMetric) -> QueryModel {
     let spec = &canary.spec;
     let window = m
         .interval
@@ -50,6 +50,11 @@ fn model(canary: &Canary, m: &CanaryMetric) -> QueryModel {
             .map(to_prometheus_range)
             .unwrap_or_else(|_| window.to_string()),
         variables: m.template_variables.clone().unwrap_or_default(),
+        // A compared metric renders for the canary unless the judge asks for the other side.
+        side: m
+            .compare
+            .as_ref()
+            .map(|_| crate::analysis::CANARY_SIDE.to_string()),
     }
 }
 
@@ -203,7 +208,17 @@ pub async fn resolve(
     router: &str,
     m: &CanaryMetric,
 ) -> Result<Resolved, MetricError> {
-    let model = model(canary, m);
+    resolve_with(ctx, canary, router, m, model(canary, m)).await
+}
+
+/// Resolves one metric with the template values given (the judge's per-side models).
+pub(super) async fn resolve_with(
+    ctx: &Context,
+    canary: &Canary,
+    router: &str,
+    m: &CanaryMetric,
+    model: QueryModel,
+) -> Result<Resolved, MetricError> {
     if m.template_ref.is_some() {
         return from_template(ctx, canary, m, &model).await;
     }
@@ -235,20 +250,24 @@ pub async fn resolve(
     })
 }
 
-/// Queries every metric of the analysis concurrently; results by metric name.
+/// Queries every metric of the analysis concurrently; results by metric name. Metrics with
+/// `compare` are sampled by `samples::sample_all` instead.
 pub async fn query_all(
     ctx: &Context,
     canary: &Canary,
     router: &str,
 ) -> BTreeMap<String, Result<f64, MetricFailure>> {
     let metrics = canary.spec.analysis.metrics.clone().unwrap_or_default();
-    let runs = metrics.iter().map(|m| async move {
-        let value = match resolve(ctx, canary, router, m).await {
-            Ok(r) => r.provider.query(&r.query).await,
-            Err(e) => Err(e),
-        };
-        (m.name.clone(), value.map_err(MetricFailure::from))
-    });
+    let runs = metrics
+        .iter()
+        .filter(|m| m.compare.is_none())
+        .map(|m| async move {
+            let value = match resolve(ctx, canary, router, m).await {
+                Ok(r) => r.provider.query(&r.query).await,
+                Err(e) => Err(e),
+            };
+            (m.name.clone(), value.map_err(MetricFailure::from))
+        });
     let results: BTreeMap<_, _> = futures::future::join_all(runs).await.into_iter().collect();
     let ns = canary.namespace_or_default();
     let name = canary.metadata.name.clone().unwrap_or_default();

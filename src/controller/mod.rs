@@ -18,6 +18,7 @@ mod reconcile;
 pub mod refusal;
 mod report;
 mod resume;
+mod samples;
 mod secret_watches;
 mod service_target;
 pub mod shard;

@@ -17,7 +17,7 @@ use super::commit::{Acting, commit, failed};
 use super::error::{Error, Result};
 use super::observe::{Workloads, observe, workloads};
 use super::refusal::Class;
-use super::{calls, metrics};
+use super::{calls, metrics, samples};
 use crate::analysis::{self, EventType, Input, Observation, revision};
 use crate::api::{self, Canary, CanaryStatus, FINALIZER, FieldError};
 use crate::router::{Router, RouterError};
@@ -140,6 +140,9 @@ async fn problems(
         && invalid.is_empty()
     {
         invalid.extend(r.problems(canary).await?);
+    }
+    if invalid.is_empty() {
+        invalid.extend(samples::compare_problems(ctx, canary).await);
     }
     Ok((invalid, router))
 }
@@ -290,6 +293,9 @@ async fn observe_stages(
             observed
                 .metrics
                 .extend(metrics::query_all(ctx, canary, provider).await);
+            observed
+                .samples
+                .extend(samples::sample_all(ctx, canary, provider).await);
         }
     }
     tracing::warn!(

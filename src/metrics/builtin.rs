@@ -205,6 +205,7 @@ mod tests {
             route: "podinfo".into(),
             interval: "1m".into(),
             variables: Default::default(),
+            side: None,
         };
         model.render(&query(provider, name).unwrap()).unwrap()
     }
@@ -307,6 +308,7 @@ mod tests {
             route: "pod-info".into(),
             interval: "1m".into(),
             variables: Default::default(),
+            side: None,
         };
         let raw = model.clone();
         let model = for_model("skipper", model);

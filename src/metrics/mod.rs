@@ -150,6 +150,12 @@ pub(crate) fn kube_error(e: kube::Error, what: &str) -> MetricError {
     }
 }
 
+/// Whether a template of this provider type can return per-pod samples for the statistical judge
+/// (several series in one answer). Prometheus only, for now.
+pub fn gives_samples(ty: MetricProviderType) -> bool {
+    ty == MetricProviderType::Prometheus
+}
+
 /// What a MetricTemplate gives a provider besides its rendered query.
 pub struct TemplateSource<'a> {
     /// The template's address, or its Secret's `address` key.
@@ -246,6 +252,17 @@ impl MetricProvider {
             MetricProvider::CloudWatch(p) => p.query(query).await,
             MetricProvider::Keptn(p) => p.query(query).await,
             MetricProvider::ExternalMetrics(p) => p.query(query).await,
+        }
+    }
+
+    /// Runs one (rendered) query for the statistical judge: one sample per series (or per point
+    /// of a range). Only providers that can answer with many series can; the others say so.
+    pub async fn samples(&self, query: &str) -> Result<Vec<f64>, MetricError> {
+        match self {
+            MetricProvider::Prometheus(p) => p.samples(query).await,
+            _ => Err(MetricError::Config(
+                "this metrics provider returns one value per query; compare needs per-pod samples (use a prometheus template)".into(),
+            )),
         }
     }
 

@@ -4,6 +4,8 @@
 //! vector or NaN is `NoData`, several series an error naming the count, ±Inf an error naming it.
 //! A 5xx or 429 answer is `Unavailable` (a PromQL timeout stays `Timeout`); Prometheus's own error
 //! text of a rejected query (4xx: `bad_data`, `execution`) is passed on as a query error.
+//! `samples` is the statistical judge's variant: every series (or every point of a range) is one
+//! sample.
 
 use prometheus_http_query::error::PrometheusError;
 use prometheus_http_query::response::{Data, PromqlResult};
@@ -55,6 +57,24 @@ impl PrometheusProvider {
                 "a range vector; the query must return an instant vector or a scalar".into(),
             )),
         }
+    }
+
+    /// Runs `query` at the current time for the statistical judge: every series of an instant
+    /// vector is one sample (one per pod), every point of a range (a subquery such as
+    /// `rate(x[1m])[5m:30s]`) one sample, a scalar one sample. An empty answer is an empty list:
+    /// the judge decides whether that is enough. NaN and ±Inf are passed on; the judge drops them.
+    pub async fn samples(&self, query: &str) -> Result<Vec<f64>, MetricError> {
+        let answer = tokio::time::timeout(self.http.timeout, self.fetch(query))
+            .await
+            .map_err(|_| MetricError::Timeout(self.http.timeout))??;
+        Ok(match answer.data() {
+            Data::Scalar(s) => vec![s.value()],
+            Data::Vector(v) => v.iter().map(|one| one.sample().value()).collect(),
+            Data::Matrix(m) => m
+                .iter()
+                .flat_map(|series| series.samples().iter().map(|s| s.value()))
+                .collect(),
+        })
     }
 
     /// Runs `vector(1)`: the server answers queries.

@@ -1,6 +1,6 @@
 //! Rendering of query templates with Flagger's placeholders: `{{ name }}`, `{{ namespace }}`,
 //! `{{ target }}`, `{{ service }}`, `{{ ingress }}`, `{{ route }}`, `{{ interval }}` and
-//! `{{ variables.<key> }}`. Hand-written (Flagger's Go templates are only ever used this way); a
+//! `{{ variables.<key> }}`, and `{{ side }}` for the statistical judge. Hand-written (Flagger's Go templates are only ever used this way); a
 //! placeholder it does not know is an error naming it, never an empty string in a query. Pure.
 
 use std::collections::BTreeMap;
@@ -24,6 +24,9 @@ pub struct QueryModel {
     pub interval: String,
     /// `templateVariables` of the metric.
     pub variables: BTreeMap<String, String>,
+    /// The side a compared metric is queried for (`canary` or `primary`); None for other metrics,
+    /// where `{{ side }}` is an error.
+    pub side: Option<String>,
 }
 
 /// Why a template did not render.
@@ -35,6 +38,9 @@ pub enum TemplateError {
     /// `{{ variables.<key> }}` names a key the metric's templateVariables lack.
     #[error("templateVariables has no key '{0}'")]
     MissingVariable(String),
+    /// `{{ side }}` in a metric without `compare`.
+    #[error("'side' is only defined for metrics with compare")]
+    NoSide,
     /// `{{` without a matching `}}`.
     #[error("unclosed '{{{{' at byte {0}")]
     Unclosed(usize),
@@ -57,6 +63,7 @@ impl QueryModel {
             "ingress" => &self.ingress,
             "route" => &self.route,
             "interval" => &self.interval,
+            "side" => self.side.as_deref().ok_or(TemplateError::NoSide)?,
             other => return Err(TemplateError::UnknownVariable(other.to_string())),
         })
     }
@@ -97,7 +104,23 @@ mod tests {
             route: "podinfo".into(),
             interval: "1m".into(),
             variables: [("direction".to_string(), "inbound".to_string())].into(),
+            side: None,
         }
+    }
+
+    #[test]
+    fn side_renders_only_for_compared_metrics() {
+        let q = r#"x{side="{{ side }}",app="{{ target }}"}"#;
+        assert_eq!(model().render(q), Err(TemplateError::NoSide));
+        let primary = QueryModel {
+            target: "podinfo-primary".into(),
+            side: Some("primary".into()),
+            ..model()
+        };
+        assert_eq!(
+            primary.render(q).unwrap(),
+            r#"x{side="primary",app="podinfo-primary"}"#
+        );
     }
 
     #[test]

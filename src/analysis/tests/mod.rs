@@ -4,10 +4,12 @@
 
 mod bad_days;
 mod behaviour;
+mod judge;
 mod lifecycle;
 mod operator;
 mod props;
 mod purity;
+mod stats;
 mod strategies;
 
 use std::collections::BTreeMap;
@@ -50,6 +52,8 @@ pub(super) struct World {
     pub answers: BTreeMap<String, HookOutcome>,
     /// What each metric query returns, by name (unset: not queried).
     pub values: BTreeMap<String, Result<f64, MetricFailure>>,
+    /// What each compared metric (`compare`) samples, by name (unset: not queried).
+    pub samples: BTreeMap<String, Result<Samples, MetricFailure>>,
     pub status: CanaryStatus,
     pub now: DateTime<Utc>,
     pub observed: Observation,
@@ -75,6 +79,7 @@ impl World {
             default_provider: "kubernetes".into(),
             answers: BTreeMap::new(),
             values: BTreeMap::new(),
+            samples: BTreeMap::new(),
             status: CanaryStatus::default(),
             now: t0(),
             observed: Observation {
@@ -130,6 +135,7 @@ impl World {
     fn observe(&mut self) -> (Vec<HookType>, bool) {
         self.observed.hooks.clear();
         self.observed.metrics.clear();
+        self.observed.samples.clear();
         let (mut kinds, mut queried) = (Vec::new(), false);
         for _ in 0..10 {
             let n = needs(&self.input());
@@ -149,6 +155,12 @@ impl World {
             if n.metrics {
                 queried = true;
                 for m in self.spec.analysis.metrics.iter().flatten() {
+                    if m.compare.is_some() {
+                        let s = self.samples.get(&m.name).cloned();
+                        let s = s.unwrap_or(Err(MetricFailure::NotQueried));
+                        self.observed.samples.insert(m.name.clone(), s);
+                        continue;
+                    }
                     let v = self
                         .values
                         .get(&m.name)
