@@ -164,16 +164,17 @@ fn backtest_against_backfilled_history() {
         "{out}"
     );
 
-    // A quiet period promotes: 00:00 to 01:30 is 18 analyses of five ticks, all promoted.
+    // A quiet period promotes: 00:05 to 01:35 is 18 analyses of five ticks, all promoted. (At
+    // 00:00 the history begins: that tick has no data, a failed check under onNoData: fail.)
     let o = serin(&[
         "-f",
         &both,
         "--prometheus",
         &prom.url,
         "--from",
-        "2026-11-01T00:00:00Z",
+        "2026-11-01T00:05:00Z",
         "--to",
-        "2026-11-01T01:30Z",
+        "2026-11-01T01:35Z",
     ]);
     let out = stdout(&o);
     assert!(o.status.success(), "{out}\n{}", stderr(&o));
@@ -324,6 +325,8 @@ fn input_it_cannot_run_with_exits_2_with_one_sentence() {
                         TEMPLATE.replace("type: prometheus", "type: datadog")
                     ),
                 ),
+                "--prometheus".into(),
+                "http://127.0.0.1:1".into(),
             ],
             "MetricTemplate test/error-rate uses provider type datadog, which serin backtest cannot replay",
         ),

@@ -296,15 +296,6 @@ pub fn prepare(args: &BacktestArgs, now: DateTime<Utc>) -> Result<Setup, String>
     if metrics.is_empty() {
         return Err("spec.analysis.metrics is empty: there is nothing to replay".into());
     }
-    let mut notes = Vec::new();
-    let replayable = metrics
-        .iter()
-        .map(|m| resolve(&loaded, &router, m, args, &mut notes))
-        .collect::<Result<Vec<_>, _>>()?;
-    let hooks = canary.spec.analysis.webhooks.as_ref().map_or(0, Vec::len);
-    if hooks > 0 {
-        notes.push(format!("{hooks} webhook(s) are not replayed"));
-    }
     let plan = Plan::new(&canary.spec, &router);
     let to = args.to.unwrap_or(now);
     if to <= args.from {
@@ -318,6 +309,15 @@ pub fn prepare(args: &BacktestArgs, now: DateTime<Utc>) -> Result<Setup, String>
             ticks.len(),
             canary.spec.analysis.interval
         ));
+    }
+    let mut notes = Vec::new();
+    let replayable = metrics
+        .iter()
+        .map(|m| resolve(&loaded, &router, m, args, &mut notes))
+        .collect::<Result<Vec<_>, _>>()?;
+    let hooks = canary.spec.analysis.webhooks.as_ref().map_or(0, Vec::len);
+    if hooks > 0 {
+        notes.push(format!("{hooks} webhook(s) are not replayed"));
     }
     Ok(Setup {
         canary: canary.clone(),

@@ -122,7 +122,9 @@ pub fn text(
         setup.plan.threshold
     )?;
     for m in &setup.metrics {
-        writeln!(out, "  {}: {}", m.name, m.query)?;
+        // A template's query may span lines; one line per metric keeps the header readable.
+        let query: Vec<&str> = m.query.split_whitespace().collect();
+        writeln!(out, "  {}: {}", m.name, query.join(" "))?;
     }
     writeln!(out)?;
     for (i, r) in reports.iter().enumerate() {
