@@ -143,7 +143,8 @@ pub fn text(
             .map(|m| check_range(r, &m.name, &bound_of(m)))
             .collect();
         writeln!(out, "    {}", checks.join("  "))?;
-        for t in &r.ticks {
+        let last = r.ticks.len() - 1;
+        for (k, t) in r.ticks.iter().enumerate() {
             let what = match &t.result {
                 TickResult::Passed => continue,
                 TickResult::Failed(why) => {
@@ -154,10 +155,18 @@ pub fn text(
                 }
                 TickResult::Held(why) => format!("held: {why}"),
             };
+            // The tick that rolls back says so on its own line, with the core's reason.
+            let what = match &r.outcome {
+                Outcome::RolledBack { reason, .. } if k == last => match &t.result {
+                    TickResult::Failed(_) => format!(
+                        "rolled back: failed check {}/{}: {reason}",
+                        t.failed_checks, setup.plan.threshold
+                    ),
+                    _ => format!("rolled back: {reason}"),
+                },
+                _ => what,
+            };
             writeln!(out, "    {}  {what}", time(t.at))?;
-        }
-        if let Outcome::RolledBack { at, reason, .. } = &r.outcome {
-            writeln!(out, "    {}  rolled back: {reason}", time(*at))?;
         }
     }
     let count = |f: fn(&Outcome) -> bool| reports.iter().filter(|r| f(&r.outcome)).count();
