@@ -242,6 +242,43 @@ fn backtest_against_backfilled_history() {
 
     // Cannot run: an unreachable Prometheus, said in one sentence naming the flag.
     prom_down(&both);
+
+    every_second(&prom, dir.path());
+}
+
+/// A 1 s interval over three hours is 10,800 ticks: two range queries (at most 10,000 points
+/// each), both read. The first tick whose 1m window holds an incident sample is 02:00:15.
+fn every_second(prom: &Prometheus, dir: &Path) {
+    let fast = CANARY.replace("interval: 1m\n    threshold", "interval: 1s\n    threshold");
+    let file = write(dir, "fast.yaml", &format!("{fast}---\n{TEMPLATE}"));
+    let o = serin(&[
+        "-f",
+        &file,
+        "--prometheus",
+        &prom.url,
+        "--from",
+        "2026-11-01T01:00Z",
+        "--to",
+        "2026-11-01T04:00Z",
+        "--csv",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).trim(),
+        "would roll back at 2026-11-01T02:00:16Z (error-rate)"
+    );
+    let csv = stdout(&o);
+    let rows: Vec<Vec<String>> = csv.lines().skip(1).map(split_csv).collect();
+    assert_eq!(rows.len(), 10_800 * 2);
+    let late = rows
+        .iter()
+        .find(|r| r[0] == "2026-11-01T03:59:59Z" && r[2] == "request-duration")
+        .expect("the last tick, from the second range query");
+    assert_eq!(late[3], "247", "{late:?}");
+    assert!(
+        rows.iter().all(|r| !r[3].is_empty()),
+        "every tick of both range queries has its value"
+    );
 }
 
 fn prom_down(file: &str) {
