@@ -119,13 +119,24 @@ fn backtest_against_backfilled_history() {
     // Both in one file.
     let both = write(dir.path(), "both.yaml", &format!("{CANARY}---\n{TEMPLATE}"));
 
+    incident(&prom, &canary, &template);
+    quiet(&prom, &both);
+    csv_series(&prom, &both);
+    // Cannot run: an unreachable Prometheus, said in one sentence naming the flag.
+    prom_down(&both);
+
+    every_second(&prom, dir.path());
+}
+
+/// The incident, its template given with --template-file.
+fn incident(prom: &Prometheus, canary: &str, template: &str) {
     // The incident: the first failing tick is 02:01 (the rate over (02:00, 02:01]), the second
     // at 02:02 reaches the threshold, and error-rate is the check, not request-duration.
     let o = serin(&[
         "-f",
-        &canary,
+        canary,
         "--template-file",
-        &template,
+        template,
         "--prometheus",
         &prom.url,
         "--from",
@@ -163,12 +174,14 @@ fn backtest_against_backfilled_history() {
         ),
         "{out}"
     );
+}
 
+fn quiet(prom: &Prometheus, both: &str) {
     // A quiet period promotes: 00:05 to 01:35 is 18 analyses of five ticks, all promoted. (At
     // 00:00 the history begins: that tick has no data, a failed check under onNoData: fail.)
     let o = serin(&[
         "-f",
-        &both,
+        both,
         "--prometheus",
         &prom.url,
         "--from",
@@ -183,11 +196,13 @@ fn backtest_against_backfilled_history() {
         "{out}"
     );
     assert_eq!(out.lines().last(), Some("would promote"), "{out}");
+}
 
+fn csv_series(prom: &Prometheus, both: &str) {
     // --csv: one row per tick and check, the summary on stderr.
     let o = serin(&[
         "-f",
-        &both,
+        both,
         "--prometheus",
         &prom.url,
         "--from",
@@ -239,11 +254,6 @@ fn backtest_against_backfilled_history() {
     assert_eq!(&last[5..], ["fail", "failed", "2", "rolled back"]);
     assert_eq!(at("2026-11-01T02:00:00Z", "error-rate")[3], "0");
     assert_eq!(at("2026-11-01T02:00:00Z", "request-duration")[5], "pass");
-
-    // Cannot run: an unreachable Prometheus, said in one sentence naming the flag.
-    prom_down(&both);
-
-    every_second(&prom, dir.path());
 }
 
 /// A 1 s interval over three hours is 10,800 ticks: two range queries (at most 10,000 points
@@ -407,7 +417,12 @@ fn input_it_cannot_run_with_exits_2_with_one_sentence() {
         );
         assert_eq!(err.lines().count(), 1, "{what}: {err}");
     }
-    // Too short a range for one analysis, and a bad time (clap's usage error, also exit 2).
+}
+
+/// Too short a range for one analysis, and a bad time (clap's usage error, also exit 2).
+#[test]
+fn bad_ranges_and_times_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
     let both = write(dir.path(), "both.yaml", &format!("{CANARY}---\n{TEMPLATE}"));
     let o = serin(&[
         "-f",

@@ -143,31 +143,7 @@ pub fn text(
             .map(|m| check_range(r, &m.name, &bound_of(m)))
             .collect();
         writeln!(out, "    {}", checks.join("  "))?;
-        let last = r.ticks.len() - 1;
-        for (k, t) in r.ticks.iter().enumerate() {
-            let what = match &t.result {
-                TickResult::Passed => continue,
-                TickResult::Failed(why) => {
-                    format!(
-                        "failed check {}/{}: {why}",
-                        t.failed_checks, setup.plan.threshold
-                    )
-                }
-                TickResult::Held(why) => format!("held: {why}"),
-            };
-            // The tick that rolls back says so on its own line, with the core's reason.
-            let what = match &r.outcome {
-                Outcome::RolledBack { reason, .. } if k == last => match &t.result {
-                    TickResult::Failed(_) => format!(
-                        "rolled back: failed check {}/{}: {reason}",
-                        t.failed_checks, setup.plan.threshold
-                    ),
-                    _ => format!("rolled back: {reason}"),
-                },
-                _ => what,
-            };
-            writeln!(out, "    {}  {what}", time(t.at))?;
-        }
+        not_passed(r, setup.plan.threshold, out)?;
     }
     let count = |f: fn(&Outcome) -> bool| reports.iter().filter(|r| f(&r.outcome)).count();
     writeln!(
@@ -178,6 +154,33 @@ pub fn text(
         count(|o| matches!(o, Outcome::RolledBack { .. })),
         count(|o| *o == Outcome::Unfinished)
     )
+}
+
+/// The ticks of an analysis that did not pass, the one that rolled back saying so.
+fn not_passed(r: &AnalysisReport, threshold: i32, out: &mut impl Write) -> std::io::Result<()> {
+    let last = r.ticks.len() - 1;
+    for (k, t) in r.ticks.iter().enumerate() {
+        let what = match &t.result {
+            TickResult::Passed => continue,
+            TickResult::Failed(why) => {
+                format!("failed check {}/{}: {why}", t.failed_checks, threshold)
+            }
+            TickResult::Held(why) => format!("held: {why}"),
+        };
+        // The tick that rolls back says so on its own line, with the core's reason.
+        let what = match &r.outcome {
+            Outcome::RolledBack { reason, .. } if k == last => match &t.result {
+                TickResult::Failed(_) => format!(
+                    "rolled back: failed check {}/{}: {reason}",
+                    t.failed_checks, threshold
+                ),
+                _ => format!("rolled back: {reason}"),
+            },
+            _ => what,
+        };
+        writeln!(out, "    {}  {what}", time(t.at))?;
+    }
+    Ok(())
 }
 
 /// A CSV field, quoted when it must be (RFC 4180).
