@@ -136,8 +136,8 @@ pub fn load(args: &BacktestArgs) -> Result<Loaded, String> {
         .collect();
     let doc = match canaries.as_slice() {
         [one] => *one,
-        [] if args.canary.is_some() => {
-            return Err(format!("-f {file}: no Canary named {:?}", args.canary));
+        [] if let Some(name) = &args.canary => {
+            return Err(format!("-f {file}: no Canary named {name} (--canary)"));
         }
         [] => return Err(format!("-f {file}: holds no Canary")),
         _ => {

@@ -120,3 +120,27 @@ fn from_must_precede_to() {
         setup.metrics[0].query
     );
 }
+
+#[test]
+fn canary_is_picked_by_name_when_the_file_holds_several() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("two.yaml");
+    let one = |name: &str| {
+        format!(
+            "apiVersion: serin.io/v1beta1\nkind: Canary\nmetadata: {{name: {name}, namespace: test}}\nspec:\n  provider: istio\n  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: {name}}}\n  service: {{port: 9898}}\n  analysis:\n    interval: 1m\n    threshold: 1\n    iterations: 1\n    metrics:\n    - {{name: request-success-rate, thresholdRange: {{min: 99}}}}\n"
+        )
+    };
+    std::fs::write(&file, format!("{}---\n{}", one("a"), one("b"))).unwrap();
+    let path = file.to_str().unwrap();
+    let base = ["-f", path, "--from", "2026-11-01"];
+    let err = load(&parse(&base).unwrap()).err().unwrap();
+    assert!(
+        err.ends_with("holds several Canaries; name one with --canary"),
+        "{err}"
+    );
+    let with = |name: &str| parse(&[&base[..], &["--canary", name]].concat()).unwrap();
+    let loaded = load(&with("b")).unwrap();
+    assert_eq!(loaded.canary.spec.target_ref.name, "b");
+    let err = load(&with("c")).err().unwrap();
+    assert!(err.ends_with("no Canary named c (--canary)"), "{err}");
+}
