@@ -52,6 +52,7 @@ async fn main() {
             &mut std::io::stdout(),
             &mut std::io::stderr(),
         ),
+        Command::Backtest(args) => cli::backtest::run(*args).await,
         Command::Completions { shell } => cli::completions(shell),
         Command::Loadtester {
             listen,

@@ -9,6 +9,7 @@
 
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod backtest;
 mod checks;
 mod conditions;
 mod converge;

@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 use crate::api::crd;
 use crate::manifest;
 
+pub mod backtest;
+mod backtest_report;
 pub mod cluster_check;
 mod controller;
 mod migrate;
@@ -114,6 +116,15 @@ pub enum Command {
     Pause(operate::ActionArgs),
     /// Thaw it: the step in progress gets the time it had left (serin.io/action: resume).
     Resume(operate::ActionArgs),
+    /// Replay a Canary's analysis against its Prometheus history: would it have rolled back, and
+    /// when?
+    ///
+    /// Ticks every analysis interval from --from to --to, each metric's query rendered as the
+    /// controller renders it and evaluated at the tick with a range query; consecutive analyses
+    /// are judged as the controller judges them (thresholds, onNoData, failed checks against
+    /// analysis.threshold). Prints each analysis, then "would roll back at <time> (<check>)" or
+    /// "would promote". Exit 0 whatever the verdict, 2 when it cannot run.
+    Backtest(Box<backtest::BacktestArgs>),
     /// Convert Flagger (flagger.app/v1beta1) Canary, MetricTemplate and AlertProvider manifests
     /// to serin.io/v1beta1.
     ///

@@ -10,11 +10,11 @@ use kube::Api;
 
 use super::Context;
 use crate::analysis::MetricFailure;
-use crate::api::duration::{parse_duration, to_prometheus_range};
+use crate::api::duration::parse_duration;
 use crate::api::{Canary, CanaryMetric, MetricProviderType, MetricTemplate};
 use crate::metrics::{
     Auth, DatadogProvider, HttpSettings, MetricError, MetricProvider, PrometheusProvider,
-    QueryModel, WebProvider, builtin, datadog,
+    QueryModel, WebProvider, datadog,
 };
 
 /// A metric ready to run.
@@ -23,39 +23,6 @@ pub struct Resolved {
     pub provider: MetricProvider,
     /// The rendered query (PromQL, Datadog query, or JSONPath for web).
     pub query: String,
-}
-
-pub(super) fn model(canary: &Canary, m: &CanaryMetric) -> QueryModel {
-    let spec = &canary.spec;
-    let window = m
-        .interval
-        .as_deref()
-        .unwrap_or(crate::metrics::DEFAULT_INTERVAL);
-    QueryModel {
-        name: canary.metadata.name.clone().unwrap_or_default(),
-        namespace: canary.namespace_or_default(),
-        target: spec.target_ref.name.clone(),
-        service: canary.apex_name(),
-        ingress: spec
-            .ingress_ref
-            .as_ref()
-            .map(|r| r.name.clone())
-            .unwrap_or_else(|| spec.target_ref.name.clone()),
-        route: spec
-            .route_ref
-            .as_ref()
-            .map(|r| r.name.clone())
-            .unwrap_or_else(|| canary.apex_name()),
-        interval: parse_duration(window)
-            .map(to_prometheus_range)
-            .unwrap_or_else(|_| window.to_string()),
-        variables: m.template_variables.clone().unwrap_or_default(),
-        // A compared metric renders for the canary unless the judge asks for the other side.
-        side: m
-            .compare
-            .as_ref()
-            .map(|_| crate::analysis::CANARY_SIDE.to_string()),
-    }
 }
 
 fn prometheus_address(ctx: &Context, canary: &Canary) -> Result<String, MetricError> {
@@ -208,7 +175,7 @@ pub async fn resolve(
     router: &str,
     m: &CanaryMetric,
 ) -> Result<Resolved, MetricError> {
-    resolve_with(ctx, canary, router, m, model(canary, m)).await
+    resolve_with(ctx, canary, router, m, QueryModel::for_metric(canary, m)).await
 }
 
 /// Resolves one metric with the template values given (the judge's per-side models).
@@ -222,23 +189,7 @@ pub(super) async fn resolve_with(
     if m.template_ref.is_some() {
         return from_template(ctx, canary, m, &model).await;
     }
-    let template = match &m.query {
-        Some(q) => q.clone(),
-        None => builtin::query(router, &m.name).ok_or_else(|| {
-            MetricError::Config(format!(
-                "provider '{router}' has no built-in '{}'; use a MetricTemplate",
-                m.name
-            ))
-        })?,
-    };
-    // Built-in queries render with the provider's view of the names (Skipper's route names).
-    let model = match &m.query {
-        Some(_) => model,
-        None => builtin::for_model(router, model),
-    };
-    let query = model
-        .render(&template)
-        .map_err(|e| MetricError::Config(format!("metric '{}': {e}", m.name)))?;
+    let query = crate::metrics::inline_query(router, m, model)?;
     let http = HttpSettings {
         timeout: ctx.settings.metrics_timeout,
         ..Default::default()

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use kube::Api;
 
 use super::Context;
-use super::metrics::{model, resolve_with};
+use super::metrics::resolve_with;
 use crate::analysis::{CANARY_SIDE, MetricFailure, Samples, other_side};
 use crate::api::{Canary, CanaryMetric, FieldError, MetricTemplate};
 use crate::metrics::{MetricError, gives_samples};
@@ -22,7 +22,7 @@ async fn sample(
     m: &CanaryMetric,
 ) -> Result<Samples, MetricError> {
     let other = other_side(&canary.spec);
-    let base = model(canary, m);
+    let base = crate::metrics::QueryModel::for_metric(canary, m);
     let canary_model = crate::metrics::QueryModel {
         side: Some(CANARY_SIDE.to_string()),
         ..base.clone()

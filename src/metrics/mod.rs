@@ -156,6 +156,32 @@ pub fn gives_samples(ty: MetricProviderType) -> bool {
     ty == MetricProviderType::Prometheus
 }
 
+/// The rendered query of a metric without a templateRef: its inline `query`, else the built-in
+/// query of the traffic provider `router` (rendered with that router's view of the names). The
+/// controller and `serin backtest` both render through here.
+pub fn inline_query(
+    router: &str,
+    m: &crate::api::CanaryMetric,
+    model: QueryModel,
+) -> Result<String, MetricError> {
+    let (template, model) = match &m.query {
+        Some(q) => (q.clone(), model),
+        None => {
+            let t = builtin::query(router, &m.name).ok_or_else(|| {
+                MetricError::Config(format!(
+                    "provider '{router}' has no built-in '{}'; use a MetricTemplate",
+                    m.name
+                ))
+            })?;
+            // Built-in queries render with the provider's view of the names (Skipper's routes).
+            (t, builtin::for_model(router, model))
+        }
+    };
+    model
+        .render(&template)
+        .map_err(|e| MetricError::Config(format!("metric '{}': {e}", m.name)))
+}
+
 /// What a MetricTemplate gives a provider besides its rendered query.
 pub struct TemplateSource<'a> {
     /// The template's address, or its Secret's `address` key.

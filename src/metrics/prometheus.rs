@@ -6,9 +6,13 @@
 //! text of a rejected query (4xx: `bad_data`, `execution`) is passed on as a query error.
 //! `samples` is the statistical judge's variant: every series (or every point of a range) is one
 //! sample.
+//! `query_range` (`/api/v1/query_range`, for `serin backtest`) judges each evaluation time of the
+//! answer as an instant query at that time would be judged.
 
 use prometheus_http_query::error::PrometheusError;
 use prometheus_http_query::response::{Data, PromqlResult};
+use std::collections::BTreeMap;
+
 use prometheus_http_query::{Client, Error as PromError};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -87,13 +91,68 @@ impl PrometheusProvider {
         }
     }
 
+    /// Runs `query` at every `step` seconds from `start` to `end` (Unix seconds, both included):
+    /// per evaluation time (Unix seconds) its value, or the error an instant query at that time
+    /// would have given (NaN is `NoData`, several series `ManySeries`). Times without any sample
+    /// are absent: no data. The outer error is the request's (unreachable, query rejected).
+    pub async fn query_range(
+        &self,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<BTreeMap<i64, Result<f64, MetricError>>, MetricError> {
+        let mut request = self.client.query_range(query, start, end, step as f64);
+        for (name, value) in &self.headers {
+            request = request.header(name, value.clone());
+        }
+        let answer = tokio::time::timeout(self.http.timeout, self.answer(request.get_raw()))
+            .await
+            .map_err(|_| MetricError::Timeout(self.http.timeout))??;
+        let mut seen: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+        match answer.data() {
+            Data::Matrix(series) => {
+                for s in series {
+                    for p in s.samples() {
+                        let at = p.timestamp().round() as i64;
+                        seen.entry(at).or_default().push(p.value());
+                    }
+                }
+            }
+            // The range API answers a matrix even for scalar expressions.
+            _ => {
+                return Err(MetricError::Answer(
+                    "query_range did not answer a matrix".into(),
+                ));
+            }
+        }
+        Ok(seen
+            .into_iter()
+            .map(|(at, values)| {
+                let v = match values.as_slice() {
+                    [one] => finite(*one),
+                    many => Err(MetricError::ManySeries(many.len())),
+                };
+                (at, v)
+            })
+            .collect())
+    }
+
     /// Sends the query and reads the answer, the HTTP status judged before the body's shape.
     async fn fetch(&self, query: &str) -> Result<PromqlResult, MetricError> {
         let mut request = self.client.query(query);
         for (name, value) in &self.headers {
             request = request.header(name, value.clone());
         }
-        let resp = request.get_raw().await.map_err(|e| match e {
+        self.answer(request.get_raw()).await
+    }
+
+    /// Reads the answer of a sent request (instant or range).
+    async fn answer(
+        &self,
+        sent: impl std::future::Future<Output = Result<reqwest::Response, PromError>>,
+    ) -> Result<PromqlResult, MetricError> {
+        let resp = sent.await.map_err(|e| match e {
             PromError::Client(c) => self.http.classify(&c),
             other => MetricError::Answer(self.http.scrub(&other.to_string())),
         })?;

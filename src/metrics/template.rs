@@ -1,9 +1,14 @@
 //! Rendering of query templates with Flagger's placeholders: `{{ name }}`, `{{ namespace }}`,
 //! `{{ target }}`, `{{ service }}`, `{{ ingress }}`, `{{ route }}`, `{{ interval }}` and
-//! `{{ variables.<key> }}`, and `{{ side }}` for the statistical judge. Hand-written (Flagger's Go templates are only ever used this way); a
-//! placeholder it does not know is an error naming it, never an empty string in a query. Pure.
+//! `{{ variables.<key> }}`, and `{{ side }}` for the statistical judge. Hand-written (Flagger's Go
+//! templates are only ever used this way); a placeholder it does not know is an error naming it,
+//! never an empty string in a query. Pure: the model of a Canary's metric is built here so the
+//! controller and `serin backtest` render alike.
 
 use std::collections::BTreeMap;
+
+use crate::api::duration::{parse_duration, to_prometheus_range};
+use crate::api::{Canary, CanaryMetric};
 
 /// The values a query template can use.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -47,6 +52,38 @@ pub enum TemplateError {
 }
 
 impl QueryModel {
+    /// The model of metric `m` of `canary`: names from the spec, `{{ interval }}` the metric's
+    /// own window (default `DEFAULT_INTERVAL`) in Prometheus range syntax.
+    pub fn for_metric(canary: &Canary, m: &CanaryMetric) -> QueryModel {
+        let spec = &canary.spec;
+        let window = m.interval.as_deref().unwrap_or(super::DEFAULT_INTERVAL);
+        QueryModel {
+            name: canary.metadata.name.clone().unwrap_or_default(),
+            namespace: canary.namespace_or_default(),
+            target: spec.target_ref.name.clone(),
+            service: canary.apex_name(),
+            ingress: spec
+                .ingress_ref
+                .as_ref()
+                .map(|r| r.name.clone())
+                .unwrap_or_else(|| spec.target_ref.name.clone()),
+            route: spec
+                .route_ref
+                .as_ref()
+                .map(|r| r.name.clone())
+                .unwrap_or_else(|| canary.apex_name()),
+            interval: parse_duration(window)
+                .map(to_prometheus_range)
+                .unwrap_or_else(|_| window.to_string()),
+            variables: m.template_variables.clone().unwrap_or_default(),
+            // A compared metric renders for the canary unless the judge asks for the other side.
+            side: m
+                .compare
+                .as_ref()
+                .map(|_| crate::analysis::CANARY_SIDE.to_string()),
+        }
+    }
+
     fn lookup(&self, key: &str) -> Result<&str, TemplateError> {
         if let Some(var) = key.strip_prefix("variables.") {
             return self
