@@ -83,6 +83,10 @@ pub struct CanaryAnalysis {
     /// Serin's field; Flagger has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_provider_error: Option<OnProviderError>,
+    /// After promotion, keep checking metrics for a window and roll back (or alert) on a
+    /// regression that shows only under full traffic. Serin's field; Flagger has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_promotion: Option<super::PostPromotion>,
 }
 
 /// One entry of `stepWeights`: a canary traffic percentage (values above 100 are capped at 100).

@@ -82,6 +82,10 @@ pub struct CanaryStatus {
     /// no data under `onNoData: hold`); it is rolled back once this is progressDeadlineSeconds ago.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_since: Option<DateTime<Utc>>,
+    /// The post-promotion watch (`analysis.postPromotion`): its deadline, failed checks and the
+    /// primary's previous pod template, from the promotion until the watch ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_promotion: Option<super::PostPromotionStatus>,
 }
 
 /// Life-cycle phases, as Flagger names them.

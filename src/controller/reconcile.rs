@@ -291,6 +291,11 @@ async fn observe_stages(
                 .metrics
                 .extend(metrics::query_all(ctx, canary, provider).await);
         }
+        if needs.post_promotion_metrics {
+            observed
+                .metrics
+                .extend(metrics::query_post_promotion(ctx, canary, provider).await);
+        }
     }
     tracing::warn!(
         canary = canary.metadata.name.as_deref().unwrap_or_default(),
