@@ -121,3 +121,86 @@ pub(super) fn check(errs: &mut Errors, canary: &Canary) {
         super::validate::check_metric(errs, &at, m);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::api::{Canary, validate};
+
+    fn canary(target: serde_json::Value, post: serde_json::Value) -> Canary {
+        serde_json::from_value(serde_json::json!({"apiVersion": "serin.io/v1beta1", "kind": "Canary",
+            "metadata": {"name": "web", "namespace": "test"},
+            "spec": {"targetRef": target, "service": {"port": 80},
+                "analysis": {"interval": "1m", "threshold": 2, "iterations": 3, "postPromotion": post}}}))
+        .unwrap()
+    }
+
+    fn deployment() -> serde_json::Value {
+        serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"})
+    }
+
+    fn errors(c: &Canary) -> Vec<String> {
+        validate(c)
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_watch_passes_and_defaults_to_rollback() {
+        let c = canary(
+            deployment(),
+            serde_json::json!({"window": "10m", "metrics": [
+                {"name": "request-success-rate", "thresholdRange": {"min": 99}}]}),
+        );
+        assert_eq!(errors(&c), Vec::<String>::new());
+        let pp = c.spec.analysis.post_promotion.unwrap();
+        assert_eq!(pp.action, super::PostPromotionAction::Rollback);
+    }
+
+    #[test]
+    fn bad_fields_are_named_in_one_sentence_each() {
+        let c = canary(
+            deployment(),
+            serde_json::json!({"window": "ten minutes", "interval": "0s", "metrics": [
+                {"name": "errors", "query": "x"}, {"name": "errors", "query": "y", "thresholdRange": {"max": 1}}]}),
+        );
+        let errs = errors(&c);
+        let paths: Vec<&str> = errs.iter().map(|e| e.split(": ").next().unwrap()).collect();
+        assert_eq!(
+            paths,
+            [
+                "spec.analysis.postPromotion.window",
+                "spec.analysis.postPromotion.interval",
+                "spec.analysis.postPromotion.metrics[0].thresholdRange",
+                "spec.analysis.postPromotion.metrics[1].name",
+            ],
+            "{errs:?}"
+        );
+        let empty = canary(
+            deployment(),
+            serde_json::json!({"window": "5m", "metrics": []}),
+        );
+        assert_eq!(
+            errors(&empty),
+            ["spec.analysis.postPromotion.metrics: must list at least one metric to watch"]
+        );
+    }
+
+    #[test]
+    fn a_service_target_cannot_be_watched() {
+        let c = canary(
+            serde_json::json!({"apiVersion": "v1", "kind": "Service", "name": "web"}),
+            serde_json::json!({"window": "5m", "metrics": [
+                {"name": "errors", "query": "x", "thresholdRange": {"max": 1}}]}),
+        );
+        assert!(
+            errors(&c).iter().any(|e| e.starts_with(
+                "spec.analysis.postPromotion: the post-promotion watch needs a Deployment or DaemonSet target"
+            )),
+            "{:?}",
+            errors(&c)
+        );
+    }
+}
