@@ -107,20 +107,31 @@ pub(crate) fn remember_previous(input: &Input, plan: &Plan, t: &mut Tick) {
 
 /// At Succeeded: start the window (its end is stored in status).
 pub(crate) fn start(input: &Input, plan: &Plan, t: &mut Tick) {
-    let Some(wp) = watch_plan(input, plan) else {
+    let Some(wp) = watch_plan(input, plan).filter(|_| !plan.skip_analysis) else {
         t.status.post_promotion = None;
         return;
     };
-    let Some(pp) = t.status.post_promotion.as_mut() else {
+    if t.status.post_promotion.is_none() {
         let msg = "no post-promotion watch: the primary's previous pod template was not observed \
                    at promotion, so it could not be restored";
         t.event(EventType::Warning, "WatchSkipped", msg);
         t.record(CanaryPhase::Finalising, Vec::new(), msg);
         return;
-    };
+    }
+    if let Some(target) = input.observed.target.as_ref()
+        && classify(&revision(target), &t.status) != RevisionChange::Same
+    {
+        // A newer revision is already waiting: it starts its rollout next, nothing to watch.
+        t.status.post_promotion = None;
+        let msg = "a newer revision is waiting: no post-promotion watch";
+        t.record(CanaryPhase::Finalising, Vec::new(), msg);
+        return;
+    }
     let until = t.now + chrono::Duration::from_std(wp.window).unwrap_or(chrono::Duration::zero());
-    pp.until = Some(until);
-    pp.failed_checks = 0;
+    if let Some(pp) = t.status.post_promotion.as_mut() {
+        pp.until = Some(until);
+        pp.failed_checks = 0;
+    }
     let msg = format!(
         "Watching {} for {} after promotion (until {}); on failure: {}",
         input.who(),

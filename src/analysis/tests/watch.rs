@@ -238,3 +238,80 @@ fn without_post_promotion_nothing_is_kept() {
     assert_eq!(w.status.post_promotion, None);
     assert_eq!(watching(&w.status), None);
 }
+
+mod props {
+    use proptest::prelude::{
+        ProptestConfig, prop, prop_assert, prop_assert_eq, prop_oneof, proptest,
+    };
+    use proptest::strategy::Strategy as Arb;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Event {
+        Wait(u64),
+        Metric(Option<f64>),
+        NewRevision(u8),
+        RefuseRestore(bool),
+    }
+
+    fn arb_event() -> impl Arb<Value = Event> {
+        prop_oneof![
+            4 => (1u64..200).prop_map(Event::Wait),
+            3 => prop::option::of(0.0f64..2.0).prop_map(Event::Metric),
+            1 => (3u8..6).prop_map(Event::NewRevision),
+            1 => proptest::bool::ANY.prop_map(Event::RefuseRestore),
+        ]
+    }
+
+    fn apply(w: &mut World, e: &Event) {
+        match e {
+            Event::Wait(s) => w.now += chrono::Duration::seconds(*s as i64),
+            Event::Metric(Some(v)) => w.set_metric("error-rate", Ok(*v)),
+            Event::Metric(None) => w.set_metric("error-rate", Err(MetricFailure::NoData)),
+            Event::NewRevision(n) => w.new_revision(&format!("v{n}")),
+            Event::RefuseRestore(true) => w.refuse = |e| *e == Effect::RestorePrimary,
+            Event::RefuseRestore(false) => w.refuse = |_| false,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(150))]
+
+        /// Whatever happens after a watched promotion: traffic stays on the primary while
+        /// Succeeded, the watch's failed checks never pass the threshold, its end never moves,
+        /// `Watching=True` holds exactly while a window is open, and a re-entry at the same
+        /// instant changes nothing more.
+        #[test]
+        fn the_watch_keeps_its_promises(alert in proptest::bool::ANY, events in prop::collection::vec(arb_event(), 1..50)) {
+            let yaml = if alert { format!("{WATCHED}\n  action: alert") } else { WATCHED.to_string() };
+            let mut w = promoted(&yaml);
+            let mut until = w.status.post_promotion.as_ref().and_then(|p| p.until);
+            for e in &events {
+                apply(&mut w, e);
+                let d = w.tick();
+                let st = &d.status;
+                if st.phase == CanaryPhase::Succeeded {
+                    prop_assert_eq!(w.routes(), Routes::PRIMARY);
+                }
+                let open = st.post_promotion.as_ref().and_then(|p| p.until);
+                if let (Some(a), Some(b)) = (until, open) {
+                    prop_assert_eq!(a, b, "the window's end moved");
+                }
+                until = open;
+                let failed = st.post_promotion.as_ref().map_or(0, |p| p.failed_checks);
+                prop_assert!(failed <= 2);
+                prop_assert_eq!(open.is_some(), watching(st) == Some(("True", "Watching")));
+                if alert {
+                    prop_assert!(!has(&d.effects, |e| *e == Effect::RestorePrimary));
+                }
+                if open.is_some() {
+                    // A re-entry at the same instant while the window is open takes no step.
+                    let again = decide(&w.input());
+                    prop_assert_eq!(&again.status.post_promotion, &st.post_promotion);
+                    prop_assert_eq!(again.status.decisions.len(), st.decisions.len());
+                }
+            }
+        }
+    }
+}
