@@ -47,7 +47,8 @@ pub struct CanaryStatus {
     /// Canary cookie of the previous analysis, expired when a new one starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_session_affinity_cookie: Option<String>,
-    /// Conditions: Promoted (as Flagger) and Ready.
+    /// Conditions: Promoted (as Flagger), Ready, RouteAccepted where the router reports it, and
+    /// Watching once a post-promotion watch has run (analysis.postPromotion).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<CanaryCondition>,
     /// The `metadata.generation` this status was computed from.
