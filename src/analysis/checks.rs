@@ -167,6 +167,24 @@ pub(crate) fn check_metrics(
     out
 }
 
+/// Evaluates a list of metrics (the post-promotion watch's) against their observed values.
+pub(crate) fn check_metric_list(
+    metrics: &[CanaryMetric],
+    observed: &Observation,
+    policies: Policies,
+) -> Checked {
+    let mut out = Checked::pass();
+    for metric in metrics {
+        let result = observed
+            .metrics
+            .get(&metric.name)
+            .cloned()
+            .unwrap_or(Err(MetricFailure::NotQueried));
+        out.add(evaluate_metric(metric, &result, policies), false);
+    }
+    out
+}
+
 /// Lower and upper bound of a metric. The deprecated `threshold` is a minimum for
 /// request-success-rate and a maximum for everything else (Flagger's reading).
 pub fn bounds(m: &CanaryMetric) -> (Option<f64>, Option<f64>) {

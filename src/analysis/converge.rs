@@ -27,6 +27,7 @@ pub(crate) fn converge(input: &Input, plan: &Plan, t: &mut Tick) {
     routes(input, plan, t);
     scale(input, t);
     promoted_revision(input, t);
+    super::phase_watch::converge_restore(input, t);
 }
 
 /// The routes after the effects decided so far (the last route write, else what was read).

@@ -56,6 +56,9 @@ pub enum Effect {
     SetRoutes(Routes),
     /// Copy the target's pod template (and config references) into the primary; sync its HPA.
     Promote,
+    /// Re-deploy the primary's pod template from before the promotion (kept in
+    /// `status.postPromotion`, written before this effect runs): a post-promotion rollback.
+    RestorePrimary,
     /// Call every webhook of this type; outcomes are informational (post-rollout).
     CallHooks(HookType),
     /// Tell the alert providers (and the event webhooks, through `Event`).

@@ -66,6 +66,9 @@ pub struct Observation {
     /// What the routing objects' own status says (e.g. an HTTPRoute a Gateway did not accept):
     /// Ok when accepted, Err with the reason; None when the router has no such status.
     pub routing_accepted: Option<Result<(), String>>,
+    /// The primary's pod template as JSON, observed when `analysis.postPromotion` is set: kept in
+    /// status at promotion so a post-promotion rollback can restore it.
+    pub primary_template: Option<serde_json::Value>,
 }
 
 impl Observation {

@@ -9,6 +9,7 @@
 //! 4. The canary's weight never goes back within one analysis of one revision.
 //! 5. The canary is scaled to 0 only once no traffic reaches it.
 //! 6. No route writes before the primary exists.
+//! 7. Succeeded (the post-promotion watch included) leaves all traffic on the primary.
 
 use super::converge::routes_after;
 use super::decision::{Decision, Effect, ScaleTo};
@@ -29,6 +30,14 @@ pub fn check(input: &Input, d: &Decision) -> Vec<String> {
     failed_routes_to_primary(input, d, &mut out);
     weight_never_goes_back(input, d, &mut out);
     scaled_down_only_without_traffic(input, d, &mut out);
+    if d.status.phase == CanaryPhase::Succeeded
+        && let Some(r) = routes_after(&d.effects, input.observed.routes)
+        && r != Routes::PRIMARY
+    {
+        out.push(format!(
+            "Succeeded leaves routes at {r:?}, not on the primary"
+        ));
+    }
     if input.observed.primary.is_none() && route_writes(d).next().is_some() {
         out.push("routes were written before the primary exists".into());
     }

@@ -24,6 +24,7 @@ mod phase_init;
 mod phase_promote;
 mod phase_rollout;
 mod phase_terminate;
+mod phase_watch;
 mod revision;
 mod schedule;
 pub mod stats;
@@ -96,6 +97,9 @@ fn decide_unchecked(input: &Input) -> Decision {
     }
     match input.status.phase {
         CanaryPhase::Unknown | CanaryPhase::Initializing => phase_init::initialize(input, &mut t),
+        CanaryPhase::Succeeded if phase_watch::active(input.status) => {
+            phase_watch::watching(input, &plan, &mut t)
+        }
         CanaryPhase::Initialized | CanaryPhase::Succeeded | CanaryPhase::Failed => {
             phase_rollout::steady(input, &plan, &mut t)
         }

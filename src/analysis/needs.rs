@@ -20,12 +20,14 @@ pub struct Needs {
     pub hooks: Vec<HookType>,
     /// Query every metric of the analysis.
     pub metrics: bool,
+    /// Query every metric of `analysis.postPromotion` (a due post-promotion watch tick).
+    pub post_promotion_metrics: bool,
 }
 
 impl Needs {
     /// Nothing more to observe: decide now.
     pub fn is_empty(&self) -> bool {
-        self.hooks.is_empty() && !self.metrics
+        self.hooks.is_empty() && !self.metrics && !self.post_promotion_metrics
     }
 }
 
@@ -40,6 +42,8 @@ pub(crate) enum TickKind {
     Start,
     /// A due analysis tick with checks; `last` when passing it would reach the promotion gate.
     Analysis { last: bool },
+    /// A due tick of the post-promotion watch: its metrics only.
+    Watch,
 }
 
 /// Classifies the reconcile (shared by `needs` and `decide`).
@@ -65,6 +69,11 @@ pub(crate) fn tick_kind(input: &Input, plan: &Plan) -> TickKind {
             TickKind::RolloutGate { waiting: false }
         }
         CanaryPhase::Waiting if due => TickKind::RolloutGate { waiting: true },
+        CanaryPhase::Succeeded
+            if change == RevisionChange::Same && super::phase_watch::due(input, plan) =>
+        {
+            TickKind::Watch
+        }
         CanaryPhase::Progressing | CanaryPhase::WaitingPromotion
             if change == RevisionChange::Same
                 && target.readiness.is_ready()
@@ -115,6 +124,7 @@ fn is_last_step(plan: &Plan, input: &Input) -> bool {
 struct Stage {
     hooks: Vec<HookType>,
     metrics: bool,
+    watch_metrics: bool,
     ends_tick: fn(&Input, &Plan) -> bool,
 }
 
@@ -148,6 +158,7 @@ fn stage(hooks: Vec<HookType>, metrics: bool, ends_tick: fn(&Input, &Plan) -> bo
     Stage {
         hooks,
         metrics,
+        watch_metrics: false,
         ends_tick,
     }
 }
@@ -157,6 +168,10 @@ fn stages(input: &Input, plan: &Plan) -> Vec<Stage> {
     let rollback = || stage(vec![HookType::Rollback], false, rollback_said_yes);
     match tick_kind(input, plan) {
         TickKind::Idle => Vec::new(),
+        TickKind::Watch => vec![Stage {
+            watch_metrics: true,
+            ..stage(Vec::new(), false, never)
+        }],
         TickKind::RolloutGate { waiting } => {
             let mut out = Vec::new();
             if waiting {
@@ -230,8 +245,16 @@ pub fn needs(input: &Input) -> Needs {
             .filter(|k| !hooks_observed(input, *k))
             .collect();
         let metrics = s.metrics && !metrics_observed(input);
-        if !hooks.is_empty() || metrics {
-            return Needs { hooks, metrics };
+        let post_promotion_metrics = s.watch_metrics
+            && !super::phase_watch::metrics(input)
+                .iter()
+                .all(|m| input.observed.metrics.contains_key(&m.name));
+        if !hooks.is_empty() || metrics || post_promotion_metrics {
+            return Needs {
+                hooks,
+                metrics,
+                post_promotion_metrics,
+            };
         }
         if (s.ends_tick)(input, &plan) {
             break;

@@ -18,6 +18,7 @@ pub(crate) fn promote(input: &Input, plan: &Plan, t: &mut Tick, records: Vec<Che
         t.status.canary_weight = 100;
         t.effect(Effect::SetRoutes(Routes::CANARY));
     }
+    super::phase_watch::remember_previous(input, plan, t);
     t.effect(Effect::CopyConfigs);
     t.effect(Effect::Promote);
     t.status.last_promoted_spec = t.status.last_applied_spec.clone();
@@ -146,6 +147,8 @@ fn primary_failed(input: &Input, t: &mut Tick, why: &str) {
     };
     t.effect(Effect::CallHooks(HookType::PostRollout));
     t.status.analysis_started = false;
+    // No watch of a promotion that did not complete.
+    t.status.post_promotion = None;
     retire_cookie(&mut t.status);
     t.step_taken();
     t.set_phase(CanaryPhase::Failed);
@@ -188,6 +191,7 @@ pub(crate) fn finalising(input: &Input, plan: &Plan, t: &mut Tick) {
         Vec::new(),
         "promotion completed; canary scaled to 0",
     );
+    super::phase_watch::start(input, plan, t);
 }
 
 /// Roll back now: all traffic to the primary, then scale the canary down.

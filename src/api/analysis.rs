@@ -87,6 +87,10 @@ pub struct CanaryAnalysis {
     /// Flagger has none). Defaults apply when a metric has `compare` and this is empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge: Option<super::Judge>,
+    /// After promotion, keep checking metrics for a window and roll back (or alert) on a
+    /// regression that shows only under full traffic. Serin's field; Flagger has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_promotion: Option<super::PostPromotion>,
 }
 
 /// One entry of `stepWeights`: a canary traffic percentage (values above 100 are capped at 100).

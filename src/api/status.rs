@@ -47,7 +47,8 @@ pub struct CanaryStatus {
     /// Canary cookie of the previous analysis, expired when a new one starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_session_affinity_cookie: Option<String>,
-    /// Conditions: Promoted (as Flagger) and Ready.
+    /// Conditions: Promoted (as Flagger), Ready, RouteAccepted where the router reports it, and
+    /// Watching once a post-promotion watch has run (analysis.postPromotion).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<CanaryCondition>,
     /// The `metadata.generation` this status was computed from.
@@ -82,6 +83,10 @@ pub struct CanaryStatus {
     /// no data under `onNoData: hold`); it is rolled back once this is progressDeadlineSeconds ago.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_since: Option<DateTime<Utc>>,
+    /// The post-promotion watch (`analysis.postPromotion`): its deadline, failed checks and the
+    /// primary's previous pod template, from the promotion until the watch ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_promotion: Option<super::PostPromotionStatus>,
 }
 
 /// Life-cycle phases, as Flagger names them.

@@ -74,7 +74,7 @@ impl Errors {
         });
     }
 
-    fn duration(&mut self, path: &str, value: Option<&str>, min: Duration) {
+    pub(super) fn duration(&mut self, path: &str, value: Option<&str>, min: Duration) {
         let Some(v) = value else { return };
         match parse_duration(v) {
             Ok(d) if d < min => self.add(
@@ -215,6 +215,7 @@ pub fn validate_for(canary: &Canary, provider: &str) -> Result<(), Vec<FieldErro
     }
     check_webhooks(&mut errs, &spec.analysis);
     super::judge::check_judge(&mut errs, spec.analysis.judge.as_ref());
+    super::post_promotion::check(&mut errs, canary);
     errs.finish()
 }
 
@@ -334,7 +335,7 @@ fn check_strategy(errs: &mut Errors, provider: &str, a: &CanaryAnalysis) {
     }
 }
 
-fn check_metric(errs: &mut Errors, path: &str, m: &CanaryMetric) {
+pub(super) fn check_metric(errs: &mut Errors, path: &str, m: &CanaryMetric) {
     let builtin = BUILTIN_METRICS.contains(&m.name.as_str());
     if !builtin && m.template_ref.is_none() && m.query.is_none() {
         errs.add(

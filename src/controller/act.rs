@@ -73,7 +73,7 @@ fn what(effect: &Effect, canary: &Canary, w: &Workloads) -> (&'static str, Strin
             "apply",
             format!("the -primary copies of {target}'s configs"),
         ),
-        Effect::EnsurePrimary | Effect::Promote => {
+        Effect::EnsurePrimary | Effect::Promote | Effect::RestorePrimary => {
             ("apply", format!("{kind}/{}", primary_name(target)))
         }
         Effect::EnsureRouting => (
@@ -172,6 +172,7 @@ async fn apply_one(
                 apply::apply_primary(&ctx.client, &ns, src).await?;
             }
         }
+        Effect::RestorePrimary => restore_primary(ctx, canary, next, w).await?,
         Effect::EnsureRouting => {
             if let Some(r) = router {
                 r.reconcile(canary).await?;
@@ -212,6 +213,45 @@ async fn apply_one(
         | Effect::Event { .. }
         | Effect::RemoveFinalizer => {}
     }
+    Ok(())
+}
+
+/// A post-promotion rollback: the primary gets back the pod template status kept from before the
+/// promotion (the status carrying it is written before effects run), under its old revision.
+async fn restore_primary(
+    ctx: &Context,
+    canary: &Canary,
+    next: &Canary,
+    w: &Workloads,
+) -> super::error::Result<()> {
+    let kept = next.status.as_ref().and_then(|s| s.post_promotion.as_ref());
+    let (Some(kept), Some(target)) = (kept, &w.target) else {
+        return Ok(());
+    };
+    // Only Serin writes this field; a value that is not a pod template is refused like a write.
+    let template =
+        serde_json::from_value(kept.previous_template.clone()).map_err(kube::Error::SerdeError)?;
+    let replicas = w
+        .primary
+        .as_ref()
+        .and_then(|p| p.spec.as_ref())
+        .and_then(|s| s.replicas);
+    let src = apply::PrimarySource {
+        target,
+        daemonset: w.target_daemonset.as_ref(),
+        renames: &renames_of(canary, w, &ctx.settings.secret_tracking),
+        owner: canary.controller_owner_ref(&()).unwrap_or_default(),
+        revision: &kept.previous_revision,
+        filter: &ctx.settings.labels,
+    };
+    apply::restore_primary(
+        &ctx.client,
+        &canary.namespace_or_default(),
+        src,
+        template,
+        replicas,
+    )
+    .await?;
     Ok(())
 }
 

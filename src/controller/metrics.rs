@@ -244,6 +244,32 @@ pub async fn query_all(
     results
 }
 
+/// Queries every metric of `analysis.postPromotion` concurrently; results by metric name. After
+/// a promotion the primary serves all traffic, so `{{ target }}` renders as `<target>-primary`.
+pub async fn query_post_promotion(
+    ctx: &Context,
+    canary: &Canary,
+    router: &str,
+) -> BTreeMap<String, Result<f64, MetricFailure>> {
+    let metrics = canary
+        .spec
+        .analysis
+        .post_promotion
+        .as_ref()
+        .map(|p| p.metrics.clone())
+        .unwrap_or_default();
+    let runs = metrics.iter().map(|m| async move {
+        let mut model = QueryModel::for_metric(canary, m);
+        model.target = crate::workload::primary_name(&canary.spec.target_ref.name);
+        let value = match resolve_with(ctx, canary, router, m, model).await {
+            Ok(r) => r.provider.query(&r.query).await,
+            Err(e) => Err(e),
+        };
+        (m.name.clone(), value.map_err(MetricFailure::from))
+    });
+    futures::future::join_all(runs).await.into_iter().collect()
+}
+
 /// Checks that each distinct provider of the analysis answers; the problems, one line each.
 pub async fn offline_providers(ctx: &Context, canary: &Canary, router: &str) -> Vec<String> {
     let mut problems = Vec::new();

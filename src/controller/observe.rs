@@ -171,11 +171,19 @@ pub async fn observe(
         (Some(r), Some(_)) => r.get_state(canary).await?,
         _ => Default::default(),
     };
+    // Kept in status at promotion for a post-promotion rollback; read only when one is set up.
+    let primary_template = w
+        .primary
+        .as_ref()
+        .filter(|_| a.post_promotion.is_some())
+        .and_then(|p| p.spec.as_ref())
+        .and_then(|s| serde_json::to_value(&s.template).ok());
     Ok(Observation {
         target,
         primary,
         routes: state.routes,
         routing_accepted: state.accepted,
+        primary_template,
         ..Default::default()
     })
 }

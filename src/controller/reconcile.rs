@@ -297,6 +297,11 @@ async fn observe_stages(
                 .samples
                 .extend(samples::sample_all(ctx, canary, provider).await);
         }
+        if needs.post_promotion_metrics {
+            observed
+                .metrics
+                .extend(metrics::query_post_promotion(ctx, canary, provider).await);
+        }
     }
     tracing::warn!(
         canary = canary.metadata.name.as_deref().unwrap_or_default(),

@@ -190,10 +190,39 @@ pub async fn apply_primary(
     ns: &str,
     src: PrimarySource<'_>,
 ) -> kube::Result<()> {
+    let primary = build_primary(src.target, src.renames, src.owner, src.revision, src.filter);
+    apply_built(client, ns, primary, src.daemonset).await
+}
+
+/// Re-deploys the primary with a pod template it ran before (a post-promotion rollback): the
+/// primary as a promotion would build it, with `template` instead of the target's and the
+/// primary's current replica count (the target is scaled to 0 by then).
+pub async fn restore_primary(
+    client: &kube::Client,
+    ns: &str,
+    src: PrimarySource<'_>,
+    template: k8s_openapi::api::core::v1::PodTemplateSpec,
+    replicas: Option<i32>,
+) -> kube::Result<()> {
     let mut primary = build_primary(src.target, src.renames, src.owner, src.revision, src.filter);
+    if let Some(spec) = primary.spec.as_mut() {
+        spec.template = template;
+        if replicas.is_some() {
+            spec.replicas = replicas;
+        }
+    }
+    apply_built(client, ns, primary, src.daemonset).await
+}
+
+async fn apply_built(
+    client: &kube::Client,
+    ns: &str,
+    mut primary: Deployment,
+    daemonset: Option<&DaemonSet>,
+) -> kube::Result<()> {
     primary.metadata.managed_fields = None;
     let name = primary.metadata.name.clone().unwrap_or_default();
-    if let Some(ds) = src.daemonset {
+    if let Some(ds) = daemonset {
         let mut obj =
             serde_json::to_value(super::daemonset::to_daemonset(primary, ds)).unwrap_or_default();
         obj["apiVersion"] = json!("apps/v1");

@@ -111,6 +111,27 @@ impl Prometheus {
         wait_ready(&self.url);
     }
 
+    /// Adds series to the stored history while running: stops the process, writes `openmetrics`
+    /// as another TSDB block into the same data dir (Prometheus 2.39+ merges overlapping blocks),
+    /// and starts it again on the same port. Queries fail while it restarts (a short outage).
+    pub fn add_data(&mut self, openmetrics: &str) {
+        self.stop();
+        let input = self.dir.path().join("added.om");
+        std::fs::write(&input, format!("{openmetrics}# EOF\n")).unwrap();
+        let out = Command::new("promtool")
+            .args(["tsdb", "create-blocks-from", "openmetrics", "-q"])
+            .arg(&input)
+            .arg(self.dir.path().join("data"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.restart();
+    }
+
     /// Stops the process (idempotent).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

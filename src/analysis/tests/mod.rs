@@ -11,6 +11,7 @@ mod props;
 mod purity;
 mod stats;
 mod strategies;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -152,6 +153,19 @@ impl World {
                     self.observed.hooks.insert(h.name.clone(), answer);
                 }
             }
+            let watched = self.spec.analysis.post_promotion.as_ref();
+            let watched = watched.map(|p| p.metrics.clone()).unwrap_or_default();
+            if n.post_promotion_metrics {
+                queried = true;
+                for m in &watched {
+                    let v = self
+                        .values
+                        .get(&m.name)
+                        .cloned()
+                        .unwrap_or(Err(MetricFailure::NotQueried));
+                    self.observed.metrics.insert(m.name.clone(), v);
+                }
+            }
             if n.metrics {
                 queried = true;
                 for m in self.spec.analysis.metrics.iter().flatten() {
@@ -188,13 +202,14 @@ impl World {
         let (due, _) = self.observe();
         self.hook_calls.extend(due.iter().copied());
         let d = decide(&self.input());
+        // Status before effects, as the controller writes it.
+        self.status = d.status.clone();
         for e in &d.effects {
             if (self.refuse)(e) {
                 break;
             }
             self.apply(e);
         }
-        self.status = d.status.clone();
         self.log.push(d.clone());
         d
     }
@@ -221,8 +236,20 @@ impl World {
     fn apply(&mut self, e: &Effect) {
         let target_rev = self.observed.target.as_ref().map(revision);
         match e {
+            Effect::RestorePrimary => {
+                let kept = self.status.post_promotion.clone().expect("template kept");
+                let rev = kept.previous_revision;
+                self.primary_revision = Some(rev.clone());
+                self.observed.primary_template = Some(kept.previous_template);
+                if let Some(p) = self.observed.primary.as_mut() {
+                    p.revision = Some(rev);
+                }
+            }
             Effect::EnsurePrimary | Effect::Promote => {
                 self.primary_revision = target_rev.clone();
+                // The primary's pod template, as the controller observes it (a stand-in).
+                self.observed.primary_template =
+                    Some(serde_json::json!({"metadata": {"labels": {"rev": target_rev}}}));
                 let readiness = self
                     .observed
                     .primary
