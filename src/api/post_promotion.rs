@@ -204,7 +204,8 @@ mod tests {
         );
         let errs = errors(&c);
         assert!(
-            errs.iter().any(|e| e.starts_with("spec.analysis.postPromotion.metrics[0].compare: ")),
+            errs.iter()
+                .any(|e| e.starts_with("spec.analysis.postPromotion.metrics[0].compare: ")),
             "{errs:?}"
         );
     }
