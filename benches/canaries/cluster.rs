@@ -195,20 +195,24 @@ impl Bench {
     }
 
     pub fn start_controller(&mut self) -> Result<(), String> {
-        let child = Command::new(env!("CARGO_BIN_EXE_serin"))
-            .arg("controller")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(["--namespace", NS, "--log-level"])
-            // SERIN_BENCH_LOG (e.g. `warn`, `serin=debug`) shows the controller's log.
-            .arg(std::env::var("SERIN_BENCH_LOG").unwrap_or_else(|_| "error".into()))
-            .args(&self.extra_args)
-            .arg(format!("--metrics-server=http://{}", self.prometheus))
-            .arg(format!("--metrics-addr=127.0.0.1:{}", self.metrics_port))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start serin controller: {e}"))?;
+        let child = Command::new(
+            std::env::var_os("SERIN_BENCH_BIN")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| env!("CARGO_BIN_EXE_serin").into()),
+        )
+        .arg("controller")
+        .arg("--kubeconfig")
+        .arg(&self.kubeconfig)
+        .args(["--namespace", NS, "--log-level"])
+        // SERIN_BENCH_LOG (e.g. `warn`, `serin=debug`) shows the controller's log.
+        .arg(std::env::var("SERIN_BENCH_LOG").unwrap_or_else(|_| "error".into()))
+        .args(&self.extra_args)
+        .arg(format!("--metrics-server=http://{}", self.prometheus))
+        .arg(format!("--metrics-addr=127.0.0.1:{}", self.metrics_port))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start serin controller: {e}"))?;
         self.controller = Some(child);
         Ok(())
     }

@@ -22,6 +22,7 @@ mod samples;
 mod secret_watches;
 mod service_target;
 pub mod shard;
+pub mod slim;
 pub mod slots;
 pub mod watches;
 
@@ -148,15 +149,22 @@ pub async fn run_elected(
 }
 
 /// Every cache's watch: each retried with its own backoff and never passing an error on (see
-/// `watches`), and without what Serin never reads — managedFields, which for objects written by
-/// several managers (server-side apply) are most of their size in memory; at a thousand Canaries
-/// they were most of the controller's RSS.
+/// `watches`), and without what Serin never reads (`slim`) — managedFields, which for objects
+/// written by several managers (server-side apply) are most of their size in memory (at a
+/// thousand Canaries they were most of the controller's RSS), kubectl's last-applied copy, the
+/// pod templates of primaries and the data of config copies.
 fn slim_watch<K>(
     api: Api<K>,
     what: &'static str,
 ) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
 where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    K: kube::Resource
+        + slim::Slim
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + 'static,
 {
     slim_watch_with(api, what, watcher::Config::default())
 }
@@ -168,10 +176,15 @@ fn slim_watch_with<K>(
     config: watcher::Config,
 ) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
 where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    K: kube::Resource
+        + slim::Slim
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + 'static,
 {
-    watches::resilient_with(api, what, config)
-        .modify(|obj: &mut K| obj.meta_mut().managed_fields = None)
+    watches::resilient_with(api, what, config).modify(|obj: &mut K| obj.slim())
 }
 
 /// The Canary watch: only this shard's Canaries (`--shard-selector`; the API server filters, and
