@@ -9,7 +9,7 @@ use super::Context;
 use super::context::Synced;
 use super::error::Result;
 use crate::analysis::{Observation, PrimaryState, TargetState};
-use crate::api::{Canary, TargetKind, TargetWorkload};
+use crate::api::{Canary, CanaryPhase, TargetKind, TargetWorkload};
 use crate::router::Router;
 use crate::workload::{self, daemonset, primary_name};
 
@@ -124,6 +124,37 @@ fn replicas_of(d: &Deployment, daemonset: Option<&DaemonSet>) -> (i32, i32) {
     (replicas, available)
 }
 
+/// Whether this tick may start a promotion (the phases `phase_promote::promote` is entered from).
+fn promotion_may_start(canary: &Canary) -> bool {
+    let phase = canary.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    matches!(
+        phase,
+        CanaryPhase::Progressing | CanaryPhase::WaitingPromotion
+    )
+}
+
+/// The primary's pod template as JSON. The Deployment cache keeps no pod template of a primary
+/// (`slim::deployment`: nothing else reads it), so then it is read from the API server: one GET,
+/// only on the ticks a promotion of a Canary with `postPromotion` can start.
+async fn primary_template(
+    ctx: &Context,
+    ns: &str,
+    cached: &Deployment,
+) -> Result<Option<serde_json::Value>> {
+    let template = match cached.spec.as_ref().map(|s| &s.template) {
+        Some(t) if t.spec.is_some() => Some(t.clone()),
+        _ => {
+            let name = cached.metadata.name.clone().unwrap_or_default();
+            let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
+            api.get_opt(&name)
+                .await?
+                .and_then(|d| d.spec)
+                .map(|s| s.template)
+        }
+    };
+    Ok(template.and_then(|t| serde_json::to_value(t).ok()))
+}
+
 /// Builds the observation (without metrics and hook answers).
 pub async fn observe(
     ctx: &Context,
@@ -171,13 +202,14 @@ pub async fn observe(
         (Some(r), Some(_)) => r.get_state(canary).await?,
         _ => Default::default(),
     };
-    // Kept in status at promotion for a post-promotion rollback; read only when one is set up.
-    let primary_template = w
-        .primary
-        .as_ref()
-        .filter(|_| a.post_promotion.is_some())
-        .and_then(|p| p.spec.as_ref())
-        .and_then(|s| serde_json::to_value(&s.template).ok());
+    // Kept in status at promotion for a post-promotion rollback; read only when one is set up
+    // and a promotion can start at this tick.
+    let primary_template = match &w.primary {
+        Some(p) if a.post_promotion.is_some() && promotion_may_start(canary) => {
+            primary_template(ctx, &ns, p).await?
+        }
+        _ => None,
+    };
     Ok(Observation {
         target,
         primary,
