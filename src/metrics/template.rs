@@ -192,7 +192,10 @@ mod tests {
         let m = &canary.spec.analysis.metrics.as_ref().unwrap()[0];
         let [ours, theirs] = QueryModel::for_sides(&canary, m);
         let q = "x{app=\"{{ target }}\",side=\"{{ side }}\"}";
-        assert_eq!(ours.render(q).unwrap(), "x{app=\"podinfo\",side=\"canary\"}");
+        assert_eq!(
+            ours.render(q).unwrap(),
+            "x{app=\"podinfo\",side=\"canary\"}"
+        );
         assert_eq!(
             theirs.render(q).unwrap(),
             "x{app=\"podinfo-primary\",side=\"primary\"}"
