@@ -5,6 +5,9 @@
 //! minute, promotes after five passing ticks and rolls back at two failed checks.
 
 mod common;
+/// The judged metrics' replay, over per-pod history of its own.
+#[path = "backtest/judge.rs"]
+mod judge;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -218,23 +221,14 @@ fn csv_series(prom: &Prometheus, both: &str) {
     );
     let csv = stdout(&o);
     let rows: Vec<Vec<String>> = csv.lines().map(split_csv).collect();
-    assert_eq!(
-        rows[0],
-        [
-            "time",
-            "analysis",
-            "check",
-            "value",
-            "bound",
-            "verdict",
-            "tick",
-            "failed_checks",
-            "outcome"
-        ]
-    );
+    assert_eq!(rows[0], CSV_HEADER);
     assert_eq!(rows.len(), 1 + 7 * 2, "7 ticks x 2 checks:\n{csv}");
     for row in &rows[1..] {
-        assert_eq!(row.len(), 9, "{row:?}");
+        assert_eq!(row.len(), 16, "{row:?}");
+        assert!(
+            row[9..].iter().all(String::is_empty),
+            "no judge columns for a threshold check: {row:?}"
+        );
         assert!(
             chrono::DateTime::parse_from_rfc3339(&row[0]).is_ok(),
             "{row:?}"
@@ -249,12 +243,32 @@ fn csv_series(prom: &Prometheus, both: &str) {
             .clone()
     };
     let failed = at("2026-11-01T02:01:00Z", "error-rate");
-    assert_eq!(&failed[3..], ["10", "<= 1", "fail", "failed", "1", ""]);
+    assert_eq!(&failed[3..9], ["10", "<= 1", "fail", "failed", "1", ""]);
     let last = at("2026-11-01T02:02:00Z", "error-rate");
-    assert_eq!(&last[5..], ["fail", "failed", "2", "rolled back"]);
+    assert_eq!(&last[5..9], ["fail", "failed", "2", "rolled back"]);
     assert_eq!(at("2026-11-01T02:00:00Z", "error-rate")[3], "0");
     assert_eq!(at("2026-11-01T02:00:00Z", "request-duration")[5], "pass");
 }
+
+/// The columns of --csv: the threshold checks' nine, then the judge's seven.
+const CSV_HEADER: [&str; 16] = [
+    "time",
+    "analysis",
+    "check",
+    "value",
+    "bound",
+    "verdict",
+    "tick",
+    "failed_checks",
+    "outcome",
+    "baseline",
+    "canary_median",
+    "baseline_median",
+    "effect",
+    "p_value",
+    "canary_samples",
+    "baseline_samples",
+];
 
 /// A 1 s interval over three hours is 10,800 ticks: two range queries (at most 10,000 points
 /// each), both read. The first tick whose 1m window holds an incident sample is 02:00:15.

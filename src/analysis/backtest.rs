@@ -7,7 +7,8 @@
 //! or a hold of `onNoData: hold` lasting progressDeadlineSeconds). A failed check below the
 //! threshold does not advance, so such an analysis is longer than its steps. Ticks left at the
 //! end form an unfinished analysis. Each tick is judged by the core's own metric checks (bounds,
-//! `onNoData`); webhooks are not replayed. Pure: no I/O, no clock; must not import kube, tokio,
+//! `onNoData`) and, for metrics with `compare`, by the core's statistical judge over the samples
+//! each side had at that time; webhooks are not replayed. Pure: no I/O, no clock; must not import kube, tokio,
 //! reqwest or the controller.
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use chrono::{DateTime, Utc};
 
 use super::checks::{Checked, TickVerdict, check_metrics};
 use super::input::{MetricFailure, Observation};
+use super::judge::Samples;
 use super::schedule::{Plan, Strategy};
 use crate::api::{CanarySpec, CheckRecord, Verdict};
 
@@ -26,6 +28,9 @@ pub struct TickValues {
     pub at: DateTime<Utc>,
     /// Per metric name: its value at `at`, or why there is none.
     pub metrics: BTreeMap<String, Result<f64, MetricFailure>>,
+    /// Per compared metric (`compare`): each side's samples at `at` (one per series), or why
+    /// there are none.
+    pub samples: BTreeMap<String, Result<Samples, MetricFailure>>,
 }
 
 /// What a tick did to its analysis.
@@ -121,11 +126,12 @@ pub fn replay(spec: &CanarySpec, plan: &Plan, ticks: &[TickValues]) -> Vec<Analy
     out
 }
 
-/// The checks of one tick. Judged metrics (analysis.judge) belong here, next to the threshold
-/// checks, so the replay and the controller judge a tick alike.
+/// The checks of one tick: threshold metrics against their bounds and compared metrics by the
+/// judge (analysis.judge), through the same `check_metrics` as the controller's ticks.
 fn check_tick(spec: &CanarySpec, plan: &Plan, values: &TickValues) -> Checked {
     let observed = Observation {
         metrics: values.metrics.clone(),
+        samples: values.samples.clone(),
         ..Observation::default()
     };
     check_metrics(spec, &observed, plan.policies())

@@ -33,6 +33,7 @@ fn ticks(values: &[Option<f64>]) -> Vec<TickValues> {
                 v.ok_or(MetricFailure::NoData),
             )]
             .into(),
+            samples: BTreeMap::new(),
         })
         .collect()
 }
@@ -146,6 +147,7 @@ fn a_duration_bound_is_a_maximum_and_the_first_failing_check_is_named() {
             ("latency".to_string(), Ok(lat)),
         ]
         .into(),
+        samples: BTreeMap::new(),
     };
     let r = evaluate_analysis(&s, &plan(&s), &[tick(99.5, 120.0), tick(99.9, 730.0)]);
     assert!(
@@ -153,5 +155,135 @@ fn a_duration_bound_is_a_maximum_and_the_first_failing_check_is_named() {
             if check == "latency" && reason == "latency 730.00 not <= 500"),
         "{:?}",
         r.outcome
+    );
+}
+
+/// Iterations 3, threshold 2; a fixed 0.2 s bound on the canary's mean latency and the per-pod
+/// latency judged against the primary.
+const JUDGED: &str = "interval: 1m\nthreshold: 2\niterations: 3\njudge: {minEffect: 0.1, maxPValue: 0.05, minSamples: 5}\nmetrics:\n- name: latency-bound\n  thresholdRange: {max: 0.2}\n  query: q\n- name: latency\n  query: q\n  compare: {direction: increase}";
+
+/// Eight pods per side around `canary` and `primary` seconds (±3.5 %), the mean under its bound.
+fn judged_tick(minute: u32, canary: f64, primary: f64) -> TickValues {
+    let pods = |s: f64| -> Vec<f64> {
+        (0..8)
+            .map(|i| s * (1.0 + (f64::from(i) - 3.5) * 0.01))
+            .collect()
+    };
+    TickValues {
+        at: t(minute),
+        metrics: [("latency-bound".to_string(), Ok(canary))].into(),
+        samples: [(
+            "latency".to_string(),
+            Ok(Samples {
+                canary: pods(canary),
+                baseline: pods(primary),
+            }),
+        )]
+        .into(),
+    }
+}
+
+#[test]
+fn a_compared_metric_is_judged_per_tick_and_rolls_back_under_the_bound() {
+    let s = spec(JUDGED);
+    // Alike for two ticks, then the canary's pods are 20 % slower (still under 0.2 s).
+    let values = [
+        judged_tick(0, 0.100, 0.100),
+        judged_tick(1, 0.100, 0.100),
+        judged_tick(2, 0.120, 0.100),
+        judged_tick(3, 0.120, 0.100),
+    ];
+    let r = evaluate_analysis(&s, &plan(&s), &values);
+    match &r.outcome {
+        Outcome::RolledBack { at, check, reason } => {
+            assert_eq!((*at, check.as_str()), (t(3), "latency"));
+            assert!(
+                reason.starts_with("latency: canary median 0.1200 vs primary 0.1000: +20.0%"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a rollback, got {other:?}"),
+    }
+    let at = |k: usize, name: &str| {
+        r.ticks[k]
+            .records
+            .iter()
+            .find(|c| c.name == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        at(2, "latency-bound").verdict,
+        Verdict::Pass,
+        "the bound does not catch it"
+    );
+    let alike = at(0, "latency");
+    assert_eq!(alike.verdict, Verdict::Pass);
+    let n = alike.judge.unwrap();
+    assert_eq!(
+        (n.effect, n.p_value),
+        (Some(0.0), Some(1.0)),
+        "identical pods: no difference"
+    );
+    let slower = at(2, "latency");
+    assert_eq!(slower.verdict, Verdict::Fail);
+    let n = slower.judge.unwrap();
+    assert_eq!(
+        (n.canary_samples, n.baseline_samples, n.baseline.as_str()),
+        (8, 8, "primary")
+    );
+    assert!((n.effect.unwrap() - 0.2).abs() < 1e-9, "{n:?}");
+    // Every canary pod above every primary pod: the exact p is 2 / C(16, 8).
+    assert!((n.p_value.unwrap() - 2.0 / 12870.0).abs() < 1e-12, "{n:?}");
+    assert_eq!(r.ticks[2].result, TickResult::Failed(slower_reason(&r, 2)));
+}
+
+fn slower_reason(r: &AnalysisReport, k: usize) -> String {
+    match &r.ticks[k].result {
+        TickResult::Failed(why) => why.clone(),
+        other => panic!("tick {k} did not fail: {other:?}"),
+    }
+}
+
+#[test]
+fn alike_sides_promote_and_too_few_samples_follow_on_no_data() {
+    let s = spec(JUDGED);
+    let alike: Vec<_> = (0..3).map(|m| judged_tick(m, 0.100, 0.101)).collect();
+    assert_eq!(
+        evaluate_analysis(&s, &plan(&s), &alike).outcome,
+        Outcome::Promoted
+    );
+    // Four canary pods with minSamples 5: no data, a failed check under the default policy,
+    // held under `onNoData: hold`.
+    let mut few = judged_tick(0, 0.100, 0.100);
+    if let Some(Ok(samples)) = few.samples.get_mut("latency") {
+        samples.canary.truncate(4);
+    }
+    let r = evaluate_analysis(&s, &plan(&s), std::slice::from_ref(&few));
+    let rec = r.ticks[0]
+        .records
+        .iter()
+        .find(|c| c.name == "latency")
+        .unwrap();
+    assert_eq!(rec.verdict, Verdict::Fail);
+    assert_eq!(
+        rec.message.as_deref(),
+        Some("too few samples: canary 4, primary 8 (minSamples 5)")
+    );
+    let held = spec(&format!("{JUDGED}\nonNoData: hold"));
+    let r = evaluate_analysis(&held, &plan(&held), &[few]);
+    assert!(
+        matches!(&r.ticks[0].result, TickResult::Held(why) if why == "latency has no data"),
+        "{:?}",
+        r.ticks[0].result
+    );
+    // A tick without the metric's samples at all (not fetched) is not a pass.
+    let mut missing = judged_tick(0, 0.100, 0.100);
+    missing.samples.clear();
+    let r = evaluate_analysis(&s, &plan(&s), &[missing]);
+    assert!(
+        matches!(r.ticks[0].result, TickResult::Failed(_)),
+        "{:?}",
+        r.ticks[0].result
     );
 }

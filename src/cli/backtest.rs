@@ -1,9 +1,9 @@
 //! `serin backtest`: replays a Canary's analysis against its metric provider's history. Reads the
 //! Canary (and MetricTemplates) from files, renders each metric's query as the controller does
-//! (`metrics::inline_query`, `QueryModel::for_metric`), fetches the values at every tick with
-//! Prometheus range queries (step = analysis interval, `{{ interval }}` = the metric's own
-//! window), and hands them to the pure `analysis::backtest` for the verdicts; `backtest_report`
-//! prints them. Only Prometheus history can be replayed. Holds no decision logic and must not
+//! (`metrics::inline_query`, `QueryModel::for_metric`, and `QueryModel::for_sides` once per side
+//! for a metric with `compare`), has `backtest_fetch` fetch the values (or per-side samples) at
+//! every tick with Prometheus range queries, and hands them to the pure `analysis::backtest` for
+//! the verdicts; `backtest_report` prints them. Only Prometheus history can be replayed. Holds no decision logic and must not
 //! import the controller.
 
 use std::collections::BTreeMap;
@@ -13,16 +13,13 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use clap::Args;
 use std::io::Write as _;
 
-use super::backtest_report;
-use crate::analysis::backtest::{TickValues, checks_to_promote, replay, tick_times};
-use crate::analysis::{MetricFailure, Plan};
+use super::{backtest_fetch, backtest_report};
+use crate::analysis::Plan;
+use crate::analysis::backtest::{checks_to_promote, replay, tick_times};
 use crate::api::validate::validate_for;
 use crate::api::{Canary, CanaryMetric, MetricProviderType, MetricTemplate};
 use crate::manifest;
-use crate::metrics::{HttpSettings, MetricError, PrometheusProvider, QueryModel, inline_query};
-
-/// Most evaluation times asked of Prometheus in one range query (it refuses above 11,000).
-const MAX_POINTS: i64 = 10_000;
+use crate::metrics::{HttpSettings, QueryModel, distinct_sides, inline_query};
 
 /// `serin backtest` arguments.
 #[derive(Args, Debug, Clone, PartialEq)]
@@ -92,8 +89,10 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
 pub struct Replayable {
     /// The metric's name.
     pub name: String,
-    /// The rendered PromQL.
+    /// The rendered PromQL (for a compared metric: the canary's side).
     pub query: String,
+    /// For a metric with `compare`: the query rendered for the other side (the judge's).
+    pub other_query: Option<String>,
     /// The Prometheus to ask.
     pub address: String,
     /// Headers and TLS mode of its MetricTemplate.
@@ -185,7 +184,8 @@ pub fn router(canary: &Canary, args: &BacktestArgs) -> String {
         .unwrap_or_else(|| args.mesh_provider.clone())
 }
 
-/// Renders one metric as the controller would, or says why it cannot be replayed.
+/// Renders one metric as the controller would, or says why it cannot be replayed. A metric with
+/// `compare` is rendered once per side, with the controller's per-side models.
 pub fn resolve(
     loaded: &Loaded,
     router: &str,
@@ -194,7 +194,29 @@ pub fn resolve(
     notes: &mut Vec<String>,
 ) -> Result<Replayable, String> {
     let canary = &loaded.canary;
-    let model = QueryModel::for_metric(canary, m);
+    if m.compare.is_none() {
+        let model = QueryModel::for_metric(canary, m);
+        return resolve_with(loaded, router, m, args, model, notes);
+    }
+    let [ours, theirs] = QueryModel::for_sides(canary, m);
+    let mut r = resolve_with(loaded, router, m, args, ours, notes)?;
+    // The other side's notes would repeat the canary side's.
+    let other = resolve_with(loaded, router, m, args, theirs, &mut Vec::new())?;
+    distinct_sides(m, &r.query, &other.query).map_err(|e| e.to_string())?;
+    r.other_query = Some(other.query);
+    Ok(r)
+}
+
+/// Renders one metric with the template values given.
+fn resolve_with(
+    loaded: &Loaded,
+    router: &str,
+    m: &CanaryMetric,
+    args: &BacktestArgs,
+    model: QueryModel,
+    notes: &mut Vec<String>,
+) -> Result<Replayable, String> {
+    let canary = &loaded.canary;
     let fallback = || {
         args.prometheus
             .clone()
@@ -211,6 +233,7 @@ pub fn resolve(
         return Ok(Replayable {
             name: m.name.clone(),
             query,
+            other_query: None,
             address: fallback()?,
             http: HttpSettings::default(),
         });
@@ -256,6 +279,7 @@ pub fn resolve(
     Ok(Replayable {
         name: m.name.clone(),
         query,
+        other_query: None,
         address,
         http: HttpSettings {
             insecure_skip_verify: p.insecure_skip_verify.unwrap_or(false),
@@ -329,52 +353,6 @@ pub fn prepare(args: &BacktestArgs, now: DateTime<Utc>) -> Result<Setup, String>
     })
 }
 
-/// Values of one metric at every tick (missing times are no data), in range queries of at most
-/// `MAX_POINTS` points each; `progress` is told of each one.
-async fn fetch(
-    m: &Replayable,
-    ticks: &[DateTime<Utc>],
-    step: i64,
-    timeout: std::time::Duration,
-    progress: &indicatif::ProgressBar,
-) -> Result<Vec<Result<f64, MetricFailure>>, String> {
-    let http = HttpSettings {
-        timeout,
-        ..m.http.clone()
-    };
-    let prom =
-        PrometheusProvider::new(&m.address, http).map_err(|e| format!("--prometheus: {e}"))?;
-    let mut out = Vec::with_capacity(ticks.len());
-    for chunk in ticks.chunks(MAX_POINTS as usize) {
-        let (first, last) = (chunk[0].timestamp(), chunk[chunk.len() - 1].timestamp());
-        let got = prom
-            .query_range(&m.query, first, last, step)
-            .await
-            .map_err(|e| describe(m, &e))?;
-        out.extend(chunk.iter().map(|t| match got.get(&t.timestamp()) {
-            Some(v) => v.clone().map_err(MetricFailure::from),
-            None => Err(MetricFailure::NoData),
-        }));
-        progress.inc(1);
-    }
-    Ok(out)
-}
-
-fn describe(m: &Replayable, e: &MetricError) -> String {
-    match e {
-        MetricError::Connection(_) | MetricError::Timeout(_) | MetricError::Unavailable(_) => {
-            format!(
-                "cannot query Prometheus at {} (--prometheus): {e}",
-                m.address
-            )
-        }
-        _ => format!(
-            "metric '{}': Prometheus at {} refused its query: {e}",
-            m.name, m.address
-        ),
-    }
-}
-
 /// Runs `serin backtest`; 0 when it ran (whatever the verdict), 2 when it could not.
 pub async fn run(args: BacktestArgs) -> i32 {
     let setup = match prepare(&args, Utc::now()) {
@@ -387,35 +365,13 @@ pub async fn run(args: BacktestArgs) -> i32 {
     for note in &setup.notes {
         eprintln!("note: {note}");
     }
-    let step = i64::try_from(setup.plan.interval.as_secs().max(1)).unwrap_or(60);
-    let requests = setup.metrics.len() * setup.ticks.len().div_ceil(MAX_POINTS as usize);
-    let progress = backtest_report::progress_bar(requests as u64);
-    let mut per_metric = Vec::new();
-    for m in &setup.metrics {
-        match fetch(m, &setup.ticks, step, args.timeout, &progress).await {
-            Ok(v) => per_metric.push(v),
-            Err(e) => {
-                progress.finish_and_clear();
-                eprintln!("error: {e}");
-                return 2;
-            }
+    let values = match backtest_fetch::tick_values(&setup, args.timeout).await {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
         }
-    }
-    progress.finish_and_clear();
-    let values: Vec<TickValues> = setup
-        .ticks
-        .iter()
-        .enumerate()
-        .map(|(i, at)| TickValues {
-            at: *at,
-            metrics: setup
-                .metrics
-                .iter()
-                .zip(&per_metric)
-                .map(|(m, v)| (m.name.clone(), v[i].clone()))
-                .collect(),
-        })
-        .collect();
+    };
     let reports = replay(&setup.canary.spec, &setup.plan, &values);
     let summary = backtest_report::summary(&reports);
     let mut out = std::io::stdout().lock();

@@ -1,6 +1,7 @@
 //! What `serin backtest` prints: the report per analysis (each check's range of values and its
-//! bound, the outcome, the ticks that did not pass), the CSV series, the summary line and the
-//! progress bar (on a terminal only). Formatting only: the verdicts come from `analysis::backtest`.
+//! bound, the judge's numbers tick by tick for compared metrics, the outcome, the ticks that did
+//! not pass), the CSV series (with the judge's columns), the summary line and the progress bar
+//! (on a terminal only). Formatting only: the verdicts come from `analysis::backtest`.
 
 use std::io::Write;
 
@@ -30,7 +31,17 @@ fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn bound_of(m: &crate::api::CanaryMetric) -> String {
+/// A metric's bound as the report shows it; a compared metric's is the judge's, as its records
+/// word it.
+fn bound_of(m: &crate::api::CanaryMetric, report: &AnalysisReport) -> String {
+    if m.compare.is_some() {
+        return report
+            .ticks
+            .iter()
+            .flat_map(|t| &t.records)
+            .find_map(|r| (r.name == m.name).then(|| r.bound.clone()).flatten())
+            .unwrap_or_default();
+    }
     match bounds(m) {
         (Some(lo), Some(hi)) => format!("in [{lo}, {hi}]"),
         (Some(lo), None) => format!(">= {lo}"),
@@ -121,10 +132,17 @@ pub fn text(
         checks_to_promote(&setup.plan),
         setup.plan.threshold
     )?;
+    let other = crate::analysis::other_side(&c.spec).side;
     for m in &setup.metrics {
         // A template's query may span lines; one line per metric keeps the header readable.
-        let query: Vec<&str> = m.query.split_whitespace().collect();
-        writeln!(out, "  {}: {}", m.name, query.join(" "))?;
+        let one_line = |q: &str| q.split_whitespace().collect::<Vec<_>>().join(" ");
+        match &m.other_query {
+            None => writeln!(out, "  {}: {}", m.name, one_line(&m.query))?,
+            Some(theirs) => {
+                writeln!(out, "  {} (canary): {}", m.name, one_line(&m.query))?;
+                writeln!(out, "  {} ({other}): {}", m.name, one_line(theirs))?;
+            }
+        }
     }
     writeln!(out)?;
     for (i, r) in reports.iter().enumerate() {
@@ -140,9 +158,12 @@ pub fn text(
         )?;
         let checks: Vec<String> = metrics
             .iter()
-            .map(|m| check_range(r, &m.name, &bound_of(m)))
+            .map(|m| check_range(r, &m.name, &bound_of(m, r)))
             .collect();
         writeln!(out, "    {}", checks.join("  "))?;
+        for m in metrics.iter().filter(|m| m.compare.is_some()) {
+            judged(r, &m.name, out)?;
+        }
         not_passed(r, setup.plan.threshold, out)?;
     }
     let count = |f: fn(&Outcome) -> bool| reports.iter().filter(|r| f(&r.outcome)).count();
@@ -154,6 +175,45 @@ pub fn text(
         count(|o| matches!(o, Outcome::RolledBack { .. })),
         count(|o| *o == Outcome::Unfinished)
     )
+}
+
+/// A verdict as the report spells it.
+fn verdict_text(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "pass",
+        Verdict::Fail => "fail",
+        Verdict::NoData => "no data",
+        Verdict::Skipped => "skipped",
+        Verdict::Unreachable => "unreachable",
+    }
+}
+
+/// A compared metric's judgement at every tick of an analysis: both medians, the effect, the
+/// p-value, the sample counts and the verdict, or why there were none.
+fn judged(r: &AnalysisReport, name: &str, out: &mut impl Write) -> std::io::Result<()> {
+    for t in &r.ticks {
+        let Some(rec) = t.records.iter().find(|c| c.name == name) else {
+            continue;
+        };
+        let Some(n) = &rec.judge else { continue };
+        let numbers = match (n.canary_median, n.baseline_median, n.effect, n.p_value) {
+            (Some(c), Some(b), Some(e), Some(p)) => format!(
+                "canary {c:.4}  {} {b:.4}  effect {:+.1}%  p {p:.4}  {}/{} samples",
+                n.baseline,
+                e * 100.0,
+                n.canary_samples,
+                n.baseline_samples
+            ),
+            _ => rec.message.clone().unwrap_or_else(|| "no numbers".into()),
+        };
+        writeln!(
+            out,
+            "    {}  {name}  {numbers}  {}",
+            time(t.at),
+            verdict_text(rec.verdict)
+        )?;
+    }
+    Ok(())
 }
 
 /// The ticks of an analysis that did not pass, the one that rolled back saying so.
@@ -192,11 +252,29 @@ fn field(s: &str) -> String {
     }
 }
 
-/// The series: one row per tick and check.
+/// The judge's columns of a record: empty for a threshold check.
+fn judge_fields(rec: &CheckRecord) -> String {
+    let Some(n) = &rec.judge else {
+        return ",,,,,,".into();
+    };
+    let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    format!(
+        "{},{},{},{},{},{},{}",
+        field(&n.baseline),
+        num(n.canary_median),
+        num(n.baseline_median),
+        num(n.effect),
+        num(n.p_value),
+        n.canary_samples,
+        n.baseline_samples
+    )
+}
+
+/// The series: one row per tick and check; compared metrics fill the judge's columns.
 pub fn csv(reports: &[AnalysisReport], out: &mut impl Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "time,analysis,check,value,bound,verdict,tick,failed_checks,outcome"
+        "time,analysis,check,value,bound,verdict,tick,failed_checks,outcome,baseline,canary_median,baseline_median,effect,p_value,canary_samples,baseline_samples"
     )?;
     for (i, r) in reports.iter().enumerate() {
         let last = r.ticks.len() - 1;
@@ -212,25 +290,19 @@ pub fn csv(reports: &[AnalysisReport], out: &mut impl Write) -> std::io::Result<
                 _ => "",
             };
             for rec in &t.records {
-                let verdict = match rec.verdict {
-                    Verdict::Pass => "pass",
-                    Verdict::Fail => "fail",
-                    Verdict::NoData => "no data",
-                    Verdict::Skipped => "skipped",
-                    Verdict::Unreachable => "unreachable",
-                };
                 writeln!(
                     out,
-                    "{},{},{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{},{}",
                     time(t.at),
                     i + 1,
                     field(&rec.name),
                     rec.value.map(|v| v.to_string()).unwrap_or_default(),
                     field(rec.bound.as_deref().unwrap_or_default()),
-                    verdict,
+                    verdict_text(rec.verdict),
                     tick,
                     t.failed_checks,
-                    outcome
+                    outcome,
+                    judge_fields(rec)
                 )?;
             }
         }

@@ -144,3 +144,45 @@ fn canary_is_picked_by_name_when_the_file_holds_several() {
     let err = load(&with("c")).err().unwrap();
     assert!(err.ends_with("no Canary named c (--canary)"), "{err}");
 }
+
+#[test]
+fn a_compared_metric_is_rendered_per_side_and_a_query_blind_to_the_side_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let canary = |query: &str| {
+        format!(
+            "apiVersion: serin.io/v1beta1\nkind: Canary\nmetadata: {{name: podinfo, namespace: test}}\nspec:\n  provider: istio\n  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: podinfo}}\n  service: {{port: 9898}}\n  analysis:\n    interval: 1m\n    threshold: 1\n    iterations: 2\n    metrics:\n    - name: latency\n      query: '{query}'\n      compare: {{direction: increase}}\n"
+        )
+    };
+    let run = |name: &str, query: &str| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, canary(query)).unwrap();
+        let args = parse(&[
+            "-f",
+            file.to_str().unwrap(),
+            "--from",
+            "2026-11-01T00:00Z",
+            "--to",
+            "2026-11-01T00:05Z",
+            "--prometheus",
+            "http://127.0.0.1:9090",
+        ])
+        .unwrap();
+        prepare(&args, Utc.with_ymd_and_hms(2026, 11, 29, 0, 0, 0).unwrap())
+    };
+    let setup = run(
+        "sides.yaml",
+        r#"x{pod=~"{{ target }}-.*",side="{{ side }}"}"#,
+    )
+    .unwrap();
+    let m = &setup.metrics[0];
+    assert_eq!(m.query, r#"x{pod=~"podinfo-.*",side="canary"}"#);
+    assert_eq!(
+        m.other_query.as_deref(),
+        Some(r#"x{pod=~"podinfo-primary-.*",side="primary"}"#)
+    );
+    let err = run("blind.yaml", r#"x{app="podinfo"}"#).err().unwrap();
+    assert_eq!(
+        err,
+        "metric 'latency' has compare, but its query renders the same for both sides; select the side with {{ target }} or {{ side }}"
+    );
+}

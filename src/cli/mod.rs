@@ -10,6 +10,7 @@ use crate::api::crd;
 use crate::manifest;
 
 pub mod backtest;
+mod backtest_fetch;
 mod backtest_report;
 pub mod cluster_check;
 mod controller;

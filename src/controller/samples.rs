@@ -10,7 +10,7 @@ use kube::Api;
 
 use super::Context;
 use super::metrics::resolve_with;
-use crate::analysis::{CANARY_SIDE, MetricFailure, Samples, other_side};
+use crate::analysis::{MetricFailure, Samples};
 use crate::api::{Canary, CanaryMetric, FieldError, MetricTemplate};
 use crate::metrics::{MetricError, gives_samples};
 
@@ -21,26 +21,10 @@ async fn sample(
     router: &str,
     m: &CanaryMetric,
 ) -> Result<Samples, MetricError> {
-    let other = other_side(&canary.spec);
-    let base = crate::metrics::QueryModel::for_metric(canary, m);
-    let canary_model = crate::metrics::QueryModel {
-        side: Some(CANARY_SIDE.to_string()),
-        ..base.clone()
-    };
-    let other_model = crate::metrics::QueryModel {
-        target: other.workload.clone(),
-        side: Some(other.side.to_string()),
-        ..base
-    };
+    let [canary_model, other_model] = crate::metrics::QueryModel::for_sides(canary, m);
     let ours = resolve_with(ctx, canary, router, m, canary_model).await?;
     let theirs = resolve_with(ctx, canary, router, m, other_model).await?;
-    if ours.query == theirs.query {
-        // The same query on both sides compares a thing with itself and always passes.
-        return Err(MetricError::Config(format!(
-            "metric '{}' has compare, but its query renders the same for both sides; select the side with {{{{ target }}}} or {{{{ side }}}}",
-            m.name
-        )));
-    }
+    crate::metrics::distinct_sides(m, &ours.query, &theirs.query)?;
     let (canary_side, other_side) = futures::future::join(
         ours.provider.samples(&ours.query),
         theirs.provider.samples(&theirs.query),

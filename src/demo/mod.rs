@@ -1,5 +1,6 @@
 //! `serin demo`: the real controller on the embedded cluster (`serin::sim`), playing two rollouts
-//! with time compressed — v2 healthy (promoted), v3 failing 15% of requests (rolled back) — with
+//! with time compressed — v2 healthy (promoted), v3 failing 15% of requests and 30% slower per
+//! pod, which the statistical judge sees against the primary (rolled back) — with
 //! metrics from a simulated traffic source (or a real Prometheus) and hooks answered in-process.
 //! Orchestration only: the decisions are the controller's; must not reach into `analysis`.
 
@@ -55,6 +56,15 @@ pub fn error_rate_of(version: &str) -> f64 {
         "6.2.0" => 15.0,
         "6.1.0" => 0.6,
         _ => 0.4,
+    }
+}
+
+/// Mean request latency (seconds) of each app version in the simulated traffic: v3 is also 30 %
+/// slower, which the judge's per-pod comparison with the primary shows; v2 answers like v1.
+pub fn latency_of(version: &str) -> f64 {
+    match version {
+        "6.2.0" => 0.130,
+        _ => 0.100,
     }
 }
 

@@ -1,6 +1,8 @@
 //! The demo's cluster contents and the in-process parts around the controller: CRDs (Serin's and
-//! the Gateway API HTTPRoute), the podinfo app, its MetricTemplate and Canary, the traffic loop that
-//! follows the HTTPRoute's weights, and the webhook receiver. Must not decide anything.
+//! the Gateway API HTTPRoute), the podinfo app, its MetricTemplates (an error rate held to a
+//! bound, a per-pod latency compared by the judge) and Canary, the traffic loop that follows the
+//! HTTPRoute's weights over each side's running pods, and the webhook receiver. Must not decide
+//! anything.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -8,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Path, State};
 use axum::routing::post;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 use super::traffic::{self, Backend, Traffic};
@@ -56,13 +58,18 @@ pub async fn install(
     let labels = json!({"app": APP});
     create(&Api::<Deployment>::namespaced(client.clone(), NAMESPACE), json!({
         "metadata": {"name": APP, "labels": labels},
-        "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "progressDeadlineSeconds": 30,
+        // Five pods per side: the judge needs five samples (one per pod) on each.
+        "spec": {"replicas": 5, "selector": {"matchLabels": labels}, "progressDeadlineSeconds": 30,
             "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "podinfo",
                 "image": "ghcr.io/stefanprodan/podinfo:6.0.0", "ports": [{"name": "http", "containerPort": 9898}]}]}}}
     })).await?;
     create(&Api::<MetricTemplate>::namespaced(client.clone(), NAMESPACE), json!({
         "metadata": {"name": "error-rate"},
         "spec": {"provider": {"type": "prometheus", "address": metrics_url}, "query": traffic::ERROR_RATE_QUERY}
+    })).await?;
+    create(&Api::<MetricTemplate>::namespaced(client.clone(), NAMESPACE), json!({
+        "metadata": {"name": "pod-latency"},
+        "spec": {"provider": {"type": "prometheus", "address": metrics_url}, "query": traffic::POD_LATENCY_QUERY}
     })).await?;
     create(&Api::<Canary>::namespaced(client.clone(), NAMESPACE), json!({
         "metadata": {"name": APP},
@@ -72,8 +79,11 @@ pub async fn install(
             "service": {"port": 9898, "gatewayRefs": [{"name": "demo-gateway", "namespace": NAMESPACE}]},
             "analysis": {
                 "interval": "1s", "threshold": 2, "stepWeight": 20, "maxWeight": 60,
+                "judge": {"minEffect": 0.1, "maxPValue": 0.05, "minSamples": 5},
                 "metrics": [{"name": "error-rate", "templateRef": {"name": "error-rate"},
-                    "thresholdRange": {"max": 5}, "interval": "5s"}],
+                    "thresholdRange": {"max": 5}, "interval": "5s"},
+                    {"name": "latency", "templateRef": {"name": "pod-latency"},
+                    "compare": {"direction": "increase"}, "interval": "5s"}],
                 "webhooks": [
                     {"name": "smoke-test", "type": "pre-rollout", "url": format!("{hooks_url}/hooks/smoke-test")},
                     {"name": "load-test", "type": "rollout", "url": format!("{hooks_url}/hooks/load-test")},
@@ -104,7 +114,33 @@ fn deployment_of(service: &str) -> String {
     }
 }
 
-/// Where the HTTPRoute sends traffic now, with each side's version and error rate.
+/// The running pods of a Deployment (those its selector picks, not being deleted).
+async fn running_pods(client: &kube::Client, d: &Deployment) -> Vec<String> {
+    let selector = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    if selector.is_empty() {
+        return vec![];
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let Ok(list) = pods.list(&ListParams::default().labels(&selector)).await else {
+        return vec![];
+    };
+    list.items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .filter_map(|p| p.metadata.name)
+        .collect()
+}
+
+/// Where the HTTPRoute sends traffic now, with each side's version, error rate, latency and pods.
 async fn backends(client: &kube::Client) -> Vec<Backend> {
     let routes: Api<gateway_api::apis::standard::httproutes::HttpRoute> =
         Api::namespaced(client.clone(), NAMESPACE);
@@ -124,14 +160,21 @@ async fn backends(client: &kube::Client) -> Vec<Backend> {
         let Ok(d) = deploys.get(&deployment).await else {
             continue;
         };
+        let pods = running_pods(client, &d).await;
         let image = d
             .spec
             .and_then(|s| s.template.spec)
             .and_then(|s| s.containers.first().and_then(|c| c.image.clone()))
             .unwrap_or_default();
         let version = image.rsplit(':').next().unwrap_or_default().to_string();
-        let rate = super::error_rate_of(&version);
-        out.push((deployment, version, b.weight.unwrap_or(1), rate));
+        out.push(Backend {
+            deployment,
+            error_rate: super::error_rate_of(&version),
+            latency: super::latency_of(&version),
+            version,
+            weight: b.weight.unwrap_or(1),
+            pods,
+        });
     }
     out
 }

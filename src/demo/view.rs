@@ -1,5 +1,6 @@
 //! What `serin demo` shows: phase, a primary/canary weight bar, each check's value against its
-//! bound, failed checks, hook calls, every decision record and a one-line verdict per rollout.
+//! bound, failed checks, hook calls, every decision record with the judge's numbers under it
+//! (medians, effect, p-value, verdict) and a one-line verdict per rollout.
 //! A live bar (indicatif) on a terminal; plain lines, printed only when something changed,
 //! otherwise. Reads Canary objects only; must not talk to the cluster.
 
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::api::{Canary, CanaryPhase, CanaryStatus, Verdict};
+use crate::api::{Canary, CanaryPhase, CanaryStatus, CheckRecord, Verdict};
 
 /// The demo's output.
 pub struct View {
@@ -25,6 +26,37 @@ fn weight_bar(canary: i32) -> String {
     format!("[{}{}]", "█".repeat(filled), "░".repeat(10 - filled))
 }
 
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "ok",
+        Verdict::Fail => "FAIL",
+        Verdict::NoData => "no data",
+        Verdict::Skipped => "skipped",
+        Verdict::Unreachable => "unreachable",
+    }
+}
+
+/// The judge's line for a compared check: both medians, the effect, the p-value, the sample
+/// counts and the verdict (or why there were no numbers); None for a threshold check.
+pub fn judge_line(c: &CheckRecord) -> Option<String> {
+    let n = c.judge.as_ref()?;
+    let numbers = match (n.canary_median, n.baseline_median, n.effect, n.p_value) {
+        (Some(mc), Some(mb), Some(e), Some(p)) => format!(
+            "canary median {mc:.4} vs {} {mb:.4}, effect {:+.1}%, p = {p:.4} ({} vs {} samples)",
+            n.baseline,
+            e * 100.0,
+            n.canary_samples,
+            n.baseline_samples
+        ),
+        _ => c.message.clone().unwrap_or_else(|| "no numbers".into()),
+    };
+    Some(format!(
+        "judge {}: {numbers} → {}",
+        c.name,
+        verdict_word(c.verdict)
+    ))
+}
+
 fn checks_text(status: &CanaryStatus) -> String {
     let Some(last) = status.decisions.last() else {
         return String::new();
@@ -32,13 +64,19 @@ fn checks_text(status: &CanaryStatus) -> String {
     last.checks
         .iter()
         .map(|c| {
-            let verdict = match c.verdict {
-                Verdict::Pass => "ok",
-                Verdict::Fail => "FAIL",
-                Verdict::NoData => "no data",
-                Verdict::Skipped => "skipped",
-                Verdict::Unreachable => "unreachable",
-            };
+            let verdict = verdict_word(c.verdict);
+            if let Some(n) = &c.judge {
+                // The judge's bound is a sentence; the status line keeps to the numbers.
+                return match (n.effect, n.p_value) {
+                    (Some(e), Some(p)) => format!(
+                        "{} {:+.1}% vs {} p={p:.3} {verdict}",
+                        c.name,
+                        e * 100.0,
+                        n.baseline
+                    ),
+                    _ => format!("{} {verdict}", c.name),
+                };
+            }
             match (c.value, c.bound.as_deref()) {
                 (Some(v), Some(bound)) => format!("{} {v:.2} ({bound}) {verdict}", c.name),
                 (Some(v), None) => format!("{} {v:.2} {verdict}", c.name),
@@ -148,6 +186,9 @@ impl View {
                 "   decision {:?} weight {}: {}{}",
                 d.phase, d.weight, d.action, checks
             ));
+            for line in d.checks.iter().filter_map(judge_line) {
+                self.say(&format!("     {line}"));
+            }
         }
         let line = state_line(c, hooks);
         match &self.bar {
@@ -171,6 +212,49 @@ impl View {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_compared_check_gets_the_judge_line_and_a_threshold_check_none() {
+        let judged = CheckRecord {
+            name: "latency".into(),
+            value: Some(0.13),
+            verdict: Verdict::Fail,
+            judge: Some(crate::api::JudgeRecord {
+                baseline: "primary".into(),
+                canary_median: Some(0.13),
+                baseline_median: Some(0.1),
+                effect: Some(0.3),
+                p_value: Some(2.0 / 252.0),
+                canary_samples: 5,
+                baseline_samples: 5,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            judge_line(&judged).unwrap(),
+            "judge latency: canary median 0.1300 vs primary 0.1000, effect +30.0%, p = 0.0079 (5 vs 5 samples) → FAIL"
+        );
+        let few = CheckRecord {
+            verdict: Verdict::NoData,
+            message: Some("too few samples: canary 2, primary 5 (minSamples 5)".into()),
+            judge: Some(crate::api::JudgeRecord {
+                baseline: "primary".into(),
+                canary_samples: 2,
+                baseline_samples: 5,
+                ..Default::default()
+            }),
+            ..judged.clone()
+        };
+        assert_eq!(
+            judge_line(&few).unwrap(),
+            "judge latency: too few samples: canary 2, primary 5 (minSamples 5) → no data"
+        );
+        let bound = CheckRecord {
+            judge: None,
+            ..judged
+        };
+        assert_eq!(judge_line(&bound), None);
+    }
 
     #[test]
     fn the_bar_shows_the_canary_share() {

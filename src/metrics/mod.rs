@@ -182,6 +182,23 @@ pub fn inline_query(
         .map_err(|e| MetricError::Config(format!("metric '{}': {e}", m.name)))
 }
 
+/// A compared metric's queries as rendered for the canary and for the other side, or the
+/// configuration error saying they are the same: a query that does not depend on the side
+/// compares a thing with itself and always passes.
+pub fn distinct_sides(
+    m: &crate::api::CanaryMetric,
+    canary_query: &str,
+    other_query: &str,
+) -> Result<(), MetricError> {
+    if canary_query == other_query {
+        return Err(MetricError::Config(format!(
+            "metric '{}' has compare, but its query renders the same for both sides; select the side with {{{{ target }}}} or {{{{ side }}}}",
+            m.name
+        )));
+    }
+    Ok(())
+}
+
 /// What a MetricTemplate gives a provider besides its rendered query.
 pub struct TemplateSource<'a> {
     /// The template's address, or its Secret's `address` key.

@@ -7,7 +7,8 @@
 //! `samples` is the statistical judge's variant: every series (or every point of a range) is one
 //! sample.
 //! `query_range` (`/api/v1/query_range`, for `serin backtest`) judges each evaluation time of the
-//! answer as an instant query at that time would be judged.
+//! answer as an instant query at that time would be judged; `query_range_samples` keeps every
+//! series' value at each time, as `samples` would have at that time.
 
 use prometheus_http_query::error::PrometheusError;
 use prometheus_http_query::response::{Data, PromqlResult};
@@ -102,31 +103,8 @@ impl PrometheusProvider {
         end: i64,
         step: i64,
     ) -> Result<BTreeMap<i64, Result<f64, MetricError>>, MetricError> {
-        let mut request = self.client.query_range(query, start, end, step as f64);
-        for (name, value) in &self.headers {
-            request = request.header(name, value.clone());
-        }
-        let answer = tokio::time::timeout(self.http.timeout, self.answer(request.get_raw()))
-            .await
-            .map_err(|_| MetricError::Timeout(self.http.timeout))??;
-        let mut seen: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
-        match answer.data() {
-            Data::Matrix(series) => {
-                for s in series {
-                    for p in s.samples() {
-                        let at = p.timestamp().round() as i64;
-                        seen.entry(at).or_default().push(p.value());
-                    }
-                }
-            }
-            // The range API answers a matrix even for scalar expressions.
-            _ => {
-                return Err(MetricError::Answer(
-                    "query_range did not answer a matrix".into(),
-                ));
-            }
-        }
-        Ok(seen
+        let points = self.range_points(query, start, end, step).await?;
+        Ok(points
             .into_iter()
             .map(|(at, values)| {
                 let v = match values.as_slice() {
@@ -136,6 +114,48 @@ impl PrometheusProvider {
                 (at, v)
             })
             .collect())
+    }
+
+    /// `query_range` for the statistical judge: per evaluation time the values of every series
+    /// at that time, one sample per series, as `samples` takes them from an instant query at
+    /// that time (NaN and ±Inf passed on for the judge to drop). Times without any sample are
+    /// absent: no samples.
+    pub async fn query_range_samples(
+        &self,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<BTreeMap<i64, Vec<f64>>, MetricError> {
+        self.range_points(query, start, end, step).await
+    }
+
+    /// The range query's answer as the values of all series per evaluation time.
+    async fn range_points(
+        &self,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<BTreeMap<i64, Vec<f64>>, MetricError> {
+        let mut request = self.client.query_range(query, start, end, step as f64);
+        for (name, value) in &self.headers {
+            request = request.header(name, value.clone());
+        }
+        let answer = tokio::time::timeout(self.http.timeout, self.answer(request.get_raw()))
+            .await
+            .map_err(|_| MetricError::Timeout(self.http.timeout))??;
+        match answer.data() {
+            Data::Matrix(series) => Ok(by_time(series.iter().map(|s| {
+                s.samples()
+                    .iter()
+                    .map(|p| (p.timestamp().round() as i64, p.value()))
+            }))),
+            // The range API answers a matrix even for scalar expressions.
+            _ => Err(MetricError::Answer(
+                "query_range did not answer a matrix".into(),
+            )),
+        }
     }
 
     /// Sends the query and reads the answer, the HTTP status judged before the body's shape.
@@ -193,5 +213,44 @@ impl PrometheusProvider {
                 self.http.status_line(status, &what)
             ))),
         }
+    }
+}
+
+/// Regroups the points of a range answer, series by series, into the values at each time
+/// (series order kept): what an instant query at that time would have returned.
+fn by_time<S, P>(series: S) -> BTreeMap<i64, Vec<f64>>
+where
+    S: IntoIterator<Item = P>,
+    P: IntoIterator<Item = (i64, f64)>,
+{
+    let mut at: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    for points in series {
+        for (t, v) in points {
+            at.entry(t).or_default().push(v);
+        }
+    }
+    at
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_points_are_regrouped_into_one_sample_per_series_at_each_time() {
+        // Three pods; the third appears late, the first has a gap at 120.
+        let pods = vec![
+            vec![(60, 0.10), (180, 0.11)],
+            vec![(60, 0.20), (120, 0.21), (180, 0.22)],
+            vec![(180, f64::NAN)],
+        ];
+        let at = by_time(pods);
+        assert_eq!(at.len(), 3);
+        assert_eq!(at[&60], vec![0.10, 0.20]);
+        assert_eq!(at[&120], vec![0.21]);
+        let last = &at[&180];
+        assert_eq!((last.len(), last[0], last[1]), (3, 0.11, 0.22));
+        assert!(last[2].is_nan(), "NaN is passed on for the judge to drop");
+        assert!(by_time(Vec::<Vec<(i64, f64)>>::new()).is_empty());
     }
 }

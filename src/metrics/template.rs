@@ -84,6 +84,24 @@ impl QueryModel {
         }
     }
 
+    /// The two models of a compared metric, the canary's first: each side's `{{ side }}` is its
+    /// name and `{{ target }}` its workload (the other side is the judge's, `other_side`). The
+    /// controller's sampling and `serin backtest` both render the sides through here.
+    pub fn for_sides(canary: &Canary, m: &CanaryMetric) -> [QueryModel; 2] {
+        let other = crate::analysis::other_side(&canary.spec);
+        let base = QueryModel::for_metric(canary, m);
+        let ours = QueryModel {
+            side: Some(crate::analysis::CANARY_SIDE.to_string()),
+            ..base.clone()
+        };
+        let theirs = QueryModel {
+            target: other.workload,
+            side: Some(other.side.to_string()),
+            ..base
+        };
+        [ours, theirs]
+    }
+
     fn lookup(&self, key: &str) -> Result<&str, TemplateError> {
         if let Some(var) = key.strip_prefix("variables.") {
             return self
@@ -158,6 +176,31 @@ mod tests {
             primary.render(q).unwrap(),
             r#"x{side="primary",app="podinfo-primary"}"#
         );
+    }
+
+    #[test]
+    fn a_compared_metric_renders_once_per_side() {
+        let canary: Canary = serde_json::from_value(serde_json::json!({
+            "apiVersion": "serin.io/v1beta1", "kind": "Canary",
+            "metadata": {"name": "podinfo", "namespace": "test"},
+            "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+                "service": {"port": 9898},
+                "analysis": {"interval": "1m", "threshold": 1, "iterations": 1, "metrics": [
+                    {"name": "latency", "query": "q", "compare": {"direction": "increase"}}]}}
+        }))
+        .unwrap();
+        let m = &canary.spec.analysis.metrics.as_ref().unwrap()[0];
+        let [ours, theirs] = QueryModel::for_sides(&canary, m);
+        let q = "x{app=\"{{ target }}\",side=\"{{ side }}\"}";
+        assert_eq!(
+            ours.render(q).unwrap(),
+            "x{app=\"podinfo\",side=\"canary\"}"
+        );
+        assert_eq!(
+            theirs.render(q).unwrap(),
+            "x{app=\"podinfo-primary\",side=\"primary\"}"
+        );
+        assert_eq!(theirs.namespace, "test", "only the side's names differ");
     }
 
     #[test]
