@@ -43,7 +43,7 @@ pub async fn create_app(client: &kube::Client, a: &AppSpec<'_>) -> Result<(), St
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let d = serde_json::from_value(json!({
         "metadata": {"name": name, "labels": labels},
-        "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels, "annotations": {"serin.io/bench-revision": "1"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels, "annotations": {"bench.serin.dev/revision": "1"}},
             "spec": {"containers": [{"name": "app", "image": a.image, "envFrom": [{"configMapRef": {"name": format!("{name}-config")}}, {"configMapRef": {"name": SHARED_CONFIG}}]}]}}}
     })).map_err(|x| x.to_string())?;
     deploys
@@ -69,7 +69,8 @@ pub async fn create_app(client: &kube::Client, a: &AppSpec<'_>) -> Result<(), St
     Ok(())
 }
 
-/// A new revision of app `i`: a pod template annotation (works with any image, on any cluster).
+/// A new revision of app `i`: a pod template annotation (works with any image, on any cluster;
+/// not under `serin.io/`, which Serin leaves out of the revision).
 pub async fn new_revision(
     client: &kube::Client,
     ns: &str,
@@ -77,7 +78,7 @@ pub async fn new_revision(
     version: &str,
 ) -> Result<(), String> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let patch = json!({"spec": {"template": {"metadata": {"annotations": {"serin.io/bench-revision": version}}}}});
+    let patch = json!({"spec": {"template": {"metadata": {"annotations": {"bench.serin.dev/revision": version}}}}});
     api.patch(
         &format!("app-{i}"),
         &PatchParams::default(),

@@ -31,24 +31,36 @@ pub fn print(during: &Scrape) {
         .map(Vec::as_slice)
         .unwrap_or(&[]);
     let steps = total.last().map_or(0.0, |b| b.1);
-    let late: f64 = during.late.values().sum();
+    let late = during.late.values().sum::<f64>().max(0.0);
     println!(
         "step lateness by cause, from the controller's serin_step_lateness_seconds over {steps} steps (p50/p99 interpolated in 1.5x buckets):"
     );
-    let (p50, p99) = (
-        histogram_quantile(total, 0.5),
-        histogram_quantile(total, 0.99),
+    let q = |b: &[(f64, f64)], q: f64| seconds(b, histogram_quantile(b, q));
+    println!(
+        "  {:<10} p50 {:>7}  p99 {:>7}",
+        "total",
+        q(total, 0.5),
+        q(total, 0.99)
     );
-    println!("  {:<10} p50 {p50:>7.3}s  p99 {p99:>7.3}s", "total");
     for (cause, meaning) in CAUSES {
         let b = during.lateness.get(cause).map(Vec::as_slice).unwrap_or(&[]);
-        let (p50, p99) = (histogram_quantile(b, 0.5), histogram_quantile(b, 0.99));
-        let n = during.late.get(cause).copied().unwrap_or(0.0);
+        let n = during.late.get(cause).copied().unwrap_or(0.0).max(0.0);
         println!(
-            "  {cause:<10} p50 {p50:>7.3}s  p99 {p99:>7.3}s  largest part of {n:>5} late steps  ({meaning})"
+            "  {cause:<10} p50 {:>7}  p99 {:>7}  largest part of {n:>5} late steps  ({meaning})",
+            q(b, 0.5),
+            q(b, 0.99)
         );
     }
     println!("  {late} of {steps} steps more than 1s late");
+}
+
+/// A quantile as text; inside the first bucket (1 ms) the histogram cannot say more than `<1ms`.
+fn seconds(buckets: &[(f64, f64)], v: f64) -> String {
+    match buckets.first() {
+        _ if v.is_nan() => "-".into(),
+        Some((first, _)) if v <= *first => format!("<{:.0}ms", first * 1000.0),
+        _ => format!("{v:.3}s"),
+    }
 }
 
 /// One line per controller: its selector, CPU during the run, RSS now and at peak, and the API

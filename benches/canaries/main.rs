@@ -170,10 +170,17 @@ async fn run(size: &Size, at: &Where, cleanup: world::Shared) -> Result<(), Stri
     let canaries = bench.canaries().await?;
     let other_ticks = report::other_ticks_between(&canaries, t1, t2);
 
-    // Steady state: nothing to do, so nothing may be written.
+    // Steady state: nothing to do, so nothing may be written. It begins 2 s after the last
+    // canary was seen Succeeded: that status write is visible before the Events of the same
+    // tick have been answered and counted.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let steady_before = bench.scrape().await.api;
     tokio::time::sleep(size.steady).await;
-    let steady_writes = bench.scrape().await.api.since(&steady_before).writes();
+    let steady = bench.scrape().await.api.since(&steady_before);
+    let steady_writes = steady.writes();
+    if steady_writes > 0 {
+        println!("writes in steady state: {:?}", steady.0);
+    }
     let steady_rss = bench.controllers.rss_mib();
     let shards = breakdown::shard_lines(&bench.controllers.figures(), &cpu_before, &per_shard);
 
