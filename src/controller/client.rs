@@ -171,3 +171,31 @@ pub fn instrumented(client: kube::Client, telemetry: Arc<Telemetry>) -> kube::Cl
     });
     kube::Client::new(service, namespace)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, ListParams};
+
+    /// Requests made inside `with_api_clock` are clocked (kube polls them in the caller's task),
+    /// requests outside one are not, and the clock of one reconcile is not another's.
+    #[tokio::test]
+    async fn a_reconcile_clocks_its_own_api_requests() {
+        let cluster = crate::sim::Cluster::start().await.expect("sim");
+        let client = instrumented(cluster.client(), Telemetry::new("kubernetes"));
+        let api: Api<ConfigMap> = Api::namespaced(client, "default");
+        api.list(&ListParams::default()).await.expect("list");
+        assert_eq!(api_time(), Duration::ZERO);
+        let (before, after) = with_api_clock(async {
+            let before = api_time();
+            api.list(&ListParams::default()).await.expect("list");
+            (before, api_time())
+        })
+        .await;
+        assert_eq!(before, Duration::ZERO);
+        assert!(after > Duration::ZERO, "no API time clocked");
+        let fresh = with_api_clock(async { api_time() }).await;
+        assert_eq!(fresh, Duration::ZERO);
+    }
+}
