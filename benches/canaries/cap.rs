@@ -1,7 +1,8 @@
 //! The global rollout cap (`--max-concurrent-canaries`) under a change every app sees at once:
 //! a ConfigMap shared by all of them. Reports how many rollouts ran at once at most (sampled),
 //! how many waited, and whether waiting canaries started first come, first served (from their
-//! decision records).
+//! decision records). With shards the cap counts per shard (`--max-concurrent-canaries` is per
+//! controller), and so does first come, first served.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -25,7 +26,12 @@ pub struct CapReport {
 /// Restarts the controller with the cap, changes the shared ConfigMap and follows all the
 /// rollouts it starts to the end.
 pub async fn run(bench: &mut Bench, cap: usize) -> Result<CapReport, String> {
-    bench.set_extra_args(vec![format!("--max-concurrent-canaries={cap}")]);
+    let shards = bench.controllers.count();
+    let per_shard = cap.div_ceil(shards);
+    let cap = per_shard * shards;
+    bench
+        .controllers
+        .set_extra_args(vec![format!("--max-concurrent-canaries={per_shard}")]);
     bench.restart_controller().await?;
     bench.change_shared_config("on").await?;
     let t = Instant::now();
@@ -37,7 +43,7 @@ pub async fn run(bench: &mut Bench, cap: usize) -> Result<CapReport, String> {
         let phase = |c: &Canary| c.status.as_ref().map(|s| s.phase).unwrap_or_default();
         max_active = max_active.max(all.iter().filter(|c| holds_slot(phase(c))).count());
         for c in all.iter().filter(|c| phase(c) != CanaryPhase::Succeeded) {
-            started.insert(c.metadata.name.clone().unwrap_or_default());
+            started.insert((c.metadata.namespace.clone(), c.metadata.name.clone()));
         }
         if started.len() == n && all.iter().all(|c| phase(c) == CanaryPhase::Succeeded) {
             break;
@@ -51,7 +57,7 @@ pub async fn run(bench: &mut Bench, cap: usize) -> Result<CapReport, String> {
         tokio::time::sleep(bench.poll_every()).await;
     }
     let took = t.elapsed();
-    let pairs: Vec<(DateTime<Utc>, DateTime<Utc>)> = bench
+    let pairs: Vec<(DateTime<Utc>, DateTime<Utc>, Option<String>)> = bench
         .canaries()
         .await?
         .iter()
@@ -63,7 +69,7 @@ pub async fn run(bench: &mut Bench, cap: usize) -> Result<CapReport, String> {
         .map(|a| {
             pairs
                 .iter()
-                .filter(|b| a.0 + second < b.0 && a.1 > b.1)
+                .filter(|b| a.2 == b.2 && a.0 + second < b.0 && a.1 > b.1)
                 .count()
         })
         .sum();
@@ -76,8 +82,9 @@ pub async fn run(bench: &mut Bench, cap: usize) -> Result<CapReport, String> {
     })
 }
 
-/// When the last rollout began waiting for a slot and when it started, if it waited.
-fn waited_then_started(c: &Canary) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+/// When the last rollout began waiting for a slot and when it started, if it waited; and its
+/// shard.
+fn waited_then_started(c: &Canary) -> Option<(DateTime<Utc>, DateTime<Utc>, Option<String>)> {
     let decisions = &c.status.as_ref()?.decisions;
     let start = decisions
         .iter()
@@ -87,7 +94,12 @@ fn waited_then_started(c: &Canary) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
         .rev()
         .take_while(|d| d.action.starts_with("wait: no free rollout slot"))
         .last()?;
-    Some((first_wait.time, decisions[start].time))
+    let shard = c
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(crate::apps::SHARD_KEY).cloned());
+    Some((first_wait.time, decisions[start].time, shard))
 }
 
 impl CapReport {

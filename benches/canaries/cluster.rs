@@ -1,23 +1,19 @@
-//! The benchmark's world: the embedded cluster (in this process), N apps with their Canaries, a
-//! stand-in Prometheus, and `serin controller` as a child process measured through /proc.
+//! The benchmark's run: its world (embedded or outside cluster, see `world`), N apps with their
+//! Canaries, a stand-in Prometheus, and the controller processes (see `controllers`); waits on
+//! the Canaries' status and counts the controllers' API requests from their own /metrics.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams};
 use serde_json::json;
-use serin::api::Canary;
-use serin::sim::{Cluster, KubeletOptions, SimOptions};
+use serin::api::{Canary, CanaryPhase};
 
-const NS: &str = "bench";
-/// The ConfigMap all apps read besides their own.
-const SHARED_CONFIG: &str = "shared-config";
+use crate::apps::{self, AppSpec};
+use crate::controllers::Controllers;
+use crate::scrape::{Counts, Scrape};
+use crate::world::{RUN_LABEL, World};
 
 /// How big and how fast.
 pub struct Size {
@@ -44,57 +40,26 @@ impl Size {
     }
 }
 
-/// Requests the controller made, by RBAC verb (counted at the sim by User-Agent).
-#[derive(Clone, Default, Debug)]
-pub struct Counts(pub BTreeMap<String, u64>);
-
-impl Counts {
-    pub fn since(&self, before: &Counts) -> Counts {
-        Counts(
-            self.0
-                .iter()
-                .map(|(k, v)| (k.clone(), v - before.0.get(k).copied().unwrap_or(0)))
-                .collect(),
-        )
-    }
-
-    /// Writes of any kind.
-    pub fn writes(&self) -> u64 {
-        self.0
-            .iter()
-            .filter(|(k, _)| is_write(k))
-            .map(|(_, v)| v)
-            .sum()
-    }
-
-    /// Writes other than Events.
-    pub fn object_writes(&self) -> u64 {
-        self.0
-            .iter()
-            .filter(|(k, _)| is_write(k) && !k.contains("events"))
-            .map(|(_, v)| v)
-            .sum()
-    }
-}
-
-fn is_write(key: &str) -> bool {
-    ["create ", "update ", "patch ", "delete "]
-        .iter()
-        .any(|w| key.starts_with(w))
+/// Where and how: the command line beyond the size.
+#[derive(Clone, Default)]
+pub struct Where {
+    /// Outside cluster; None: the embedded one.
+    pub kubeconfig: Option<std::path::PathBuf>,
+    pub namespace_prefix: String,
+    /// Namespaces on an outside cluster.
+    pub namespaces: usize,
+    pub image: Option<String>,
+    /// Controller processes, each owning one shard (0: one controller, no --shard-selector).
+    pub shards: usize,
 }
 
 pub struct Bench {
-    cluster: Cluster,
-    client: kube::Client,
-    _dir: tempfile::TempDir,
-    kubeconfig: std::path::PathBuf,
-    prometheus: std::net::SocketAddr,
-    controller: Option<Child>,
-    metrics_port: u16,
+    pub world: World,
+    pub controllers: Controllers,
     canaries: usize,
     interval: Duration,
-    /// Flags the controller is (re)started with beyond the fixed ones.
-    extra_args: Vec<String>,
+    image: String,
+    shards: usize,
 }
 
 async fn prometheus_stand_in() -> std::io::Result<std::net::SocketAddr> {
@@ -112,81 +77,86 @@ async fn prometheus_stand_in() -> std::io::Result<std::net::SocketAddr> {
     Ok(addr)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_or(0, |a| a.port())
-}
-
-fn proc_field(pid: u32, file: &str, key: &str) -> f64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();
-    text.lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|k| k.parse::<f64>().ok())
-        .unwrap_or(0.0)
-}
-
 impl Bench {
-    pub async fn start(size: &Size) -> Result<Bench, String> {
-        let opts = SimOptions {
-            kubelet: KubeletOptions {
-                ready_delay: Duration::from_millis(200),
-            },
-            ..Default::default()
+    pub async fn start(
+        size: &Size,
+        at: &Where,
+        cleanup: crate::world::Shared,
+    ) -> Result<Bench, String> {
+        let world = match &at.kubeconfig {
+            None => World::embedded().await?,
+            Some(path) => {
+                World::outside(
+                    path.clone(),
+                    &at.namespace_prefix,
+                    at.namespaces.min(size.canaries),
+                    cleanup,
+                )
+                .await?
+            }
         };
-        let cluster = Cluster::start_with(opts).await.map_err(|e| e.to_string())?;
-        let client = cluster.client();
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        let mut all: Vec<_> = serin::api::crd::all().into_iter().map(|(_, c)| c).collect();
-        all.push(gateway_api::apis::standard::httproutes::HttpRoute::crd());
-        for crd in all {
-            crds.create(&PostParams::default(), &crd)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        let ns: Api<Namespace> = Api::all(client.clone());
-        let obj = serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap();
-        ns.create(&PostParams::default(), &obj)
-            .await
-            .map_err(|e| e.to_string())?;
-        // One ConfigMap every app reads: changing it starts every rollout at once.
-        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
-        let shared = json!({"metadata": {"name": SHARED_CONFIG}, "data": {"FEATURE": "off"}});
-        cms.create(
-            &PostParams::default(),
-            &serde_json::from_value(shared).unwrap(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let kubeconfig = dir.path().join("kubeconfig");
-        cluster
-            .write_kubeconfig(&kubeconfig)
-            .map_err(|e| e.to_string())?;
         let prometheus = prometheus_stand_in().await.map_err(|e| e.to_string())?;
+        let mut base = vec![format!("--metrics-server=http://{prometheus}")];
+        let run_selector = if world.sim.is_some() {
+            // As before issue 20: one namespace, the controller watches only it.
+            base.push(format!("--namespace={}", world.namespaces[0]));
+            None
+        } else {
+            // Several namespaces: every namespace is watched, but only this run's Canaries are
+            // owned (the API server filters the Canary watch), and Secrets only in its own.
+            base.push(format!(
+                "--secret-namespaces={}",
+                world.namespaces.join(",")
+            ));
+            Some(format!("{RUN_LABEL}={}", world.run))
+        };
+        let selectors: Vec<Option<String>> = if at.shards == 0 {
+            vec![run_selector]
+        } else {
+            (0..at.shards)
+                .map(|k| {
+                    let shard = format!("{}={}", apps::SHARD_KEY, apps::shard_name(k));
+                    Some(match &run_selector {
+                        Some(r) => format!("{r},{shard}"),
+                        None => shard,
+                    })
+                })
+                .collect()
+        };
+        let controllers = Controllers::new(world.kubeconfig.clone(), base, selectors);
+        let image = at.image.clone().unwrap_or_else(|| {
+            if world.sim.is_some() {
+                "app:1"
+            } else {
+                "ghcr.io/stefanprodan/podinfo:6.7.1"
+            }
+            .into()
+        });
         Ok(Bench {
-            cluster,
-            client,
-            _dir: dir,
-            kubeconfig,
-            prometheus,
-            controller: None,
-            metrics_port: free_port(),
+            world,
+            controllers,
             canaries: size.canaries,
             interval: size.interval,
-            extra_args: Vec::new(),
+            image,
+            shards: at.shards,
         })
     }
 
-    /// N × (ConfigMap, Deployment, Canary), 16 at a time.
+    /// N × (ConfigMap, Deployment, Canary), 16 at a time, round-robin over the namespaces (and
+    /// the shards).
     pub async fn create_apps(&self) -> Result<(), String> {
         let interval = format!("{}s", self.interval.as_secs());
         let results: Vec<Result<(), String>> = stream::iter(0..self.canaries)
             .map(|i| {
-                let client = self.client.clone();
-                let interval = interval.clone();
-                async move { create_app(&client, i, &interval).await }
+                let spec = AppSpec {
+                    namespace: self.world.namespace_of(i),
+                    index: i,
+                    interval: &interval,
+                    image: &self.image,
+                    run: &self.world.run,
+                    shard: (self.shards > 0).then(|| apps::shard_name(i % self.shards)),
+                };
+                async move { apps::create_app(&self.world.client, &spec).await }
             })
             .buffer_unordered(16)
             .collect()
@@ -195,87 +165,51 @@ impl Bench {
     }
 
     pub fn start_controller(&mut self) -> Result<(), String> {
-        let child = Command::new(
-            std::env::var_os("SERIN_BENCH_BIN")
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(|| env!("CARGO_BIN_EXE_serin").into()),
-        )
-        .arg("controller")
-        .arg("--kubeconfig")
-        .arg(&self.kubeconfig)
-        .args(["--namespace", NS, "--log-level"])
-        // SERIN_BENCH_LOG (e.g. `warn`, `serin=debug`) shows the controller's log.
-        .arg(std::env::var("SERIN_BENCH_LOG").unwrap_or_else(|_| "error".into()))
-        .args(&self.extra_args)
-        .arg(format!("--metrics-server=http://{}", self.prometheus))
-        .arg(format!("--metrics-addr=127.0.0.1:{}", self.metrics_port))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot start serin controller: {e}"))?;
-        self.controller = Some(child);
-        Ok(())
+        self.controllers.start()
     }
 
-    fn pid(&self) -> u32 {
-        self.controller.as_ref().map_or(0, Child::id)
-    }
-
-    /// User + system CPU seconds of the controller so far.
-    pub fn controller_cpu(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // Fields after the parenthesised command name: utime is the 12th, stime the 13th.
-        let rest = stat.rsplit(')').next().unwrap_or_default();
-        let f: Vec<f64> = rest
-            .split_whitespace()
-            .map(|x| x.parse().unwrap_or(0.0))
-            .collect();
-        (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
-    }
-
-    pub fn controller_rss_mib(&self) -> f64 {
-        proc_field(self.pid(), "status", "VmRSS:") / 1024.0
-    }
-
-    pub fn controller_peak_rss_mib(&self) -> f64 {
-        proc_field(self.pid(), "status", "VmHWM:") / 1024.0
-    }
-
-    /// The sim's own request latency since the last reset: the controller's requests
-    /// (User-Agent `serin`), or every client's.
-    pub fn sim_latency(&self, agent: Option<&str>) -> serin::sim::LatencyReport {
-        match agent {
-            Some(a) => self.cluster.latency_report_for(a),
-            None => self.cluster.latency_report(),
-        }
+    /// The sim's own request latency since the last reset (embedded only): the controllers'
+    /// requests (User-Agent `serin`), or every client's.
+    pub fn sim_latency(&self, agent: Option<&str>) -> Option<serin::sim::LatencyReport> {
+        let sim = self.world.sim.as_ref()?;
+        Some(match agent {
+            Some(a) => sim.latency_report_for(a),
+            None => sim.latency_report(),
+        })
     }
 
     pub fn reset_sim_latency(&self) {
-        self.cluster.reset_latency();
+        if let Some(sim) = &self.world.sim {
+            sim.reset_latency();
+        }
     }
 
-    pub fn counts(&self) -> Counts {
-        let log = self
-            .cluster
-            .state()
-            .lock()
-            .map(|s| s.access_log.clone())
-            .unwrap_or_default();
+    /// The controllers' own counts (`serin_kube_api_requests_total`) and breakdown, summed.
+    pub async fn scrape(&self) -> Scrape {
+        self.controllers.scrape().await
+    }
+
+    /// Embedded only: the controllers' requests as the sim's access log counts them (a
+    /// cross-check of their own count).
+    pub fn sim_counts(&self) -> Option<Counts> {
+        let sim = self.world.sim.as_ref()?;
+        let log = sim.state().lock().map(|s| s.access_log.clone()).ok()?;
         let mut out = BTreeMap::new();
         for (a, n) in log.iter().filter(|(a, _)| a.agent == "serin") {
             *out.entry(format!("{} {}", a.verb, a.resource)).or_default() += n;
         }
-        Counts(out)
+        Some(Counts(out))
     }
 
+    /// This run's Canaries, from every namespace.
     pub async fn canaries(&self) -> Result<Vec<Canary>, String> {
-        let api: Api<Canary> = Api::namespaced(self.client.clone(), NS);
-        Ok(api
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| e.to_string())?
-            .items)
+        let mut out = Vec::new();
+        let lp = ListParams::default().labels(&format!("{RUN_LABEL}={}", self.world.run));
+        for ns in &self.world.namespaces {
+            let api: Api<Canary> = Api::namespaced(self.world.client.clone(), ns);
+            out.extend(api.list(&lp).await.map_err(|e| e.to_string())?.items);
+        }
+        Ok(out)
     }
 
     async fn wait_until(
@@ -321,7 +255,7 @@ impl Bench {
     /// rollout (sticky across polls: the first may finish before the last starts). Returns how
     /// many were still in flight at the last poll.
     pub async fn wait_each_stepped(&self, limit: Duration) -> Result<usize, String> {
-        use serin::api::CanaryPhase::*;
+        use CanaryPhase::*;
         let deadline = Instant::now() + limit;
         let mut seen = std::collections::HashSet::new();
         loop {
@@ -330,7 +264,8 @@ impl Bench {
             for c in &all {
                 let Some(s) = &c.status else { continue };
                 if s.canary_weight >= 10 || matches!(s.phase, Promoting | Finalising) {
-                    seen.insert(c.metadata.name.clone().unwrap_or_default());
+                    let ns = c.metadata.namespace.clone().unwrap_or_default();
+                    seen.insert((ns, c.metadata.name.clone().unwrap_or_default()));
                 }
                 in_flight += usize::from(!matches!(s.phase, Succeeded | Failed));
             }
@@ -351,21 +286,14 @@ impl Bench {
 
     /// Each canary's weight, counting one that is past its weight steps as at the last (50).
     pub async fn weights(&self) -> Result<Vec<i32>, String> {
-        Ok(self
-            .canaries()
-            .await?
+        use CanaryPhase::*;
+        let mut all = self.canaries().await?;
+        // The same order every time: the caller pairs two readings canary by canary.
+        all.sort_by_key(|c| (c.metadata.namespace.clone(), c.metadata.name.clone()));
+        Ok(all
             .iter()
             .map(|c| match &c.status {
-                Some(s)
-                    if matches!(
-                        s.phase,
-                        serin::api::CanaryPhase::Promoting
-                            | serin::api::CanaryPhase::Finalising
-                            | serin::api::CanaryPhase::Succeeded
-                    ) =>
-                {
-                    50
-                }
+                Some(s) if matches!(s.phase, Promoting | Finalising | Succeeded) => 50,
                 Some(s) => s.canary_weight,
                 None => 0,
             })
@@ -374,7 +302,7 @@ impl Bench {
 
     /// Waits until every canary is at `w` or past it.
     pub async fn wait_all_reached(&self, w: i32, limit: Duration) -> Result<(), String> {
-        use serin::api::CanaryPhase::*;
+        use CanaryPhase::*;
         self.wait_until(
             "at weight",
             |c| {
@@ -390,11 +318,8 @@ impl Bench {
     pub async fn new_revision_on_all(&self, version: &str) -> Result<(), String> {
         let results: Vec<Result<(), String>> = stream::iter(0..self.canaries)
             .map(|i| {
-                let api: Api<Deployment> = Api::namespaced(self.client.clone(), NS);
-                let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": format!("app:{version}")}]}}}});
-                async move {
-                    api.patch(&format!("app-{i}"), &PatchParams::default(), &Patch::Strategic(patch)).await.map(|_| ()).map_err(|e| e.to_string())
-                }
+                let ns = self.world.namespace_of(i);
+                async move { apps::new_revision(&self.world.client, ns, i, version).await }
             })
             .buffer_unordered(16)
             .collect()
@@ -402,28 +327,14 @@ impl Bench {
         results.into_iter().collect()
     }
 
-    /// Kills the controller (SIGKILL), starts a new one and returns how long until it has
-    /// reconciled every canary (its `serin_reconcile_total` reaches N).
+    /// Kills the controllers (SIGKILL), starts them again and returns how long until they have
+    /// reconciled every canary (their `serin_reconcile_total` adds up to N).
     pub async fn restart_controller(&mut self) -> Result<Duration, String> {
-        if let Some(mut c) = self.controller.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.controllers.kill();
         let t = Instant::now();
-        self.start_controller()?;
-        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
-        let http = reqwest::Client::new();
+        self.controllers.start()?;
         loop {
-            let text = match http.get(&url).send().await {
-                Ok(r) => r.text().await.unwrap_or_default(),
-                Err(_) => String::new(),
-            };
-            let reconciled: f64 = text
-                .lines()
-                .filter(|l| l.starts_with("serin_reconcile_total{"))
-                .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-                .sum();
-            if reconciled >= self.canaries as f64 {
+            if self.controllers.scrape().await.reconciles >= self.canaries as f64 {
                 return Ok(t.elapsed());
             }
             if t.elapsed() > Duration::from_secs(300) {
@@ -435,13 +346,8 @@ impl Bench {
         }
     }
 
-    /// Flags for the next (re)start of the controller.
-    pub fn set_extra_args(&mut self, args: Vec<String>) {
-        self.extra_args = args;
-    }
-
-    /// How often the benchmark lists every Canary: that listing is its own load on the sim, so
-    /// keep it light at scale.
+    /// How often the benchmark lists every Canary: that listing is its own load on the API
+    /// server, so keep it light at scale.
     pub fn poll_every(&self) -> Duration {
         Duration::from_millis(if self.canaries > 50 { 2000 } else { 500 })
     }
@@ -451,61 +357,15 @@ impl Bench {
         self.canaries
     }
 
-    /// Changes the ConfigMap every app reads.
+    /// Changes the ConfigMap every app reads (one per namespace).
     pub async fn change_shared_config(&self, value: &str) -> Result<(), String> {
-        let cms: Api<ConfigMap> = Api::namespaced(self.client.clone(), NS);
-        let patch = json!({"data": {"FEATURE": value}});
-        cms.patch(SHARED_CONFIG, &PatchParams::default(), &Patch::Merge(patch))
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        for ns in &self.world.namespaces {
+            apps::change_shared_config(&self.world.client, ns, value).await?;
+        }
+        Ok(())
     }
 
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.controller.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.controllers.kill();
     }
-}
-
-impl Drop for Bench {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-async fn create_app(client: &kube::Client, i: usize, interval: &str) -> Result<(), String> {
-    let name = format!("app-{i}");
-    let e = |e: kube::Error| format!("{name}: {e}");
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
-    let cm = serde_json::from_value(
-        json!({"metadata": {"name": format!("{name}-config")}, "data": {"LEVEL": "info"}}),
-    )
-    .unwrap();
-    cms.create(&PostParams::default(), &cm).await.map_err(e)?;
-    let labels = json!({"app": name});
-    let deploys: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    let d = serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels},
-            "spec": {"containers": [{"name": "app", "image": "app:1", "envFrom": [{"configMapRef": {"name": format!("{name}-config")}}, {"configMapRef": {"name": SHARED_CONFIG}}]}]}}}
-    })).unwrap();
-    deploys
-        .create(&PostParams::default(), &d)
-        .await
-        .map_err(e)?;
-    let canaries: Api<Canary> = Api::namespaced(client.clone(), NS);
-    let c = serde_json::from_value(json!({
-        "apiVersion": "serin.io/v1beta1", "kind": "Canary", "metadata": {"name": name},
-        "spec": {"provider": "gatewayapi:v1", "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-            "service": {"port": 80, "gatewayRefs": [{"name": "public", "namespace": "gateways"}]},
-            "analysis": {"interval": interval, "threshold": 2, "stepWeight": 10, "maxWeight": 50,
-                "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"}]}}
-    })).unwrap();
-    canaries
-        .create(&PostParams::default(), &c)
-        .await
-        .map_err(e)?;
-    Ok(())
 }

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use serin::api::{Canary, CanaryPhase};
 
-use crate::cluster::{Counts, Size};
+use crate::cluster::Size;
+use crate::scrape::{Counts, Scrape};
 
 /// How late each analysis step started after its due time, from the decision records: the gap
 /// between two consecutive Progressing ticks minus the interval. Seconds, sorted.
@@ -62,9 +63,13 @@ pub fn no_step_repeated(canaries: &[Canary]) -> bool {
 pub struct Report<'a> {
     pub size: &'a Size,
     pub rollout: Duration,
+    /// The controllers' own count (`serin_kube_api_requests_total`) during the rollout.
     pub requests: Counts,
-    /// The sim's own request latency during the rollout: the controller's requests, every client's.
-    pub sim_latency: (serin::sim::LatencyReport, serin::sim::LatencyReport),
+    /// Embedded only: the same requests as the sim's access log counted them.
+    pub sim_cross_check: Option<u64>,
+    /// Embedded only: the sim's own request latency during the rollout: the controller's
+    /// requests, every client's.
+    pub sim_latency: Option<(serin::sim::LatencyReport, serin::sim::LatencyReport)>,
     /// Requests while every canary was between weight 20 and 30, and the weight steps taken then.
     pub step_writes: (Counts, i32),
     /// Decisions other than weight steps inside that window (0 when it measured steps only).
@@ -74,6 +79,10 @@ pub struct Report<'a> {
     pub steady_rss_mib: f64,
     pub steady_writes: u64,
     pub lateness: Vec<f64>,
+    /// The controllers' /metrics over the rollout (lateness by cause).
+    pub breakdown: Scrape,
+    /// Per controller, with --shards.
+    pub shards: Vec<String>,
     pub resume: Duration,
     pub restarted_ok: bool,
 }
@@ -112,8 +121,14 @@ impl Report<'_> {
             "controller RSS: peak {:.1} MiB, steady {:.1} MiB",
             self.peak_rss_mib, self.steady_rss_mib
         );
+        if !self.shards.is_empty() {
+            println!("per shard (CPU since the rollout began; API requests during the rollout):");
+            for l in &self.shards {
+                println!("{l}");
+            }
+        }
         println!(
-            "API requests during the rollout, by verb and resource (per canary, per analysis tick):"
+            "API requests during the rollout, from the controller's serin_kube_api_requests_total, by verb and resource (per canary, per analysis tick):"
         );
         for (k, v) in &self.requests.0 {
             println!(
@@ -122,9 +137,17 @@ impl Report<'_> {
                 *v as f64 / ticks
             );
         }
+        if let Some(sim) = self.sim_cross_check {
+            println!(
+                "  cross-check: the sim's access log counted {sim} requests by serin, the controller {}",
+                self.requests.total()
+            );
+        }
         // Time the server took to answer, so that it is not counted as the controller's.
-        println!("{} [controller]", self.sim_latency.0);
-        println!("{} [all clients]", self.sim_latency.1);
+        if let Some((controller, all)) = &self.sim_latency {
+            println!("{controller} [controller]");
+            println!("{all} [all clients]");
+        }
         let (window, steps) = &self.step_writes;
         let steps = f64::from((*steps).max(1));
         let writes = window.object_writes() as f64 / steps;
@@ -136,9 +159,10 @@ impl Report<'_> {
             quantile(&self.lateness, 1.0),
         );
         println!(
-            "step lateness over {} steps: p50 {p50:.3}s p99 {p99:.3}s max {max:.3}s",
+            "step lateness over {} steps (decision records): p50 {p50:.3}s p99 {p99:.3}s max {max:.3}s",
             self.lateness.len()
         );
+        crate::breakdown::print(&self.breakdown);
         println!(
             "restart mid-rollout: every canary reconciled {:.2}s after the restart",
             self.resume.as_secs_f64()
@@ -173,7 +197,13 @@ impl Report<'_> {
             ),
         );
         // The route is read from the route cache (issue 20): 0 GETs of it per tick.
-        let route_gets = self.requests.0.get("get httproutes").copied().unwrap_or(0);
+        let route_gets: u64 = self
+            .requests
+            .0
+            .iter()
+            .filter(|(k, _)| k.starts_with("get httproutes"))
+            .map(|(_, v)| v)
+            .sum();
         check(
             route_gets == 0,
             format!(

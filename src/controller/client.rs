@@ -2,10 +2,12 @@
 //! and the API server name the caller) and is counted in `serin_kube_api_requests_total` by verb,
 //! resource and status code; a request that is not a watch gives up after a bounded time, and
 //! connections are not kept for minutes after the API server went away (idle ones are dropped,
-//! TCP keepalive finds dead peers). Must not decide anything or read request bodies.
+//! TCP keepalive finds dead peers). The time a reconcile spends waiting on the API server is
+//! clocked (`with_api_clock`, `api_time`) for the step lateness breakdown. Must not decide
+//! anything or read request bodies.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use http::HeaderValue;
 use http::header::USER_AGENT;
@@ -24,6 +26,68 @@ const POOL_IDLE: Duration = Duration::from_secs(30);
 /// TCP keepalive: first probe after this much silence, then every `KEEPALIVE_INTERVAL`.
 const KEEPALIVE: Duration = Duration::from_secs(30);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+tokio::task_local! {
+    /// The API clock of the reconcile being polled (none outside a reconcile, e.g. in watches).
+    static API_CLOCK: Arc<ApiClock>;
+}
+
+/// Wall time during which at least one API request of one reconcile was in flight (concurrent
+/// requests count once: the reconcile waits for them together).
+#[derive(Default)]
+struct ApiClock(Mutex<Busy>);
+
+#[derive(Default)]
+struct Busy {
+    in_flight: u32,
+    since: Option<Instant>,
+    total: Duration,
+}
+
+impl ApiClock {
+    fn begin(self: &Arc<Self>) -> InFlight {
+        if let Ok(mut b) = self.0.lock() {
+            if b.in_flight == 0 {
+                b.since = Some(Instant::now());
+            }
+            b.in_flight += 1;
+        }
+        InFlight(self.clone())
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.0.lock().map_or(Duration::ZERO, |b| {
+            b.total + b.since.map_or(Duration::ZERO, |s| s.elapsed())
+        })
+    }
+}
+
+/// One request in flight; its end is clocked on drop (also when the request is cancelled).
+struct InFlight(Arc<ApiClock>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut b) = self.0.0.lock() {
+            b.in_flight = b.in_flight.saturating_sub(1);
+            if b.in_flight == 0
+                && let Some(s) = b.since.take()
+            {
+                b.total += s.elapsed();
+            }
+        }
+    }
+}
+
+/// Runs `f` (one reconcile) with its own API clock. kube's client polls the request future in
+/// the caller's task, so requests made inside `f` find the clock.
+pub async fn with_api_clock<F: std::future::Future>(f: F) -> F::Output {
+    API_CLOCK.scope(Arc::default(), f).await
+}
+
+/// Time the current reconcile has spent waiting on API requests so far (zero outside one).
+pub fn api_time() -> Duration {
+    API_CLOCK.try_with(|c| c.elapsed()).unwrap_or_default()
+}
 
 /// A client for a long-running controller: kube's own stack (base URI, authentication, extra
 /// headers, TLS from the kubeconfig) on a connection pool that drops idle connections after
@@ -75,6 +139,11 @@ pub fn instrumented(client: kube::Client, telemetry: Arc<Telemetry>) -> kube::Cl
                 .uri()
                 .query()
                 .is_some_and(|q| q.contains("watch=1") || q.contains("watch=true"));
+            let _in_flight = if watch {
+                None
+            } else {
+                API_CLOCK.try_with(|c| c.begin()).ok()
+            };
             let result = if watch {
                 client.send(req).await
             } else {
@@ -101,4 +170,32 @@ pub fn instrumented(client: kube::Client, telemetry: Arc<Telemetry>) -> kube::Cl
         }
     });
     kube::Client::new(service, namespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, ListParams};
+
+    /// Requests made inside `with_api_clock` are clocked (kube polls them in the caller's task),
+    /// requests outside one are not, and the clock of one reconcile is not another's.
+    #[tokio::test]
+    async fn a_reconcile_clocks_its_own_api_requests() {
+        let cluster = crate::sim::Cluster::start().await.expect("sim");
+        let client = instrumented(cluster.client(), Telemetry::new("kubernetes"));
+        let api: Api<ConfigMap> = Api::namespaced(client, "default");
+        api.list(&ListParams::default()).await.expect("list");
+        assert_eq!(api_time(), Duration::ZERO);
+        let (before, after) = with_api_clock(async {
+            let before = api_time();
+            api.list(&ListParams::default()).await.expect("list");
+            (before, api_time())
+        })
+        .await;
+        assert_eq!(before, Duration::ZERO);
+        assert!(after > Duration::ZERO, "no API time clocked");
+        let fresh = with_api_clock(async { api_time() }).await;
+        assert_eq!(fresh, Duration::ZERO);
+    }
 }

@@ -55,8 +55,12 @@ fn in_shard(ctx: &Context, canary: &Canary) -> bool {
         .is_none_or(|s| s.matches(canary.metadata.labels.as_ref()))
 }
 
-/// Reconciles one Canary.
+/// Reconciles one Canary, clocking its time in API calls (for the step lateness breakdown).
 pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action> {
+    super::client::with_api_clock(reconcile_clocked(canary, ctx)).await
+}
+
+async fn reconcile_clocked(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action> {
     if ctx.resume.hold(&canary) {
         // Settled, while Canaries in flight still wait for their first reconcile after the start.
         return Ok(Action::requeue(super::resume::RETRY));
@@ -212,6 +216,12 @@ async fn tick(
     observed.retrying = ctx.retrying(key);
     let status = canary.status.clone().unwrap_or_default();
     let now = Utc::now();
+    // How this tick's decision time splits: time in the reconcile so far, of it in API calls.
+    let timing = super::report::StepTiming {
+        now,
+        in_reconcile: started.elapsed(),
+        api: super::client::api_time(),
+    };
     let unobserved = Observation::default();
     let base = Input {
         name: &name,
@@ -264,7 +274,11 @@ async fn tick(
         router: router.as_ref(),
         revision: observed.target.as_ref().map(revision),
     };
-    commit(ctx, canary, key, &status, &decision, &acting, started).await
+    let out = commit(ctx, canary, key, &status, &decision, &acting, started).await;
+    if let Ok((_, None)) = &out {
+        super::report::step_lateness(ctx, canary, &provider, &status, &decision.status, &timing);
+    }
+    out
 }
 
 /// Observes what the core asks for, stage by stage (rollback hooks, then the checks, then the
