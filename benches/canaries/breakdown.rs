@@ -30,8 +30,9 @@ pub fn print(during: &Scrape) {
         .get("total")
         .map(Vec::as_slice)
         .unwrap_or(&[]);
-    let steps = total.last().map_or(0.0, |b| b.1);
-    let late = during.late.values().sum::<f64>().max(0.0);
+    // Counts are whole numbers (a difference of two scrapes; `as u64` also drops a -0).
+    let steps = total.last().map_or(0.0, |b| b.1).max(0.0) as u64;
+    let late = during.late.values().sum::<f64>().max(0.0) as u64;
     println!(
         "step lateness by cause, from the controller's serin_step_lateness_seconds over {steps} steps (p50/p99 interpolated in 1.5x buckets):"
     );
@@ -44,7 +45,7 @@ pub fn print(during: &Scrape) {
     );
     for (cause, meaning) in CAUSES {
         let b = during.lateness.get(cause).map(Vec::as_slice).unwrap_or(&[]);
-        let n = during.late.get(cause).copied().unwrap_or(0.0).max(0.0);
+        let n = during.late.get(cause).copied().unwrap_or(0.0).max(0.0) as u64;
         println!(
             "  {cause:<10} p50 {:>7}  p99 {:>7}  largest part of {n:>5} late steps  ({meaning})",
             q(b, 0.5),
