@@ -18,6 +18,12 @@ pub(crate) fn promote(input: &Input, plan: &Plan, t: &mut Tick, records: Vec<Che
         t.status.canary_weight = 100;
         t.effect(Effect::SetRoutes(Routes::CANARY));
     }
+    let routed = t.effects.iter().any(|e| matches!(e, Effect::SetRoutes(_)));
+    if !routed && input.observed.routes.is_some_and(|r| r.baseline > 0) {
+        // The baseline leaves with the analysis: its share goes back to the primary first, then
+        // convergence removes it.
+        t.effect(Effect::SetRoutes(analysis_routes(plan, &t.status)));
+    }
     super::phase_watch::remember_previous(input, plan, t);
     t.effect(Effect::CopyConfigs);
     t.effect(Effect::Promote);
