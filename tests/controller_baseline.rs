@@ -217,7 +217,8 @@ async fn a_canary_worse_than_a_fresh_baseline_is_rolled_back_and_the_baseline_re
             "{r:?}"
         );
     }
-    let seen = seen.lock().unwrap();
+    // Taken out, so no lock is held across the awaits below.
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     // The old version, fresh pods, as many as the canary (2), on labels of its own.
     assert_eq!(
         seen.baseline,
@@ -249,7 +250,8 @@ async fn a_canary_like_the_baseline_is_promoted_and_the_baseline_removed() {
         assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
         assert_eq!(r.judge.clone().unwrap().baseline, "baseline");
     }
-    let seen = seen.lock().unwrap();
+    // Taken out, so no lock is held across the awaits below.
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     assert_three_way(&seen);
     assert!(seen.weights.contains(&(60, 20, 20)), "{:?}", seen.weights);
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
