@@ -282,3 +282,39 @@ async fn a_baseline_on_a_router_that_cannot_split_three_ways_is_an_invalid_spec(
     let services: Api<Service> = Api::namespaced(client.clone(), "test");
     assert!(services.get_opt("podinfo-primary").await.unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baseline_that_turns_ready_gets_its_share_without_waiting_for_the_next_step() {
+    // A 20 s interval: the share must come from the baseline's own watch event, not a step.
+    let mut s = spec();
+    s["analysis"]["interval"] = json!("20s");
+    s["analysis"]["metrics"] = json!(null);
+    let (_cluster, client) = setup_with(s).await;
+    install_gateway_api(&client).await;
+    let _stop = start_controller_with(&client, Settings::default());
+    let c = wait_phase(&client, CanaryPhase::Initialized, None).await;
+    let first = c.status.unwrap().last_applied_spec.unwrap();
+    let seen = observe(&client);
+    set_image(&client, "podinfo:6.0.1", json!({})).await;
+    wait_phase(&client, CanaryPhase::Progressing, Some(&first)).await;
+    let at = |w: (i64, i64, i64)| {
+        let seen = seen.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            while !seen.lock().unwrap().weights.contains(&w) {
+                assert!(tokio::time::Instant::now() < deadline, "never saw {w:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tokio::time::Instant::now()
+        }
+    };
+    // The first step (one interval after the scale-up) starts the baseline without a share...
+    let started = at((90, 10, 0)).await;
+    // ...and its pods are ready 100 ms later: the share follows well within the interval.
+    let shared = at((80, 10, 10)).await;
+    assert!(
+        shared - started < Duration::from_secs(5),
+        "the share came {:?} after the start",
+        shared - started
+    );
+}
