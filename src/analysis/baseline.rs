@@ -90,7 +90,13 @@ pub(crate) fn converge(input: &Input, plan: &Plan, t: &mut Tick) {
         }
         return;
     }
-    if input.observed.baseline.is_none() {
+    remove(input, t);
+}
+
+/// Removes the baseline if it exists and no route (after the effects so far) sends it traffic;
+/// otherwise it stays until the route write that drops it has been made.
+pub(crate) fn remove(input: &Input, t: &mut Tick) {
+    if input.observed.baseline.is_none() || t.effects.contains(&Effect::RemoveBaseline) {
         return;
     }
     let routed = routes_after(&t.effects, input.observed.routes).is_some_and(|r| r.baseline > 0);

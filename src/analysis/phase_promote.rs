@@ -204,6 +204,8 @@ pub(crate) fn finalising(input: &Input, plan: &Plan, t: &mut Tick) {
 pub(crate) fn rollback(input: &Input, t: &mut Tick, why: &str, records: Vec<CheckRecord>) {
     let from = input.status.phase;
     t.effect(Effect::SetRoutes(Routes::PRIMARY));
+    // The baseline leaves with the traffic (also where no convergence follows: an abort).
+    super::baseline::remove(input, t);
     t.effect(Effect::ScaleTarget(ScaleTo::Zero));
     t.effect(Effect::CallHooks(HookType::PostRollout));
     t.status.canary_weight = 0;

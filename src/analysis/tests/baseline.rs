@@ -262,3 +262,22 @@ fn the_invariants_catch_traffic_to_a_baseline_that_is_not_ready() {
         "{broken:?}"
     );
 }
+
+#[test]
+fn an_operator_abort_removes_the_baseline_in_the_same_tick() {
+    let (mut w, _) = started(STEPS);
+    w.tick();
+    w.action = Some("abort".into());
+    let d = w.tick();
+    assert_eq!(d.status.phase, CanaryPhase::Failed);
+    let route = position(&d.effects, |e| *e == Effect::SetRoutes(Routes::PRIMARY));
+    let remove = position(&d.effects, |e| *e == Effect::RemoveBaseline);
+    assert!(route < remove, "{:?}", d.effects);
+    assert_eq!(
+        d.effects
+            .iter()
+            .filter(|e| **e == Effect::RemoveBaseline)
+            .count(),
+        1
+    );
+}
