@@ -8,7 +8,7 @@
 use super::decision::{Effect, EventType, ScaleTo, Tick};
 use super::input::{Input, Routes};
 use super::revision::revision;
-use super::schedule::{Plan, expected_routes};
+use super::schedule::Plan;
 use crate::api::CanaryPhase;
 
 /// Adds the effects that bring the world in line with the status this tick decided.
@@ -26,6 +26,7 @@ pub(crate) fn converge(input: &Input, plan: &Plan, t: &mut Tick) {
     back_to_primary(input, t);
     routes(input, plan, t);
     scale(input, t);
+    super::baseline::converge(input, plan, t);
     promoted_revision(input, t);
     super::phase_watch::converge_restore(input, t);
 }
@@ -67,7 +68,7 @@ fn back_to_primary(input: &Input, t: &mut Tick) {
 
 /// Routes as the status implies them, except that a canary that is not ready gets none.
 fn routes(input: &Input, plan: &Plan, t: &mut Tick) {
-    let Some(mut want) = expected_routes(plan, &t.status) else {
+    let Some(mut want) = super::baseline::expected(plan, &t.status, input.observed) else {
         return;
     };
     let withdrawn = want.reaches_canary() && !input.observed.canary_ready();
@@ -93,7 +94,20 @@ fn routes(input: &Input, plan: &Plan, t: &mut Tick) {
         (seen.primary, seen.canary),
         (want.primary, want.canary),
     );
-    if withdrawn {
+    if seen.without_baseline() == want.without_baseline() {
+        // Only the baseline's share moves: it became ready (or stopped being ready).
+        let (b, who) = (want.baseline, input.who());
+        let why = if b > 0 {
+            "is ready"
+        } else {
+            "is not ready or no longer needed"
+        };
+        t.event(
+            EventType::Normal,
+            "BaselineRouted",
+            format!("the baseline of {who} {why}: its weight is now {b}"),
+        );
+    } else if withdrawn {
         t.event(
             EventType::Warning,
             "CanaryNotReady",

@@ -77,6 +77,14 @@ pub enum Effect {
         /// Human-readable message.
         message: String,
     },
+    /// Create `<target>-baseline` from the primary's pod template with `replicas`, and its
+    /// Service (`analysis.baseline`); it gets traffic only once ready.
+    EnsureBaseline {
+        /// The canary's replica count when the analysis started.
+        replicas: i32,
+    },
+    /// Delete the baseline Deployment and Service (after no route sends traffic to them).
+    RemoveBaseline,
     /// Give the apex back to the target and remove generated routing (deletion).
     FinalizeRouting,
     /// Remove `serin.io/finalizer` (after the status write).

@@ -66,6 +66,8 @@ pub struct Observation {
     /// What the routing objects' own status says (e.g. an HTTPRoute a Gateway did not accept):
     /// Ok when accepted, Err with the reason; None when the router has no such status.
     pub routing_accepted: Option<Result<(), String>>,
+    /// The baseline Deployment (`analysis.baseline`); None when it does not exist.
+    pub baseline: Option<BaselineState>,
     /// The primary's pod template as JSON, observed when `analysis.postPromotion` is set: kept in
     /// status at promotion so a post-promotion rollback can restore it.
     pub primary_template: Option<serde_json::Value>,
@@ -78,6 +80,22 @@ impl Observation {
             .as_ref()
             .is_some_and(|c| c.readiness.is_ready() && c.replicas > 0)
     }
+
+    /// Whether the baseline can take traffic now: it exists, is scaled up and ready.
+    pub fn baseline_ready(&self) -> bool {
+        self.baseline
+            .as_ref()
+            .is_some_and(|b| b.readiness.is_ready() && b.replicas > 0)
+    }
+}
+
+/// The baseline Deployment as observed (readiness as for the canary).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineState {
+    /// Readiness of the baseline's pods.
+    pub readiness: Readiness,
+    /// Replicas it is scaled to.
+    pub replicas: i32,
 }
 
 /// The target workload as observed.
@@ -213,13 +231,16 @@ impl HookOutcome {
     }
 }
 
-/// Where traffic goes: the weights of the two sides, mirroring, and whether A/B matches are on.
+/// Where traffic goes: the weights of the sides, mirroring, and whether A/B matches are on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Routes {
     /// Percentage to the primary.
     pub primary: i32,
     /// Percentage to the canary.
     pub canary: i32,
+    /// Percentage to the baseline (`analysis.baseline`): the canary's weight once the baseline is
+    /// ready, else 0. Routers that cannot split three ways always read and write 0.
+    pub baseline: i32,
     /// Requests are mirrored to the canary.
     pub mirror: bool,
     /// Requests matching `analysis.match` go to the canary (A/B testing).
@@ -229,6 +250,7 @@ pub struct Routes {
 impl Routes {
     /// Everything to the primary, no mirror, no matches.
     pub const PRIMARY: Routes = Routes {
+        baseline: 0,
         primary: 100,
         canary: 0,
         mirror: false,
@@ -236,6 +258,7 @@ impl Routes {
     };
     /// Everything to the canary.
     pub const CANARY: Routes = Routes {
+        baseline: 0,
         primary: 0,
         canary: 100,
         mirror: false,
@@ -247,10 +270,31 @@ impl Routes {
         self.canary > 0 || self.mirror || self.ab_match
     }
 
+    /// The same routes with the baseline given the canary's weight, taken from the primary's
+    /// share (the plan caps the canary at 50 so the primary's share is never negative).
+    pub fn with_baseline(self) -> Routes {
+        let baseline = self.canary.clamp(0, (self.primary + self.baseline).max(0));
+        Routes {
+            primary: self.primary + self.baseline - baseline,
+            baseline,
+            ..self
+        }
+    }
+
+    /// The same routes with the baseline's share given back to the primary.
+    pub fn without_baseline(self) -> Routes {
+        Routes {
+            primary: self.primary + self.baseline,
+            baseline: 0,
+            ..self
+        }
+    }
+
     /// A weighted split with the canary at `canary` percent.
     pub fn split(canary: i32) -> Routes {
         let canary = canary.clamp(0, 100);
         Routes {
+            baseline: 0,
             primary: 100 - canary,
             canary,
             mirror: false,

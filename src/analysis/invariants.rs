@@ -10,6 +10,9 @@
 //! 5. The canary is scaled to 0 only once no traffic reaches it.
 //! 6. No route writes before the primary exists.
 //! 7. Succeeded (the post-promotion watch included) leaves all traffic on the primary.
+//! 8. Every route write's weights (primary, canary, baseline) sum to 100.
+//! 9. The baseline's weight is the canary's or 0, and 0 while the baseline is not ready.
+//! 10. The baseline is removed only once no traffic reaches it.
 
 use super::converge::routes_after;
 use super::decision::{Decision, Effect, ScaleTo};
@@ -30,6 +33,7 @@ pub fn check(input: &Input, d: &Decision) -> Vec<String> {
     failed_routes_to_primary(input, d, &mut out);
     weight_never_goes_back(input, d, &mut out);
     scaled_down_only_without_traffic(input, d, &mut out);
+    baseline_shares(input, d, &mut out);
     if d.status.phase == CanaryPhase::Succeeded
         && let Some(r) = routes_after(&d.effects, input.observed.routes)
         && r != Routes::PRIMARY
@@ -136,6 +140,31 @@ fn scaled_down_only_without_traffic(input: &Input, d: &Decision, out: &mut Vec<S
                 .is_some_and(|r| r.reaches_canary())
         {
             out.push("the canary was scaled to 0 while traffic still reaches it".into());
+        }
+    }
+}
+
+fn baseline_shares(input: &Input, d: &Decision, out: &mut Vec<String>) {
+    for r in route_writes(d) {
+        if r.primary + r.canary + r.baseline != 100 {
+            out.push(format!("routes {r:?} do not sum to 100"));
+        }
+        if r.baseline != 0 && r.baseline != r.canary {
+            out.push(format!(
+                "routes {r:?} give the baseline a weight other than the canary's"
+            ));
+        }
+        if r.baseline > 0 && !input.observed.baseline_ready() {
+            out.push(format!(
+                "routes {r:?} send traffic to a baseline that is not ready"
+            ));
+        }
+    }
+    for (i, e) in d.effects.iter().enumerate() {
+        if *e == Effect::RemoveBaseline
+            && routes_after(&d.effects[..i], input.observed.routes).is_some_and(|r| r.baseline > 0)
+        {
+            out.push("the baseline was removed while traffic still reaches it".into());
         }
     }
 }

@@ -30,10 +30,16 @@ pub struct OtherSide {
     pub workload: String,
 }
 
-/// The workload the canary is compared with. Without a baseline Deployment (issue 21, item 2,
-/// not built yet) that is the running primary, and the records say so; a baseline would make
-/// this `<target>-baseline` when `analysis.baseline` is set, and nothing else would change.
+/// The workload the canary is compared with: `<target>-baseline` (fresh pods of the old
+/// version, started with the canary) when `analysis.baseline` is set, else the running primary;
+/// the records say which.
 pub fn other_side(spec: &CanarySpec) -> OtherSide {
+    if spec.analysis.baseline == Some(true) {
+        return OtherSide {
+            side: "baseline",
+            workload: format!("{}-baseline", spec.target_ref.name),
+        };
+    }
     OtherSide {
         side: "primary",
         workload: format!("{}-primary", spec.target_ref.name),

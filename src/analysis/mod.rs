@@ -10,6 +10,7 @@
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod backtest;
+pub mod baseline;
 mod checks;
 mod conditions;
 mod converge;
@@ -33,8 +34,8 @@ pub use checks::bounds;
 pub use conditions::{condition_status, set_condition};
 pub use decision::{Decision, Effect, EventType, ScaleTo, append_record};
 pub use input::{
-    HookOutcome, Input, MetricFailure, Observation, PrimaryState, Readiness, Routes, TargetState,
-    hooks_of,
+    BaselineState, HookOutcome, Input, MetricFailure, Observation, PrimaryState, Readiness, Routes,
+    TargetState, hooks_of,
 };
 pub use judge::{CANARY_SIDE, OtherSide, Samples, other_side};
 pub use needs::{Needs, may_start_rollout, needs};

@@ -10,7 +10,7 @@
 use super::checks::{Checked, TickVerdict, any_hook_succeeded, check_hooks, check_metrics};
 use super::input::{Input, hooks_of};
 use super::revision::{RevisionChange, classify, revision};
-use super::schedule::{Plan, Strategy, expected_routes, until_due};
+use super::schedule::{Plan, Strategy, until_due};
 use crate::api::{CanaryPhase, HookType};
 
 /// What the adapters must gather next for this reconcile.
@@ -99,7 +99,8 @@ pub(crate) fn tick_kind(input: &Input, plan: &Plan) -> TickKind {
 /// Whether the routes read back are those the status implies: a step whose route write was
 /// refused (or changed by hand) is not analysed until the routes are put right.
 pub(crate) fn routes_in_place(input: &Input, plan: &Plan) -> bool {
-    match (input.observed.routes, expected_routes(plan, input.status)) {
+    let want = super::baseline::expected(plan, input.status, input.observed);
+    match (input.observed.routes, want) {
         (Some(seen), Some(want)) => seen == want,
         _ => true,
     }

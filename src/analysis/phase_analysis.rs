@@ -10,7 +10,7 @@ use super::needs::{TickKind, routes_in_place, tick_checks, tick_kind};
 use super::phase_promote::{promote, rollback};
 use super::phase_rollout::{back_to_promoted, restart};
 use super::revision::{RevisionChange, classify, revision};
-use super::schedule::{Plan, Strategy, analysis_routes, until_due};
+use super::schedule::{Plan, Strategy, until_due};
 use crate::api::{AlertSeverity, CanaryPhase, HookType};
 
 pub(crate) fn progressing(input: &Input, plan: &Plan, t: &mut Tick) {
@@ -136,7 +136,9 @@ fn start_tick(input: &Input, plan: &Plan, t: &mut Tick) {
         _ => "pre-rollout passed, analysing the canary".to_string(),
     };
     t.status.analysis_started = true;
-    let routes = analysis_routes(plan, &t.status);
+    // The canary gets traffic now: its baseline starts now, and gets its share once ready.
+    super::baseline::start(input, plan, t);
+    let routes = super::baseline::analysis(plan, &t.status, input.observed);
     if routes != Routes::PRIMARY {
         t.effect(Effect::SetRoutes(routes));
     }
@@ -320,7 +322,8 @@ fn increase(input: &Input, plan: &Plan, t: &mut Tick, mut checks: Checked, next:
     }
     t.status.canary_weight = next;
     t.status.iterations += 1;
-    t.effect(Effect::SetRoutes(analysis_routes(plan, &t.status)));
+    let routes = super::baseline::analysis(plan, &t.status, input.observed);
+    t.effect(Effect::SetRoutes(routes));
     t.step_taken();
     t.requeue(plan.interval);
     t.event(

@@ -18,6 +18,12 @@ pub(crate) fn promote(input: &Input, plan: &Plan, t: &mut Tick, records: Vec<Che
         t.status.canary_weight = 100;
         t.effect(Effect::SetRoutes(Routes::CANARY));
     }
+    let routed = t.effects.iter().any(|e| matches!(e, Effect::SetRoutes(_)));
+    if !routed && input.observed.routes.is_some_and(|r| r.baseline > 0) {
+        // The baseline leaves with the analysis: its share goes back to the primary first, then
+        // convergence removes it.
+        t.effect(Effect::SetRoutes(analysis_routes(plan, &t.status)));
+    }
     super::phase_watch::remember_previous(input, plan, t);
     t.effect(Effect::CopyConfigs);
     t.effect(Effect::Promote);
@@ -198,6 +204,8 @@ pub(crate) fn finalising(input: &Input, plan: &Plan, t: &mut Tick) {
 pub(crate) fn rollback(input: &Input, t: &mut Tick, why: &str, records: Vec<CheckRecord>) {
     let from = input.status.phase;
     t.effect(Effect::SetRoutes(Routes::PRIMARY));
+    // The baseline leaves with the traffic (also where no convergence follows: an abort).
+    super::baseline::remove(input, t);
     t.effect(Effect::ScaleTarget(ScaleTo::Zero));
     t.effect(Effect::CallHooks(HookType::PostRollout));
     t.status.canary_weight = 0;

@@ -40,6 +40,7 @@ pub(crate) fn terminate(input: &Input, t: &mut Tick) {
         return;
     }
     t.effect(Effect::FinalizeRouting);
+    super::baseline::terminate(input, t);
     t.status.canary_weight = 0;
     t.set_phase(CanaryPhase::Terminated);
     t.effect(Effect::RemoveFinalizer);

@@ -52,6 +52,9 @@ pub struct Plan {
     pub progress_deadline: Duration,
     /// Skip the analysis and promote at once.
     pub skip_analysis: bool,
+    /// Run a baseline next to the canary (`analysis.baseline`, canary strategy only); the
+    /// weights are then capped at `baseline::MAX_WEIGHT`.
+    pub baseline: bool,
 }
 
 impl Plan {
@@ -76,6 +79,17 @@ impl Plan {
         } else {
             Strategy::Canary
         };
+        let baseline = a.baseline == Some(true) && strategy == Strategy::Canary;
+        let mut weights = weight_steps(a);
+        if baseline {
+            // The baseline takes as much as the canary: beyond 50 the primary's share would be
+            // negative. Capped steps that repeat collapse into one.
+            weights = weights
+                .into_iter()
+                .map(|w| w.min(super::baseline::MAX_WEIGHT))
+                .collect();
+            weights.dedup();
+        }
         Plan {
             strategy,
             interval: parse_duration(&a.interval)
@@ -85,7 +99,7 @@ impl Plan {
             threshold: a.threshold.max(1),
             iterations: iterations.max(if strategy == Strategy::Canary { 0 } else { 1 }),
             mirror: a.mirror.unwrap_or(false) && strategy != Strategy::AbTesting,
-            weights: weight_steps(a),
+            weights,
             step_weight_promotion: a.step_weight_promotion.unwrap_or(0).clamp(0, 100),
             on_no_data: a.on_no_data.unwrap_or_default(),
             on_provider_error: a.on_provider_error.unwrap_or_default(),
@@ -93,6 +107,7 @@ impl Plan {
                 u64::try_from(spec.progress_deadline_seconds.unwrap_or(600)).unwrap_or(600),
             ),
             skip_analysis: spec.skip_analysis.unwrap_or(false),
+            baseline,
         }
     }
 

@@ -87,6 +87,13 @@ pub struct CanaryAnalysis {
     /// Flagger has none). Defaults apply when a metric has `compare` and this is empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge: Option<super::Judge>,
+    /// Start `<target>-baseline`, fresh pods of the primary's (old) version, when the canary first
+    /// gets traffic, give it the canary's weight (the primary gets the rest: 100 - 2 x weight, so
+    /// the weights are capped at 50), judge the canary against it, and remove it at the end.
+    /// Needs a router that can split three ways (gatewayapi, istio, linkerd) and a weighted
+    /// canary (stepWeight or stepWeights). Serin's field; Flagger has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<bool>,
     /// After promotion, keep checking metrics for a window and roll back (or alert) on a
     /// regression that shows only under full traffic. Serin's field; Flagger has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,6 +7,7 @@
 
 mod alert_provider;
 mod analysis;
+pub mod baseline;
 mod canary;
 pub mod crd;
 pub mod duration;

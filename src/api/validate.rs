@@ -216,6 +216,7 @@ pub fn validate_for(canary: &Canary, provider: &str) -> Result<(), Vec<FieldErro
     check_webhooks(&mut errs, &spec.analysis);
     super::judge::check_judge(&mut errs, spec.analysis.judge.as_ref());
     super::post_promotion::check(&mut errs, canary);
+    super::baseline::check(&mut errs, provider, canary);
     errs.finish()
 }
 

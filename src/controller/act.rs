@@ -86,6 +86,8 @@ fn what(effect: &Effect, canary: &Canary, w: &Workloads) -> (&'static str, Strin
             "patch",
             format!("the routing objects of {}", canary.apex_name()),
         ),
+        Effect::EnsureBaseline { .. } => ("apply", format!("{kind}/{target}-baseline")),
+        Effect::RemoveBaseline => ("delete", format!("{kind}/{target}-baseline")),
         _ => ("apply", String::new()),
     }
 }
@@ -207,6 +209,15 @@ async fn apply_one(
             if let Some(r) = router {
                 r.finalize(canary).await?;
             }
+        }
+        Effect::EnsureBaseline { replicas } => {
+            let apex = canary.apex_name();
+            workload::baseline::apply(&ctx.client, &ns, target_name, &apex, *replicas, owner)
+                .await?;
+        }
+        Effect::RemoveBaseline => {
+            let apex = canary.apex_name();
+            workload::baseline::remove(&ctx.client, &ns, target_name, &apex).await?;
         }
         Effect::CallHooks(_)
         | Effect::Notify { .. }

@@ -41,6 +41,7 @@ pub use reconcile::{error_policy, reconcile};
 
 use crate::api::{Canary, TargetKind};
 use crate::workload::PRIMARY_SUFFIX;
+use crate::workload::baseline::BASELINE_SUFFIX;
 
 /// What the controller itself calls: its watches and caches, the Canary writes, the objects a
 /// Canary names, and Events. (Objects it creates are in `workload::RBAC` and the routers'.)
@@ -433,14 +434,18 @@ fn synced_channel<K>() -> (
     (mark, rx)
 }
 
-/// The Canaries whose target (or its primary) is this workload: they reconcile (from the cache).
+/// The Canaries whose target (or its primary, or its baseline) is this workload: they reconcile
+/// (from the cache) — a baseline that turns ready gets its share of traffic at once.
 fn targeting(
     store: &kube::runtime::reflector::Store<Canary>,
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
     kind: TargetKind,
 ) -> Vec<ObjectRef<Canary>> {
     let name = meta.name.clone().unwrap_or_default();
-    let base = name.strip_suffix(PRIMARY_SUFFIX).unwrap_or(&name);
+    let base = name
+        .strip_suffix(PRIMARY_SUFFIX)
+        .or_else(|| name.strip_suffix(BASELINE_SUFFIX))
+        .unwrap_or(&name);
     store
         .state()
         .into_iter()
@@ -453,12 +458,11 @@ fn targeting(
         .collect()
 }
 
-/// Whether the Service `name` is one of a Canary's three (apex, `-primary`, `-canary`).
+/// Whether the Service `name` is one of a Canary's (apex, `-primary`, `-canary`, `-baseline`).
 fn routes_via(canary: &Canary, name: &str) -> bool {
     let apex = canary.apex_name();
-    name == apex
-        || name.strip_prefix(apex.as_str()) == Some(PRIMARY_SUFFIX)
-        || name.strip_prefix(apex.as_str()) == Some("-canary")
+    let suffix = name.strip_prefix(apex.as_str());
+    name == apex || matches!(suffix, Some(PRIMARY_SUFFIX | "-canary" | BASELINE_SUFFIX))
 }
 
 /// The Canaries of a namespace that track the config `key` (`configmap/<name>`, `secret/<name>`),

@@ -8,9 +8,10 @@ use kube::runtime::reflector::ObjectRef;
 use super::Context;
 use super::context::Synced;
 use super::error::Result;
-use crate::analysis::{Observation, PrimaryState, TargetState};
+use crate::analysis::{BaselineState, Observation, PrimaryState, TargetState};
 use crate::api::{Canary, CanaryPhase, TargetKind, TargetWorkload};
 use crate::router::Router;
+use crate::workload::baseline::baseline_name;
 use crate::workload::{self, daemonset, primary_name};
 
 /// The target and primary as read for this reconcile. DaemonSets are held as their
@@ -23,6 +24,8 @@ pub struct Workloads {
     pub target: Option<Deployment>,
     /// The primary, if it exists.
     pub primary: Option<Deployment>,
+    /// `<target>-baseline` (analysis.baseline), if it exists; read only for Deployment targets.
+    pub baseline: Option<Deployment>,
     /// The target as a DaemonSet, when the Canary targets one.
     pub target_daemonset: Option<DaemonSet>,
     /// The target Service and its copies, when the Canary targets a core Service.
@@ -56,9 +59,12 @@ pub async fn workloads(ctx: &Context, canary: &Canary) -> Result<Workloads> {
         };
         let target = get(&canary.spec.target_ref.name);
         let primary = get(&primary_name(&canary.spec.target_ref.name));
+        // From the cache even without analysis.baseline: one turned off mid-analysis is removed.
+        let baseline = get(&baseline_name(&canary.spec.target_ref.name));
         return Ok(Workloads {
             target,
             primary,
+            baseline,
             target_daemonset: None,
             ..Default::default()
         });
@@ -68,9 +74,18 @@ pub async fn workloads(ctx: &Context, canary: &Canary) -> Result<Workloads> {
     let primary = api
         .get_opt(&primary_name(&canary.spec.target_ref.name))
         .await?;
+    // Without a cache, one more GET only where a baseline can exist.
+    let baseline = match canary.spec.analysis.baseline {
+        Some(true) => {
+            api.get_opt(&baseline_name(&canary.spec.target_ref.name))
+                .await?
+        }
+        _ => None,
+    };
     Ok(Workloads {
         target,
         primary,
+        baseline,
         target_daemonset: None,
         ..Default::default()
     })
@@ -210,9 +225,15 @@ pub async fn observe(
         }
         _ => None,
     };
+    let baseline = w.baseline.as_ref().map(|b| BaselineState {
+        // Ready as the canary is: the same threshold.
+        readiness: workload::readiness(b, a.canary_ready_threshold.unwrap_or(100)),
+        replicas: replicas_of(b, None).0,
+    });
     Ok(Observation {
         target,
         primary,
+        baseline,
         routes: state.routes,
         routing_accepted: state.accepted,
         primary_template,

@@ -243,6 +243,7 @@ pub fn routes_of(canary: &Canary, route: &Value) -> Routes {
             && weight_of(r, &canary_svc).is_some()
     });
     Routes {
+        baseline: 0,
         primary: weight_of(weighted, &primary).unwrap_or(0),
         canary: weight_of(weighted, &canary_svc).unwrap_or(0),
         mirror,

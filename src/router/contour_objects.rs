@@ -212,6 +212,7 @@ pub fn routes_of(canary: &Canary, proxy: &Value) -> Routes {
     });
     let Some(main) = main else {
         return Routes {
+            baseline: 0,
             primary: 0,
             canary: 0,
             mirror: false,
@@ -227,6 +228,7 @@ pub fn routes_of(canary: &Canary, proxy: &Value) -> Routes {
         .iter()
         .any(|r| has_match(r) && weight(r, &canary_svc).is_some_and(|w| w > 0));
     Routes {
+        baseline: 0,
         primary: weight(main, &primary).unwrap_or(0),
         canary: weight(main, &canary_svc).unwrap_or(0),
         mirror,

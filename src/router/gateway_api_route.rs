@@ -2,7 +2,8 @@
 //! to `service.gatewayRefs` for `service.hosts`; one catch-all rule with the weighted primary and
 //! canary backendRefs, timeouts, header and URL-rewrite filters and, while mirroring, a
 //! RequestMirror filter; in A/B mode one rule per `analysis.match` entry sending matching requests
-//! to the canary ahead of it. Also reads the weights back from a route (`routes_of`).
+//! to the canary ahead of it; a third, baseline backendRef while the baseline has a share
+//! (`analysis.baseline`). Also reads the weights back from a route (`routes_of`).
 
 use serde_json::{Value, json};
 
@@ -202,6 +203,13 @@ fn rule(canary: &Canary, matches: Value, routes: Routes, mirror: bool) -> Value 
         "backendRefs": [with_cookies(backend(&primary, port, routes.primary), &on_primary),
             with_cookies(backend(&canary_svc, port, routes.canary), &on_canary)],
     });
+    if routes.baseline > 0 {
+        // Only while the baseline has a share: its Service exists and its pods are ready.
+        let b = backend(&super::baseline_backend(canary), port, routes.baseline);
+        if let Some(refs) = r["backendRefs"].as_array_mut() {
+            refs.push(b);
+        }
+    }
     let f = filters(canary, mirror);
     if !f.is_empty() {
         r["filters"] = json!(f);
@@ -345,6 +353,7 @@ pub fn routes_of(canary: &Canary, route: &Value) -> Option<Routes> {
             && f["requestMirror"]["backendRef"]["name"] == canary_svc.as_str()
     });
     Some(Routes {
+        baseline: weight_of(main, &super::baseline_backend(canary)).unwrap_or(0),
         primary: weight_of(main, &primary)?,
         canary: weight_of(main, &canary_svc)?,
         mirror,

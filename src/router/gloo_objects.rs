@@ -303,6 +303,7 @@ pub fn routes_of(canary: &Canary, table: &Value) -> Routes {
     });
     let Some(main) = main else {
         return Routes {
+            baseline: 0,
             primary: 0,
             canary: 0,
             mirror: false,
@@ -310,6 +311,7 @@ pub fn routes_of(canary: &Canary, table: &Value) -> Routes {
         };
     };
     Routes {
+        baseline: 0,
         primary: weight(main, &primary).unwrap_or(0),
         canary: weight(main, &canary_up).unwrap_or(0),
         mirror: main["options"]["shadowing"]["upstream"]["name"] == canary_up.as_str(),

@@ -127,7 +127,13 @@ impl IstioRouter {
         self.services.reconcile(canary).await?;
         let rules = self.api(canary, "DestinationRule", "destinationrules");
         let (primary, canary_svc) = backends(canary);
-        for name in [primary, canary_svc] {
+        let mut sides = vec![primary, canary_svc];
+        if canary.spec.analysis.baseline == Some(true) {
+            // The baseline gets the same trafficPolicy as the sides it is compared with; the rule
+            // stays between analyses (a host without a Service is ignored by Istio).
+            sides.push(super::baseline_backend(canary));
+        }
+        for name in sides {
             self.apply(&rules, destination_rule(canary, &name, owner(canary)))
                 .await?;
         }

@@ -1,7 +1,8 @@
 //! The Istio objects Serin generates (pure): VirtualService `<apex>` with weighted routes to the
 //! `<apex>-primary` and `<apex>-canary` hosts (A/B match routes ahead of it, mirroring, retries,
 //! timeout, headers, CORS, rewrite; TCP routes for TCP services; no hosts or gateways for a
-//! delegate), and DestinationRules `<apex>-primary` / `<apex>-canary` with the user's
+//! delegate; a third, baseline destination while `analysis.baseline` gives it a share), and
+//! DestinationRules `<apex>-primary` / `<apex>-canary` with the user's
 //! trafficPolicy. Also reads the weights back (`routes_of`).
 
 use serde_json::{Value, json};
@@ -100,6 +101,9 @@ fn http_route(canary: &Canary, routes: Routes, matches: Option<Value>, mirror: b
     }
     let mut r = json!({"route": [with_cookie(destination(&primary, s.port, routes.primary), on_primary),
         with_cookie(destination(&canary_svc, s.port, routes.canary), on_canary)]});
+    if routes.baseline > 0 {
+        push_baseline(&mut r, canary, routes.baseline);
+    }
     if let Some(m) = matches {
         r["match"] = json!([m]);
     }
@@ -134,6 +138,18 @@ fn http_route(canary: &Canary, routes: Routes, matches: Option<Value>, mirror: b
     r
 }
 
+/// A third destination, the baseline's Service, while it has a share (`analysis.baseline`).
+fn push_baseline(route: &mut Value, canary: &Canary, weight: i32) {
+    let d = destination(
+        &super::baseline_backend(canary),
+        canary.spec.service.port,
+        weight,
+    );
+    if let Some(r) = route["route"].as_array_mut() {
+        r.push(d);
+    }
+}
+
 /// The VirtualService for these routes.
 pub fn virtual_service(canary: &Canary, routes: Routes, owner: Value) -> Value {
     let s = &canary.spec.service;
@@ -153,7 +169,11 @@ pub fn virtual_service(canary: &Canary, routes: Routes, owner: Value) -> Value {
     };
     if is_tcp(canary) {
         let (primary, canary_svc) = backends(canary);
-        spec["tcp"] = json!([{"route": [destination(&primary, s.port, main.primary), destination(&canary_svc, s.port, main.canary)]}]);
+        let mut tcp = json!({"route": [destination(&primary, s.port, main.primary), destination(&canary_svc, s.port, main.canary)]});
+        if main.baseline > 0 {
+            push_baseline(&mut tcp, canary, main.baseline);
+        }
+        spec["tcp"] = json!([tcp]);
     } else {
         let mut http = Vec::new();
         if let Some((_, st)) = sticky(canary, routes) {
@@ -230,6 +250,7 @@ pub fn routes_of(canary: &Canary, vs: &Value) -> Option<Routes> {
             && weight(r, &canary_svc).is_some_and(|w| w > 0)
     });
     Some(Routes {
+        baseline: weight(main, &super::baseline_backend(canary)).unwrap_or(0),
         primary: weight(main, &primary)?,
         canary: weight(main, &canary_svc)?,
         mirror: main["mirror"]["host"] == canary_svc.as_str(),

@@ -89,6 +89,7 @@ pub fn read_traffic(obj: &Value, primary: &str) -> Option<Routes> {
         return None;
     }
     let mut routes = Routes {
+        baseline: 0,
         primary: 0,
         canary: 0,
         mirror: false,

@@ -230,6 +230,7 @@ pub fn mesh_http_route_routes(canary: &Canary, route: &Value) -> Routes {
             && backend_weight(r, &canary_svc).is_some()
     });
     Routes {
+        baseline: 0,
         primary: backend_weight(weighted, &primary).unwrap_or(0),
         canary: backend_weight(weighted, &canary_svc).unwrap_or(0),
         mirror,

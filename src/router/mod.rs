@@ -57,6 +57,12 @@ pub(crate) fn owned_by(meta: &ObjectMeta, canary: &Canary) -> bool {
         .any(|o| Some(o.uid.as_str()) == canary.metadata.uid.as_deref())
 }
 
+/// The baseline's Service, `<apex>-baseline` (`analysis.baseline`): the third backend of the
+/// routers that can split three ways (gatewayapi, istio, linkerd), present while it has a share.
+pub(crate) fn baseline_backend(canary: &Canary) -> String {
+    crate::workload::baseline::baseline_name(&canary.apex_name())
+}
+
 /// Annotations that keep Flux from reconciling or pruning a copy of the user's Ingress (it carries
 /// the user's labels, Flux's ownership labels among them), as Flagger sets them.
 pub const FLUX_ANNOTATIONS: [(&str, &str); 2] = [

@@ -160,6 +160,7 @@ pub fn routes_of(ingress: &Value, prefix: &str) -> Routes {
     let annotations = &ingress["metadata"]["annotations"];
     let get = |name: &str| annotations[key(prefix, name)].as_str();
     let broken = Routes {
+        baseline: 0,
         primary: 0,
         canary: 0,
         mirror: false,
@@ -175,6 +176,7 @@ pub fn routes_of(ingress: &Value, prefix: &str) -> Routes {
     };
     let canary = ((weight.clamp(0, total) * 100 + total / 2) / total) as i32;
     Routes {
+        baseline: 0,
         primary: 100 - canary,
         canary,
         mirror: false,

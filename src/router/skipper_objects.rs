@@ -131,6 +131,7 @@ pub fn canary_ingress(
 /// write of Serin's leaves, so the core repairs it.
 pub fn routes_of(canary: &Canary, ingress: &Value) -> Routes {
     let broken = Routes {
+        baseline: 0,
         primary: 0,
         canary: 0,
         mirror: false,

@@ -29,13 +29,21 @@ pub struct SmiRouter {
 /// The TrafficSplit for these routes.
 pub fn traffic_split(canary: &Canary, routes: Routes, owner: Value) -> Value {
     let (primary, canary_svc) = backends(canary);
-    json!({
+    let mut split = json!({
         "apiVersion": "split.smi-spec.io/v1alpha1", "kind": "TrafficSplit",
         "metadata": {"name": canary.apex_name(), "ownerReferences": [owner]},
         "spec": {"service": canary.apex_name(), "backends": [
             {"service": primary, "weight": routes.primary.to_string()},
             {"service": canary_svc, "weight": routes.canary.to_string()}]}
-    })
+    });
+    if routes.baseline > 0 {
+        // The baseline (analysis.baseline), only while it has a share.
+        let b = json!({"service": super::baseline_backend(canary), "weight": routes.baseline.to_string()});
+        if let Some(backends) = split["spec"]["backends"].as_array_mut() {
+            backends.push(b);
+        }
+    }
+    split
 }
 
 /// The weights of a TrafficSplit (strings or numbers).
@@ -52,6 +60,7 @@ pub fn routes_of(canary: &Canary, split: &Value) -> Option<Routes> {
         }
     };
     Some(Routes {
+        baseline: weight(&super::baseline_backend(canary)).unwrap_or(0),
         primary: weight(&primary)?,
         canary: weight(&canary_svc)?,
         mirror: false,

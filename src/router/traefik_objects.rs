@@ -88,12 +88,14 @@ pub fn routes_of(canary: &Canary, svc: &Value) -> Routes {
     };
     match weight(&primary) {
         Some(p) => Routes {
+            baseline: 0,
             primary: p,
             canary: weight(&canary_svc).unwrap_or(0),
             mirror: false,
             ab_match: false,
         },
         None => Routes {
+            baseline: 0,
             primary: 0,
             canary: 0,
             mirror: false,

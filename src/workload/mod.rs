@@ -3,6 +3,7 @@
 //! functions that apply them (`apply`). The builders must not import tokio or do I/O.
 
 pub mod apply;
+pub mod baseline;
 mod configs;
 pub mod daemonset;
 pub mod hpa;
@@ -28,16 +29,16 @@ pub const RBAC: &[crate::rbac::Rule] = {
         Rule {
             group: "apps",
             resources: &["deployments", "daemonsets"],
-            verbs: &["get", "create", "patch"],
+            verbs: &["get", "create", "patch", "delete"],
             needed: Always,
-            why: "read the target; apply its -primary copy; scale the target to zero",
+            why: "read the target; apply its -primary copy; scale the target to zero; create and delete the -baseline Deployment (analysis.baseline)",
         },
         Rule {
             group: "",
             resources: &["services"],
-            verbs: &["get", "create", "patch"],
+            verbs: &["get", "create", "patch", "delete"],
             needed: Always,
-            why: "apply the apex, -primary and -canary Services and a Service target's copies (read from the watch cache; get while it lists)",
+            why: "apply the apex, -primary and -canary Services and a Service target's copies (read from the watch cache; get while it lists); create and delete the -baseline Service (analysis.baseline)",
         },
         Rule {
             group: "",

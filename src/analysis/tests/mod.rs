@@ -3,6 +3,7 @@
 //! stored), so behaviour can be driven tick by tick with an injected clock.
 
 mod bad_days;
+mod baseline;
 mod behaviour;
 mod judge;
 mod lifecycle;
@@ -62,6 +63,8 @@ pub(super) struct World {
     pub primary_revision: Option<String>,
     /// When false, a scaled-up target stays NotReady.
     pub canary_becomes_ready: bool,
+    /// When false, a started baseline stays NotReady.
+    pub baseline_becomes_ready: bool,
     pub hook_calls: Vec<HookType>,
     pub log: Vec<Decision>,
     pub deleting: bool,
@@ -92,6 +95,7 @@ impl World {
             target_replicas_up: true,
             primary_revision: None,
             canary_becomes_ready: true,
+            baseline_becomes_ready: true,
             hook_calls: Vec::new(),
             log: Vec::new(),
             deleting: false,
@@ -286,6 +290,18 @@ impl World {
                 }
             }
             Effect::SetRoutes(r) => self.observed.routes = Some(*r),
+            Effect::EnsureBaseline { replicas } => {
+                let readiness = if self.baseline_becomes_ready {
+                    Readiness::Ready
+                } else {
+                    Readiness::NotReady("0 ready".into())
+                };
+                self.observed.baseline = Some(BaselineState {
+                    readiness,
+                    replicas: *replicas,
+                });
+            }
+            Effect::RemoveBaseline => self.observed.baseline = None,
             _ => {}
         }
     }

@@ -180,6 +180,8 @@ enum Trouble {
     Unreachable,
     PrimaryBroken,
     PrimaryServes(i32),
+    /// The baseline (when there is one) turns ready or not.
+    BaselineReady(bool),
     /// Which effects the API server refuses from now on (0: none).
     Refuse(u8),
 }
@@ -190,6 +192,7 @@ fn arb_trouble() -> impl Arb<Value = Trouble> {
         1 => Just(Trouble::Unreachable),
         1 => Just(Trouble::PrimaryBroken),
         1 => (0i32..3).prop_map(Trouble::PrimaryServes),
+        1 => any::<bool>().prop_map(Trouble::BaselineReady),
         2 => (0u8..6).prop_map(Trouble::Refuse),
     ]
 }
@@ -228,11 +231,13 @@ proptest! {
         default_istio in any::<bool>(),
         analysis in arb_analysis(),
         skip in any::<bool>(),
+        baseline in any::<bool>(),
         troubles in prop::collection::vec(arb_trouble(), 1..70),
     ) {
         let mut w = build(&analysis);
         w.spec.provider = provider.map(String::from);
         w.spec.skip_analysis = Some(skip);
+        w.spec.analysis.baseline = Some(baseline);
         if default_istio {
             w.default_provider = "istio".into();
         }
@@ -247,6 +252,12 @@ proptest! {
                 ),
                 Trouble::PrimaryBroken => w.primary_readiness(Readiness::DeadlineExceeded("x".into())),
                 Trouble::PrimaryServes(n) => w.primary_available(*n),
+                Trouble::BaselineReady(r) => {
+                    w.baseline_becomes_ready = *r;
+                    if let Some(b) = w.observed.baseline.as_mut() {
+                        b.readiness = if *r { Readiness::Ready } else { Readiness::NotReady("x".into()) };
+                    }
+                }
                 Trouble::Refuse(which) => w.refuse = refusal(*which),
             }
             let input_status = w.status.clone();
@@ -262,6 +273,14 @@ proptest! {
                     target.readiness.is_ready() && target.replicas > 0,
                     "traffic {routes:?} reaches a canary that is not ready: {target:?}"
                 );
+            }
+            if let Some(routes) = w.observed.routes
+                && routes.baseline > 0
+                && w.refuse as usize == refusal(0) as usize
+            {
+                prop_assert!(w.observed.baseline_ready(), "traffic {routes:?} reaches a baseline that is not ready");
+                prop_assert_eq!(routes.baseline, routes.canary);
+                prop_assert_eq!(routes.primary + routes.canary + routes.baseline, 100);
             }
         }
     }

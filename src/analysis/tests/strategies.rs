@@ -134,6 +134,7 @@ fn mirroring_makes_the_first_step_a_mirrored_one() {
     assert_eq!(
         w.routes(),
         Routes {
+            baseline: 0,
             primary: 100,
             canary: 0,
             mirror: true,
