@@ -7,7 +7,7 @@
 //! Imports only `api` (the Canary type), k8s-openapi and kube's object types.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// kubectl's copy of the whole object as last applied (client-side apply): as large as the
@@ -61,6 +61,35 @@ pub fn config_map(cm: &mut ConfigMap) {
     }
 }
 
+/// A cached Service. Its readers: the routers (through `Lookups::service`: the apex's owner
+/// references and `spec.selector`), the core-Service-target adapter (`workload::service_apply`:
+/// the target and its copies' metadata, and the part of their spec `service_target::copy_spec`
+/// hashes and copies) and the controller's watch (name, namespace). So a Service keeps its
+/// metadata and that part of its spec, plus `clusterIP` (kept whole though only `None` is read:
+/// a few bytes). It loses its status (no reader: Serin never waits on a load balancer) and the
+/// spec fields the API server assigns or only a cloud load balancer reads (clusterIPs, IP
+/// families, external IPs, load-balancer settings, external traffic policy, health-check node
+/// port). Every Service Serin writes is built afresh (`apply_service`, `build_copy`), never from
+/// a cached one, so no write can lose what is dropped here.
+pub fn service(svc: &mut Service) {
+    metadata(&mut svc.metadata);
+    svc.status = None;
+    if let Some(spec) = svc.spec.take() {
+        svc.spec = Some(ServiceSpec {
+            type_: spec.type_,
+            external_name: spec.external_name,
+            cluster_ip: spec.cluster_ip,
+            selector: spec.selector,
+            ports: spec.ports,
+            session_affinity: spec.session_affinity,
+            session_affinity_config: spec.session_affinity_config,
+            publish_not_ready_addresses: spec.publish_not_ready_addresses,
+            internal_traffic_policy: spec.internal_traffic_policy,
+            ..Default::default()
+        });
+    }
+}
+
 /// What a cache keeps of an object of this kind (`slim_watch` applies it to every object).
 pub trait Slim {
     /// Drops what no reconcile reads.
@@ -73,14 +102,19 @@ impl Slim for Deployment {
     }
 }
 
+impl Slim for Service {
+    fn slim(&mut self) {
+        service(self);
+    }
+}
+
 impl Slim for ConfigMap {
     fn slim(&mut self) {
         config_map(self);
     }
 }
 
-/// Kinds whose every field may be read (a Canary's status is written back whole; a Service's
-/// spec is the routers'; a DaemonSet primary is rebuilt through its target's view, kept whole
+/// Kinds whose every field may be read (a Canary's status is written back whole; a DaemonSet primary is rebuilt through its target's view, kept whole
 /// as it is rare): metadata only.
 macro_rules! metadata_only {
     ($($t:ty),*) => {$(
@@ -95,7 +129,6 @@ macro_rules! metadata_only {
 metadata_only!(
     crate::api::Canary,
     k8s_openapi::api::apps::v1::DaemonSet,
-    k8s_openapi::api::core::v1::Service,
     kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Secret>,
     kube::api::DynamicObject
 );
@@ -213,5 +246,91 @@ mod tests {
         config_map(&mut copy);
         assert_eq!((copy.data, copy.binary_data), (None, None));
         assert_eq!(copy.metadata.name.as_deref(), Some("app-config"));
+    }
+
+    fn full_service(kind: &str, owned: bool) -> Service {
+        let mut v = json!({"metadata": {"name": "web", "namespace": "ns", "generation": 2,
+                "resourceVersion": "41", "uid": "u9",
+                "labels": {"app": "web"},
+                "annotations": {LAST_APPLIED: "{}", "projectcontour.io/upstream-protocol.h2c": "80"},
+                "managedFields": [{"manager": "kubectl", "operation": "Update"}]},
+            "spec": {"type": kind, "selector": {"app": "web"},
+                "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP", "nodePort": 30080, "appProtocol": "http"}],
+                "clusterIP": "10.0.0.7", "clusterIPs": ["10.0.0.7"], "ipFamilies": ["IPv4"],
+                "ipFamilyPolicy": "SingleStack", "externalIPs": ["1.2.3.4"],
+                "sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}},
+                "publishNotReadyAddresses": true, "internalTrafficPolicy": "Local",
+                "externalTrafficPolicy": "Local", "healthCheckNodePort": 31000,
+                "loadBalancerClass": "lb", "loadBalancerSourceRanges": ["0.0.0.0/0"],
+                "allocateLoadBalancerNodePorts": true},
+            "status": {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]},
+                "conditions": [{"type": "LoadBalancerReady", "status": "True", "reason": "Ok", "message": "ok", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+        if kind == "ExternalName" {
+            v["spec"]["externalName"] = json!("web.example.com");
+        }
+        if owned {
+            v["metadata"]["ownerReferences"] = json!([{"apiVersion": "serin.io/v1beta1", "kind": "Canary", "name": "web", "uid": "u1"}]);
+            v["metadata"]["annotations"]["serin.io/revision"] = json!("r1");
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_service_keeps_what_the_routers_and_the_service_target_read() {
+        use crate::workload::service_target::{canary_up, copy_spec, spec_hash};
+        for kind in ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"] {
+            for owned in [false, true] {
+                let before = full_service(kind, owned);
+                let mut svc = before.clone();
+                service(&mut svc);
+                // What the copies are built from and compared by: unchanged.
+                assert_eq!(copy_spec(&svc), copy_spec(&before), "{kind}");
+                assert_eq!(spec_hash(&svc), spec_hash(&before), "{kind}");
+                assert_eq!(
+                    canary_up(&before, Some(&svc)),
+                    canary_up(&before, Some(&before))
+                );
+                // What the routers read (owners, selector) and the metadata the Service
+                // target's Deployment-shaped view carries: unchanged but for managedFields
+                // and the last-applied copy.
+                let spec = svc.spec.clone().unwrap();
+                let full = before.spec.clone().unwrap();
+                assert_eq!(spec.selector, full.selector);
+                assert_eq!(spec.ports, full.ports, "ports whole, nodePort included");
+                assert_eq!(spec.type_, full.type_);
+                assert_eq!(spec.cluster_ip.as_deref(), Some("10.0.0.7"));
+                assert_eq!(spec.external_name, full.external_name);
+                assert_eq!(spec.session_affinity_config, full.session_affinity_config);
+                let mut meta = before.metadata.clone();
+                metadata(&mut meta);
+                assert_eq!(svc.metadata, meta);
+                assert_eq!(svc.metadata.resource_version.as_deref(), Some("41"));
+                assert_eq!(owned_by_canary(&svc.metadata), owned);
+                // What nothing reads: gone.
+                assert_eq!(svc.status, None);
+                assert_eq!(spec.cluster_ips, None);
+                assert_eq!(spec.ip_families, None);
+                assert_eq!(spec.ip_family_policy, None);
+                assert_eq!(spec.external_ips, None);
+                assert_eq!(spec.load_balancer_source_ranges, None);
+                assert_eq!(spec.health_check_node_port, None);
+            }
+        }
+    }
+
+    #[test]
+    fn a_headless_service_stays_headless_and_a_service_without_spec_stays_without() {
+        let mut headless = full_service("ClusterIP", true);
+        headless.spec.as_mut().unwrap().cluster_ip = Some("None".into());
+        service(&mut headless);
+        assert_eq!(
+            crate::workload::service_target::copy_spec(&headless)
+                .cluster_ip
+                .as_deref(),
+            Some("None")
+        );
+        let mut bare = Service::default();
+        service(&mut bare);
+        assert_eq!(bare, Service::default());
     }
 }
