@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::prometheus::{Prometheus, series};
 use common::scenario::{
     dynamic_httproutes, install_gateway_api, set_image, setup_with, start_controller_with,
-    wait_phase, wait_status,
+    wait_phase,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
@@ -265,16 +265,9 @@ async fn a_baseline_on_a_router_that_cannot_split_three_ways_is_an_invalid_spec(
         "analysis": {"iterations": null, "stepWeight": 10, "baseline": true}}))
     .await;
     let _stop = start_controller_with(&client, Settings::default());
-    let st = wait_status(&client, "InvalidSpec", |st| {
-        common::scenario::ready_condition(st).is_some_and(|c| c.reason == "InvalidSpec")
-    })
-    .await;
-    let ready = common::scenario::ready_condition(&st).unwrap();
     assert_eq!(
-        ready.message.as_deref(),
-        Some(
-            "spec.analysis.baseline: provider 'contour' cannot split traffic three ways (primary, canary, baseline); use gatewayapi, istio or linkerd, or remove baseline"
-        )
+        common::scenario::invalid_spec_message(&client).await,
+        "spec.analysis.baseline: provider 'contour' cannot split traffic three ways (primary, canary, baseline); use gatewayapi, istio or linkerd, or remove baseline"
     );
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
     assert!(deploys.get_opt("podinfo-primary").await.unwrap().is_none());

@@ -8,7 +8,7 @@
 mod common;
 
 use common::prometheus::{Prometheus, series};
-use common::scenario::{set_image, setup_with, start_controller_with, wait_phase, wait_status};
+use common::scenario::{set_image, setup_with, start_controller_with, wait_phase};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, PostParams};
 use serde_json::json;
@@ -176,16 +176,9 @@ async fn a_compared_metric_on_a_provider_without_per_pod_samples_is_an_invalid_s
         .await
         .unwrap();
     let _stop = start_controller_with(&client, Settings::default());
-    let st = wait_status(&client, "InvalidSpec", |st| {
-        common::scenario::ready_condition(st).is_some_and(|c| c.reason == "InvalidSpec")
-    })
-    .await;
-    let ready = common::scenario::ready_condition(&st).unwrap();
     assert_eq!(
-        ready.message.as_deref(),
-        Some(
-            "spec.analysis.metrics[0].compare: MetricTemplate test/dd uses the datadog provider, which returns one value per query; compare needs per-pod samples from a prometheus template"
-        )
+        common::scenario::invalid_spec_message(&client).await,
+        "spec.analysis.metrics[0].compare: MetricTemplate test/dd uses the datadog provider, which returns one value per query; compare needs per-pod samples from a prometheus template"
     );
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
     assert!(deploys.get_opt("podinfo-primary").await.unwrap().is_none());

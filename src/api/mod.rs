@@ -21,6 +21,7 @@ mod service;
 mod status;
 mod targets;
 pub mod validate;
+mod validate_providers;
 
 pub use alert_provider::*;
 pub use analysis::*;

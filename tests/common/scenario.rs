@@ -232,6 +232,17 @@ pub async fn wait_status(
     }
 }
 
+/// Waits until the Canary is `Ready=False` with reason InvalidSpec and returns that message.
+pub async fn invalid_spec_message(client: &kube::Client) -> String {
+    let st = wait_status(client, "InvalidSpec", |st| {
+        ready_condition(st).is_some_and(|c| c.reason == "InvalidSpec")
+    })
+    .await;
+    ready_condition(&st)
+        .and_then(|c| c.message)
+        .unwrap_or_default()
+}
+
 /// Polls `get` until `pred` holds on its answer (30 s at most) and returns that answer. The
 /// controller writes its intent to status before it moves the routes, so a test that saw a weight
 /// in status waits for the route object as well.
