@@ -145,10 +145,25 @@ async fn problems(
     {
         invalid.extend(r.problems(canary).await?);
     }
-    if invalid.is_empty() {
+    if invalid.is_empty() && recheck_templates(canary) {
         invalid.extend(samples::compare_problems(ctx, canary).await);
     }
     Ok((invalid, router))
+}
+
+/// Whether compared metrics' MetricTemplates are read for validation at this reconcile: on a spec
+/// the controller has not decided on yet, and while the Canary is refused as InvalidSpec (a fixed
+/// MetricTemplate must clear it) — not on every reconcile. A template changed to a provider
+/// without samples later shows when its metric is sampled (a failed query naming it).
+fn recheck_templates(canary: &Canary) -> bool {
+    let Some(st) = canary.status.as_ref() else {
+        return true;
+    };
+    st.observed_generation != canary.metadata.generation
+        || st
+            .conditions
+            .iter()
+            .any(|c| c.r#type == "Ready" && c.reason == "InvalidSpec")
 }
 
 /// A target that another Canary already has, or that Serin generated for one, is refused.
@@ -381,4 +396,38 @@ pub fn error_policy(canary: Arc<Canary>, error: &Error, ctx: Arc<Context>) -> Ac
         .inc();
     tracing::warn!(canary = canary.metadata.name.as_deref().unwrap_or_default(), error = %error, label = error.metric_label(), "reconcile failed");
     Action::requeue(Duration::from_secs(5))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::recheck_templates;
+    use crate::api::Canary;
+
+    fn canary(generation: i64, status: serde_json::Value) -> Canary {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "serin.io/v1beta1", "kind": "Canary",
+            "metadata": {"name": "a", "namespace": "t", "generation": generation},
+            "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "a"},
+                     "analysis": {"interval": "1m", "threshold": 1}},
+            "status": status
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn templates_are_read_for_a_new_spec_or_a_refused_canary_only() {
+        let ready = serde_json::json!({"observedGeneration": 2,
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Progressing", "message": ""}]});
+        assert!(
+            !recheck_templates(&canary(2, ready.clone())),
+            "decided spec"
+        );
+        assert!(recheck_templates(&canary(3, ready)), "new generation");
+        let refused = serde_json::json!({"observedGeneration": 2,
+            "conditions": [{"type": "Ready", "status": "False", "reason": "InvalidSpec", "message": "x"}]});
+        assert!(recheck_templates(&canary(2, refused)), "refused");
+        let mut fresh = canary(1, serde_json::json!({}));
+        fresh.status = None;
+        assert!(recheck_templates(&fresh), "never seen");
+    }
 }
