@@ -300,6 +300,35 @@ impl Bench {
             .collect())
     }
 
+    /// Waits until every app has its HTTPRoute. A Canary says Initialized before its
+    /// initialisation tick has written its routes (the status goes first), so a measurement that
+    /// starts at "all Initialized" would count the last of those ticks' route reads and writes.
+    pub async fn wait_routes(&self, limit: Duration) -> Result<(), String> {
+        use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+        let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+        let ar = ApiResource::from_gvk_with_plural(&gvk, "httproutes");
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let mut routes = 0;
+            for ns in &self.world.namespaces {
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(self.world.client.clone(), ns, &ar);
+                let listed = api.list_metadata(&ListParams::default()).await;
+                routes += listed.map_err(|e| e.to_string())?.items.len();
+            }
+            if routes >= self.canaries {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!(
+                    "{routes} of {} HTTPRoutes after {limit:?}",
+                    self.canaries
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Waits until every canary is at `w` or past it.
     pub async fn wait_all_reached(&self, w: i32, limit: Duration) -> Result<(), String> {
         use CanaryPhase::*;

@@ -117,6 +117,7 @@ async fn run(size: &Size, at: &Where, cleanup: world::Shared) -> Result<(), Stri
     bench
         .wait_all(|p| p == "Initialized", Duration::from_secs(600))
         .await?;
+    bench.wait_routes(Duration::from_secs(600)).await?;
     println!("initialized all in {:.1}s", t.elapsed().as_secs_f64());
 
     // Rollout 1, measured: a new revision on every app at once.

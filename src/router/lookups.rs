@@ -293,6 +293,9 @@ impl RouteApi {
                 return Ok(answer);
             }
         }
+        // Why the cache could not answer, for `serin=debug` (a GET per tick costs at scale).
+        tracing::debug!(kind = %kind_key(&self.ar), key = %key, cache = cache.is_some(),
+            listed = cache.as_ref().is_some_and(|c| *c.listed.borrow()), "route read from the API server");
         let got = self.api.get_opt(name).await?;
         if got.is_some() && cache.is_none() {
             self.routes.cache(&self.ar, self.ns.is_some(), true);
