@@ -40,6 +40,8 @@ pub struct Settings {
     pub ingress_annotations_prefix: String,
     /// The Canaries this controller owns (`--shard-selector`; None: all of them).
     pub shard: Option<super::shard::ShardSelector>,
+    /// Where the Canary cache is shared with the dashboard (None: no dashboard).
+    pub canary_feed: Option<super::feed::CanaryFeed>,
 }
 
 impl Default for Settings {
@@ -61,6 +63,7 @@ impl Default for Settings {
             secret_tracking: Default::default(),
             ingress_annotations_prefix: crate::router::nginx_objects::DEFAULT_PREFIX.into(),
             shard: None,
+            canary_feed: None,
         }
     }
 }

@@ -8,6 +8,7 @@ mod commit;
 mod context;
 mod error;
 pub mod events;
+mod feed;
 mod knative;
 pub mod leader;
 mod metrics;
@@ -38,6 +39,7 @@ use kube::{Api, ResourceExt};
 
 pub use context::{Caches, Context, Settings, Synced};
 pub use error::Error;
+pub use feed::{CanaryFeed, Shared};
 pub use reconcile::{error_policy, reconcile};
 
 use crate::api::{Canary, TargetKind};
@@ -203,8 +205,10 @@ fn canary_watch(
     if let Some(shard) = &ctx.settings.shard {
         config = config.labels(shard.as_str());
     }
+    let touched = ctx.settings.canary_feed.clone();
     slim_watch_with(api, "Canary", config)
         .reflect(writer)
+        .inspect_ok(move |_| touched.as_ref().map_or((), CanaryFeed::touch))
         .inspect_ok(move |event| match event {
             watcher::Event::Delete(c) => ctx.forget(c),
             // After a fresh list the store holds exactly what is listed; what left meanwhile
@@ -271,6 +275,8 @@ async fn run_with(
     };
     let probe = canaries.clone();
     let (store, canary_writer) = reflector::store::<Canary>();
+    // The dashboard reads this store while this instance runs the controller; a standby has none.
+    let _shared = (settings.canary_feed.as_ref()).map(|feed| feed.share(store.clone()));
     let telemetry = settings.telemetry.clone();
     let probe_params = kube::api::ListParams::default().limit(1);
     let probe_params = match &settings.shard {
