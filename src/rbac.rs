@@ -1,8 +1,9 @@
 //! The shape of an RBAC rule, a leaf every seam uses to declare the permissions its calls need next
 //! to the code that makes them (`controller::RBAC`, `workload::RBAC`, each router's `RBAC`,
 //! `controller::leader::RBAC`); the collection lives with the controller (`controller::rbac`).
-//! The dashboard's action reviews are declared here ([`DASHBOARD_ACTIONS_RBAC`]) so the chart's
-//! rules and their test do not depend on the dashboard's module.
+//! The dashboard's reads and action reviews are declared here ([`DASHBOARD_RBAC`],
+//! [`DASHBOARD_ACTIONS_RBAC`]) so the chart's rules and their test do not depend on the
+//! dashboard's module.
 //! Pure data: must not import kube or any module that declares rules.
 
 /// When a rule is needed.
@@ -23,6 +24,10 @@ pub enum Needed {
     /// Only where Secrets are tracked (`--secret-namespaces`; the chart's `secretTracking`):
     /// in the watched namespaces by default, in a Role per named namespace, or nowhere.
     SecretTracking,
+    /// Only when the controller serves the dashboard (`serin controller --dashboard-addr`; the
+    /// chart's `dashboard.enabled`): what its pages read beyond the controller's own calls, in the
+    /// namespaces the controller watches.
+    Dashboard,
     /// Only when the dashboard may act (`serin controller --dashboard-actions`; the chart's
     /// `dashboard.actions`): the reviews that authorize a browser's action. Cluster-scoped
     /// resources, so always in a ClusterRole.
@@ -46,6 +51,17 @@ pub struct Rule {
 
 /// One permission as an authorizer sees it: (group, resource, verb).
 pub type Grant = (String, String, String);
+
+/// What the controller's dashboard reads that the controller itself does not: a Canary's page
+/// lists the Events in the Canary's namespace (`dashboard::pages`' `events_of`, one `list`, no
+/// watch) and keeps those about the Canary.
+pub const DASHBOARD_RBAC: &[Rule] = &[Rule {
+    group: "events.k8s.io",
+    resources: &["events"],
+    verbs: &["list"],
+    needed: Needed::Dashboard,
+    why: "dashboard: a Canary's page lists the Events in its namespace and shows those about the Canary",
+}];
 
 /// The calls the controller's dashboard makes before it acts for a browser (dashboard contract,
 /// "Authorisation of actions"): who the bearer token belongs to, then whether that user may patch

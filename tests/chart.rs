@@ -285,7 +285,8 @@ fn every_rendered_flag_and_variable_is_accepted_by_serin_controller() {
             "eventWebhook": "https://events.example.com/serin", "extraArgs": ["--metrics-timeout=5s"],
             "alerts": {"channel": "deploys", "severity": "warn", "urlSecretRef": {"name": "serin-alerts"}},
             "labelPrefixes": {"include": "app,team", "exclude": "argocd.argoproj.io/"},
-            "secretTracking": {"namespaces": ["apps"]}}),
+            "secretTracking": {"namespaces": ["apps"]},
+            "dashboard": {"enabled": true, "actions": true}}),
     )
     .unwrap();
     let d = get(&s, &["-n", "serin-system", "get", "deployment", "serin"]);
@@ -306,6 +307,11 @@ fn every_rendered_flag_and_variable_is_accepted_by_serin_controller() {
     assert_eq!(
         parsed.secret_namespaces,
         serin::workload::SecretTracking::parse("apps").unwrap()
+    );
+    assert_eq!(
+        (parsed.dashboard_addr, parsed.dashboard_actions),
+        (Some("0.0.0.0:8081".parse().unwrap()), true),
+        "the dashboard's flags"
     );
     for flag in [
         "--namespace=apps",

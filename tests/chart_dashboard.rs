@@ -1,6 +1,7 @@
 //! The chart's web dashboard values with Helm's own engine (see tests/chart.rs): off by default
-//! (no Service, port, flag or review permission); `dashboard.enabled` adds the flag, the
-//! container port and a ClusterIP Service per controller Deployment; `dashboard.actions` adds
+//! (no Service, port, flag, Events list or review permission); `dashboard.enabled` adds the flag,
+//! the container port, a ClusterIP Service per controller Deployment and exactly
+//! `serin::rbac::DASHBOARD_RBAC` (list Events) where the controller watches; `dashboard.actions` adds
 //! exactly `serin::rbac::DASHBOARD_ACTIONS_RBAC` to the ClusterRole (a ClusterRole of its own in
 //! namespaced mode, since a Role cannot grant cluster-scoped reviews).
 
@@ -60,7 +61,7 @@ fn has_cluster_role(s: &Server, name: &str) -> bool {
 }
 
 #[test]
-fn the_dashboard_is_off_by_default_with_no_service_port_flag_or_review_permission() {
+fn the_dashboard_is_off_by_default_with_no_service_port_flag_events_list_or_review_permission() {
     let s = cluster();
     install(&s, json!({})).unwrap();
     let d = deployment(&s, "serin");
@@ -72,6 +73,10 @@ fn the_dashboard_is_off_by_default_with_no_service_port_flag_or_review_permissio
     assert!(
         grants(&role).is_disjoint(&rbac::dashboard_actions_grants()),
         "no review permission"
+    );
+    assert!(
+        grants(&role).is_disjoint(&rbac::dashboard_grants()),
+        "no Events list"
     );
     assert!(!has_cluster_role(&s, "serin-dashboard"));
 }
@@ -104,7 +109,20 @@ fn an_enabled_dashboard_is_read_only_behind_a_cluster_ip_service() {
         assert_eq!(&pod_labels[k], v, "{k}");
     }
     let role = get(&s, &["get", "clusterrole", "serin"]);
-    assert_eq!(grants(&role), rbac::grants(&[]), "read-only: no reviews");
+    let mut expected = rbac::grants(&[]);
+    expected.extend(rbac::dashboard_grants());
+    assert_eq!(
+        grants(&role),
+        expected,
+        "read-only: the Events list, no reviews"
+    );
+    let events: Vec<(String, String, String)> = rbac::dashboard_grants().into_iter().collect();
+    let list = (
+        "events.k8s.io".to_string(),
+        "events".to_string(),
+        "list".to_string(),
+    );
+    assert_eq!(events, [list]);
     let notes = release["info"]["notes"].as_str().unwrap_or_default();
     assert!(
         notes.contains("kubectl -n serin-system port-forward service/serin-dashboard 8081"),
@@ -128,6 +146,7 @@ fn actions_add_exactly_the_two_review_rules_to_the_cluster_role() {
     assert_eq!(dashboard_services(&s)[0]["spec"]["ports"][0]["port"], 9000);
     let role = get(&s, &["get", "clusterrole", "serin"]);
     let mut expected = rbac::grants(&[]);
+    expected.extend(rbac::dashboard_grants());
     expected.extend(rbac::dashboard_actions_grants());
     assert_eq!(grants(&role), expected);
     let reviews: Vec<(String, String, String)> =
@@ -144,7 +163,7 @@ fn actions_add_exactly_the_two_review_rules_to_the_cluster_role() {
 }
 
 #[test]
-fn namespaced_mode_grants_the_reviews_in_a_cluster_role_of_their_own() {
+fn namespaced_mode_grants_the_events_list_in_the_role_and_the_reviews_in_a_cluster_role() {
     let s = cluster();
     install(
         &s,
@@ -153,7 +172,9 @@ fn namespaced_mode_grants_the_reviews_in_a_cluster_role_of_their_own() {
     )
     .unwrap();
     let role = get(&s, &["-n", "apps", "get", "role", "serin"]);
-    assert_eq!(grants(&role), rbac::grants(&[]));
+    let mut expected = rbac::grants(&[]);
+    expected.extend(rbac::dashboard_grants());
+    assert_eq!(grants(&role), expected);
     let reviews = get(&s, &["get", "clusterrole", "serin-dashboard"]);
     assert_eq!(grants(&reviews), rbac::dashboard_actions_grants());
     let binding = get(&s, &["get", "clusterrolebinding", "serin-dashboard"]);

@@ -27,6 +27,7 @@ pub fn all() -> Vec<Rule> {
         crate::metrics::keptn::RBAC,
         crate::metrics::externalmetrics::RBAC,
         crate::workload::keda::RBAC,
+        crate::rbac::DASHBOARD_RBAC,
         crate::rbac::DASHBOARD_ACTIONS_RBAC,
     ]
     .concat()
@@ -83,6 +84,7 @@ fn watched_namespace_grants(routers: &[&str], secret_tracking: bool) -> BTreeSet
         Needed::LeaderElection
         | Needed::Everyone
         | Needed::Integration(_)
+        | Needed::Dashboard
         | Needed::DashboardActions => false,
         Needed::Router(name) => routers.contains(&name),
         Needed::SecretTracking => secret_tracking,
@@ -92,6 +94,11 @@ fn watched_namespace_grants(routers: &[&str], secret_tracking: bool) -> BTreeSet
 /// The triples Kubernetes grants every authenticated user (the chart grants none of them).
 pub fn everyone_grants() -> BTreeSet<Grant> {
     expand(all().iter().filter(|r| r.needed == Needed::Everyone))
+}
+
+/// The triples the watched namespaces' grants add with the dashboard on (`dashboard.enabled`).
+pub fn dashboard_grants() -> BTreeSet<Grant> {
+    expand(all().iter().filter(|r| r.needed == Needed::Dashboard))
 }
 
 /// The triples the cluster-wide rules add with the dashboard's actions on (`dashboard.actions`).
@@ -163,6 +170,15 @@ mod tests {
             assert!(tracking.contains(&grant), "{verb}");
             assert!(grants(&[]).contains(&grant), "{verb}");
         }
+    }
+
+    #[test]
+    fn the_dashboard_only_lists_events_and_only_when_it_is_served() {
+        let list = |g: &str, r: &str| (g.to_string(), r.to_string(), "list".to_string());
+        let dashboard: Vec<Grant> = dashboard_grants().into_iter().collect();
+        assert_eq!(dashboard, [list("events.k8s.io", "events")]);
+        assert!(grants(ROUTERS).is_disjoint(&dashboard_grants()));
+        assert!(dashboard_actions_grants().is_disjoint(&dashboard_grants()));
     }
 
     #[test]
