@@ -1,7 +1,8 @@
 //! The browser driver (tests/common/browser.rs) against a tiny page of our own served by axum on
 //! 127.0.0.1: a real mouse click runs the page's script and changes its text and an attribute,
 //! typed keys reach an input, extra headers reach the server, and a screenshot is a PNG. A
-//! machine without chromium fails here with a message naming scripts/test.sh.
+//! machine without chromium fails here with a message naming scripts/test.sh (shown with a
+//! program name that does not exist).
 
 mod common;
 
@@ -109,6 +110,24 @@ async fn wait_for_fails_at_its_deadline_naming_the_predicate() {
         .unwrap_or_default();
     assert!(
         message.contains("window.neverSet === true") && message.contains("still not true"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_chromium_fails_the_test_naming_scripts_test_sh() {
+    let launched = tokio::spawn(Chromium::launch_program("chromium-not-installed-here")).await;
+    let panic = launched
+        .err()
+        .expect("launch must fail without the program");
+    let message = panic.into_panic();
+    let message = message
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.contains("chromium-not-installed-here could not be started")
+            && message.contains("./scripts/test.sh installs Debian's `chromium` package"),
         "{message}"
     );
 }

@@ -135,8 +135,13 @@ impl Chromium {
     /// Starts chromium and opens one blank page. Fails the test (never skips it) when chromium
     /// is not installed: ./scripts/test.sh installs Debian's package.
     pub async fn launch() -> Chromium {
+        Chromium::launch_program("chromium").await
+    }
+
+    /// `launch` with another executable name (the self-test names one that does not exist).
+    pub async fn launch_program(program: &str) -> Chromium {
         let profile = tempfile::tempdir().expect("a temporary chromium profile directory");
-        let mut child = Command::new("chromium")
+        let mut child = Command::new(program)
             .args(flags(profile.path()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -146,7 +151,7 @@ impl Chromium {
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
-                    "chromium could not be started ({e}): this test drives a real headless \
+                    "{program} could not be started ({e}): this test drives a real headless \
                      browser; ./scripts/test.sh installs Debian's `chromium` package"
                 )
             });
