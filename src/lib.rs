@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod dashboard;
 pub mod demo;
 pub mod hooks;
 pub mod loadtester;

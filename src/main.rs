@@ -51,6 +51,7 @@ async fn main() {
                 },
         } => cli::sim_serve(port, kubeconfig_out, pod_ready_ms).await,
         Command::Status(args) => cli::operate::status(args).await,
+        Command::Dashboard(args) => cli::dashboard::run(args).await,
         Command::Promote(args) => cli::operate::act(Action::Promote, args).await,
         Command::Abort(args) => cli::operate::act(Action::Abort, args).await,
         Command::Pause(args) => cli::operate::act(Action::Pause, args).await,

@@ -71,6 +71,15 @@ pub struct ControllerArgs {
     /// Serve /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:8080 in a cluster).
     #[arg(long, env = "SERIN_METRICS_ADDR", value_name = "HOST:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Serve the web dashboard on this address (e.g. 0.0.0.0:8081 in a cluster): every Canary
+    /// from the controller's own cache, live. Off when unset. Anyone who reaches it can read
+    /// the Canaries; expose it like the API (port-forward, an authenticating proxy).
+    #[arg(long, env = "SERIN_DASHBOARD_ADDR", value_name = "HOST:PORT")]
+    pub dashboard_addr: Option<std::net::SocketAddr>,
+    /// Let the dashboard promote, abort, pause and resume: for a person whose bearer token
+    /// (TokenReview) may patch that Canary (SubjectAccessReview). Read-only without it.
+    #[arg(long, env = "SERIN_DASHBOARD_ACTIONS", requires = "dashboard_addr")]
+    pub dashboard_actions: bool,
     /// Prometheus address for Canaries that set no spec.metricsServer (e.g.
     /// http://prometheus.monitoring:9090).
     #[arg(long, env = "SERIN_METRICS_SERVER", value_name = "URL")]
@@ -197,6 +206,29 @@ fn checked_flags(args: &ControllerArgs) -> Result<Option<ShardSelector>, String>
         .transpose()
 }
 
+/// Starts the dashboard when --dashboard-addr is set, fed by the controller's Canary cache.
+async fn start_dashboard(
+    args: &ControllerArgs,
+    client: &kube::Client,
+    mut settings: crate::controller::Settings,
+) -> Result<crate::controller::Settings, String> {
+    let Some(addr) = args.dashboard_addr else {
+        return Ok(settings);
+    };
+    let feed = crate::controller::CanaryFeed::default();
+    let options = crate::dashboard::Options {
+        mode: crate::dashboard::Mode::Controller,
+        actions: args.dashboard_actions,
+    };
+    let dashboard = crate::dashboard::Dashboard::new(feed.clone(), client.clone(), options)?;
+    let bound = crate::dashboard::serve(addr, dashboard)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} (--dashboard-addr): {e}"))?;
+    tracing::info!(%bound, actions = args.dashboard_actions, "serving the dashboard");
+    settings.canary_feed = Some(feed);
+    Ok(settings)
+}
+
 /// Runs `serin controller` until SIGTERM / Ctrl-C.
 pub async fn controller(args: ControllerArgs) -> i32 {
     init_logging(&args.log_format, &args.log_level);
@@ -258,6 +290,13 @@ pub async fn controller(args: ControllerArgs) -> i32 {
             }
         }
     }
+    let settings = match start_dashboard(&args, &client, settings).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     tracing::info!(namespace = args.namespace.as_deref().unwrap_or("<all>"), provider = %args.mesh_provider, secret_namespaces = %args.secret_namespaces, shard = shard.as_ref().map_or("<all>".to_string(), |s| s.to_string()), "serin controller starting");
     if args.leader_elect {
         let identity =

@@ -14,6 +14,7 @@ mod backtest_fetch;
 mod backtest_report;
 pub mod cluster_check;
 mod controller;
+pub mod dashboard;
 mod migrate;
 pub mod operate;
 pub use controller::{ControllerArgs, controller};
@@ -103,6 +104,10 @@ pub enum Command {
         #[arg(long, env = "SERIN_LOADTESTER_TASK_TIMEOUT", default_value = "1h", value_parser = parse_positive_duration)]
         task_timeout: std::time::Duration,
     },
+    /// Open the web dashboard of the kubeconfig's cluster on 127.0.0.1: every Canary live, one
+    /// page per Canary, and with --actions the promote/abort/pause/resume buttons (acting with
+    /// the kubeconfig's identity).
+    Dashboard(dashboard::DashboardArgs),
     /// Show canaries: phase, weight, failed checks, last transition, step and next step due;
     /// for one canary, its decision record too.
     Status(operate::StatusArgs),

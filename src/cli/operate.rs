@@ -58,7 +58,7 @@ pub struct ActionArgs {
     pub target: Target,
 }
 
-async fn client(target: &Target) -> Result<(kube::Client, String), String> {
+pub(crate) async fn client(target: &Target) -> Result<(kube::Client, String), String> {
     let config = super::load_kube_config(target.kubeconfig.clone()).await?;
     let ns = target
         .namespace
@@ -73,7 +73,7 @@ async fn client(target: &Target) -> Result<(kube::Client, String), String> {
     Ok((client, ns))
 }
 
-fn human(d: chrono::Duration) -> String {
+pub(crate) fn human(d: chrono::Duration) -> String {
     let s = d.num_seconds().max(0);
     match s {
         0..=119 => format!("{s}s"),
@@ -83,7 +83,7 @@ fn human(d: chrono::Duration) -> String {
 }
 
 /// The step a canary is at: `weight 20/50` or `iteration 3/10`, `-` when not analysing.
-fn step(c: &Canary) -> String {
+pub(crate) fn step(c: &Canary) -> String {
     let s = c.status.clone().unwrap_or_default();
     if !matches!(
         s.phase,
@@ -101,7 +101,7 @@ fn step(c: &Canary) -> String {
 }
 
 /// When the next step is due, relative to `now`.
-fn next_step(c: &Canary, now: DateTime<Utc>) -> String {
+pub(crate) fn next_step(c: &Canary, now: DateTime<Utc>) -> String {
     let s = c.status.clone().unwrap_or_default();
     if s.paused_at.is_some() {
         return "paused".into();
@@ -273,16 +273,35 @@ pub async fn status(args: StatusArgs) -> i32 {
     }
 }
 
+/// The verb of an action as the annotation and the commands spell it: `promote`, `abort`, ...
+pub fn verb(action: Action) -> String {
+    format!("{action:?}").to_lowercase()
+}
+
+/// Asks the controller for `action` on one Canary, as `serin abort` etc. and the dashboard do:
+/// a merge patch of `serin.io/action: <verb>@<now>` (a new value each time: the controller acts
+/// on each value once). Returns the value set. The caller's client decides whose identity asks.
+pub async fn request_action(
+    api: &Api<Canary>,
+    name: &str,
+    action: Action,
+    now: DateTime<Utc>,
+) -> Result<String, kube::Error> {
+    let value = format!("{}@{}", verb(action), now.format("%Y-%m-%dT%H:%M:%S%.6fZ"));
+    let patch = json!({"metadata": {"annotations": {ACTION_ANNOTATION: value}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await?;
+    Ok(value)
+}
+
 /// Runs `serin promote|abort|pause|resume`: sets `serin.io/action: <verb>@<time>` and (unless
 /// --no-wait) waits for the controller to record it in `status.lastAction`.
 pub async fn act(action: Action, args: ActionArgs) -> i32 {
-    let verb = format!("{action:?}").to_lowercase();
+    let verb = verb(action);
     let run = async {
         let (client, ns) = client(&args.target).await?;
         let api: Api<Canary> = Api::namespaced(client, &ns);
-        let value = format!("{verb}@{}", Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ"));
-        let patch = json!({"metadata": {"annotations": {ACTION_ANNOTATION: value}}});
-        api.patch(&args.canary, &PatchParams::default(), &Patch::Merge(patch))
+        let value = request_action(&api, &args.canary, action, Utc::now())
             .await
             .map_err(|e| format!("canary {}.{ns}: {}", args.canary, one_line(&e.to_string())))?;
         println!(

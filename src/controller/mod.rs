@@ -35,7 +35,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
 
-pub use context::{Caches, Context, Settings, Synced};
+pub use context::{Caches, CanaryFeed, Context, Settings, Synced};
 pub use error::Error;
 pub use reconcile::{error_policy, reconcile};
 
@@ -205,23 +205,37 @@ fn canary_watch(
     }
     slim_watch_with(api, "Canary", config)
         .reflect(writer)
-        .inspect_ok(move |event| match event {
-            watcher::Event::Delete(c) => ctx.forget(c),
-            // After a fresh list the store holds exactly what is listed; what left meanwhile
-            // had no DELETED event. The first list also sets the resume order.
-            watcher::Event::InitDone => {
-                let listed = store.state();
-                ctx.resume.listed(listed.iter().map(|c| c.as_ref()));
-                let present: std::collections::HashSet<String> = store
-                    .state()
-                    .iter()
-                    .map(|c| format!("{}/{}", c.namespace_or_default(), c.name_any()))
-                    .collect();
-                ctx.forget_keys(|k| !present.contains(k));
+        .inspect_ok(move |event| {
+            if let Some(feed) = &ctx.settings.canary_feed {
+                feed.touch();
             }
-            _ => {}
+            match event {
+                watcher::Event::Delete(c) => ctx.forget(c),
+                // After a fresh list the store holds exactly what is listed; what left meanwhile
+                // had no DELETED event. The first list also sets the resume order.
+                watcher::Event::InitDone => {
+                    let listed = store.state();
+                    ctx.resume.listed(listed.iter().map(|c| c.as_ref()));
+                    let present: std::collections::HashSet<String> = store
+                        .state()
+                        .iter()
+                        .map(|c| format!("{}/{}", c.namespace_or_default(), c.name_any()))
+                        .collect();
+                    ctx.forget_keys(|k| !present.contains(k));
+                }
+                _ => {}
+            }
         })
         .applied_objects()
+}
+
+/// Withdraws the shared Canary store when the controller stops (leadership lost, shutdown).
+struct Unshare(CanaryFeed);
+
+impl Drop for Unshare {
+    fn drop(&mut self) {
+        self.0.publish(None);
+    }
 }
 
 /// Aborts a helper task when the future that owns it is dropped (leadership lost, shutdown).
@@ -269,6 +283,11 @@ async fn run_with(
     };
     let probe = canaries.clone();
     let (store, canary_writer) = reflector::store::<Canary>();
+    // The dashboard reads this store while this instance runs the controller; a standby has none.
+    let _shared = settings.canary_feed.clone().map(|feed| {
+        feed.publish(Some(store.clone()));
+        Unshare(feed)
+    });
     let telemetry = settings.telemetry.clone();
     let probe_params = kube::api::ListParams::default().limit(1);
     let probe_params = match &settings.shard {
