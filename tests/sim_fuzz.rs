@@ -1,6 +1,7 @@
 //! Bad input against serin::sim: malformed bodies, unknown resources, wrong content types,
 //! oversized bodies get the real server's status codes and Status shapes; random paths, methods
-//! and bodies never crash it or produce a 5xx, and it keeps serving.
+//! and bodies never crash it or produce a 5xx, and it keeps serving; random bodies to the
+//! TokenReview and SubjectAccessReview endpoints get a review or a Status.
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -147,6 +148,9 @@ fn arb_path() -> impl Strategy<Value = String> {
         Just("validatingadmissionpolicybindings".to_string()),
         Just("authorization.k8s.io".to_string()),
         Just("selfsubjectaccessreviews".to_string()),
+        Just("subjectaccessreviews".to_string()),
+        Just("authentication.k8s.io".to_string()),
+        Just("tokenreviews".to_string()),
         Just("x".to_string()),
         "[a-z0-9.%-]{0,12}".prop_map(|s| s),
     ];
@@ -176,6 +180,8 @@ fn arb_body() -> impl Strategy<Value = Vec<u8>> {
         ),
         Just(br#"[{"op":"replace","path":"/spec/replicas","value":3}]"#.to_vec()),
         Just(br#"{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectAccessReview","spec":{"resourceAttributes":{"verb":"get","resource":"pods"}}}"#.to_vec()),
+        Just(br#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"fz"}}"#.to_vec()),
+        Just(br#"{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{"user":"fz","resourceAttributes":{"verb":"get","resource":"pods"}}}"#.to_vec()),
         Just(br#"{"apiVersion":"admissionregistration.k8s.io/v1","kind":"ValidatingAdmissionPolicy","metadata":{"name":"fz"},"spec":{"validations":[{"expression":"1 +"}]}}"#.to_vec()),
         Just(b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fz\n".to_vec()),
     ]
@@ -251,6 +257,98 @@ proptest! {
             assert!(code == 201 || code == 422, "{expression:?} -> {code}: {text}");
             let (code, _) = send(&c, &base, "GET", "/version", "application/json", vec![]).await;
             assert_eq!(code, 200);
+        });
+    }
+}
+
+/// A JSON value built from the words the reviews read, so random bodies reach deep into them.
+fn arb_review_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        "[a-z:*/.-]{0,10}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 32, 5, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            prop::collection::btree_map(
+                prop::sample::select(vec![
+                    "apiVersion",
+                    "kind",
+                    "metadata",
+                    "spec",
+                    "status",
+                    "token",
+                    "audiences",
+                    "user",
+                    "groups",
+                    "uid",
+                    "extra",
+                    "resourceAttributes",
+                    "nonResourceAttributes",
+                    "verb",
+                    "group",
+                    "resource",
+                    "subresource",
+                    "namespace",
+                    "name",
+                    "path",
+                    "managedFields",
+                ])
+                .prop_map(String::from),
+                inner,
+                0..6,
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Random bodies (JSON of the reviews' words, the right kind with a random spec, or bytes)
+    /// POSTed as JSON or YAML to tokenreviews and subjectaccessreviews are answered 201 with the
+    /// review, or with a Status (400, 415, 422); never a panic or a 5xx.
+    #[test]
+    fn random_review_bodies_get_a_review_or_a_status(
+        bodies in prop::collection::vec((
+            0usize..2,
+            0usize..3,
+            arb_review_json(),
+            prop::collection::vec(any::<u8>(), 0..64),
+            prop::sample::select(vec!["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"]),
+        ), 1..12),
+    ) {
+        let rt = runtime();
+        rt.block_on(async {
+            let cluster = Cluster::start().await.unwrap();
+            {
+                let state = cluster.state();
+                let mut st = state.lock().unwrap();
+                st.add_token("fz", "fuzzer", &["devs"]);
+                st.grant("devs", "*", "pods", "get");
+            }
+            let base = cluster.url();
+            let c = reqwest::Client::new();
+            for (which, shape, value, bytes, ctype) in bodies {
+                let (path, api_version, kind) = [
+                    ("/apis/authentication.k8s.io/v1/tokenreviews", "authentication.k8s.io/v1", "TokenReview"),
+                    ("/apis/authorization.k8s.io/v1/subjectaccessreviews", "authorization.k8s.io/v1", "SubjectAccessReview"),
+                ][which];
+                let body = match shape {
+                    0 => serde_json::to_vec(&value).unwrap(),
+                    1 => serde_json::to_vec(&json!({"apiVersion": api_version, "kind": kind, "spec": value})).unwrap(),
+                    _ => bytes,
+                };
+                let (code, text) = send(&c, &base, "POST", path, ctype, body).await;
+                let answer: Value = serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{path} -> {code}, not JSON ({e}): {text}"));
+                let expected = if code == 201 { kind } else { "Status" };
+                assert!(matches!(code, 201 | 400 | 415 | 422), "{path} -> {code}: {text}");
+                assert_eq!(answer["kind"], expected, "{path} -> {code}: {text}");
+            }
         });
     }
 }

@@ -1,9 +1,12 @@
 //! The real kube::Client and kube::runtime against serin::sim: CRUD, server-side apply, status,
 //! watches seen by a Controller, and the simulated Deployment rollout; concurrent watchers,
-//! listers and writers against raw HTTP (`concurrency`).
+//! listers and writers against raw HTTP (`concurrency`); TokenReviews and SubjectAccessReviews
+//! through kube::Api and kubectl (`reviews`).
 
 #[path = "sim_kube/concurrency.rs"]
 mod concurrency;
+#[path = "sim_kube/reviews.rs"]
+mod reviews;
 
 use std::time::Duration;
 

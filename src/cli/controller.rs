@@ -78,7 +78,8 @@ pub struct ControllerArgs {
     pub dashboard_addr: Option<std::net::SocketAddr>,
     /// Let the dashboard promote, abort, pause and resume: for a person whose bearer token
     /// (TokenReview) may patch that Canary (SubjectAccessReview). Read-only without it.
-    #[arg(long, env = "SERIN_DASHBOARD_ACTIONS", requires = "dashboard_addr")]
+    /// (Without --dashboard-addr it has no effect.)
+    #[arg(long, env = "SERIN_DASHBOARD_ACTIONS")]
     pub dashboard_actions: bool,
     /// Prometheus address for Canaries that set no spec.metricsServer (e.g.
     /// http://prometheus.monitoring:9090).

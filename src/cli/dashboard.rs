@@ -6,13 +6,10 @@
 use std::net::SocketAddr;
 
 use clap::Args;
-use futures::StreamExt;
 use kube::api::Api;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
 
 use super::operate::{Target, client};
 use crate::api::Canary;
-use crate::controller::CanaryFeed;
 
 /// `serin dashboard` arguments.
 #[derive(Args, Debug, Clone)]
@@ -45,20 +42,7 @@ pub async fn run(args: DashboardArgs) -> i32 {
     } else {
         Api::namespaced(client.clone(), &ns)
     };
-    let feed = CanaryFeed::default();
-    let (store, writer) = reflector::store::<Canary>();
-    feed.publish(Some(store));
-    let touched = feed.clone();
-    let watch = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .for_each(move |event| {
-            if let Err(e) = event {
-                tracing::warn!(error = %e, "watching Canaries failed; retrying");
-            }
-            touched.touch();
-            std::future::ready(())
-        });
+    let (feed, watch) = crate::dashboard::own_feed(api);
     let options = crate::dashboard::Options {
         mode: crate::dashboard::Mode::Local,
         actions: args.actions,

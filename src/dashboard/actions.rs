@@ -30,13 +30,19 @@ pub(super) struct PostForm {
     token: Option<String>,
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 impl Dashboard {
     /// The CSRF checks of a POST; the refusal as a sentence.
     fn csrf_ok(&self, headers: &HeaderMap, form: &PostForm) -> Result<(), String> {
+        if [header::ORIGIN, header::REFERER, header::HOST]
+            .iter()
+            .any(|h| headers.get_all(h).iter().count() > 1)
+        {
+            return Err("Refused: the request named more than one Origin, Referer or Host.".into());
+        }
         self.csrf
             .check(&PostCheck {
                 session: cookie(headers, SESSION_COOKIE),

@@ -106,6 +106,30 @@ pub async fn serve(addr: SocketAddr, dashboard: Arc<Dashboard>) -> std::io::Resu
     Ok(bound)
 }
 
+/// A Canary cache of the dashboard's own, for `serin dashboard` (no controller in the process):
+/// one reflector on `api` feeding the returned feed while the returned future runs.
+pub fn own_feed(
+    api: kube::Api<crate::api::Canary>,
+) -> (CanaryFeed, impl std::future::Future<Output = ()> + Send) {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, reflector, watcher};
+    let feed = CanaryFeed::default();
+    let (store, writer) = reflector::store();
+    feed.publish(Some(store));
+    let touched = feed.clone();
+    let watch = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .for_each(move |event| {
+            if let Err(e) = event {
+                tracing::warn!(error = %e, "watching Canaries failed; retrying");
+            }
+            touched.touch();
+            std::future::ready(())
+        });
+    (feed, watch)
+}
+
 /// A cookie's value from the request.
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers

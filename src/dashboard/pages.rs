@@ -117,7 +117,7 @@ impl Dashboard {
                 (when, row)
             })
             .collect();
-        found.sort_by(|a, b| b.0.cmp(&a.0));
+        found.sort_by_key(|e| std::cmp::Reverse(e.0));
         Some(found.into_iter().take(50).map(|(_, r)| r).collect())
     }
 

@@ -113,10 +113,10 @@ pub fn check(page: &str) -> Result<(), String> {
             name: name.clone(),
             attrs: parse_attrs(&inner[name_end..])?,
         };
-        if let Some(id) = tag.attrs.get("id") {
-            if !ids.insert(id.clone()) {
-                return Err(format!("id {id:?} twice"));
-            }
+        if let Some(id) = tag.attrs.get("id")
+            && !ids.insert(id.clone())
+        {
+            return Err(format!("id {id:?} twice"));
         }
         if name == "html" {
             html_lang = tag.attrs.get("lang").is_some_and(|l| !l.is_empty());

@@ -5,8 +5,10 @@
 //! tests/transcripts.rs). It can also fail like one, for tests of a controller's recovery: an
 //! outage (`Cluster::go_down`, `come_back`, `outage`), injected errors, latency, broken watches,
 //! compaction (`SimState::inject_errors` and friends), RBAC refusals and SelfSubjectAccessReviews
-//! (`SimState::deny`), and ValidatingAdmissionPolicies. It reports its own request latency
-//! (`Cluster::latency_report`), so a benchmark can tell the server's time from its client's.
+//! (`SimState::deny`), and ValidatingAdmissionPolicies. It answers TokenReviews and
+//! SubjectAccessReviews from the tokens and grants a test sets (`SimState::add_token`, `grant`).
+//! It reports its own request latency (`Cluster::latency_report`), so a benchmark can tell the
+//! server's time from its client's.
 //! Must not depend on the controller or the decision core.
 
 mod access_review;
@@ -25,6 +27,7 @@ mod faults;
 mod fieldset;
 mod gc;
 mod handlers;
+mod identities;
 mod kubelet;
 mod latency;
 mod managed;
@@ -34,6 +37,7 @@ mod patching;
 mod protobuf;
 mod reads;
 mod resources;
+mod reviews;
 mod revision;
 mod selector;
 mod server;
@@ -43,6 +47,7 @@ mod store;
 #[cfg(test)]
 mod store_tests;
 mod table;
+mod token_review;
 mod views;
 mod watch;
 

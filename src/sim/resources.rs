@@ -26,8 +26,9 @@ pub enum Builtin {
     Crd,
     /// coordination.k8s.io/v1 Lease (PUT creates).
     Lease,
-    /// authorization.k8s.io/v1 SelfSubjectAccessReview: create-only, answered, never stored.
-    AccessReview,
+    /// The reviews (authorization.k8s.io/v1 SelfSubjectAccessReview and SubjectAccessReview,
+    /// authentication.k8s.io/v1 TokenReview): create-only, answered, never stored.
+    Review,
     /// Any other built-in without special rules.
     Plain,
 }
@@ -108,7 +109,7 @@ impl ResourceType {
 
     /// The discovery entries (`APIResource`) for this type and its subresources.
     pub fn discovery(&self) -> Vec<Value> {
-        let verbs: Vec<&str> = if self.builtin == Some(Builtin::AccessReview) {
+        let verbs: Vec<&str> = if self.builtin == Some(Builtin::Review) {
             vec!["create"]
         } else if self.builtin.is_none() {
             vec![
@@ -147,7 +148,10 @@ impl ResourceType {
         if !self.categories.is_empty() {
             main["categories"] = json!(self.categories);
         }
-        main["storageVersionHash"] = json!(self.storage_version_hash());
+        // Only stored resources have a storage version; the reviews are never stored.
+        if self.builtin != Some(Builtin::Review) {
+            main["storageVersionHash"] = json!(self.storage_version_hash());
+        }
         let mut out = vec![main];
         if self.scale {
             out.push(json!({"name": format!("{}/scale", self.plural), "singularName": "", "namespaced": self.namespaced,

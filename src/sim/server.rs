@@ -289,7 +289,7 @@ fn serve(app: &App, req: Request, verb_out: &mut &'static str) -> Served {
         drop(st);
         return opened.map_or_else(done, |o| Served::Watch(Box::new(o)));
     }
-    if req.method == Method::GET && target.rt.builtin != Some(Builtin::AccessReview) {
+    if req.method == Method::GET && target.rt.builtin != Some(Builtin::Review) {
         let accept = req.header("accept").unwrap_or("application/json");
         let read = reads::begin(&st, &target, &req.q, accept);
         // A GET needs get or list whatever its answer (`authz::rbac_verbs`).
@@ -300,8 +300,8 @@ fn serve(app: &App, req: Request, verb_out: &mut &'static str) -> Served {
         return read.map_or_else(done, Served::Read);
     }
     let ctx = ctx_for(&req.headers, &req.q);
-    let reply = if target.rt.builtin == Some(Builtin::AccessReview) {
-        access_review(&st, &target, &req, &agent, &ctype, &body, &ctx)
+    let reply = if target.rt.builtin == Some(Builtin::Review) {
+        review(&st, &target, &req, &agent, &ctype, &body, &ctx)
     } else {
         verb(&mut st, &target, &req, &ctype, &body, &ctx)
     };
@@ -442,8 +442,9 @@ fn count_request(st: &mut SimState, req: &Request, target: &Target) {
         .or_default() += 1;
 }
 
-/// A SelfSubjectAccessReview: only POST to the collection exists.
-fn access_review(
+/// A review (TokenReview, SubjectAccessReview, SelfSubjectAccessReview): only POST to the
+/// collection exists.
+fn review(
     st: &SimState,
     target: &Target,
     req: &Request,
@@ -456,7 +457,7 @@ fn access_review(
         return status::method_not_allowed(req.method.as_str());
     }
     match handlers::parse_body(ctype, body, &target.rt) {
-        Ok(review) => super::access_review::review(st, &target.rt, agent, &review, ctx),
+        Ok(review) => super::reviews::answer(st, &target.rt, agent, &review, ctx),
         Err(r) => r,
     }
 }

@@ -1,6 +1,7 @@
 //! The shared state of the embedded API server: storage, the resource registry, id and IP
-//! allocation, injected faults and denials, the access logs, and the per-request context (field
-//! manager, validation mode, time). Must not import the controller or the decision core.
+//! allocation, injected faults and denials, the tokens and grants the reviews answer from, the
+//! access logs, and the per-request context (field manager, validation mode, time).
+//! Must not import the controller or the decision core.
 
 use std::collections::HashMap;
 
@@ -62,6 +63,8 @@ pub struct SimState {
     pub(crate) faults: super::faults::Faults,
     /// Refused permissions and the user 403s name (`authz`).
     pub(crate) rbac: super::authz::Rbac,
+    /// Tokens and grants that TokenReviews and SubjectAccessReviews answer from (`identities`).
+    pub(crate) identities: super::identities::Identities,
     /// Requests served, by `"<METHOD> <resource> <get|list|watch|write>"` (API economy checks).
     pub request_counts: std::collections::BTreeMap<String, u64>,
     /// Every access as an RBAC authorizer would see it, by client (User-Agent), with its count;
@@ -105,6 +108,7 @@ impl SimState {
             snapshots: HashMap::new(),
             faults: Default::default(),
             rbac: Default::default(),
+            identities: Default::default(),
             request_counts: Default::default(),
             access_log: Default::default(),
             denied_log: Default::default(),

@@ -1,0 +1,369 @@
+//! The dashboard over plain HTTP against serin::sim: the controller's dashboard (fed by its own
+//! Canary cache) lists a Canary, renders its page, streams a change over /events and refuses
+//! actions without a CSRF token or a bearer token; `serin dashboard`'s mode (the kubeconfig's
+//! identity) sets the action annotation, and shows the API server's refusal as one sentence.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::scenario::{set_image, setup_with, start_controller_with};
+use kube::api::Api;
+use serde_json::json;
+use serin::api::Canary;
+use serin::controller::{CanaryFeed, Settings};
+use serin::dashboard::{Dashboard, Mode, Options, own_feed, serve};
+
+/// One HTTP answer.
+struct Answer {
+    status: u16,
+    set_cookie: Vec<String>,
+    body: String,
+}
+
+async fn get(url: &str, cookie: Option<&str>) -> Answer {
+    let mut req = reqwest::Client::new().get(url);
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    answer(req.send().await.unwrap()).await
+}
+
+async fn answer(resp: reqwest::Response) -> Answer {
+    let status = resp.status().as_u16();
+    let set_cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    Answer {
+        status,
+        set_cookie,
+        body: resp.text().await.unwrap(),
+    }
+}
+
+/// POSTs a form from a page of `addr` (Origin set as a browser sets it).
+async fn post(
+    addr: SocketAddr,
+    path: &str,
+    form: &str,
+    cookie: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Answer {
+    let mut req = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("http://{addr}{path}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form.to_string());
+    if !extra.iter().any(|(k, _)| *k == "origin") {
+        req = req.header("origin", format!("http://{addr}"));
+    }
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    answer(req.send().await.unwrap()).await
+}
+
+/// A browser's session: the session cookie a page set and the page's CSRF token.
+async fn session(addr: SocketAddr, path: &str) -> (String, String) {
+    let page = get(&format!("http://{addr}{path}"), None).await;
+    let cookie = page
+        .set_cookie
+        .iter()
+        .find_map(|c| {
+            c.split(';')
+                .next()
+                .filter(|kv| kv.starts_with("serin_session="))
+        })
+        .expect("a session cookie")
+        .to_string();
+    let csrf = regex::Regex::new(r#"name="csrf" value="([0-9a-f]+)""#)
+        .unwrap()
+        .captures(&page.body)
+        .expect("a csrf field")[1]
+        .to_string();
+    (cookie, csrf)
+}
+
+/// Polls `url` until its body contains `needle` (10 s at most).
+async fn wait_for_page(url: &str, needle: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = get(url, None).await;
+        if page.body.contains(needle) {
+            return page.body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{needle} never in {url}:\n{}",
+            page.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Reads the event stream until it has sent `needle` (30 s at most); returns what was read.
+async fn read_stream_until(resp: &mut reqwest::Response, needle: &str) -> String {
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !seen.contains(needle) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let chunk = tokio::time::timeout(left, resp.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no {needle} in the stream:\n{seen}"))
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controllers_dashboard_lists_renders_streams_and_guards_actions() {
+    let (_cluster, client) = setup_with(json!({})).await;
+    let feed = CanaryFeed::default();
+    let options = Options {
+        mode: Mode::Controller,
+        actions: true,
+    };
+    let dashboard = Dashboard::new(feed.clone(), client.clone(), options).unwrap();
+    let addr = serve("127.0.0.1:0".parse().unwrap(), dashboard)
+        .await
+        .unwrap();
+    let _stop = start_controller_with(
+        &client,
+        Settings {
+            canary_feed: Some(feed),
+            ..Default::default()
+        },
+    );
+
+    let overview = wait_for_page(&format!("http://{addr}/"), r#"data-phase="Initialized""#).await;
+    assert!(
+        overview.contains(r#"<tr data-canary="test/podinfo" data-phase="Initialized">"#),
+        "{overview}"
+    );
+    assert!(overview.contains(r#"<a href="/canaries/test/podinfo">"#));
+    let filtered = get(&format!("http://{addr}/?namespace=other"), None).await;
+    assert!(!filtered.body.contains(r#"data-canary="test/podinfo""#));
+
+    let detail = get(&format!("http://{addr}/canaries/test/podinfo"), None).await;
+    assert_eq!(detail.status, 200);
+    for needle in [
+        "<h1>test/podinfo</h1>",
+        r#"<svg id="weight-chart""#,
+        r#"<table id="events">"#,
+        r#"<dl id="spec">"#,
+    ] {
+        assert!(detail.body.contains(needle), "{needle} in {}", detail.body);
+    }
+    assert_eq!(
+        get(&format!("http://{addr}/canaries/test/nothing"), None)
+            .await
+            .status,
+        404
+    );
+    let css = get(&format!("http://{addr}/assets/dashboard.css"), None).await;
+    assert!(css.status == 200 && css.body.contains("prefers-color-scheme"));
+
+    // The stream sends the current rows, then the rollout's change.
+    let mut stream = reqwest::get(format!("http://{addr}/events")).await.unwrap();
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let first = read_stream_until(&mut stream, r#""phase":"Initialized""#).await;
+    assert!(first.contains("event: canary"), "{first}");
+    set_image(&client, "podinfo:6.0.1", json!({})).await;
+    let change = read_stream_until(&mut stream, r#""phase":"Progressing""#).await;
+    assert!(
+        change.contains(r#""namespace":"test","name":"podinfo""#),
+        "{change}"
+    );
+
+    // Actions: no CSRF token, a cross-site origin, then no bearer token.
+    let action = "/canaries/test/podinfo/action";
+    let refused = post(addr, action, "action=abort", None, &[]).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains(r#"<p id="action-result" role="alert""#),
+        "{}",
+        refused.body
+    );
+    let (cookie, csrf) = session(addr, "/login").await;
+    let form = format!("action=abort&csrf={csrf}");
+    let foreign = post(
+        addr,
+        action,
+        &form,
+        Some(&cookie),
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(foreign.status, 403, "{}", foreign.body);
+    let anonymous = post(addr, action, &form, Some(&cookie), &[]).await;
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    assert!(
+        anonymous.body.contains(r#"<a href="/login">"#),
+        "{}",
+        anonymous.body
+    );
+    let annotations = Api::<Canary>::namespaced(client.clone(), "test")
+        .get("podinfo")
+        .await
+        .unwrap()
+        .metadata
+        .annotations;
+    assert!(
+        !annotations
+            .unwrap_or_default()
+            .contains_key("serin.io/action"),
+        "no refused action was applied"
+    );
+
+    // Log in stores the token in an HttpOnly cookie and never shows it.
+    let login = post(
+        addr,
+        "/login",
+        &format!("csrf={csrf}&token=abc.def"),
+        Some(&cookie),
+        &[],
+    )
+    .await;
+    assert_eq!(login.status, 303, "{}", login.body);
+    assert!(
+        login
+            .set_cookie
+            .iter()
+            .any(|c| c.starts_with("serin_token=abc.def;") && c.contains("HttpOnly"))
+    );
+    let page = get(
+        &format!("http://{addr}/"),
+        Some(&format!("{cookie}; serin_token=abc.def")),
+    )
+    .await;
+    assert!(!page.body.contains("abc.def") && page.body.contains("Log out"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serin_dashboards_actions_use_the_kubeconfigs_identity() {
+    let (cluster, _admin) = setup_with(json!({})).await;
+    // The kubeconfig of a person, told apart by the sim by its User-Agent.
+    let mut config = cluster.config();
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static("jane-laptop"),
+    ));
+    let jane = kube::Client::try_from(config).unwrap();
+    let canaries: Api<Canary> = Api::namespaced(jane.clone(), "test");
+    let (feed, watch) = own_feed(canaries.clone());
+    let _watch = tokio::spawn(watch);
+    let options = Options {
+        mode: Mode::Local,
+        actions: true,
+    };
+    let addr = serve(
+        "127.0.0.1:0".parse().unwrap(),
+        Dashboard::new(feed, jane, options).unwrap(),
+    )
+    .await
+    .unwrap();
+    wait_for_page(&format!("http://{addr}/"), r#"data-canary="test/podinfo""#).await;
+
+    let (cookie, csrf) = session(addr, "/login").await;
+    let action = "/canaries/test/podinfo/action";
+    let done = post(
+        addr,
+        action,
+        &format!("action=pause&csrf={csrf}"),
+        Some(&cookie),
+        &[],
+    )
+    .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(
+        done.body.contains(r#"<p id="action-result" role="status""#),
+        "{}",
+        done.body
+    );
+    let value = canaries
+        .get("podinfo")
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap()["serin.io/action"]
+        .clone();
+    assert!(value.starts_with("pause@"), "{value}");
+    assert!(done.body.contains(&value), "the page names the value set");
+
+    {
+        let state = cluster.state();
+        let mut st = state.lock().unwrap();
+        st.set_user("jane");
+        st.deny("jane", "serin.io", "canaries", "patch");
+    }
+    let refused = post(
+        addr,
+        action,
+        &format!("action=abort&csrf={csrf}"),
+        Some(&cookie),
+        &[],
+    )
+    .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains(r#"User &quot;jane&quot; cannot patch resource &quot;canaries&quot; in API group &quot;serin.io&quot; in the namespace &quot;test&quot;"#),
+        "{}",
+        refused.body
+    );
+    let after = canaries
+        .get("podinfo")
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap()["serin.io/action"]
+        .clone();
+    assert_eq!(after, value, "the refused abort changed nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_dashboard_has_no_action_buttons_and_answers_404_to_actions() {
+    let (_cluster, client) = setup_with(json!({})).await;
+    let (feed, watch) = own_feed(Api::namespaced(client.clone(), "test"));
+    let _watch = tokio::spawn(watch);
+    let options = Options {
+        mode: Mode::Controller,
+        actions: false,
+    };
+    let addr = serve(
+        "127.0.0.1:0".parse().unwrap(),
+        Dashboard::new(feed, client, options).unwrap(),
+    )
+    .await
+    .unwrap();
+    let page = wait_for_page(
+        &format!("http://{addr}/canaries/test/podinfo"),
+        "<h1>test/podinfo</h1>",
+    )
+    .await;
+    assert!(!page.contains(r#"class="action""#), "{page}");
+    let (cookie, csrf) = session(addr, "/login").await;
+    let off = post(
+        addr,
+        "/canaries/test/podinfo/action",
+        &format!("action=abort&csrf={csrf}"),
+        Some(&cookie),
+        &[],
+    )
+    .await;
+    assert_eq!(off.status, 404, "{}", off.body);
+}
