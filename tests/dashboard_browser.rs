@@ -130,8 +130,9 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
-/// A Gateway API canary stepping 5 % a second up to 95 %: slow enough that the browser's
-/// actions happen mid-rollout, with one metric check (the `web` provider) on every step.
+/// A Gateway API canary stepping 5 % every 2 s up to 95 %: the 38 s it needs to promote leave
+/// the browser's actions (about 10 s, more on a busy machine) well inside the rollout. One metric
+/// check (the `web` provider) runs on every step.
 async fn setup() -> Setup {
     let (cluster, client) = start_cluster().await;
     install_gateway_api(&client).await;
@@ -143,7 +144,7 @@ async fn setup() -> Setup {
     })).unwrap()).await.unwrap();
     create_app_and_canary(&client, &json!({"provider": "gatewayapi:v1",
         "service": {"port": 9898, "hosts": ["podinfo.example.com"], "gatewayRefs": [{"name": "public", "namespace": "gateways"}]},
-        "analysis": {"interval": "1s", "threshold": 2, "iterations": null, "stepWeight": 5, "maxWeight": 95,
+        "analysis": {"interval": "2s", "threshold": 2, "iterations": null, "stepWeight": 5, "maxWeight": 95,
             "metrics": [{"name": "error-rate", "templateRef": {"name": "errors"}, "thresholdRange": {"max": 1}, "interval": "1m"}]}}))
     .await;
     let dir = tempfile::tempdir().unwrap();
