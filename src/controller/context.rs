@@ -41,7 +41,7 @@ pub struct Settings {
     /// The Canaries this controller owns (`--shard-selector`; None: all of them).
     pub shard: Option<super::shard::ShardSelector>,
     /// Where the Canary cache is shared with the dashboard (None: no dashboard).
-    pub canary_feed: Option<CanaryFeed>,
+    pub canary_feed: Option<super::feed::CanaryFeed>,
 }
 
 impl Default for Settings {
@@ -65,48 +65,6 @@ impl Default for Settings {
             shard: None,
             canary_feed: None,
         }
-    }
-}
-
-/// The controller's Canary cache shared with a reader outside it (the dashboard), so that it never
-/// lists or watches Canaries itself: the store of the running controller (None while standing by
-/// for the lease) and a counter that moves on every event of the Canary watch, so the reader
-/// waits for changes instead of polling.
-#[derive(Clone)]
-pub struct CanaryFeed {
-    store: std::sync::Arc<tokio::sync::watch::Sender<Option<Store<crate::api::Canary>>>>,
-    changes: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
-}
-
-impl Default for CanaryFeed {
-    fn default() -> Self {
-        CanaryFeed {
-            store: std::sync::Arc::new(tokio::sync::watch::channel(None).0),
-            changes: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
-        }
-    }
-}
-
-impl CanaryFeed {
-    /// Shares `store` (None: there is none now) and tells readers.
-    pub fn publish(&self, store: Option<Store<crate::api::Canary>>) {
-        self.store.send_replace(store);
-        self.touch();
-    }
-
-    /// Tells readers the store changed.
-    pub fn touch(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    /// Every cached Canary, or None when no store is shared.
-    pub fn snapshot(&self) -> Option<Vec<std::sync::Arc<crate::api::Canary>>> {
-        self.store.borrow().as_ref().map(|s| s.state())
-    }
-
-    /// A receiver that sees the counter move on every change.
-    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.changes.subscribe()
     }
 }
 

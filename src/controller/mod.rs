@@ -8,6 +8,7 @@ mod commit;
 mod context;
 mod error;
 pub mod events;
+mod feed;
 mod knative;
 pub mod leader;
 mod metrics;
@@ -35,8 +36,9 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
 
-pub use context::{Caches, CanaryFeed, Context, Settings, Synced};
+pub use context::{Caches, Context, Settings, Synced};
 pub use error::Error;
+pub use feed::{CanaryFeed, Shared};
 pub use reconcile::{error_policy, reconcile};
 
 use crate::api::{Canary, TargetKind};
@@ -203,39 +205,27 @@ fn canary_watch(
     if let Some(shard) = &ctx.settings.shard {
         config = config.labels(shard.as_str());
     }
+    let touched = ctx.settings.canary_feed.clone();
     slim_watch_with(api, "Canary", config)
         .reflect(writer)
-        .inspect_ok(move |event| {
-            if let Some(feed) = &ctx.settings.canary_feed {
-                feed.touch();
+        .inspect_ok(move |_| touched.as_ref().map_or((), CanaryFeed::touch))
+        .inspect_ok(move |event| match event {
+            watcher::Event::Delete(c) => ctx.forget(c),
+            // After a fresh list the store holds exactly what is listed; what left meanwhile
+            // had no DELETED event. The first list also sets the resume order.
+            watcher::Event::InitDone => {
+                let listed = store.state();
+                ctx.resume.listed(listed.iter().map(|c| c.as_ref()));
+                let present: std::collections::HashSet<String> = store
+                    .state()
+                    .iter()
+                    .map(|c| format!("{}/{}", c.namespace_or_default(), c.name_any()))
+                    .collect();
+                ctx.forget_keys(|k| !present.contains(k));
             }
-            match event {
-                watcher::Event::Delete(c) => ctx.forget(c),
-                // After a fresh list the store holds exactly what is listed; what left meanwhile
-                // had no DELETED event. The first list also sets the resume order.
-                watcher::Event::InitDone => {
-                    let listed = store.state();
-                    ctx.resume.listed(listed.iter().map(|c| c.as_ref()));
-                    let present: std::collections::HashSet<String> = store
-                        .state()
-                        .iter()
-                        .map(|c| format!("{}/{}", c.namespace_or_default(), c.name_any()))
-                        .collect();
-                    ctx.forget_keys(|k| !present.contains(k));
-                }
-                _ => {}
-            }
+            _ => {}
         })
         .applied_objects()
-}
-
-/// Withdraws the shared Canary store when the controller stops (leadership lost, shutdown).
-struct Unshare(CanaryFeed);
-
-impl Drop for Unshare {
-    fn drop(&mut self) {
-        self.0.publish(None);
-    }
 }
 
 /// Aborts a helper task when the future that owns it is dropped (leadership lost, shutdown).
@@ -284,10 +274,7 @@ async fn run_with(
     let probe = canaries.clone();
     let (store, canary_writer) = reflector::store::<Canary>();
     // The dashboard reads this store while this instance runs the controller; a standby has none.
-    let _shared = settings.canary_feed.clone().map(|feed| {
-        feed.publish(Some(store.clone()));
-        Unshare(feed)
-    });
+    let _shared = (settings.canary_feed.as_ref()).map(|feed| feed.share(store.clone()));
     let telemetry = settings.telemetry.clone();
     let probe_params = kube::api::ListParams::default().limit(1);
     let probe_params = match &settings.shard {
