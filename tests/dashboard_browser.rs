@@ -231,8 +231,10 @@ async fn overview_follows_the_route(s: &Setup) {
     )
     .await;
     assert_eq!(
-        b.eval::<String>("window.serinLoadMarker").await,
-        "loaded-once",
+        b.eval::<Option<String>>("window.serinLoadMarker")
+            .await
+            .as_deref(),
+        Some("loaded-once"),
         "the page was reloaded; the weight must change live"
     );
     let shown: Vec<String> = b.eval("window.serinSeenWeights").await;
@@ -335,8 +337,15 @@ async fn detail_shows_checks_and_decisions(s: &Setup) {
     .await;
 }
 
+/// What the answer to an Abort click said: its HTTP status, `#action-result`'s role and text.
+struct ActionResult {
+    status: u16,
+    role: Option<String>,
+    text: String,
+}
+
 /// Clicks Abort on the detail page and waits for the answer's `#action-result`.
-async fn click_abort(s: &Setup) -> (Option<String>, String) {
+async fn click_abort(s: &Setup) -> ActionResult {
     let b = &s.browser;
     b.open(&format!("{}/canaries/test/podinfo", s.base)).await;
     b.click(r#"form.action button[name="action"][value="abort"]"#)
@@ -346,13 +355,18 @@ async fn click_abort(s: &Setup) -> (Option<String>, String) {
         LIVE,
     )
     .await;
-    let role = b.attribute("#action-result", "role").await;
-    let text = b.text("#action-result").await;
     let page: String = b.eval("document.documentElement.outerHTML").await;
     for token in [VIEWER_TOKEN, OPERATOR_TOKEN] {
         assert!(!page.contains(token), "a token is in the page");
     }
-    (role, text.trim().to_string())
+    ActionResult {
+        // The status of the navigation that loaded this page (the form's POST).
+        status: b
+            .eval("performance.getEntriesByType('navigation')[0].responseStatus")
+            .await,
+        role: b.attribute("#action-result", "role").await,
+        text: b.text("#action-result").await.trim().to_string(),
+    }
 }
 
 async fn action_annotation(client: &kube::Client) -> Option<String> {
@@ -374,13 +388,19 @@ async fn an_unauthorised_abort_is_refused(s: &Setup) {
     s.browser
         .set_extra_headers(&[("Authorization", &auth)])
         .await;
-    let (role, text) = click_abort(s).await;
-    assert_eq!(role.as_deref(), Some("alert"), "{text}");
+    let refused = click_abort(s).await;
+    assert_eq!(
+        (refused.status, refused.role.as_deref()),
+        (403, Some("alert")),
+        "{}",
+        refused.text
+    );
     assert!(
-        text.contains(
+        refused.text.contains(
             r#"user "viewer" may not patch canaries.serin.io "podinfo" in namespace "test""#
         ),
-        "{text}"
+        "{}",
+        refused.text
     );
     assert_eq!(action_annotation(&s.client).await, None);
     s.browser.set_extra_headers(&[]).await;
@@ -413,8 +433,13 @@ async fn an_authorised_abort_rolls_back(s: &Setup) {
         state.grant("jane", "serin.io", "canaries", "patch");
     }
     login(s, OPERATOR_TOKEN).await;
-    let (role, text) = click_abort(s).await;
-    assert_eq!(role.as_deref(), Some("status"), "{text}");
+    let done = click_abort(s).await;
+    assert_eq!(
+        (done.status, done.role.as_deref()),
+        (200, Some("status")),
+        "{}",
+        done.text
+    );
     let c = wait_phase(&s.client, CanaryPhase::Failed, None).await;
     assert_eq!(c.status.unwrap().canary_weight, 0);
     let route = serde_json::to_value(routes_api(&s.client).get("podinfo").await.unwrap()).unwrap();
