@@ -357,6 +357,8 @@ impl Chromium {
 impl Drop for Chromium {
     fn drop(&mut self) {
         self.handler.abort();
+        // The group is signalled before the leader is reaped: until `wait`, its id cannot be
+        // reused, so the signal reaches only what this chromium started.
         kill_group(self.child.id());
         let _ = self.child.kill();
         let _ = self.child.wait();
