@@ -1,6 +1,8 @@
 //! The shape of an RBAC rule, a leaf every seam uses to declare the permissions its calls need next
 //! to the code that makes them (`controller::RBAC`, `workload::RBAC`, each router's `RBAC`,
 //! `controller::leader::RBAC`); the collection lives with the controller (`controller::rbac`).
+//! The dashboard's action reviews are declared here ([`DASHBOARD_ACTIONS_RBAC`]) so the chart's
+//! rules and their test do not depend on the dashboard's module.
 //! Pure data: must not import kube or any module that declares rules.
 
 /// When a rule is needed.
@@ -21,6 +23,10 @@ pub enum Needed {
     /// Only where Secrets are tracked (`--secret-namespaces`; the chart's `secretTracking`):
     /// in the watched namespaces by default, in a Role per named namespace, or nowhere.
     SecretTracking,
+    /// Only when the dashboard may act (`serin controller --dashboard-actions`; the chart's
+    /// `dashboard.actions`): the reviews that authorize a browser's action. Cluster-scoped
+    /// resources, so always in a ClusterRole.
+    DashboardActions,
 }
 
 /// One RBAC rule: these verbs on these resources of one API group.
@@ -40,3 +46,23 @@ pub struct Rule {
 
 /// One permission as an authorizer sees it: (group, resource, verb).
 pub type Grant = (String, String, String);
+
+/// The calls the controller's dashboard makes before it acts for a browser (dashboard contract,
+/// "Authorisation of actions"): who the bearer token belongs to, then whether that user may patch
+/// the Canary. Only then does the controller set the action annotation (its own `patch`).
+pub const DASHBOARD_ACTIONS_RBAC: &[Rule] = &[
+    Rule {
+        group: "authentication.k8s.io",
+        resources: &["tokenreviews"],
+        verbs: &["create"],
+        needed: Needed::DashboardActions,
+        why: "dashboard actions: who a browser's bearer token belongs to (TokenReview), before acting for it",
+    },
+    Rule {
+        group: "authorization.k8s.io",
+        resources: &["subjectaccessreviews"],
+        verbs: &["create"],
+        needed: Needed::DashboardActions,
+        why: "dashboard actions: whether that user may patch the Canary (SubjectAccessReview); only then is the `serin.io/action` annotation set",
+    },
+];

@@ -170,6 +170,7 @@ fn security_row(rule: &serin::rbac::Rule) -> String {
         Needed::Integration(i) => format!("`integrations.{i}`"),
         Needed::SecretTracking => "`secretTracking`".to_string(),
         Needed::Everyone => "every user (Kubernetes' `system:basic-user`)".to_string(),
+        Needed::DashboardActions => "`dashboard.actions`".to_string(),
     };
     format!(
         "| `{group}` | {} | {} | {needed} | {} |",

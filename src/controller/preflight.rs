@@ -45,6 +45,7 @@ fn chart_value(needed: Needed) -> String {
         Needed::Router(name) => format!("routers.{name}=true"),
         Needed::Integration(name) => format!("integrations.{name}=true"),
         Needed::SecretTracking => "secretTracking.enabled=true".into(),
+        Needed::DashboardActions => "dashboard.actions=true".into(),
     }
 }
 

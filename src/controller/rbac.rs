@@ -27,6 +27,7 @@ pub fn all() -> Vec<Rule> {
         crate::metrics::keptn::RBAC,
         crate::metrics::externalmetrics::RBAC,
         crate::workload::keda::RBAC,
+        crate::rbac::DASHBOARD_ACTIONS_RBAC,
     ]
     .concat()
 }
@@ -79,7 +80,10 @@ pub fn secret_tracking_grants() -> BTreeSet<Grant> {
 fn watched_namespace_grants(routers: &[&str], secret_tracking: bool) -> BTreeSet<Grant> {
     expand(all().iter().filter(|r| match r.needed {
         Needed::Always => true,
-        Needed::LeaderElection | Needed::Everyone | Needed::Integration(_) => false,
+        Needed::LeaderElection
+        | Needed::Everyone
+        | Needed::Integration(_)
+        | Needed::DashboardActions => false,
         Needed::Router(name) => routers.contains(&name),
         Needed::SecretTracking => secret_tracking,
     }))
@@ -88,6 +92,15 @@ fn watched_namespace_grants(routers: &[&str], secret_tracking: bool) -> BTreeSet
 /// The triples Kubernetes grants every authenticated user (the chart grants none of them).
 pub fn everyone_grants() -> BTreeSet<Grant> {
     expand(all().iter().filter(|r| r.needed == Needed::Everyone))
+}
+
+/// The triples the cluster-wide rules add with the dashboard's actions on (`dashboard.actions`).
+pub fn dashboard_actions_grants() -> BTreeSet<Grant> {
+    expand(
+        all()
+            .iter()
+            .filter(|r| r.needed == Needed::DashboardActions),
+    )
 }
 
 /// The triples granted in the controller's namespace with leader election on.

@@ -117,3 +117,30 @@ Linkerd runs on the Gateway API or SMI); empty for kubernetes, which needs none.
 {{- $routers := .routers }}
 {{- range splitList "," .need }}{{ if index $routers . }}on{{ end }}{{ end }}
 {{- end }}
+
+{{/* "on" when the dashboard may act (dashboard.actions), which needs the dashboard itself; checks
+that the dashboard's port is not the metrics port. */}}
+{{- define "serin.dashboardActions" -}}
+{{- if and .Values.dashboard.enabled (eq (int .Values.dashboard.port) (int .Values.metrics.port)) }}
+{{- fail "dashboard.port must differ from metrics.port" }}
+{{- end }}
+{{- if .Values.dashboard.actions }}
+{{- if not .Values.dashboard.enabled }}
+{{- fail "dashboard.actions needs dashboard.enabled: actions are taken in the dashboard" }}
+{{- end }}
+{{- "on" }}
+{{- end }}
+{{- end }}
+
+{{/* The dashboard actions' rules (serin::rbac's DASHBOARD_ACTIONS_RBAC): cluster-scoped reviews,
+so always in a ClusterRole. */}}
+{{- define "serin.dashboardActionsRules" -}}
+# Dashboard actions: who a browser's bearer token belongs to (TokenReview), then whether that
+# user may patch the Canary (SubjectAccessReview); only then does the controller act.
+- apiGroups: [authentication.k8s.io]
+  resources: [tokenreviews]
+  verbs: [create]
+- apiGroups: [authorization.k8s.io]
+  resources: [subjectaccessreviews]
+  verbs: [create]
+{{- end }}
