@@ -367,3 +367,95 @@ async fn a_read_only_dashboard_has_no_action_buttons_and_answers_404_to_actions(
     .await;
     assert_eq!(off.status, 404, "{}", off.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_controller_only_a_user_allowed_to_patch_the_canary_may_act() {
+    let (cluster, client) = setup_with(json!({})).await;
+    {
+        let state = cluster.state();
+        let mut st = state.lock().unwrap();
+        st.add_token("jane-token", "jane", &["devs"]);
+        st.add_token("bob-token", "bob", &[]);
+        st.grant("devs", "serin.io", "canaries", "patch");
+    }
+    let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
+    let (feed, watch) = own_feed(canaries.clone());
+    let _watch = tokio::spawn(watch);
+    let options = Options {
+        mode: Mode::Controller,
+        actions: true,
+    };
+    let addr = serve(
+        "127.0.0.1:0".parse().unwrap(),
+        Dashboard::new(feed, client, options).unwrap(),
+    )
+    .await
+    .unwrap();
+    wait_for_page(&format!("http://{addr}/"), r#"data-canary="test/podinfo""#).await;
+    let (cookie, csrf) = session(addr, "/login").await;
+    let action = "/canaries/test/podinfo/action";
+    let form = format!("action=abort&csrf={csrf}");
+
+    let bob = post(
+        addr,
+        action,
+        &form,
+        Some(&format!("{cookie}; serin_token=bob-token")),
+        &[],
+    )
+    .await;
+    assert_eq!(bob.status, 403, "{}", bob.body);
+    assert!(
+        bob.body.contains(r#"<p id="action-result" role="alert" class="result refused">Refused: user &quot;bob&quot; may not patch canaries.serin.io &quot;podinfo&quot; in namespace &quot;test&quot;.</p>"#),
+        "{}",
+        bob.body
+    );
+    assert!(
+        !bob.body.contains("bob-token"),
+        "the token never appears on a page"
+    );
+    let stranger = post(
+        addr,
+        action,
+        &form,
+        Some(&cookie),
+        &[("authorization", "Bearer who-knows")],
+    )
+    .await;
+    assert_eq!(stranger.status, 401, "{}", stranger.body);
+    assert!(!stranger.body.contains("who-knows"));
+    assert!(
+        canaries
+            .get("podinfo")
+            .await
+            .unwrap()
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .is_empty()
+    );
+
+    let jane = post(
+        addr,
+        action,
+        &form,
+        Some(&format!("{cookie}; serin_token=jane-token")),
+        &[],
+    )
+    .await;
+    assert_eq!(jane.status, 200, "{}", jane.body);
+    assert!(
+        jane.body.contains(r#"<p id="action-result" role="status""#),
+        "{}",
+        jane.body
+    );
+    let value = canaries
+        .get("podinfo")
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap()["serin.io/action"]
+        .clone();
+    assert!(value.starts_with("abort@"), "{value}");
+}

@@ -33,6 +33,8 @@ pub struct Row {
     pub next_step: String,
     /// `5m ago` or `-`.
     pub last_transition: String,
+    /// When the phase last changed (RFC 3339), for scripts.
+    pub last_transition_time: Option<String>,
     /// Paused by an operator.
     pub paused: bool,
 }
@@ -56,6 +58,7 @@ impl Row {
                 .last_transition_time
                 .map(|t| format!("{} ago", human(now - t)))
                 .unwrap_or_else(|| "-".into()),
+            last_transition_time: s.last_transition_time.map(|t| t.to_rfc3339()),
             paused: s.paused_at.is_some(),
         }
     }
@@ -63,6 +66,17 @@ impl Row {
     /// `namespace/name`.
     pub fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// The row without what changes by itself as time passes (`5m ago`, `in 40s`): a changed
+    /// row is one whose Canary changed, so the stream does not resend every row on every change.
+    pub fn clockless(&self) -> Row {
+        let mut r = self.clone();
+        r.last_transition.clear();
+        if r.next_step.starts_with("in ") || r.next_step == "now" {
+            r.next_step = "due".into();
+        }
+        r
     }
 
     /// Moving now or failed: what someone opening the dashboard during an incident looks for.
@@ -154,7 +168,14 @@ fn row_html(row: &Row) -> String {
         threshold = row.threshold,
         step = esc(&row.step),
         next = esc(&row.next_step),
-        since = esc(&row.last_transition),
+        since = match &row.last_transition_time {
+            Some(t) => format!(
+                r#"<time datetime="{}">{}</time>"#,
+                esc(t),
+                esc(&row.last_transition)
+            ),
+            None => esc(&row.last_transition),
+        },
     )
 }
 

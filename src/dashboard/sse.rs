@@ -43,11 +43,12 @@ impl Change {
     }
 }
 
-/// The changes between the rows last sent and the rows now (both by `namespace/name`).
+/// The changes between the rows last sent and the rows now (both by `namespace/name`); the
+/// passing of time alone is no change (`Row::clockless`).
 pub fn diff(before: &BTreeMap<String, Row>, now: &BTreeMap<String, Row>) -> Vec<Change> {
     let mut out: Vec<Change> = now
         .iter()
-        .filter(|(k, row)| before.get(*k) != Some(row))
+        .filter(|(k, row)| before.get(*k).map(Row::clockless) != Some(row.clockless()))
         .map(|(_, row)| Change::Canary(row.clone()))
         .collect();
     out.extend(
@@ -175,6 +176,7 @@ mod tests {
             step: "-".into(),
             next_step: "-".into(),
             last_transition: "-".into(),
+            last_transition_time: None,
             paused: false,
         }
     }
@@ -208,6 +210,19 @@ mod tests {
             ]
         );
         assert!(diff(&now, &now).is_empty());
+        let mut due = now.clone();
+        for r in due.values_mut() {
+            r.next_step = "in 40s".into();
+        }
+        let mut later = due.clone();
+        for r in later.values_mut() {
+            r.last_transition = "5m ago".into();
+            r.next_step = "in 10s".into();
+        }
+        assert!(diff(&due, &later).is_empty(), "time passing is no change");
+        let mut paused = later.clone();
+        paused.get_mut("test/a").unwrap().next_step = "paused".into();
+        assert_eq!(diff(&later, &paused).len(), 1);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Who is who and who may do what, for the reviews the embedded API server answers on behalf of
 //! other clients: bearer tokens and their users (TokenReview, `SimState::add_token`) and RBAC-like
-//! grants to users and groups (SubjectAccessReview, `SimState::grant`). Deny by default, as RBAC
+//! grants to users and groups, everywhere or in one namespace (SubjectAccessReview,
+//! `SimState::grant`, `SimState::grant_in`). Deny by default, as RBAC
 //! is; members of `system:masters` may do everything, as kube-apiserver's privileged-group
 //! authorizer lets them. These identities are only what the reviews answer: the sim's own
 //! requests are authorized by the deny list of `authz`.
@@ -27,9 +28,12 @@ pub struct Identity {
     pub groups: Vec<String>,
 }
 
-/// One cluster-wide grant, as a ClusterRole with one rule bound by a ClusterRoleBinding.
+/// One grant: a one-rule ClusterRole bound by a ClusterRoleBinding (everywhere), or a one-rule
+/// Role bound by a RoleBinding (in `namespace` only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Grant {
+    /// The RoleBinding's namespace; None for a ClusterRoleBinding.
+    namespace: Option<String>,
     /// A user name or a group name.
     subject: String,
     /// API group or `*`.
@@ -38,8 +42,29 @@ struct Grant {
     resource: String,
     /// Verb or `*`.
     verb: String,
-    /// The ClusterRoleBinding (and ClusterRole) name reasons cite: `sim-grant-<n>`.
+    /// The binding (and role) name reasons cite: `sim-grant-<n>`.
     binding: String,
+}
+
+impl Grant {
+    /// RBAC's reason for an allow: `RBAC: allowed by ClusterRoleBinding "b" of ClusterRole "b"
+    /// to User "jane"`, or `RoleBinding "b/ns" of Role "b"` for a namespaced grant.
+    fn reason(&self, kind: &str) -> String {
+        let (binding, role) = match &self.namespace {
+            Some(ns) => (
+                format!("RoleBinding \"{}/{ns}\"", self.binding),
+                format!("Role \"{}\"", self.binding),
+            ),
+            None => (
+                format!("ClusterRoleBinding \"{}\"", self.binding),
+                format!("ClusterRole \"{}\"", self.binding),
+            ),
+        };
+        format!(
+            "RBAC: allowed by {binding} of {role} to {kind} \"{}\"",
+            self.subject
+        )
+    }
 }
 
 /// The answer to a SubjectAccessReview: allowed or not, and RBAC's reason when allowed.
@@ -75,7 +100,10 @@ impl Identities {
             };
         }
         let covers = |g: &Grant| {
-            (g.group == "*" || g.group == a.group)
+            g.namespace
+                .as_ref()
+                .is_none_or(|ns| a.namespace.as_ref() == Some(ns))
+                && (g.group == "*" || g.group == a.group)
                 && (g.verb == "*" || g.verb == a.verb)
                 && resource_matches(&g.resource, &a.combined(), a.subresource.as_deref())
         };
@@ -92,10 +120,7 @@ impl Identities {
         match found {
             Some((g, kind)) => Decision {
                 allowed: true,
-                reason: format!(
-                    "RBAC: allowed by ClusterRoleBinding \"{0}\" of ClusterRole \"{0}\" to {kind} \"{1}\"",
-                    g.binding, g.subject
-                ),
+                reason: g.reason(kind),
             },
             None => Decision {
                 allowed: false,
@@ -133,8 +158,32 @@ impl SimState {
     /// ClusterRoleBinding of a one-rule ClusterRole would, for SubjectAccessReviews. `"*"` works
     /// for group, resource and verb; `resource` may be `canaries/status` or `*/status`.
     pub fn grant(&mut self, subject: &str, group: &str, resource: &str, verb: &str) {
+        self.push_grant(None, subject, group, resource, verb);
+    }
+
+    /// [`SimState::grant`] in one namespace only, as a RoleBinding of a one-rule Role would.
+    pub fn grant_in(
+        &mut self,
+        namespace: &str,
+        subject: &str,
+        group: &str,
+        resource: &str,
+        verb: &str,
+    ) {
+        self.push_grant(Some(namespace), subject, group, resource, verb);
+    }
+
+    fn push_grant(
+        &mut self,
+        namespace: Option<&str>,
+        subject: &str,
+        group: &str,
+        resource: &str,
+        verb: &str,
+    ) {
         let binding = format!("sim-grant-{}", self.identities.grants.len() + 1);
         self.identities.grants.push(Grant {
+            namespace: namespace.map(String::from),
             subject: subject.to_string(),
             group: group.to_string(),
             resource: resource.to_string(),

@@ -135,6 +135,21 @@ fn subject_access_reviews_are_denied_by_default_and_allowed_by_grants() {
 }
 
 #[test]
+fn a_namespaced_grant_allows_in_its_namespace_only() {
+    let mut st = SimState::new();
+    st.grant_in("test", "jane", "serin.io", "canaries", "patch");
+    assert_eq!(
+        status_of(&sar(&st, patch_canaries("jane", &[], "test"))),
+        &json!({"allowed": true, "reason": "RBAC: allowed by RoleBinding \"sim-grant-1/test\" of Role \"sim-grant-1\" to User \"jane\""})
+    );
+    let elsewhere = sar(&st, patch_canaries("jane", &[], "prod"));
+    assert_eq!(status_of(&elsewhere), &json!({"allowed": false}));
+    let cluster_wide = json!({"user": "jane", "resourceAttributes": {"verb": "patch",
+        "group": "serin.io", "resource": "canaries"}});
+    assert_eq!(status_of(&sar(&st, cluster_wide))["allowed"], false);
+}
+
+#[test]
 fn grants_match_verbs_resources_and_subresources_as_rbac_does() {
     let mut st = SimState::new();
     st.grant("ops", "serin.io", "*/status", "get");

@@ -36,6 +36,19 @@
     if (el) el.textContent = value;
   }
 
+  function setSince(td, c) {
+    if (!td) return;
+    td.textContent = "";
+    if (c.lastTransitionTime) {
+      var t = document.createElement("time");
+      t.setAttribute("datetime", c.lastTransitionTime);
+      t.textContent = c.lastTransition;
+      td.appendChild(t);
+    } else {
+      td.textContent = c.lastTransition;
+    }
+  }
+
   function newRow(c) {
     var key = c.namespace + "/" + c.name;
     var tr = document.createElement("tr");
@@ -96,7 +109,7 @@
     text(tr.querySelector("td.failed"), c.failedChecks + " / " + c.threshold);
     text(tr.querySelector("td.step"), c.step);
     text(tr.querySelector("td.next"), c.nextStep);
-    text(tr.querySelector("td.since"), c.lastTransition);
+    setSince(tr.querySelector("td.since"), c);
   }
 
   function updateDetail(state, c) {
