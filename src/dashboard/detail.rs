@@ -33,10 +33,10 @@ pub struct Outcome {
 }
 
 /// What the page needs besides the Canary.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Extras {
-    /// The Canary's Events, newest first; None when they could not be read (said on the page).
-    pub events: Option<Vec<EventRow>>,
+    /// The Canary's Events, newest first, or why they could not be read (said on the page).
+    pub events: Result<Vec<EventRow>, String>,
     /// The csrf token for the action forms; None: actions are off.
     pub actions_csrf: Option<String>,
     /// The result of the action just requested.
@@ -182,16 +182,17 @@ fn webhooks_table(c: &Canary, decisions: &[DecisionRecord]) -> String {
     out
 }
 
-fn events_table(events: Option<&[EventRow]>) -> String {
+fn events_table(events: Result<&[EventRow], &str>) -> String {
     let mut out = String::from(
         r#"<table id="events"><caption>Kubernetes Events of this Canary (newest first)</caption><thead><tr><th scope="col">Time</th><th scope="col">Type</th><th scope="col">Reason</th><th scope="col">Message</th></tr></thead><tbody>"#,
     );
     match events {
-        None => out.push_str(
-            r#"<tr class="empty"><td colspan="4">The Events could not be read.</td></tr>"#,
-        ),
-        Some([]) => out.push_str(r#"<tr class="empty"><td colspan="4">No Events.</td></tr>"#),
-        Some(list) => {
+        Err(why) => out.push_str(&format!(
+            r#"<tr class="empty"><td colspan="4">The Events could not be read: {}</td></tr>"#,
+            esc(why)
+        )),
+        Ok([]) => out.push_str(r#"<tr class="empty"><td colspan="4">No Events.</td></tr>"#),
+        Ok(list) => {
             for e in list {
                 out.push_str(&format!(
                     r#"<tr class="event event-{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
@@ -349,7 +350,11 @@ pub fn body(c: &Canary, extras: &Extras, now: DateTime<Utc>) -> String {
     for (id, title, table) in [
         ("checks-h", "Checks", checks_table(d)),
         ("webhooks-h", "Webhooks", webhooks_table(c, d)),
-        ("events-h", "Events", events_table(extras.events.as_deref())),
+        (
+            "events-h",
+            "Events",
+            events_table(extras.events.as_deref().map_err(String::as_str)),
+        ),
         ("decisions-h", "Decisions", decisions_table(d)),
         ("spec-h", "Spec", spec_summary(c)),
     ] {

@@ -67,7 +67,7 @@ fn the_overview_page_is_well_formed_and_has_the_contracts_dom() {
 #[test]
 fn the_detail_page_is_well_formed_and_has_the_contracts_dom() {
     let extras = Extras {
-        events: Some(vec![EventRow {
+        events: Ok(vec![EventRow {
             time: "2026-11-29T12:00:40Z".into(),
             kind: "Warning".into(),
             reason: "Synced".into(),
@@ -115,7 +115,13 @@ fn the_detail_page_is_well_formed_and_has_the_contracts_dom() {
     );
     assert_eq!(html.matches(r#"<tr class="decision">"#).count(), 2);
     assert_eq!(html.matches(r#"<form class="action""#).count(), 4);
-    let read_only = detail::body(&rich_canary(), &Extras::default(), now());
+    let read_only = Extras {
+        events: Err("events.events.k8s.io is forbidden".into()),
+        actions_csrf: None,
+        outcome: None,
+    };
+    let read_only = detail::body(&rich_canary(), &read_only, now());
+    assert!(read_only.contains("The Events could not be read: events.events.k8s.io is forbidden"));
     assert!(!read_only.contains("<form"));
     check(&page("t", &read_only, &Frame::default())).unwrap();
 }

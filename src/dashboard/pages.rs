@@ -88,11 +88,18 @@ impl Dashboard {
         })
     }
 
-    /// The Canary's Events, newest first (at most 50); None when they cannot be read.
-    async fn events_of(&self, c: &Canary) -> Option<Vec<EventRow>> {
-        let ns = c.metadata.namespace.as_deref()?;
+    /// The Canary's Events, newest first (at most 50), or why they cannot be read. The API
+    /// server selects Events by `regarding` fields only on some versions: list the namespace's.
+    async fn events_of(&self, c: &Canary) -> Result<Vec<EventRow>, String> {
+        let ns = c.metadata.namespace.as_deref().unwrap_or_default();
         let api: Api<Event> = Api::namespaced(self.client.clone(), ns);
-        let list = api.list(&ListParams::default()).await.ok()?;
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| match e {
+                kube::Error::Api(s) => crate::manifest::one_line(&s.message),
+                other => crate::manifest::one_line(&other.to_string()),
+            })?;
         let mut found: Vec<(Option<jiff::Timestamp>, EventRow)> = list
             .items
             .into_iter()
@@ -118,7 +125,7 @@ impl Dashboard {
             })
             .collect();
         found.sort_by_key(|e| std::cmp::Reverse(e.0));
-        Some(found.into_iter().take(50).map(|(_, r)| r).collect())
+        Ok(found.into_iter().take(50).map(|(_, r)| r).collect())
     }
 
     /// One Canary's page with `outcome` (an action's result) and `status`.
