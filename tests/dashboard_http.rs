@@ -459,3 +459,59 @@ async fn in_the_controller_only_a_user_allowed_to_patch_the_canary_may_act() {
         .clone();
     assert!(value.starts_with("abort@"), "{value}");
 }
+
+/// Stops the child process when the test ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serin_dashboard_prints_its_url_and_serves_the_kubeconfigs_canaries() {
+    use std::io::BufRead;
+    let (cluster, _client) = setup_with(json!({})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    let mut child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_serin"))
+            .args([
+                "dashboard",
+                "-n",
+                "test",
+                "--addr",
+                "127.0.0.1:0",
+                "--kubeconfig",
+            ])
+            .arg(&kubeconfig)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("serin dashboard starts"),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let read = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .map(|_| line)
+    });
+    let line = tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .expect("the URL line within 20 s")
+        .unwrap()
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("dashboard: ")
+        .unwrap_or_else(|| panic!("no URL line: {line:?}"));
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with('/'),
+        "{url}"
+    );
+    wait_for_page(url, r#"data-canary="test/podinfo""#).await;
+}

@@ -346,6 +346,27 @@ mod tests {
     }
 
     #[test]
+    fn the_dashboard_is_off_unless_an_address_is_given() {
+        let parse = |argv: &[&str]| {
+            let Command::Controller(args) = Cli::parse_from(argv).command else {
+                panic!("controller args")
+            };
+            args
+        };
+        let off = parse(&["serin", "controller"]);
+        assert_eq!((off.dashboard_addr, off.dashboard_actions), (None, false));
+        let on = parse(&[
+            "serin",
+            "controller",
+            "--dashboard-addr",
+            "0.0.0.0:8081",
+            "--dashboard-actions",
+        ]);
+        assert_eq!(on.dashboard_addr, Some("0.0.0.0:8081".parse().unwrap()));
+        assert!(on.dashboard_actions);
+    }
+
+    #[test]
     fn a_malformed_shard_selector_is_a_startup_error_naming_the_flag() {
         let args = |sel: &str| {
             let Command::Controller(args) =
