@@ -66,8 +66,22 @@ pub fn diff(before: &BTreeMap<String, Row>, now: &BTreeMap<String, Row>) -> Vec<
 /// The fan-out of changes to every open stream.
 #[derive(Clone)]
 pub struct Hub {
+    feed: CanaryFeed,
     rows: Arc<Mutex<BTreeMap<String, Row>>>,
     tx: broadcast::Sender<Change>,
+}
+
+/// Every Canary's row now, by `namespace/name`.
+fn rows_now(feed: &CanaryFeed) -> BTreeMap<String, Row> {
+    let now = Utc::now();
+    feed.snapshot()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            let row = Row::of(c, now);
+            (row.key(), row)
+        })
+        .collect()
 }
 
 /// How long the hub waits between looks at a cache that changes without pause (a thousand
@@ -79,6 +93,7 @@ impl Hub {
     pub fn start(feed: CanaryFeed) -> Hub {
         let (tx, _) = broadcast::channel(1024);
         let hub = Hub {
+            feed: feed.clone(),
             rows: Arc::default(),
             tx,
         };
@@ -88,18 +103,22 @@ impl Hub {
             let mut changes = feed.changes();
             loop {
                 let Some(rows) = weak.upgrade() else { return };
-                let now: BTreeMap<String, Row> = feed
-                    .snapshot()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|c| {
-                        let row = Row::of(c, Utc::now());
-                        (row.key(), row)
-                    })
-                    .collect();
+                // With no browser watching, nothing is compared (a controller with the dashboard
+                // on and nobody looking does no work per change); a new stream starts from the
+                // rows of that moment.
+                let watched = sender.receiver_count() > 0;
+                let now = if watched {
+                    rows_now(&feed)
+                } else {
+                    BTreeMap::new()
+                };
                 let changed = {
                     let mut last = rows.lock().unwrap_or_else(|p| p.into_inner());
-                    let changed = diff(&last, &now);
+                    let changed = if watched {
+                        diff(&last, &now)
+                    } else {
+                        Vec::new()
+                    };
                     *last = now;
                     changed
                 };
@@ -117,14 +136,9 @@ impl Hub {
         hub
     }
 
-    /// The rows as last compared.
+    /// Every Canary's row now (what a new stream starts with).
     pub fn current(&self) -> Vec<Row> {
-        self.rows
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        rows_now(&self.feed).into_values().collect()
     }
 
     /// The stream of one browser: every current row, then the changes. A browser too slow to
