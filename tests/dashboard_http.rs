@@ -4,8 +4,9 @@
 //! identity) sets the action annotation, and shows the API server's refusal as one sentence.
 
 mod common;
+#[path = "dashboard_http/web.rs"]
+mod web;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::scenario::{set_image, setup_with, start_controller_with};
@@ -15,116 +16,7 @@ use serin::api::Canary;
 use serin::controller::{CanaryFeed, Settings};
 use serin::dashboard::{Dashboard, Mode, Options, own_feed, serve};
 
-/// One HTTP answer.
-struct Answer {
-    status: u16,
-    set_cookie: Vec<String>,
-    body: String,
-}
-
-async fn get(url: &str, cookie: Option<&str>) -> Answer {
-    let mut req = reqwest::Client::new().get(url);
-    if let Some(c) = cookie {
-        req = req.header("cookie", c);
-    }
-    answer(req.send().await.unwrap()).await
-}
-
-async fn answer(resp: reqwest::Response) -> Answer {
-    let status = resp.status().as_u16();
-    let set_cookie = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect();
-    Answer {
-        status,
-        set_cookie,
-        body: resp.text().await.unwrap(),
-    }
-}
-
-/// POSTs a form from a page of `addr` (Origin set as a browser sets it).
-async fn post(
-    addr: SocketAddr,
-    path: &str,
-    form: &str,
-    cookie: Option<&str>,
-    extra: &[(&str, &str)],
-) -> Answer {
-    let mut req = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .post(format!("http://{addr}{path}"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form.to_string());
-    if !extra.iter().any(|(k, _)| *k == "origin") {
-        req = req.header("origin", format!("http://{addr}"));
-    }
-    if let Some(c) = cookie {
-        req = req.header("cookie", c);
-    }
-    for (k, v) in extra {
-        req = req.header(*k, *v);
-    }
-    answer(req.send().await.unwrap()).await
-}
-
-/// A browser's session: the session cookie a page set and the page's CSRF token.
-async fn session(addr: SocketAddr, path: &str) -> (String, String) {
-    let page = get(&format!("http://{addr}{path}"), None).await;
-    let cookie = page
-        .set_cookie
-        .iter()
-        .find_map(|c| {
-            c.split(';')
-                .next()
-                .filter(|kv| kv.starts_with("serin_session="))
-        })
-        .expect("a session cookie")
-        .to_string();
-    let csrf = regex::Regex::new(r#"name="csrf" value="([0-9a-f]+)""#)
-        .unwrap()
-        .captures(&page.body)
-        .expect("a csrf field")[1]
-        .to_string();
-    (cookie, csrf)
-}
-
-/// Polls `url` until its body contains `needle` (10 s at most).
-async fn wait_for_page(url: &str, needle: &str) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let page = get(url, None).await;
-        if page.body.contains(needle) {
-            return page.body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{needle} never in {url}:\n{}",
-            page.body
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Reads the event stream until it has sent `needle` (30 s at most); returns what was read.
-async fn read_stream_until(resp: &mut reqwest::Response, needle: &str) -> String {
-    let mut seen = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !seen.contains(needle) {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let chunk = tokio::time::timeout(left, resp.chunk())
-            .await
-            .unwrap_or_else(|_| panic!("no {needle} in the stream:\n{seen}"))
-            .unwrap()
-            .expect("the stream stays open");
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    seen
-}
+use web::{Child, get, post, read_stream_until, session, wait_for_page};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controllers_dashboard_lists_renders_streams_and_guards_actions() {
@@ -458,16 +350,6 @@ async fn in_the_controller_only_a_user_allowed_to_patch_the_canary_may_act() {
         .unwrap()["serin.io/action"]
         .clone();
     assert!(value.starts_with("abort@"), "{value}");
-}
-
-/// Stops the child process when the test ends, however it ends.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
