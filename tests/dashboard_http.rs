@@ -298,7 +298,7 @@ async fn in_the_controller_only_a_user_allowed_to_patch_the_canary_may_act() {
     .await;
     assert_eq!(bob.status, 403, "{}", bob.body);
     assert!(
-        bob.body.contains(r#"<p id="action-result" role="alert" class="result refused">Refused: user &quot;bob&quot; may not patch canaries.serin.io &quot;podinfo&quot; in namespace &quot;test&quot;.</p>"#),
+        bob.body.contains(r#"<p id="action-result" role="alert">Refused: user &quot;bob&quot; may not patch canaries.serin.io &quot;podinfo&quot; in namespace &quot;test&quot;.</p>"#),
         "{}",
         bob.body
     );

@@ -292,7 +292,7 @@ fn action_forms(ns: &str, name: &str, csrf: &str) -> String {
         ("resume", "Resume"),
     ] {
         out.push_str(&format!(
-            r#"<form class="action" method="post" action="{a}"><input type="hidden" name="csrf" value="{c}"><button type="submit" name="action" value="{verb}" class="btn-{verb}">{label}</button></form>"#,
+            r#"<form class="action" method="post" action="{a}"><input type="hidden" name="csrf" value="{c}"><button type="submit" name="action" value="{verb}">{label}</button></form>"#,
             a = esc(&action),
             c = esc(csrf),
         ));
@@ -308,9 +308,8 @@ pub fn body(c: &Canary, extras: &Extras, now: DateTime<Utc>) -> String {
     let mut out = format!("<h1>{}</h1>\n", esc(&row.key()));
     if let Some(o) = &extras.outcome {
         let role = if o.refused { "alert" } else { "status" };
-        let class = if o.refused { "refused" } else { "done" };
         out.push_str(&format!(
-            r#"<p id="action-result" role="{role}" class="result {class}">{}</p>"#,
+            r#"<p id="action-result" role="{role}">{}</p>"#,
             esc(&o.message)
         ));
     }

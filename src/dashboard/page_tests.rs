@@ -105,7 +105,7 @@ fn the_detail_page_is_well_formed_and_has_the_contracts_dom() {
         r#"<table id="decisions">"#,
         r#"<tr class="decision">"#,
         r#"<dl id="spec">"#,
-        r#"<form class="action" method="post" action="/canaries/test/podinfo/action"><input type="hidden" name="csrf" value="c5rf"><button type="submit" name="action" value="abort" class="btn-abort">Abort</button></form>"#,
+        r#"<form class="action" method="post" action="/canaries/test/podinfo/action"><input type="hidden" name="csrf" value="c5rf"><button type="submit" name="action" value="abort">Abort</button></form>"#,
     ] {
         assert!(html.contains(needle), "{needle} missing in\n{html}");
     }
@@ -124,4 +124,23 @@ fn the_detail_page_is_well_formed_and_has_the_contracts_dom() {
     assert!(read_only.contains("The Events could not be read: events.events.k8s.io is forbidden"));
     assert!(!read_only.contains("<form"));
     check(&page("t", &read_only, &Frame::default())).unwrap();
+}
+
+#[test]
+fn the_login_page_is_well_formed_and_has_the_contracts_form() {
+    use super::Mode;
+    for (mode, actions) in [
+        (Mode::Controller, true),
+        (Mode::Controller, false),
+        (Mode::Local, true),
+    ] {
+        let html = page(
+            "Log in",
+            &super::pages::login_body(mode, actions, "t0k"),
+            &Frame::default(),
+        );
+        check(&html).unwrap_or_else(|e| panic!("{e}\n{html}"));
+        assert!(html.contains(r#"<form id="login" method="post" action="/login"><input id="token" name="token" type="password">"#));
+        assert!(html.contains(r#"<input type="hidden" name="csrf" value="t0k">"#));
+    }
 }

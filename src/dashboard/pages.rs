@@ -203,10 +203,10 @@ pub(super) async fn events(State(d): State<Arc<Dashboard>>) -> Response {
     resp
 }
 
-/// `GET /login`.
-pub(super) async fn login(State(d): State<Arc<Dashboard>>, headers: HeaderMap) -> Response {
-    let visit = d.visit(&headers);
-    let note = match (d.options.mode, d.options.actions) {
+/// The login page's content: a note for the mode, and the form (the label is shown above the
+/// field by the stylesheet; the contract's DOM puts the field first).
+pub(super) fn login_body(mode: Mode, actions: bool, csrf: &str) -> String {
+    let note = match (mode, actions) {
         (Mode::Local, _) => {
             "<p>This dashboard acts with your kubeconfig's identity; no login is needed.</p>"
         }
@@ -217,17 +217,18 @@ pub(super) async fn login(State(d): State<Arc<Dashboard>>, headers: HeaderMap) -
             "<p>Actions are checked against your Kubernetes permissions: paste a bearer token (e.g. from <code>kubectl create token</code>). It is kept in an HttpOnly cookie of this browser only.</p>"
         }
     };
-    let body = format!(
+    format!(
         r#"<h1>Log in</h1>
 {note}
-<form id="login" method="post" action="/login">
-<input type="hidden" name="csrf" value="{csrf}">
-<label for="token">Bearer token</label>
-<input id="token" name="token" type="password" autocomplete="off" required>
-<button type="submit">Log in</button>
-</form>"#,
-        csrf = esc(&visit.csrf)
-    );
+<form id="login" method="post" action="/login"><input id="token" name="token" type="password"><label for="token">Bearer token</label><input type="hidden" name="csrf" value="{csrf}"><button type="submit">Log in</button></form>"#,
+        csrf = esc(csrf)
+    )
+}
+
+/// `GET /login`.
+pub(super) async fn login(State(d): State<Arc<Dashboard>>, headers: HeaderMap) -> Response {
+    let visit = d.visit(&headers);
+    let body = login_body(d.options.mode, d.options.actions, &visit.csrf);
     d.respond(StatusCode::OK, visit, "Log in", &body)
 }
 
