@@ -121,6 +121,12 @@ impl Report<'_> {
             "controller RSS: peak {:.1} MiB, steady {:.1} MiB",
             self.peak_rss_mib, self.steady_rss_mib
         );
+        // Each reconcile takes a slot: more of them than ticks is work that can delay a due step.
+        println!(
+            "reconciles during the rollout: {:.0} ({:.2} per analysis tick)",
+            self.breakdown.reconciles,
+            self.breakdown.reconciles / ticks
+        );
         if !self.shards.is_empty() {
             println!("per shard (CPU since the rollout began; API requests during the rollout):");
             for l in &self.shards {

@@ -25,6 +25,7 @@ mod service_target;
 pub mod shard;
 pub mod slim;
 pub mod slots;
+mod triggers;
 pub mod watches;
 
 use std::sync::Arc;
@@ -42,8 +43,7 @@ pub use feed::{CanaryFeed, Shared};
 pub use reconcile::{error_policy, reconcile};
 
 use crate::api::{Canary, TargetKind};
-use crate::workload::PRIMARY_SUFFIX;
-use crate::workload::baseline::BASELINE_SUFFIX;
+use triggers::{routes_via, targeting, tracking};
 
 /// What the controller itself calls: its watches and caches, the Canary writes, the objects a
 /// Canary names, and Events. (Objects it creates are in `workload::RBAC` and the routers'.)
@@ -226,6 +226,8 @@ fn canary_watch(
             _ => {}
         })
         .applied_objects()
+        // Our own status writes do not wake the Canary again (see `triggers::canary_trigger`).
+        .predicate_filter(triggers::canary_trigger, Default::default())
 }
 
 /// Aborts a helper task when the future that owns it is dropped (leadership lost, shutdown).
@@ -438,56 +440,4 @@ fn synced_channel<K>() -> (
         }
     };
     (mark, rx)
-}
-
-/// The Canaries whose target (or its primary, or its baseline) is this workload: they reconcile
-/// (from the cache) — a baseline that turns ready gets its share of traffic at once.
-fn targeting(
-    store: &kube::runtime::reflector::Store<Canary>,
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    kind: TargetKind,
-) -> Vec<ObjectRef<Canary>> {
-    let name = meta.name.clone().unwrap_or_default();
-    let base = name
-        .strip_suffix(PRIMARY_SUFFIX)
-        .or_else(|| name.strip_suffix(BASELINE_SUFFIX))
-        .unwrap_or(&name);
-    store
-        .state()
-        .into_iter()
-        .filter(|c| {
-            c.metadata.namespace == meta.namespace
-                && c.spec.target_ref.kind == kind
-                && c.spec.target_ref.name == base
-        })
-        .map(|c| ObjectRef::from_obj(c.as_ref()))
-        .collect()
-}
-
-/// Whether the Service `name` is one of a Canary's (apex, `-primary`, `-canary`, `-baseline`).
-fn routes_via(canary: &Canary, name: &str) -> bool {
-    let apex = canary.apex_name();
-    let suffix = name.strip_prefix(apex.as_str());
-    name == apex || matches!(suffix, Some(PRIMARY_SUFFIX | "-canary" | BASELINE_SUFFIX))
-}
-
-/// The Canaries of a namespace that track the config `key` (`configmap/<name>`, `secret/<name>`),
-/// or that have not recorded their tracked configs yet.
-fn tracking(
-    store: &kube::runtime::reflector::Store<Canary>,
-    ns: Option<&str>,
-    key: &str,
-) -> Vec<ObjectRef<Canary>> {
-    store
-        .state()
-        .into_iter()
-        .filter(|c| {
-            c.metadata.namespace.as_deref() == ns
-                && c.status
-                    .as_ref()
-                    .and_then(|s| s.tracked_configs.as_ref())
-                    .is_none_or(|t| t.contains_key(key))
-        })
-        .map(|c| ObjectRef::from_obj(c.as_ref()))
-        .collect()
 }

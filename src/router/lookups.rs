@@ -113,9 +113,15 @@ pub struct KindCache {
 /// GET), kept until the cache shows that much.
 #[derive(Clone)]
 enum Known {
-    Object(Arc<DynamicObject>),
+    /// The object as the API server answered, and when.
+    Object(Arc<DynamicObject>, std::time::Instant),
     Deleted,
 }
+
+/// How long an object this process wrote (or read) answers reads while the cache does not hold
+/// it at all: the watch event of a create is on its way. Past this the API server decides (the
+/// object may have been deleted since, and the cache's DELETED is all we would ever see of it).
+const UNSEEN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The watch caches of the route objects routers read (HTTPRoute, VirtualService, Ingress, …),
 /// one per kind, started when a router first reads a kind the API server serves. Without a
@@ -204,13 +210,19 @@ impl RouteCaches {
         let mut known = self.known.lock().ok()?;
         let answer = match (known.get(key), cached) {
             (None, Some(c)) => return Some(Some(c.as_ref().clone())),
-            (Some(Known::Object(mine)), Some(c)) => {
+            (Some(Known::Object(mine, _)), Some(c)) => {
                 if rv(&c)? < rv(mine)? {
                     return Some(Some(mine.as_ref().clone()));
                 }
                 Some(c.as_ref().clone())
             }
             (Some(Known::Deleted), None) => None,
+            // Written (created) by us a moment ago and not in the cache yet: the create's watch
+            // event is on its way (seen: the first read after a Canary's initialisation GET its
+            // route). Kept until the cache shows it.
+            (Some(Known::Object(mine, at)), None) if at.elapsed() < UNSEEN_PATIENCE => {
+                return Some(Some(mine.as_ref().clone()));
+            }
             // Not in the cache: not created yet as far as it knows, deleted since our write,
             // or deleted by us and not yet dropped — the API server knows.
             _ => return None,
@@ -286,7 +298,9 @@ impl RouteApi {
             self.routes.cache(&self.ar, self.ns.is_some(), true);
         }
         // The freshest view there is: later reads must not go back behind it either.
-        let known = got.clone().map(|o| Known::Object(Arc::new(o)));
+        let known = got
+            .clone()
+            .map(|o| Known::Object(Arc::new(o), std::time::Instant::now()));
         self.routes.remember(&self.ar, key, known);
         Ok(got)
     }
@@ -299,7 +313,7 @@ impl RouteApi {
         patch: &Patch<P>,
     ) -> kube::Result<DynamicObject> {
         let written = self.api.patch(name, params, patch).await?;
-        let known = Known::Object(Arc::new(written.clone()));
+        let known = Known::Object(Arc::new(written.clone()), std::time::Instant::now());
         self.routes.remember(&self.ar, self.key(name), Some(known));
         Ok(written)
     }
@@ -376,7 +390,10 @@ mod tests {
         caches.remember(
             &ar,
             "k".into(),
-            Some(Known::Object(Arc::new(route("12", 20)))),
+            Some(Known::Object(
+                Arc::new(route("12", 20)),
+                std::time::Instant::now(),
+            )),
         );
         assert_eq!(
             read(&caches, &writer),
@@ -397,6 +414,19 @@ mod tests {
         writer.apply_watcher_event(&Event::Delete(route("14", 30)));
         assert_eq!(read(&caches, &writer), Some(None));
         // Missing from the cache and nothing known: the API server decides.
+        assert_eq!(read(&caches, &writer), None);
+        // Created by us a moment ago, not in the cache yet: our answer, until the patience
+        // runs out (then it may have been deleted since; the API server decides).
+        let now = std::time::Instant::now();
+        let created = Known::Object(Arc::new(route("15", 40)), now);
+        caches.remember(&ar, "k".into(), Some(created));
+        assert_eq!(read(&caches, &writer), Some(Some(40)));
+        assert_eq!(read(&caches, &writer), Some(Some(40)), "kept while unseen");
+        let long_ago = now
+            .checked_sub(UNSEEN_PATIENCE * 2)
+            .expect("a past instant");
+        let old = Known::Object(Arc::new(route("15", 40)), long_ago);
+        caches.remember(&ar, "k".into(), Some(old));
         assert_eq!(read(&caches, &writer), None);
     }
 
