@@ -18,6 +18,9 @@ command -v kubectl >/dev/null 2>&1 || need_apt+=(kubectl)
   && dpkg -s graphite-web >/dev/null 2>&1 || need_apt+=(graphite-web)
 # openssl makes self-signed certificates and serves TLS for the certificate-verification tests.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# Headless Chromium is the real browser the dashboard's tests drive over the DevTools protocol
+# (tests/common/browser.rs runs `chromium` from PATH, so nothing about it is exported here).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]} (apt)"
   export DEBIAN_FRONTEND=noninteractive

@@ -1,6 +1,7 @@
 //! Shared helpers of the tests that drive `serin sim serve` with kubectl as an outside client.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod helm;
 pub mod hooks;
 pub mod ingress;
