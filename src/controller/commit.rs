@@ -158,9 +158,6 @@ pub(super) struct Acting<'a> {
     pub w: &'a Workloads,
     pub router: Option<&'a Router>,
     pub revision: Option<String>,
-    /// When the decision's clock (`Input::now`) was read: its `requeue_after` counts from then,
-    /// not from the end of this reconcile's writes.
-    pub decided: std::time::Instant,
 }
 
 /// Writes the decided status, then applies its effects, then tells the world. The status goes
@@ -199,13 +196,7 @@ pub(super) async fn commit(
     )
     .await;
     let mut next = decision.status.clone();
-    // The next step falls due `requeue_after` after the decision's clock; the checks, webhooks
-    // and writes since then already took part of that (seen: every step late by the length of
-    // the previous tick's writes, more under load).
-    let mut requeue = decision
-        .requeue_after
-        .unwrap_or(ctx.settings.resync)
-        .saturating_sub(acting.decided.elapsed());
+    let mut requeue = decision.requeue_after.unwrap_or(ctx.settings.resync);
     let mut news = None;
     let refused = applied.refused.as_ref().map(|r| r.class);
     if let Some(r) = &applied.refused {

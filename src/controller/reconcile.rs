@@ -231,7 +231,6 @@ async fn tick(
     observed.retrying = ctx.retrying(key);
     let status = canary.status.clone().unwrap_or_default();
     let now = Utc::now();
-    let decided = std::time::Instant::now();
     // How this tick's decision time splits: time in the reconcile so far, of it in API calls.
     let timing = super::report::StepTiming {
         now,
@@ -289,7 +288,6 @@ async fn tick(
         w: &w,
         router: router.as_ref(),
         revision: observed.target.as_ref().map(revision),
-        decided,
     };
     let out = commit(ctx, canary, key, &status, &decision, &acting, started).await;
     if let Ok((_, None)) = &out {
