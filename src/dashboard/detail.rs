@@ -329,8 +329,10 @@ pub fn body(c: &Canary, extras: &Extras, now: DateTime<Utc>) -> String {
             row.failed_checks, row.threshold
         ),
     ));
-    state.push_str(&dl_item("Step", &esc(&row.step)));
-    state.push_str(&dl_item("Next step", &esc(&row.next_step)));
+    // Ids so that /events keeps them current (dashboard.js), like the phase and the weight.
+    let live = |id: &str, v: &str| format!(r#"<span id="{id}">{}</span>"#, esc(v));
+    state.push_str(&dl_item("Step", &live("step", &row.step)));
+    state.push_str(&dl_item("Next step", &live("next-step", &row.next_step)));
     state.push_str(&dl_item("Last transition", &esc(&row.last_transition)));
     if let Some(a) = &status.last_action {
         state.push_str(&dl_item("Last operator action", &esc(a)));

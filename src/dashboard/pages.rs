@@ -116,7 +116,10 @@ impl Dashboard {
                     .or(e.event_time.as_ref().map(|t| t.0))
                     .or(e.deprecated_last_timestamp.as_ref().map(|t| t.0));
                 let row = EventRow {
-                    time: when.map(|t| t.to_string()).unwrap_or_default(),
+                    // As the decision record shows its times (UTC, to the second).
+                    time: when
+                        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+                        .unwrap_or_default(),
                     kind: e.type_.unwrap_or_default(),
                     reason: e.reason.unwrap_or_default(),
                     note: e.note.unwrap_or_default(),

@@ -125,6 +125,8 @@
       w.textContent = c.canaryWeight + "%";
     }
     text(document.getElementById("failed-checks"), c.failedChecks + " / " + c.threshold);
+    text(document.getElementById("step"), c.step);
+    text(document.getElementById("next-step"), c.nextStep);
   }
 
   function start() {
