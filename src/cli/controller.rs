@@ -230,6 +230,34 @@ async fn start_dashboard(
     Ok(settings)
 }
 
+/// The controller's settings from its flags.
+fn settings_from(
+    args: &ControllerArgs,
+    shard: Option<ShardSelector>,
+) -> crate::controller::Settings {
+    crate::controller::Settings {
+        default_provider: args.mesh_provider.clone(),
+        concurrency: args.concurrency,
+        telemetry: crate::telemetry::Telemetry::new(&args.mesh_provider),
+        metrics_server: args.metrics_server.clone(),
+        default_alerts: default_alerts(args),
+        event_webhook: args.event_webhook.clone(),
+        cluster_name: args.cluster_name.clone(),
+        max_concurrent_canaries: (args.max_concurrent_canaries > 0)
+            .then_some(args.max_concurrent_canaries),
+        metrics_timeout: args.metrics_timeout,
+        retry_max: args.retry_max,
+        labels: crate::workload::LabelFilter {
+            include: args.include_label_prefix.clone(),
+            exclude: args.exclude_label_prefix.clone(),
+        },
+        secret_tracking: args.secret_namespaces.clone(),
+        ingress_annotations_prefix: args.ingress_annotations_prefix.clone(),
+        shard,
+        ..Default::default()
+    }
+}
+
 /// Runs `serin controller` until SIGTERM / Ctrl-C.
 pub async fn controller(args: ControllerArgs) -> i32 {
     init_logging(&args.log_format, &args.log_level);
@@ -261,27 +289,7 @@ pub async fn controller(args: ControllerArgs) -> i32 {
             return 2;
         }
     };
-    let settings = crate::controller::Settings {
-        default_provider: args.mesh_provider.clone(),
-        concurrency: args.concurrency,
-        telemetry: crate::telemetry::Telemetry::new(&args.mesh_provider),
-        metrics_server: args.metrics_server.clone(),
-        default_alerts: default_alerts(&args),
-        event_webhook: args.event_webhook.clone(),
-        cluster_name: args.cluster_name.clone(),
-        max_concurrent_canaries: (args.max_concurrent_canaries > 0)
-            .then_some(args.max_concurrent_canaries),
-        metrics_timeout: args.metrics_timeout,
-        retry_max: args.retry_max,
-        labels: crate::workload::LabelFilter {
-            include: args.include_label_prefix.clone(),
-            exclude: args.exclude_label_prefix.clone(),
-        },
-        secret_tracking: args.secret_namespaces.clone(),
-        ingress_annotations_prefix: args.ingress_annotations_prefix.clone(),
-        shard: shard.clone(),
-        ..Default::default()
-    };
+    let settings = settings_from(&args, shard.clone());
     if let Some(addr) = args.metrics_addr {
         match crate::telemetry::serve(addr, settings.telemetry.clone()).await {
             Ok(bound) => tracing::info!(%bound, "serving /metrics, /healthz, /readyz"),
