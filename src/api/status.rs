@@ -206,6 +206,24 @@ pub struct CheckRecord {
     pub judge: Option<super::JudgeRecord>,
 }
 
+impl CheckRecord {
+    /// What follows a check's value when it is shown to a person: ` (bound) Verdict: message`
+    /// (the parts it has). The CLI's decision record and the dashboard both show it.
+    pub fn bound_and_verdict(&self) -> String {
+        let bound = self
+            .bound
+            .as_deref()
+            .map(|b| format!(" ({b})"))
+            .unwrap_or_default();
+        let msg = self
+            .message
+            .as_deref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        format!("{bound} {:?}{msg}", self.verdict)
+    }
+}
+
 /// Verdict of a single check.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum Verdict {

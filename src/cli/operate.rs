@@ -194,20 +194,8 @@ pub fn detail(c: &Canary, now: DateTime<Utc>) -> String {
         ));
         for k in &d.checks {
             let value = k.value.map(|v| format!(" {v}")).unwrap_or_default();
-            let bound = k
-                .bound
-                .as_deref()
-                .map(|b| format!(" ({b})"))
-                .unwrap_or_default();
-            let msg = k
-                .message
-                .as_deref()
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default();
-            out.push_str(&format!(
-                "      {}{value}{bound} {:?}{msg}\n",
-                k.name, k.verdict
-            ));
+            let rest = k.bound_and_verdict();
+            out.push_str(&format!("      {}{value}{rest}\n", k.name));
         }
     }
     out

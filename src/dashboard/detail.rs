@@ -58,17 +58,7 @@ fn check_text(k: &CheckRecord) -> String {
         .value
         .map(|v| format!("{v}"))
         .unwrap_or_else(|| "–".into());
-    let bound = k
-        .bound
-        .as_deref()
-        .map(|b| format!(" ({b})"))
-        .unwrap_or_default();
-    let msg = k
-        .message
-        .as_deref()
-        .map(|m| format!(": {m}"))
-        .unwrap_or_default();
-    format!("{value}{bound} {:?}{msg}", k.verdict)
+    format!("{value}{}", k.bound_and_verdict())
 }
 
 /// The checks table: one row per check name, its values per tick (oldest first).
