@@ -43,7 +43,8 @@ pub use feed::{CanaryFeed, Shared};
 pub use reconcile::{error_policy, reconcile};
 
 use crate::api::{Canary, TargetKind};
-use triggers::{routes_via, targeting, tracking};
+use crate::workload::ConfigRef;
+use triggers::{Targets, routes_via, targeting, tracking};
 
 /// What the controller itself calls: its watches and caches, the Canary writes, the objects a
 /// Canary names, and Events. (Objects it creates are in `workload::RBAC` and the routers'.)
@@ -328,6 +329,11 @@ async fn run_with(
         .inspect_ok(services_synced)
         .touched_objects();
     let by_service = store.clone();
+    let config_targets = Targets {
+        deployments: deploy_cache.clone(),
+        daemonsets: daemonset_cache.clone(),
+    };
+    let secret_targets = config_targets.clone();
     let ctx_client = client.clone();
     let mut context = Context::new(client, settings);
     context.scope = namespace.clone();
@@ -371,18 +377,14 @@ async fn run_with(
                 .collect::<Vec<_>>()
         })
         .watches_stream(config_stream, move |cm: ConfigMap| {
-            tracking(
-                &by_config,
-                cm.metadata.namespace.as_deref(),
-                &format!("configmap/{}", cm.metadata.name.unwrap_or_default()),
-            )
+            let config = ConfigRef::ConfigMap(cm.metadata.name.unwrap_or_default());
+            let ns = cm.metadata.namespace.as_deref();
+            tracking(&by_config, &config_targets, ns, &config)
         })
         .watches_stream(secret_stream, move |s: secret_watches::SecretMeta| {
-            tracking(
-                &by_secret,
-                s.metadata.namespace.as_deref(),
-                &format!("secret/{}", s.metadata.name.unwrap_or_default()),
-            )
+            let config = ConfigRef::Secret(s.metadata.name.unwrap_or_default());
+            let ns = s.metadata.namespace.as_deref();
+            tracking(&by_secret, &secret_targets, ns, &config)
         })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)

@@ -4,11 +4,12 @@
 
 use std::hash::{Hash, Hasher};
 
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::api::{Canary, TargetKind};
-use crate::workload::PRIMARY_SUFFIX;
 use crate::workload::baseline::BASELINE_SUFFIX;
+use crate::workload::{ConfigRef, PRIMARY_SUFFIX, referenced_configs};
 
 /// The parts of a Canary whose change needs a reconcile: its spec (generation), labels (a shard
 /// handover), annotations (`serin.io/action`), finalizers and deletion. Not its status: every
@@ -58,18 +59,61 @@ pub fn routes_via(canary: &Canary, name: &str) -> bool {
     name == apex || matches!(suffix, Some(PRIMARY_SUFFIX | "-canary" | BASELINE_SUFFIX))
 }
 
-/// The Canaries of a namespace that track the config `key` (`configmap/<name>`, `secret/<name>`),
-/// or that have not recorded their tracked configs yet.
-pub fn tracking(store: &Store<Canary>, ns: Option<&str>, key: &str) -> Vec<ObjectRef<Canary>> {
+/// The caches of the workloads a Canary can target, for [`tracking`].
+#[derive(Clone)]
+pub struct Targets {
+    /// The Deployment cache.
+    pub deployments: Store<Deployment>,
+    /// The DaemonSet cache.
+    pub daemonsets: Store<DaemonSet>,
+}
+
+impl Targets {
+    /// Whether `canary`'s target, as cached, references `config` in its pod template. A target
+    /// not cached yet counts as referencing it (one reconcile too many is cheap; a missed change
+    /// is not); a Service target has no pod template and references no config.
+    fn references(&self, canary: &Canary, ns: Option<&str>, config: &ConfigRef) -> bool {
+        let target = &canary.spec.target_ref;
+        let key = |name: &str| ObjectRef::new(name).within(ns.unwrap_or_default());
+        let pod = match target.kind {
+            TargetKind::Deployment => self
+                .deployments
+                .get(&key(&target.name))
+                .map(|d| d.spec.as_ref().and_then(|s| s.template.spec.clone())),
+            TargetKind::DaemonSet => self
+                .daemonsets
+                .get(&key(&target.name))
+                .map(|d| d.spec.as_ref().and_then(|s| s.template.spec.clone())),
+            TargetKind::Service => return false,
+        };
+        match pod {
+            None => true,
+            Some(pod) => pod.is_some_and(|p| referenced_configs(&p).contains(config)),
+        }
+    }
+}
+
+/// The Canaries of a namespace that track `config`: those that recorded it in
+/// `status.trackedConfigs`, and those that have not recorded their tracked configs yet whose
+/// target references it. Not every Canary without a record: while N Canaries initialise, each
+/// writes `-primary` copies of its configs, and waking all N on each of those events made
+/// initialisation O(N²) in reconciles.
+pub fn tracking(
+    store: &Store<Canary>,
+    targets: &Targets,
+    ns: Option<&str>,
+    config: &ConfigRef,
+) -> Vec<ObjectRef<Canary>> {
+    let key = config.key();
     store
         .state()
         .into_iter()
         .filter(|c| {
             c.metadata.namespace.as_deref() == ns
-                && c.status
-                    .as_ref()
-                    .and_then(|s| s.tracked_configs.as_ref())
-                    .is_none_or(|t| t.contains_key(key))
+                && match c.status.as_ref().and_then(|s| s.tracked_configs.as_ref()) {
+                    Some(tracked) => tracked.contains_key(&key),
+                    None => targets.references(c, ns, config),
+                }
         })
         .map(|c| ObjectRef::from_obj(c.as_ref()))
         .collect()
@@ -89,6 +133,67 @@ mod tests {
                 "analysis": {"interval": "10s", "threshold": 2}}
         }))
         .unwrap()
+    }
+
+    fn cache<K>(objects: Vec<K>) -> Store<K>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + 'static,
+    {
+        let (store, mut writer) = kube::runtime::reflector::store::<K>();
+        for o in objects {
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(o));
+        }
+        store
+    }
+
+    fn deployment(name: &str, config: &str) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "test"},
+            "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "app",
+                "envFrom": [{"configMapRef": {"name": config}}]}]}}}
+        }))
+        .unwrap()
+    }
+
+    fn woken(canaries: Vec<Canary>, deployments: Vec<Deployment>, config: &str) -> Vec<String> {
+        let targets = Targets {
+            deployments: cache(deployments),
+            daemonsets: cache(Vec::<DaemonSet>::new()),
+        };
+        let config = ConfigRef::ConfigMap(config.into());
+        let mut names: Vec<String> = tracking(&cache(canaries), &targets, Some("test"), &config)
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn canary_named(name: &str) -> Canary {
+        let mut c = canary();
+        c.metadata.name = Some(name.into());
+        c.spec.target_ref.name = name.into();
+        c
+    }
+
+    #[test]
+    fn a_config_wakes_the_canaries_whose_target_uses_it_not_the_whole_namespace() {
+        let canaries = vec![canary_named("a"), canary_named("b"), canary_named("c")];
+        let deployments = vec![deployment("a", "a-config"), deployment("b", "b-config")];
+        assert_eq!(woken(canaries.clone(), deployments.clone(), "a-config"), ["a"]);
+        // Our own `-primary` copy concerns no target; `c`'s target is not cached yet, so any
+        // config may be one it uses.
+        assert_eq!(woken(canaries.clone(), deployments.clone(), "a-config-primary"), ["c"]);
+        let mut recorded = canary_named("b");
+        recorded.status = Some(Default::default());
+        let status = recorded.status.as_mut().unwrap();
+        status.tracked_configs = Some([("configmap/shared".to_string(), "x".to_string())].into());
+        // Once recorded, the record decides (not the target's template).
+        assert_eq!(woken(vec![recorded.clone()], deployments.clone(), "shared"), ["b"]);
+        assert!(woken(vec![recorded], deployments, "b-config").is_empty());
+        let mut service = canary_named("s");
+        service.spec.target_ref.kind = TargetKind::Service;
+        assert!(woken(vec![service], Vec::new(), "s-config").is_empty());
     }
 
     #[test]
