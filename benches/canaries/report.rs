@@ -2,16 +2,21 @@
 
 use std::time::Duration;
 
+use kube::ResourceExt;
 use serin::api::{Canary, CanaryPhase};
 
 use crate::cluster::Size;
 use crate::scrape::{Counts, Scrape};
 
 /// How late each analysis step started after its due time, from the decision records: the gap
-/// between two consecutive Progressing ticks minus the interval. Seconds, sorted.
+/// between two consecutive Progressing ticks minus the time between them the schedule asks for
+/// (one interval; less for the start tick). Seconds, sorted.
 pub fn lateness(canaries: &[Canary], interval: Duration) -> Vec<f64> {
     let mut out = Vec::new();
     for c in canaries {
+        // The start tick comes early by the Canary's own offset (`analysis::step_interval`).
+        let (ns, name) = (c.namespace().unwrap_or_default(), c.name_any());
+        let first = interval - serin::analysis::start_offset(&ns, &name, interval);
         let decisions = c
             .status
             .as_ref()
@@ -22,7 +27,11 @@ pub fn lateness(canaries: &[Canary], interval: Duration) -> Vec<f64> {
                 && pair[1].phase == CanaryPhase::Progressing
             {
                 let gap = (pair[1].time - pair[0].time).num_milliseconds() as f64 / 1000.0;
-                out.push((gap - interval.as_secs_f64()).max(0.0));
+                let due = match pair[0].action.starts_with("start rollout") {
+                    true => first,
+                    false => interval,
+                };
+                out.push((gap - due.as_secs_f64()).max(0.0));
             }
         }
     }

@@ -41,7 +41,9 @@ pub use judge::{CANARY_SIDE, OtherSide, Samples, other_side};
 pub use needs::{Needs, may_start_rollout, needs};
 pub use operator::{ACTION_ANNOTATION, Action};
 pub use revision::{RevisionChange, classify, revision};
-pub use schedule::{Plan, Strategy, expected_routes, until_due, weight_steps};
+pub use schedule::{
+    Plan, Strategy, expected_routes, start_offset, step_interval, until_due, weight_steps,
+};
 
 use std::time::Duration;
 

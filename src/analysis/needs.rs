@@ -10,7 +10,7 @@
 use super::checks::{Checked, TickVerdict, any_hook_succeeded, check_hooks, check_metrics};
 use super::input::{Input, hooks_of};
 use super::revision::{RevisionChange, classify, revision};
-use super::schedule::{Plan, Strategy, until_due};
+use super::schedule::{Plan, Strategy, until_step};
 use crate::api::{CanaryPhase, HookType};
 
 /// What the adapters must gather next for this reconcile.
@@ -59,7 +59,7 @@ pub(crate) fn tick_kind(input: &Input, plan: &Plan) -> TickKind {
         return TickKind::Idle;
     }
     let status = input.status;
-    let due = until_due(status, plan.interval, input.now).is_zero();
+    let due = until_step(input, plan).is_zero();
     let change = classify(&revision(target), status);
     match status.phase {
         CanaryPhase::Initialized | CanaryPhase::Succeeded | CanaryPhase::Failed

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::decision::{EventType, Tick};
 use super::input::Input;
 use super::phase_promote::rollback;
-use super::schedule::{Plan, until_due};
+use super::schedule::{Plan, step_interval, until_due};
 use crate::api::CanaryPhase;
 
 /// The annotation an operator sets.
@@ -124,7 +124,8 @@ pub(crate) fn operate(input: &Input, plan: &Plan, t: &mut Tick) -> bool {
     }
     // The tick that handles an action takes no step: the next one is due at its usual time.
     if t.status.paused_at.is_none() {
-        t.requeue(until_due(&t.status, plan.interval, t.now).max(Duration::from_millis(1)));
+        let interval = step_interval(&t.status, plan, input.namespace, input.name);
+        t.requeue(until_due(&t.status, interval, t.now).max(Duration::from_millis(1)));
     }
     true
 }

@@ -10,7 +10,7 @@ use super::needs::{TickKind, routes_in_place, tick_checks, tick_kind};
 use super::phase_promote::{promote, rollback};
 use super::phase_rollout::{back_to_promoted, restart};
 use super::revision::{RevisionChange, classify, revision};
-use super::schedule::{Plan, Strategy, until_due};
+use super::schedule::{Plan, Strategy, until_step};
 use crate::api::{AlertSeverity, CanaryPhase, HookType};
 
 pub(crate) fn progressing(input: &Input, plan: &Plan, t: &mut Tick) {
@@ -33,7 +33,7 @@ pub(crate) fn progressing(input: &Input, plan: &Plan, t: &mut Tick) {
     if !routes_in_place(input, plan) {
         // A step whose routes are not in place (a refused or half-applied write, a hand edit) is
         // not analysed: convergence puts them right first, and the step's interval starts again.
-        if until_due(input.status, plan.interval, input.now).is_zero() {
+        if until_step(input, plan).is_zero() {
             t.step_taken();
         }
         t.requeue(READINESS_POLL.min(plan.interval));
@@ -43,7 +43,7 @@ pub(crate) fn progressing(input: &Input, plan: &Plan, t: &mut Tick) {
         TickKind::Start => start_tick(input, plan, t),
         TickKind::Analysis { .. } => analysis_tick(input, plan, t),
         _ => t.requeue(
-            until_due(input.status, plan.interval, input.now)
+            until_step(input, plan)
                 .max(std::time::Duration::from_millis(1)),
         ),
     }

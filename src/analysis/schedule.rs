@@ -153,6 +153,47 @@ pub fn weight_steps(a: &CanaryAnalysis) -> Vec<i32> {
     out
 }
 
+/// The largest share of an interval by which a Canary's start tick comes early (see
+/// [`step_interval`]): the start tick comes between a quarter of an interval and one interval
+/// after the scale-up, so the canary always has some time to report real readiness.
+const START_SPREAD_PER_MILLE: u64 = 750;
+
+/// The time the next step counts from `lastStepTime`: one interval, except for the start tick
+/// of an analysis (Progressing, not started), which comes up to three quarters of an interval
+/// early by a share fixed per Canary (a hash of its namespace and name). A step falls due one
+/// interval after the last, so canaries whose targets changed together — a GitOps sync of many
+/// apps — would take every step of their rollouts at the same instant, and a controller takes a
+/// burst of N due steps one after another, the last of them late. Flagger's per-Canary tickers
+/// drift apart by construction; this spreads the rollouts deterministically (a restarted
+/// controller computes the same share), and never makes a rollout slower.
+pub fn step_interval(status: &CanaryStatus, plan: &Plan, namespace: &str, name: &str) -> Duration {
+    if status.phase != CanaryPhase::Progressing || status.analysis_started {
+        return plan.interval;
+    }
+    plan.interval - start_offset(namespace, name, plan.interval)
+}
+
+/// How much earlier than one interval after the scale-up this Canary's start tick comes: a
+/// fixed share, from 0 to 3/4, of the interval (see [`step_interval`]).
+pub fn start_offset(namespace: &str, name: &str, interval: Duration) -> Duration {
+    // FNV-1a: stable across Rust versions and processes, unlike `DefaultHasher`.
+    let hash = namespace
+        .bytes()
+        .chain([b'/'])
+        .chain(name.bytes())
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    let per_mille = hash % (START_SPREAD_PER_MILLE + 1);
+    interval.mul_f64(per_mille as f64 / 1000.0)
+}
+
+/// Time left until this Canary's next step is due ([`step_interval`] after the last).
+pub(crate) fn until_step(input: &super::Input, plan: &Plan) -> Duration {
+    let interval = step_interval(input.status, plan, input.namespace, input.name);
+    until_due(input.status, interval, input.now)
+}
+
 /// Time left until the next step is due; zero when it is due now (or no step was ever taken).
 pub fn until_due(status: &CanaryStatus, interval: Duration, now: DateTime<Utc>) -> Duration {
     let Some(last) = status.last_step_time else {

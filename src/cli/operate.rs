@@ -9,11 +9,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use futures::StreamExt;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
-use crate::analysis::{ACTION_ANNOTATION, Action, Plan, until_due};
+use crate::analysis::{ACTION_ANNOTATION, Action, Plan, step_interval, until_due};
 use crate::api::{Canary, CanaryPhase};
 use crate::manifest::one_line;
 
@@ -115,11 +116,9 @@ pub(crate) fn next_step(c: &Canary, now: DateTime<Utc>) -> String {
     ) {
         return "-".into();
     }
-    let due = until_due(
-        &s,
-        Plan::new(&c.spec, c.spec.provider.as_deref().unwrap_or("kubernetes")).interval,
-        now,
-    );
+    let plan = Plan::new(&c.spec, c.spec.provider.as_deref().unwrap_or("kubernetes"));
+    let interval = step_interval(&s, &plan, &c.namespace().unwrap_or_default(), &c.name_any());
+    let due = until_due(&s, interval, now);
     let due = chrono::Duration::from_std(due).unwrap_or_default();
     if due.is_zero() {
         "now".into()

@@ -10,6 +10,7 @@ mod lifecycle;
 mod operator;
 mod props;
 mod purity;
+mod spread;
 mod stats;
 mod strategies;
 mod watch;
