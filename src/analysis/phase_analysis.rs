@@ -42,10 +42,7 @@ pub(crate) fn progressing(input: &Input, plan: &Plan, t: &mut Tick) {
     match tick_kind(input, plan) {
         TickKind::Start => start_tick(input, plan, t),
         TickKind::Analysis { .. } => analysis_tick(input, plan, t),
-        _ => t.requeue(
-            until_step(input, plan)
-                .max(std::time::Duration::from_millis(1)),
-        ),
+        _ => t.requeue(until_step(input, plan).max(std::time::Duration::from_millis(1))),
     }
 }
 

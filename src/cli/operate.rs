@@ -344,7 +344,7 @@ mod tests {
             "metadata": {"name": "podinfo", "namespace": "test"},
             "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
                 "service": {"port": 9898}, "analysis": {"interval": "1m", "threshold": 2, "stepWeight": 10, "maxWeight": 50}},
-            "status": {"phase": "Progressing", "canaryWeight": 20, "failedChecks": 1,
+            "status": {"phase": "Progressing", "canaryWeight": 20, "failedChecks": 1, "analysisStarted": true,
                 "lastTransitionTime": "2026-11-27T11:55:00Z", "lastStepTime": "2026-11-27T11:59:40Z",
                 "decisions": [{"time": "2026-11-27T11:59:40Z", "phase": "Progressing", "weight": 20,
                     "action": "advance weight 10 -> 20",

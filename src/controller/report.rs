@@ -127,9 +127,16 @@ pub fn step_lateness(
         return;
     };
     let plan = crate::analysis::Plan::new(&canary.spec, provider);
-    let (ns, name) = (canary.metadata.namespace.as_deref(), canary.metadata.name.as_deref());
-    let interval =
-        crate::analysis::step_interval(before, &plan, ns.unwrap_or_default(), name.unwrap_or_default());
+    let (ns, name) = (
+        canary.metadata.namespace.as_deref(),
+        canary.metadata.name.as_deref(),
+    );
+    let interval = crate::analysis::step_interval(
+        before,
+        &plan,
+        ns.unwrap_or_default(),
+        name.unwrap_or_default(),
+    );
     let due = last + chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::MAX);
     let (total, parts) = split(due, before.not_ready_since, timing);
     let t = &ctx.settings.telemetry;

@@ -74,15 +74,15 @@ impl Targets {
     /// is not); a Service target has no pod template and references no config.
     fn references(&self, canary: &Canary, ns: Option<&str>, config: &ConfigRef) -> bool {
         let target = &canary.spec.target_ref;
-        let key = |name: &str| ObjectRef::new(name).within(ns.unwrap_or_default());
+        let (name, ns) = (target.name.as_str(), ns.unwrap_or_default());
         let pod = match target.kind {
             TargetKind::Deployment => self
                 .deployments
-                .get(&key(&target.name))
+                .get(&ObjectRef::new(name).within(ns))
                 .map(|d| d.spec.as_ref().and_then(|s| s.template.spec.clone())),
             TargetKind::DaemonSet => self
                 .daemonsets
-                .get(&key(&target.name))
+                .get(&ObjectRef::new(name).within(ns))
                 .map(|d| d.spec.as_ref().and_then(|s| s.template.spec.clone())),
             TargetKind::Service => return false,
         };
@@ -180,16 +180,25 @@ mod tests {
     fn a_config_wakes_the_canaries_whose_target_uses_it_not_the_whole_namespace() {
         let canaries = vec![canary_named("a"), canary_named("b"), canary_named("c")];
         let deployments = vec![deployment("a", "a-config"), deployment("b", "b-config")];
-        assert_eq!(woken(canaries.clone(), deployments.clone(), "a-config"), ["a"]);
-        // Our own `-primary` copy concerns no target; `c`'s target is not cached yet, so any
-        // config may be one it uses.
-        assert_eq!(woken(canaries.clone(), deployments.clone(), "a-config-primary"), ["c"]);
+        // `c`'s target is not cached yet, so any config may be one it uses.
+        assert_eq!(
+            woken(canaries.clone(), deployments.clone(), "a-config"),
+            ["a", "c"]
+        );
+        // Our own `-primary` copy concerns no cached target.
+        assert_eq!(
+            woken(canaries.clone(), deployments.clone(), "a-config-primary"),
+            ["c"]
+        );
         let mut recorded = canary_named("b");
         recorded.status = Some(Default::default());
         let status = recorded.status.as_mut().unwrap();
         status.tracked_configs = Some([("configmap/shared".to_string(), "x".to_string())].into());
         // Once recorded, the record decides (not the target's template).
-        assert_eq!(woken(vec![recorded.clone()], deployments.clone(), "shared"), ["b"]);
+        assert_eq!(
+            woken(vec![recorded.clone()], deployments.clone(), "shared"),
+            ["b"]
+        );
         assert!(woken(vec![recorded], deployments, "b-config").is_empty());
         let mut service = canary_named("s");
         service.spec.target_ref.kind = TargetKind::Service;
