@@ -84,6 +84,9 @@ impl Default for SimOptions {
     }
 }
 
+/// Controller periods between two garbage collection passes (see `run_controllers`).
+const GC_EVERY: u32 = 6;
+
 /// A running embedded cluster. Dropping it stops the server and the controllers.
 pub struct Cluster {
     state: Arc<Mutex<SimState>>,
@@ -259,6 +262,7 @@ async fn run_controllers(
     };
     kubelet.resync();
     let mut gc_due = true;
+    let mut gc_last: Option<tokio::time::Instant> = None;
     let mut busy = true;
     let mut first = None;
     loop {
@@ -305,11 +309,21 @@ async fn run_controllers(
             kubelet.note(&st, change);
             gc_due |= gc::needed_after(change);
         }
-        let gc = std::mem::take(&mut gc_due) && gc::collect(&mut st);
+        // A collection pass looks at every object under the lock the API server needs too: at
+        // most one per GC_EVERY periods (kube-controller-manager's collector is asynchronous as
+        // well), else a rollout of a thousand apps — each step creating or deleting owned
+        // objects — spent half the server's time in it.
+        let now = tokio::time::Instant::now();
+        let gc_may = gc_last.is_none_or(|t| now >= t + opts.controller_period * GC_EVERY);
+        let gc = gc_due && gc_may && {
+            gc_due = false;
+            gc_last = Some(now);
+            gc::collect(&mut st)
+        };
         let k = kubelet.tick(&mut st, &opts.kubelet);
         let k = daemonsets.tick(&mut st, &opts.kubelet) || k;
         drop(st);
         gc_due |= gc;
-        busy = gc || k || !changes.is_empty();
+        busy = gc || gc_due || k || !changes.is_empty();
     }
 }
