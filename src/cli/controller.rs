@@ -64,8 +64,9 @@ pub struct ControllerArgs {
     /// Seconds a leader that stopped renewing keeps the Lease.
     #[arg(long, default_value_t = 15)]
     pub lease_duration: u64,
-    /// Canaries reconciled at once (0: no limit). Bounded by default: a thousand reconciles at
-    /// once open as many connections to the API server and hold their responses in memory.
+    /// Canaries reconciled at once (0: no limit), taken in the order they fell due. Bounded by
+    /// default: a thousand reconciles at once open as many connections to the API server and
+    /// hold their responses in memory.
     #[arg(long, env = "SERIN_CONCURRENCY", default_value_t = 32)]
     pub concurrency: u16,
     /// Serve /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:8080 in a cluster).

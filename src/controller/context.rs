@@ -200,11 +200,14 @@ pub struct Context {
     pub slots: super::slots::Slots,
     /// Resume order after the start: Canaries in flight first.
     pub resume: super::resume::Resume,
+    /// Reconciles at once (`--concurrency`), granted first come, first served; None: no limit.
+    pub permits: Option<tokio::sync::Semaphore>,
 }
 
 impl Context {
     /// A context for this client.
     pub fn new(client: kube::Client, settings: Settings) -> Context {
+        let settings_concurrency = settings.concurrency;
         Context {
             recorder: Recorder::new(client.clone(), "serin", settings.instance.clone()),
             client,
@@ -217,6 +220,8 @@ impl Context {
             scope: None,
             slots: Default::default(),
             resume: Default::default(),
+            permits: (settings_concurrency > 0)
+                .then(|| tokio::sync::Semaphore::new(settings_concurrency.into())),
         }
     }
 

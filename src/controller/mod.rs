@@ -357,9 +357,9 @@ async fn run_with(
     };
     let ctx = Arc::new(context);
     let canary_stream = canary_watch(canaries, store.clone(), canary_writer, ctx.clone());
-    let concurrency = ctx.settings.concurrency;
+    // No cap in kube-runtime: `Context::permits` bounds the reconciles at once, in order.
     Controller::for_stream(canary_stream, store.clone())
-        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .with_config(kube::runtime::controller::Config::default().concurrency(0))
         .watches_stream(deploy_stream, move |d: Deployment| {
             targeting(&by_deployment, &d.metadata, TargetKind::Deployment)
         })

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 
 use super::Context;
@@ -57,14 +58,34 @@ fn in_shard(ctx: &Context, canary: &Canary) -> bool {
 
 /// Reconciles one Canary, clocking its time in API calls (for the step lateness breakdown).
 pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action> {
-    super::client::with_api_clock(reconcile_clocked(canary, ctx)).await
-}
-
-async fn reconcile_clocked(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action> {
     if ctx.resume.hold(&canary) {
         // Settled, while Canaries in flight still wait for their first reconcile after the start.
         return Ok(Action::requeue(super::resume::RETRY));
     }
+    // `--concurrency` is enforced here, not by kube-runtime: its cap holds due Canaries in a set
+    // it takes from in no particular order, so under a burst some waited tens of seconds while
+    // later ones went first. tokio's semaphore grants in arrival order (closed: never).
+    let _permit = match &ctx.permits {
+        Some(permits) => permits.acquire().await.ok(),
+        None => None,
+    };
+    // The Canary as it is now, not as it was when it fell due.
+    let canary = ctx
+        .caches
+        .canaries
+        .as_ref()
+        .and_then(|store| store.get(&ObjectRef::from_obj(canary.as_ref())))
+        .unwrap_or(canary);
+    // Boxed once it may run: a waiting reconcile stays a few words (the whole reconcile's
+    // state is kilobytes, and a burst of a thousand due Canaries waits here together).
+    Box::pin(super::client::with_api_clock(reconcile_clocked(
+        canary,
+        ctx.clone(),
+    )))
+    .await
+}
+
+async fn reconcile_clocked(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action> {
     ctx.resume.started(&canary);
     let started = std::time::Instant::now();
     let ns = canary.namespace_or_default();
