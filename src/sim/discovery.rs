@@ -203,7 +203,7 @@ pub fn openapi_gv(types: &[ResourceType], gv: &str) -> Option<Value> {
         .filter(|t| t.group == group && t.version == version)
     {
         if let Some(s) = &t.schema {
-            let mut s = s.clone();
+            let mut s = Value::clone(s);
             s["x-kubernetes-group-version-kind"] =
                 json!([{"group": group, "version": version, "kind": t.kind}]);
             let reversed: Vec<&str> = group.split('.').rev().collect();

@@ -52,7 +52,7 @@ impl<'a> Shape<'a> {
     }
 
     fn schema_at(&self, fields: &[&str]) -> Option<&'a Value> {
-        let mut node = self.rt.schema.as_ref()?;
+        let mut node: &Value = self.rt.schema.as_deref()?;
         for f in fields {
             node = if *f == "[]" {
                 node.get("items")?

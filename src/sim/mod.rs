@@ -262,7 +262,7 @@ async fn run_controllers(
     };
     kubelet.resync();
     let mut gc_due = true;
-    let mut gc_last: Option<tokio::time::Instant> = None;
+    let mut gc_next = tokio::time::Instant::now();
     let mut busy = true;
     let mut first = None;
     loop {
@@ -310,15 +310,18 @@ async fn run_controllers(
             gc_due |= gc::needed_after(change);
         }
         // A collection pass looks at every object under the lock the API server needs too: at
-        // most one per GC_EVERY periods (kube-controller-manager's collector is asynchronous as
-        // well), else a rollout of a thousand apps — each step creating or deleting owned
-        // objects — spent half the server's time in it.
+        // most one per GC_EVERY periods, and never more than a tenth of the time
+        // (kube-controller-manager's collector is asynchronous as well, and lags under load);
+        // else a rollout of a thousand apps — each step creating or deleting owned objects —
+        // spent half the server's time in it.
         let now = tokio::time::Instant::now();
-        let gc_may = gc_last.is_none_or(|t| now >= t + opts.controller_period * GC_EVERY);
+        let gc_may = now >= gc_next;
         let gc = gc_due && gc_may && {
             gc_due = false;
-            gc_last = Some(now);
-            gc::collect(&mut st)
+            let changed = gc::collect(&mut st);
+            let took = tokio::time::Instant::now() - now;
+            gc_next = now + (opts.controller_period * GC_EVERY).max(took * 10);
+            changed
         };
         let k = kubelet.tick(&mut st, &opts.kubelet);
         let k = daemonsets.tick(&mut st, &opts.kubelet) || k;

@@ -58,8 +58,9 @@ pub struct ResourceType {
     pub scale: bool,
     /// Special handling, or `Custom` for CRD-defined kinds.
     pub builtin: Option<Builtin>,
-    /// The openAPIV3Schema of a custom kind.
-    pub schema: Option<Value>,
+    /// The openAPIV3Schema of a custom kind; shared, because a type is looked up (and cloned)
+    /// on every request, and a schema like HTTPRoute's is hundreds of kilobytes.
+    pub schema: Option<std::sync::Arc<Value>>,
     /// The metadata.generation rule: false for kinds without generation (Leases, HPAs, core kinds).
     pub has_generation: bool,
 }
@@ -203,7 +204,10 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
             status: v["subresources"]["status"].is_object(),
             scale: v["subresources"]["scale"].is_object(),
             builtin: None,
-            schema: v["schema"].get("openAPIV3Schema").cloned(),
+            schema: v["schema"]
+                .get("openAPIV3Schema")
+                .cloned()
+                .map(std::sync::Arc::new),
             has_generation: true,
         })
         .collect()
