@@ -20,6 +20,8 @@ pub struct Size {
     pub canaries: usize,
     pub interval: Duration,
     pub steady: Duration,
+    /// Whether the `--max-concurrent-canaries` part runs.
+    pub cap: bool,
 }
 
 impl Size {
@@ -28,6 +30,7 @@ impl Size {
             canaries,
             interval: Duration::from_secs(10),
             steady: Duration::from_secs(60),
+            cap: true,
         }
     }
 
@@ -36,6 +39,7 @@ impl Size {
             canaries: 10,
             interval: Duration::from_secs(2),
             steady: Duration::from_secs(5),
+            cap: true,
         }
     }
 }
@@ -363,8 +367,15 @@ impl Bench {
         let t = Instant::now();
         self.controllers.start()?;
         loop {
-            if self.controllers.scrape().await.reconciles >= self.canaries as f64 {
-                return Ok(t.elapsed());
+            let seen = self.controllers.scrape().await;
+            if seen.reconciles >= self.canaries as f64 {
+                let took = t.elapsed();
+                // What the restarted controller asked of the API server until then.
+                println!(
+                    "restart: API requests until every canary reconciled: {:?}",
+                    seen.api.0
+                );
+                return Ok(took);
             }
             if t.elapsed() > Duration::from_secs(300) {
                 return Err(
