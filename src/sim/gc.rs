@@ -41,6 +41,66 @@ pub fn needed_after(change: &Change) -> bool {
         || owners(&change.object) != change.old.as_deref().and_then(owners)
 }
 
+/// When the collector runs. A pass looks at every object under the lock the API server needs
+/// too: it runs when something may have given it work, at most once per `gap` and never more
+/// than a tenth of the time (kube-controller-manager's collector is asynchronous as well, and
+/// lags under load). Run on every change, a rollout of a thousand apps — each step creating or
+/// deleting owned objects — spent half the server's time in it.
+pub struct Pacer {
+    due: bool,
+    next: tokio::time::Instant,
+    gap: std::time::Duration,
+}
+
+impl Pacer {
+    /// A pacer with a pass due now.
+    pub fn new(gap: std::time::Duration) -> Pacer {
+        Pacer {
+            due: true,
+            next: tokio::time::Instant::now(),
+            gap,
+        }
+    }
+
+    /// Asks for a pass (a resync: everything may have changed).
+    pub fn ask(&mut self) {
+        self.due = true;
+    }
+
+    /// Asks for a pass if `change` can give the collector work.
+    pub fn note(&mut self, change: &Change) {
+        self.due |= needed_after(change);
+    }
+
+    /// Whether a pass is still wanted.
+    pub fn pending(&self) -> bool {
+        self.due
+    }
+
+    /// Whether a pass may run at `now`.
+    fn may_run(&self, now: tokio::time::Instant) -> bool {
+        self.due && now >= self.next
+    }
+
+    /// Records a pass that started at `now` and took `took`; one that changed something asks
+    /// for another (a deletion may leave further dependents without owners).
+    fn ran(&mut self, now: tokio::time::Instant, took: std::time::Duration, changed: bool) {
+        self.next = now + self.gap.max(took * 10);
+        self.due = changed;
+    }
+
+    /// Runs a pass if one is wanted and allowed now; whether it changed anything.
+    pub fn run(&mut self, st: &mut SimState) -> bool {
+        let now = tokio::time::Instant::now();
+        if !self.may_run(now) {
+            return false;
+        }
+        let changed = collect(st);
+        self.ran(now, tokio::time::Instant::now() - now, changed);
+        changed
+    }
+}
+
 /// What one pass decided to do to one object.
 enum Action {
     /// Delete (background), e.g. its namespace or every owner is gone.
@@ -223,4 +283,32 @@ fn deleted_crds(st: &SimState) -> Vec<(Key, String, String)> {
             (key, group.to_string(), plural.to_string())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod pacer_tests {
+    use super::Pacer;
+    use std::time::Duration;
+
+    #[test]
+    fn passes_are_spaced_by_the_gap_or_ten_times_their_length() {
+        let ms = Duration::from_millis;
+        let mut p = Pacer::new(ms(300));
+        let t0 = tokio::time::Instant::now();
+        assert!(p.may_run(t0), "a new pacer runs at once");
+        p.ran(t0, ms(5), false);
+        assert!(
+            !p.pending() && !p.may_run(t0 + ms(400)),
+            "nothing asked for"
+        );
+        p.ask();
+        assert!(!p.may_run(t0 + ms(299)) && p.may_run(t0 + ms(300)));
+        // A long pass pushes the next one out to ten times its length.
+        p.ran(t0 + ms(300), ms(100), true);
+        assert!(
+            p.pending(),
+            "a pass that changed something asks for another"
+        );
+        assert!(!p.may_run(t0 + ms(1299)) && p.may_run(t0 + ms(1300)));
+    }
 }

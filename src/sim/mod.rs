@@ -84,7 +84,7 @@ impl Default for SimOptions {
     }
 }
 
-/// Controller periods between two garbage collection passes (see `run_controllers`).
+/// Controller periods between two garbage collection passes at least (see `gc::Pacer`).
 const GC_EVERY: u32 = 6;
 
 /// A running embedded cluster. Dropping it stops the server and the controllers.
@@ -261,8 +261,7 @@ async fn run_controllers(
         Err(p) => p.into_inner().store.subscribe(),
     };
     kubelet.resync();
-    let mut gc_due = true;
-    let mut gc_next = tokio::time::Instant::now();
+    let mut gc = gc::Pacer::new(opts.controller_period * GC_EVERY);
     let mut busy = true;
     let mut first = None;
     loop {
@@ -273,7 +272,7 @@ async fn run_controllers(
                 return;
             }
             kubelet.resync();
-            gc_due = true;
+            gc.ask();
             busy = true;
         }
         if !busy {
@@ -283,7 +282,7 @@ async fn run_controllers(
                 Ok(Ok(change)) => first = Some(change),
                 Ok(Err(_)) | Err(_) => {
                     kubelet.resync();
-                    gc_due = true;
+                    gc.ask();
                 }
             }
         }
@@ -300,33 +299,19 @@ async fn run_controllers(
                 Ok(change) => changes.push(change),
                 Err(TryRecvError::Lagged(_)) => {
                     kubelet.resync();
-                    gc_due = true;
+                    gc.ask();
                 }
                 Err(TryRecvError::Empty | TryRecvError::Closed) => break,
             }
         }
         for change in &changes {
             kubelet.note(&st, change);
-            gc_due |= gc::needed_after(change);
+            gc.note(change);
         }
-        // A collection pass looks at every object under the lock the API server needs too: at
-        // most one per GC_EVERY periods, and never more than a tenth of the time
-        // (kube-controller-manager's collector is asynchronous as well, and lags under load);
-        // else a rollout of a thousand apps — each step creating or deleting owned objects —
-        // spent half the server's time in it.
-        let now = tokio::time::Instant::now();
-        let gc_may = now >= gc_next;
-        let gc = gc_due && gc_may && {
-            gc_due = false;
-            let changed = gc::collect(&mut st);
-            let took = tokio::time::Instant::now() - now;
-            gc_next = now + (opts.controller_period * GC_EVERY).max(took * 10);
-            changed
-        };
+        let collected = gc.run(&mut st);
         let k = kubelet.tick(&mut st, &opts.kubelet);
         let k = daemonsets.tick(&mut st, &opts.kubelet) || k;
         drop(st);
-        gc_due |= gc;
-        busy = gc || gc_due || k || !changes.is_empty();
+        busy = collected || gc.pending() || k || !changes.is_empty();
     }
 }
