@@ -16,7 +16,7 @@ pub fn lateness(canaries: &[Canary], interval: Duration) -> Vec<f64> {
     for c in canaries {
         // The start tick comes early by the Canary's own offset (`analysis::step_interval`).
         let (ns, name) = (c.namespace().unwrap_or_default(), c.name_any());
-        let first = interval - serin::analysis::start_offset(&ns, &name, interval);
+        let first = serin::analysis::start_interval(&ns, &name, interval);
         let decisions = c
             .status
             .as_ref()

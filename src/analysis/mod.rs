@@ -42,7 +42,8 @@ pub use needs::{Needs, may_start_rollout, needs};
 pub use operator::{ACTION_ANNOTATION, Action};
 pub use revision::{RevisionChange, classify, revision};
 pub use schedule::{
-    Plan, Strategy, expected_routes, start_offset, step_interval, until_due, weight_steps,
+    Plan, Strategy, expected_routes, start_interval, start_offset, step_interval, until_due,
+    weight_steps,
 };
 
 use std::time::Duration;

@@ -170,7 +170,12 @@ pub fn step_interval(status: &CanaryStatus, plan: &Plan, namespace: &str, name: 
     if status.phase != CanaryPhase::Progressing || status.analysis_started {
         return plan.interval;
     }
-    plan.interval - start_offset(namespace, name, plan.interval)
+    start_interval(namespace, name, plan.interval)
+}
+
+/// How long after the scale-up this Canary's start tick is due (see [`step_interval`]).
+pub fn start_interval(namespace: &str, name: &str, interval: Duration) -> Duration {
+    interval - start_offset(namespace, name, interval)
 }
 
 /// How much earlier than one interval after the scale-up this Canary's start tick comes: a

@@ -5,6 +5,7 @@
 use std::hash::{Hash, Hasher};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::PodSpec;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::api::{Canary, TargetKind};
@@ -75,20 +76,19 @@ impl Targets {
     fn references(&self, canary: &Canary, ns: Option<&str>, config: &ConfigRef) -> bool {
         let target = &canary.spec.target_ref;
         let (name, ns) = (target.name.as_str(), ns.unwrap_or_default());
-        let pod = match target.kind {
+        let uses =
+            |pod: Option<&PodSpec>| pod.is_some_and(|p| referenced_configs(p).contains(config));
+        // Read in place: this runs for every such Canary on every config event.
+        match target.kind {
             TargetKind::Deployment => self
                 .deployments
                 .get(&ObjectRef::new(name).within(ns))
-                .map(|d| d.spec.as_ref().and_then(|s| s.template.spec.clone())),
+                .is_none_or(|d| uses(d.spec.as_ref().and_then(|s| s.template.spec.as_ref()))),
             TargetKind::DaemonSet => self
                 .daemonsets
                 .get(&ObjectRef::new(name).within(ns))
-                .map(|d| d.spec.as_ref().and_then(|s| s.template.spec.clone())),
-            TargetKind::Service => return false,
-        };
-        match pod {
-            None => true,
-            Some(pod) => pod.is_some_and(|p| referenced_configs(&p).contains(config)),
+                .is_none_or(|d| uses(d.spec.as_ref().and_then(|s| s.template.spec.as_ref()))),
+            TargetKind::Service => false,
         }
     }
 }
